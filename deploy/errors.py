@@ -1,0 +1,29 @@
+"""One exception family for problems the user can fix, caught once at the command line."""
+
+from __future__ import annotations
+
+
+class EdgeloopError(Exception):
+    """Bad input or environment: printed as one line (plus a hint), exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class CheckFailed(EdgeloopError):
+    """A check ran and failed (accuracy, regression, device run): exit code 1."""
+
+    exit_code = 1
+
+
+class DeviceError(EdgeloopError):
+    """The device or adb server misbehaved (vanished, timed out, refused)."""
+
+    exit_code = 3

@@ -1,0 +1,143 @@
+"""SNPE `input_list.txt`: one inference per line, `name:=path` items or a bare path (SPEC §2).
+
+On the host, relative paths are resolved against the list file's folder; on a device, against
+the working folder of net-run (the bundle root), which is how bundles lay them out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from deploy.container import TensorInfo
+from deploy.errors import EdgeloopError
+from deploy.fsutil import atomic_write_text
+
+
+@dataclass
+class InputList:
+    entries: list[dict[str, str]]  # one dict per inference: input name (or "" for a bare path) -> path
+    output_layers: list[str] = field(default_factory=list)  # from a leading "#" line
+    output_tensors: list[str] = field(default_factory=list)  # from a leading "%" line
+    base: Path = Path(".")
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self.base / p
+
+
+def parse_input_list_text(text: str, source: str = "<input list>", base: Path = Path(".")) -> InputList:
+    result = InputList(entries=[], base=base)
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if not result.entries and line[0] in "#%":
+            names = line[1:].split()
+            (result.output_layers if line[0] == "#" else result.output_tensors).extend(names)
+            continue
+        entry: dict[str, str] = {}
+        for item in line.split():
+            name, sep, path = item.partition(":=")
+            if not sep:
+                name, path = "", item
+            if name in entry:
+                raise EdgeloopError(f"{source}:{lineno}: input '{name}' given twice on one line")
+            if not path:
+                raise EdgeloopError(f"{source}:{lineno}: empty path for input '{name}'")
+            entry[name] = path
+        if "" in entry and len(entry) > 1:
+            raise EdgeloopError(f"{source}:{lineno}: mix of bare paths and name:=path items",
+                                "use name:=path for every input of a multi-input model")
+        result.entries.append(entry)
+    if not result.entries:
+        raise EdgeloopError(f"{source}: the input list has no inference lines")
+    return result
+
+
+def read_input_list(path: str | os.PathLike[str]) -> InputList:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise EdgeloopError(f"{path}: cannot read input list ({exc.strerror})") from None
+    return parse_input_list_text(text, str(path), path.parent)
+
+
+def bind_entry(entry: dict[str, str], inputs: list[TensorInfo], where: str) -> dict[str, str]:
+    """Map one line's items to the model's input names, with a precise error when they do not fit."""
+    if "" in entry:
+        if len(inputs) != 1:
+            raise EdgeloopError(f"{where}: a bare path needs a single-input model; this one has "
+                                f"{len(inputs)} inputs ({', '.join(t.name for t in inputs)})",
+                                "write name:=path for each input")
+        return {inputs[0].name: entry[""]}
+    names = {t.name for t in inputs}
+    unknown = [n for n in entry if n not in names]
+    if unknown:
+        raise EdgeloopError(f"{where}: unknown input tensor '{unknown[0]}'",
+                            f"the model's inputs are: {', '.join(sorted(names))}")
+    missing = [t.name for t in inputs if t.name not in entry]
+    if missing:
+        raise EdgeloopError(f"{where}: no file for input '{missing[0]}'")
+    return entry
+
+
+def load_raw(path: Path, tensor: TensorInfo) -> np.ndarray:
+    """Read one raw file (little-endian, C order, no header) and check its size first."""
+    try:
+        actual = path.stat().st_size
+    except OSError:
+        raise EdgeloopError(f"{path}: input file not found", "check the paths in the input list") from None
+    if actual != tensor.nbytes:
+        raise EdgeloopError(
+            f"{path}: wrong size for input '{tensor.name}': expected {tensor.nbytes} bytes "
+            f"({tensor.dtype} {list(tensor.shape)}), got {actual}")
+    dtype = np.dtype(tensor.dtype).newbyteorder("<")
+    return np.fromfile(path, dtype=dtype).reshape(tensor.shape).astype(tensor.dtype, copy=False)
+
+
+def iter_feeds(input_list: InputList, inputs: list[TensorInfo], source: str = "<input list>"):
+    """Yield one feed dict (name -> array) per inference, loading lazily to bound memory."""
+    by_name = {t.name: t for t in inputs}
+    for i, entry in enumerate(input_list.entries, 1):
+        bound = bind_entry(entry, inputs, f"{source} line {i}")
+        yield {name: load_raw(input_list.resolve(path), by_name[name]) for name, path in bound.items()}
+
+
+def validate_input_list(input_list: InputList, inputs: list[TensorInfo], source: str = "<input list>") -> None:
+    """Check names and sizes of every file without reading them."""
+    by_name = {t.name: t for t in inputs}
+    for i, entry in enumerate(input_list.entries, 1):
+        for name, path in bind_entry(entry, inputs, f"{source} line {i}").items():
+            resolved = input_list.resolve(path)
+            if not resolved.is_file():
+                raise EdgeloopError(f"{source} line {i}: {resolved}: input file not found")
+            actual = resolved.stat().st_size
+            expected = by_name[name].nbytes
+            if actual != expected:
+                raise EdgeloopError(f"{resolved}: wrong size for input '{name}': expected {expected} bytes, "
+                                    f"got {actual}")
+
+
+def format_input_list(entries: list[dict[str, str]], output_tensors: list[str] | None = None) -> str:
+    lines = [f"%{' '.join(output_tensors)}"] if output_tensors else []
+    for entry in entries:
+        lines.append(" ".join(path if not name else f"{name}:={path}" for name, path in entry.items()))
+    return "\n".join(lines) + "\n"
+
+
+def write_input_list(path: str | os.PathLike[str], entries: list[dict[str, str]],
+                     output_tensors: list[str] | None = None) -> None:
+    atomic_write_text(path, format_input_list(entries, output_tensors))
+
+
+def result_path(output_dir: PurePosixPath, index: int, tensor_name: str) -> PurePosixPath:
+    """Where net-run writes an output: Result_<i>/<tensor>.raw, '/' in a name makes sub-folders."""
+    parts = [p for p in tensor_name.split("/") if p not in ("", ".", "..")]
+    if not parts:
+        raise EdgeloopError(f"output tensor name '{tensor_name}' cannot be a file name")
+    return output_dir.joinpath(f"Result_{index}", *parts[:-1], parts[-1] + ".raw")

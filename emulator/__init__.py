@@ -1,0 +1,1 @@
+"""The emulated Android device: an adb *device* (adbd) in Python, on loopback only."""

@@ -1,0 +1,38 @@
+"""The command-line boundary: user-facing errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from rich.console import Console
+
+from deploy.errors import EdgeloopError
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Print an EdgeloopError as `error: message (hint)` and exit with its code; tracebacks only
+    with EDGELOOP_DEBUG=1. KeyboardInterrupt exits 130 without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgeloopError as exc:
+            if os.environ.get("EDGELOOP_DEBUG"):
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
