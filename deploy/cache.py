@@ -1,0 +1,75 @@
+"""Content-addressed build cache: an artifact is rebuilt only when what it is made from changes.
+
+The key hashes the artifact kind, the caller's key parts (content hashes and options, never
+paths or mtimes) and the tool version, so a new edgeloop never reuses an old artifact. Each
+entry is a folder `build/cache/<kind>/<key>/` that appears whole (built in a temporary folder
+beside it, then renamed) or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy import TOOL_VERSION
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    path: Path  # the cached artifact (`<entry>/<filename>`)
+    hit: bool  # True when it already existed and nothing was built
+
+
+def build_root(root: Path | None = None) -> Path:
+    """Where every build artifact goes: `root`, else $EDGELOOP_BUILD, else ./build."""
+    if root is not None:
+        return Path(root)
+    return Path(os.environ.get("EDGELOOP_BUILD") or "build")
+
+
+def cache_key(kind: str, key_parts: dict[str, Any]) -> str:
+    payload = json.dumps({"kind": kind, "parts": key_parts, "tool_version": TOOL_VERSION},
+                         sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def staging_dir(target: Path) -> Iterator[Path]:
+    """Yield an empty folder beside `target`; it becomes `target` if the block succeeds and
+    `target` does not exist yet (another process may have won the race: its result is kept)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cached(kind: str, key_parts: dict[str, Any], build: Callable[[Path], None], filename: str,
+           root: Path | None = None) -> CacheResult:
+    """Return `build/cache/<kind>/<key>/<filename>`, calling `build(tmpdir)` only on a miss;
+    `build` must write `tmpdir/filename` (and may write more files beside it)."""
+    entry = build_root(root) / "cache" / kind / cache_key(kind, key_parts)
+    artifact = entry / filename
+    if artifact.exists():
+        return CacheResult(artifact, hit=True)
+    if entry.exists():  # emptied by hand: entries are only ever created whole, so rebuild it
+        shutil.rmtree(entry)
+    with staging_dir(entry) as tmp:
+        build(tmp)
+        if not (tmp / filename).exists():
+            raise RuntimeError(f"cache build for '{kind}' did not write {filename}")
+    return CacheResult(artifact, hit=False)

@@ -1,0 +1,58 @@
+"""The build cache: hits build nothing, failures leave nothing, keys follow content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploy.cache import cache_key, cached
+
+
+def _writer(calls: list[Path], text: str = "artifact"):
+    def build(tmp: Path) -> None:
+        calls.append(tmp)
+        (tmp / "out.bin").write_text(text)
+    return build
+
+
+def test_miss_builds_then_hit_does_not(tmp_path: Path) -> None:
+    calls: list[Path] = []
+    first = cached("thing", {"sha": "abc", "opt": 1}, _writer(calls), "out.bin", root=tmp_path)
+    assert not first.hit and first.path.read_text() == "artifact"
+    assert first.path.parent.parent == tmp_path / "cache" / "thing"
+    second = cached("thing", {"opt": 1, "sha": "abc"}, _writer(calls, "other"), "out.bin", root=tmp_path)
+    assert second.hit and second.path == first.path
+    assert len(calls) == 1 and second.path.read_text() == "artifact"
+
+
+def test_key_depends_on_parts_and_kind() -> None:
+    base = cache_key("a", {"x": 1})
+    assert base == cache_key("a", {"x": 1})
+    assert base != cache_key("a", {"x": 2})
+    assert base != cache_key("b", {"x": 1})
+
+
+def test_failing_build_leaves_nothing(tmp_path: Path) -> None:
+    def build(tmp: Path) -> None:
+        (tmp / "out.bin").write_text("half")
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        cached("thing", {"k": 1}, build, "out.bin", root=tmp_path)
+    assert list((tmp_path / "cache" / "thing").iterdir()) == []
+    calls: list[Path] = []
+    again = cached("thing", {"k": 1}, _writer(calls), "out.bin", root=tmp_path)
+    assert not again.hit and calls and again.path.read_text() == "artifact"
+
+
+def test_build_that_forgets_the_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"did not write out\.bin"):
+        cached("thing", {}, lambda tmp: None, "out.bin", root=tmp_path)
+    assert list((tmp_path / "cache" / "thing").iterdir()) == []
+
+
+def test_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "b"))
+    result = cached("thing", {}, _writer([]), "out.bin")
+    assert result.path.is_relative_to(tmp_path / "b" / "cache")
