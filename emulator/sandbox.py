@@ -1,0 +1,354 @@
+"""The device's filesystem: one host folder per device, seen by clients as an Android-like tree.
+
+`Sandbox.host()` is the only place a device path becomes a host path, so its checks (no escape
+through `..`, symlinks or absolute host paths; writes only under the writable areas) cannot be
+bypassed. Storage use is a running total, so quota checks cost nothing per write.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import stat as statmod
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+NOENT = "No such file or directory"
+ACCES = "Permission denied"
+NOSPC = "No space left on device"
+NOTDIR = "Not a directory"
+ISDIR = "Is a directory"
+EXIST = "File exists"
+ROFS = "Read-only file system"
+NOTEMPTY = "Directory not empty"
+
+WRITABLE = ("/data/local/tmp", "/sdcard")
+READ_ONLY = ("/system", "/vendor")
+TREE = ("/data/local/tmp", "/sdcard", "/system/bin", "/system/lib64", "/system/etc", "/vendor/lib64")
+HEXAGON_TREE = ("/vendor/lib/rfsa/adsp",)
+PARTIAL_PREFIX = ".edgeloop-partial-"  # in-flight atomic writes; hidden from listings
+
+_ERRNO_MESSAGES = {
+    errno.ENOENT: NOENT,
+    errno.EACCES: ACCES,
+    errno.EPERM: ACCES,
+    errno.ENOSPC: NOSPC,
+    errno.ENOTDIR: NOTDIR,
+    errno.EISDIR: ISDIR,
+    errno.EEXIST: EXIST,
+    errno.EROFS: ROFS,
+    errno.ENOTEMPTY: NOTEMPTY,
+    errno.ELOOP: ACCES,
+    errno.ENAMETOOLONG: NOENT,
+}
+
+
+class DeviceOSError(Exception):
+    """An errno-style failure as a device reports it; str() is the message, e.g. 'Permission denied'."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@contextmanager
+def _device_errors(path: str) -> Iterator[None]:
+    """Host OSErrors become the message a device would print; nothing host-specific leaks out."""
+    try:
+        yield
+    except DeviceOSError:
+        raise
+    except OSError as exc:
+        raise DeviceOSError(path, _ERRNO_MESSAGES.get(exc.errno or 0, ACCES)) from None
+    except ValueError:  # embedded NUL and the like
+        raise DeviceOSError(path, NOENT) from None
+
+
+def _under(path: str, area: str) -> bool:
+    return path == area or path.startswith(area + "/")
+
+
+class _QuotaWriter:
+    """A file opened for writing whose every write is charged to the sandbox before it happens."""
+
+    def __init__(self, fs: Sandbox, device_path: str, f: BinaryIO, tmp: Path | None, target: Path) -> None:
+        self._fs = fs
+        self._path = device_path
+        self._f = f
+        self._tmp = tmp
+        self._target = target
+        self._written = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        n = len(data)
+        self._fs._charge(self._path, n)
+        try:
+            self._f.write(data)
+        except OSError:
+            self._fs._charge(self._path, -n)
+            raise
+        self._written += n
+        return n
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def fileno(self) -> int:
+        return self._f.fileno()
+
+    def close(self) -> None:
+        """Finish the write; an atomic write becomes visible only now."""
+        if self.closed:
+            return
+        self.closed = True
+        self._f.close()
+        if self._tmp is not None:
+            with _device_errors(self._path):
+                replaced = self._target.stat().st_size if self._target.is_file() else 0
+                os.replace(self._tmp, self._target)
+            self._fs._charge(self._path, -replaced, check=False)
+
+    def abort(self) -> None:
+        """Drop an atomic write (or truncate nothing for a plain one): no partial file survives."""
+        if self.closed:
+            return
+        self.closed = True
+        self._f.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._fs._charge(self._path, -self._written, check=False)
+
+    def __enter__(self) -> _QuotaWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class Sandbox:
+    """An Android-like tree under `root` with a storage quota (bytes of regular files)."""
+
+    def __init__(self, root: Path, quota_bytes: int, *, hexagon: bool = False) -> None:
+        self.root = Path(root)
+        self.quota_bytes = quota_bytes
+        self.storage_full = False  # the storage_full fault: every write fails as if the disk were full
+        self._lock = threading.Lock()
+        for area in TREE + (HEXAGON_TREE if hexagon else ()):
+            (self.root / area.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        self._real_root = os.path.realpath(self.root)
+        self._used = self._scan()
+
+    def _scan(self) -> int:
+        """Total size of the tree, removing partial files a killed device left behind."""
+        total = 0
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                host = os.path.join(folder, name)
+                if name.startswith(PARTIAL_PREFIX):
+                    os.unlink(host)
+                    continue
+                st = os.lstat(host)
+                if statmod.S_ISREG(st.st_mode):
+                    total += st.st_size
+        return total
+
+    # ---- paths -------------------------------------------------------------------------
+
+    def norm(self, path: str, cwd: str = "/") -> str:
+        """Device-absolute path with '.' and '..' resolved; '..' at '/' stays at '/'."""
+        if not path.startswith("/"):
+            path = f"{cwd.rstrip('/')}/{path}"
+        parts: list[str] = []
+        for part in path.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if parts:
+                    parts.pop()
+            else:
+                parts.append(part)
+        return "/" + "/".join(parts)
+
+    def host(self, path: str, cwd: str = "/", *, write: bool = False) -> Path:
+        """Map a device path to its host path; refuse escapes and writes outside writable areas."""
+        device = self.norm(path, cwd)
+        if "\0" in device:
+            raise DeviceOSError(device, NOENT)
+        host = os.path.join(self._real_root, device.lstrip("/")) if device != "/" else self._real_root
+        real = os.path.realpath(host)
+        if real != self._real_root and not real.startswith(self._real_root + os.sep):
+            raise DeviceOSError(device, ACCES)
+        if write:
+            self._check_writable(device, "/" + os.path.relpath(real, self._real_root).replace(os.sep, "/"))
+        return Path(host)
+
+    def _check_writable(self, device: str, resolved: str) -> None:
+        resolved = "/" if resolved == "/." else resolved
+        for candidate in (device, resolved):
+            if any(_under(candidate, area) and candidate != area for area in WRITABLE):
+                continue
+            if any(_under(candidate, area) for area in READ_ONLY):
+                raise DeviceOSError(device, ROFS)
+            raise DeviceOSError(device, ACCES)
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def exists(self, path: str, cwd: str = "/") -> bool:
+        try:
+            return self.host(path, cwd).exists()
+        except DeviceOSError:
+            return False
+
+    def is_dir(self, path: str, cwd: str = "/") -> bool:
+        try:
+            return self.host(path, cwd).is_dir()
+        except DeviceOSError:
+            return False
+
+    def is_file(self, path: str, cwd: str = "/") -> bool:
+        try:
+            return self.host(path, cwd).is_file()
+        except DeviceOSError:
+            return False
+
+    def stat(self, path: str, cwd: str = "/") -> os.stat_result:
+        host = self.host(path, cwd)
+        with _device_errors(self.norm(path, cwd)):
+            return os.stat(host)
+
+    def listdir(self, path: str, cwd: str = "/") -> list[str]:
+        host = self.host(path, cwd)
+        with _device_errors(self.norm(path, cwd)):
+            return sorted(name for name in os.listdir(host) if not name.startswith(PARTIAL_PREFIX))
+
+    def used_bytes(self) -> int:
+        return self._used
+
+    def free_bytes(self) -> int:
+        return 0 if self.storage_full else max(0, self.quota_bytes - self._used)
+
+    # ---- changes -----------------------------------------------------------------------
+
+    def _charge(self, path: str, n: int, *, check: bool = True) -> None:
+        with self._lock:
+            if check and n > 0 and (self.storage_full or self._used + n > self.quota_bytes):
+                raise DeviceOSError(path, NOSPC)
+            self._used += n
+
+    def open_read(self, path: str, cwd: str = "/") -> BinaryIO:
+        device = self.norm(path, cwd)
+        host = self.host(device)
+        with _device_errors(device):
+            if host.is_dir():
+                raise DeviceOSError(device, ISDIR)
+            return open(host, "rb")
+
+    def open_write(
+        self, path: str, cwd: str = "/", *, append: bool = False, mode: int = 0o644, atomic: bool = False
+    ) -> _QuotaWriter:
+        """Open for writing. atomic=True writes a hidden temp file renamed over `path` on close();
+        abort() (or an exception in a `with` block) removes it."""
+        device = self.norm(path, cwd)
+        host = self.host(device, write=True)
+        with _device_errors(device):
+            if host.is_dir():
+                raise DeviceOSError(device, ISDIR)
+            if not host.parent.is_dir():
+                raise DeviceOSError(device, NOENT if not host.parent.exists() else NOTDIR)
+            if atomic:
+                tmp = host.parent / f"{PARTIAL_PREFIX}{secrets.token_hex(6)}"
+                f = open(tmp, "wb")  # noqa: SIM115 - owned by the writer
+                os.chmod(tmp, _host_mode(mode))
+                return _QuotaWriter(self, device, f, tmp, host)
+            existed = host.is_file()
+            old_size = host.stat().st_size if existed else 0
+            f = open(host, "ab" if append else "wb")  # noqa: SIM115 - owned by the writer
+            if not existed:
+                os.chmod(host, _host_mode(mode))
+            if not append:
+                self._charge(device, -old_size, check=False)
+            return _QuotaWriter(self, device, f, None, host)
+
+    def mkdir(self, path: str, cwd: str = "/", *, parents: bool = False, mode: int = 0o755) -> None:
+        device = self.norm(path, cwd)
+        existing = self.host(device)
+        if existing.exists():
+            if parents and existing.is_dir():
+                return
+            raise DeviceOSError(device, EXIST)
+        host = self.host(device, write=True)
+        with _device_errors(device):
+            if parents:
+                os.makedirs(host, mode=_host_mode(mode, folder=True), exist_ok=True)
+            else:
+                os.mkdir(host, mode=_host_mode(mode, folder=True))
+
+    def remove(self, path: str, cwd: str = "/", *, recursive: bool = False) -> None:
+        device = self.norm(path, cwd)
+        host = self.host(device, write=True)
+        with _device_errors(device):
+            st = os.lstat(host)
+            if not statmod.S_ISDIR(st.st_mode):
+                os.unlink(host)
+                freed = st.st_size if statmod.S_ISREG(st.st_mode) else 0
+            elif not recursive:
+                raise DeviceOSError(device, ISDIR)
+            else:
+                freed = _tree_size(host)
+                shutil.rmtree(host)
+        self._charge(device, -freed, check=False)
+
+    def rename(self, src: str, dst: str, cwd: str = "/") -> None:
+        src_dev, dst_dev = self.norm(src, cwd), self.norm(dst, cwd)
+        src_host = self.host(src_dev, write=True)
+        dst_host = self.host(dst_dev, write=True)
+        with _device_errors(src_dev):
+            if not os.path.lexists(src_host):
+                raise DeviceOSError(src_dev, NOENT)
+            replaced = dst_host.stat().st_size if dst_host.is_file() and not src_host.is_dir() else 0
+            os.replace(src_host, dst_host)
+        self._charge(dst_dev, -replaced, check=False)
+
+    def copy(self, src: str, dst: str, cwd: str = "/") -> None:
+        """Copy one regular file to the path `dst` (not into a folder), keeping its mode."""
+        mode = statmod.S_IMODE(self.stat(src, cwd).st_mode)
+        with self.open_read(src, cwd) as reader, self.open_write(dst, cwd, mode=mode, atomic=True) as writer:
+            while chunk := reader.read(1 << 20):
+                writer.write(chunk)
+
+    def chmod(self, path: str, mode: int, cwd: str = "/") -> None:
+        device = self.norm(path, cwd)
+        host = self.host(device, write=True)
+        with _device_errors(device):
+            os.chmod(host, _host_mode(mode, folder=host.is_dir()))
+
+
+def _host_mode(mode: int, *, folder: bool = False) -> int:
+    """The device's mode bits, but the host owner can always read and write (and enter folders)."""
+    return (mode & 0o7777) | (0o700 if folder else 0o600)
+
+
+def _tree_size(host: Path) -> int:
+    total = 0
+    for folder, _dirs, files in os.walk(host):
+        for name in files:
+            st = os.lstat(os.path.join(folder, name))
+            if statmod.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
