@@ -1,0 +1,175 @@
+"""The deployment file (edgeloop.yaml): which models go to which devices and runtimes, and how
+they are judged. Validated once on load; every error names the file, the line and the key.
+
+Paths are relative to the file's folder, so a project can be deployed from anywhere. The keys
+are documented in docs/config.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.errors import EdgeloopError
+from deploy.profiles import RUNTIME_UNITS, available_profiles
+from deploy.quantize.options import QuantizeOptions
+from deploy.yamlnode import Node, load_yaml_node
+
+DEFAULT_CONFIG = "edgeloop.yaml"
+CONFIG_VERSION = 1
+
+# SPEC §8 (MACE's validator): minimum cosine similarity to the float reference, per runtime.
+DEFAULT_MIN_COSINE: dict[str, float] = {"cpu": 0.999, "gpu": 0.995, "gpu_fp16": 0.995, "dsp": 0.98, "aip": 0.98}
+
+# Threshold names (those of harness.compare.Limits) and the range a sensible value lies in.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "min_cosine": (-1.0, 1.0),
+    "min_sqnr_db": (-1000.0, 1000.0),
+    "max_abs": (0.0, float("inf")),
+    "min_top1_agreement": (0.0, 1.0),
+}
+
+_TOP_KEYS = ("version", "models", "runtimes", "devices", "pack")
+_MODEL_KEYS = ("source", "input_dims", "out_nodes", "input_list", "labels", "calibration_list", "quantization",
+               "thresholds", "runtimes")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits per metric, set for every runtime, per runtime, and per output (most specific wins)."""
+
+    common: dict[str, float] = field(default_factory=dict)
+    runtimes: dict[str, dict[str, float]] = field(default_factory=dict)
+    outputs: dict[str, Thresholds] = field(default_factory=dict)
+
+    def limits(self, runtime: str, output: str | None = None) -> dict[str, float]:
+        """The limits for one output on one runtime, keyed like harness.compare.Limits' fields."""
+        result = {"min_cosine": DEFAULT_MIN_COSINE.get(runtime, DEFAULT_MIN_COSINE["cpu"])}
+        levels = [self]
+        if output is not None and output in self.outputs:
+            levels.append(self.outputs[output])
+        for level in levels:
+            result.update(level.common)
+            result.update(level.runtimes.get(runtime, {}))
+        return result
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    source: Path
+    input_list: Path
+    input_dims: dict[str, list[int]] = field(default_factory=dict)
+    out_nodes: list[str] = field(default_factory=list)
+    labels: Path | None = None  # one integer class per inference line, for top-k
+    calibration_list: Path | None = None
+    quantization: QuantizeOptions = field(default_factory=QuantizeOptions)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    runtimes: list[str] = field(default_factory=list)  # this model's runtimes (defaults to the file's)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    models: dict[str, ModelConfig]
+    runtimes: list[str]
+    devices: list[str]  # device profile names
+    pack: str = "builtin"
+
+
+def find_config(path: Path | None = None) -> Path:
+    """The file to use: `path`, else ./edgeloop.yaml; a clear error when there is none."""
+    chosen = Path(path) if path is not None else Path(DEFAULT_CONFIG)
+    if not chosen.is_file():
+        raise EdgeloopError(f"{chosen}: no deployment file", "pass --config PATH or create edgeloop.yaml "
+                                                             "(see docs/config.md)")
+    return chosen
+
+
+def load_config(path: Path) -> Config:
+    path = Path(path).resolve()
+    root = load_yaml_node(path, "deployment file")
+    top = root.mapping(_TOP_KEYS, required=("models",))
+    if "version" in top and top["version"].value() != CONFIG_VERSION:
+        top["version"].fail(f"unsupported version {top['version'].value()!r}", f"this edgeloop reads {CONFIG_VERSION}")
+    runtimes = _runtimes(top["runtimes"]) if "runtimes" in top else ["cpu"]
+    devices = _devices(top["devices"]) if "devices" in top else []
+    pack = top["pack"].string() if "pack" in top else "builtin"
+    entries = top["models"].mapping()
+    if not entries:
+        top["models"].fail("needs at least one model")
+    models = {name: _model(name, node, path.parent, runtimes) for name, node in entries.items()}
+    return Config(path=path, models=models, runtimes=runtimes, devices=devices, pack=pack)
+
+
+def _runtimes(node: Node) -> list[str]:
+    names = [item.choice(RUNTIME_UNITS) for item in node.listed()]
+    if not names:
+        node.fail("needs at least one runtime")
+    return list(dict.fromkeys(names))
+
+
+def _devices(node: Node) -> list[str]:
+    return list(dict.fromkeys(item.choice(available_profiles()) for item in node.listed()))
+
+
+def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> ModelConfig:
+    keys = node.mapping(_MODEL_KEYS, required=("source", "input_list"))
+    source = keys["source"].path(base)
+    optional_path = {k: keys[k].path(base) if k in keys else None for k in ("labels", "calibration_list")}
+    return ModelConfig(
+        name=name,
+        source=source,
+        input_list=keys["input_list"].path(base),
+        input_dims=_input_dims(keys["input_dims"]) if "input_dims" in keys else {},
+        out_nodes=keys["out_nodes"].strings() if "out_nodes" in keys else [],
+        labels=optional_path["labels"],
+        calibration_list=optional_path["calibration_list"],
+        quantization=_quantization(keys["quantization"], base) if "quantization" in keys else QuantizeOptions(),
+        thresholds=_thresholds(keys["thresholds"], with_outputs=True) if "thresholds" in keys else Thresholds(),
+        runtimes=_runtimes(keys["runtimes"]) if "runtimes" in keys else list(default_runtimes),
+    )
+
+
+def _input_dims(node: Node) -> dict[str, list[int]]:
+    dims: dict[str, list[int]] = {}
+    for name, value in node.mapping().items():
+        items = value.sequence()
+        if not items:
+            value.fail("needs at least one dimension, e.g. [1, 3, 224, 224]")
+        dims[name] = []
+        for item in items:
+            dim = item.typed(int)
+            if dim < 1:
+                item.fail(f"dimensions must be positive, got {dim}")
+            dims[name].append(dim)
+    return dims
+
+
+def _quantization(node: Node, base: Path) -> QuantizeOptions:
+    data = node.typed(dict)
+    if data.get("override_params"):
+        data["override_params"] = node.mapping()["override_params"].path(base)
+    return QuantizeOptions.from_mapping(data, f"{node.file}:{node.line}: {node.key}")
+
+
+def _thresholds(node: Node, *, with_outputs: bool) -> Thresholds:
+    known = [*METRIC_RANGES, *RUNTIME_UNITS, *(["outputs"] if with_outputs else [])]
+    keys = node.mapping(known)
+    common = _limits({k: v for k, v in keys.items() if k in METRIC_RANGES})
+    runtimes = {rt: _limits(keys[rt].mapping(METRIC_RANGES)) for rt in RUNTIME_UNITS if rt in keys}
+    outputs = {}
+    if "outputs" in keys:
+        outputs = {name: _thresholds(value, with_outputs=False) for name, value in keys["outputs"].mapping().items()}
+    return Thresholds(common=common, runtimes=runtimes, outputs=outputs)
+
+
+def _limits(items: dict[str, Node]) -> dict[str, float]:
+    limits: dict[str, float] = {}
+    for metric, value in items.items():
+        number = value.number()
+        low, high = METRIC_RANGES[metric]
+        if not low <= number <= high:
+            value.fail(f"{number} is out of range", f"{metric} lies between {low} and {high}")
+        limits[metric] = number
+    return limits

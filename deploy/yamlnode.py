@@ -1,0 +1,145 @@
+"""Validated reading of YAML files whose errors name the file, the line and the key.
+
+PyYAML's composed nodes keep their position; `Node` walks them and turns every problem into an
+EdgeloopError `file:line: key: what is wrong` (with a did-you-mean for misspelt keys). The
+deployment file and runtime packs are both read through it, so their errors look alike.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from deploy.errors import EdgeloopError
+
+_TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+               "NoneType": "empty", "list": "a list", "dict": "a mapping"}
+
+
+def load_yaml_node(path: Path, what: str) -> Node:
+    """Compose `path` into a root Node; a missing or malformed file is one clear error."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise EdgeloopError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise EdgeloopError(f"{path}{line}: not valid YAML ({problem})") from None
+    if root is None:
+        raise EdgeloopError(f"{path}: the {what} is empty")
+    return Node(root, path, "")
+
+
+def did_you_mean(word: str, choices: Collection[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    known = ", ".join(sorted(choices))
+    return f"did you mean '{close[0]}'? known: {known}" if close else f"known: {known}"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One YAML node plus where it is: its file, and its dotted key path from the root."""
+
+    node: yaml.Node
+    file: Path
+    key: str
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    def fail(self, message: str, hint: str | None = None) -> NoReturn:
+        where = f"{self.file}:{self.line}: {self.key}: " if self.key else f"{self.file}:{self.line}: "
+        raise EdgeloopError(where + message, hint)
+
+    def child(self, node: yaml.Node, name: str | int) -> Node:
+        key = f"{self.key}[{name}]" if isinstance(name, int) else f"{self.key}.{name}" if self.key else name
+        return Node(node, self.file, key)
+
+    # ---- containers ------------------------------------------------------------------------
+
+    def mapping(self, known: Collection[str] | None = None, required: Collection[str] = ()) -> dict[str, Node]:
+        """The mapping's items by key; keys outside `known` (when given) and missing `required`
+        keys are errors."""
+        if not isinstance(self.node, yaml.MappingNode):
+            self.fail(f"must be a mapping, got {self._kind()}")
+        items: dict[str, Node] = {}
+        for key_node, value_node in self.node.value:
+            name = self.child(key_node, str(key_node.value))
+            if not isinstance(key_node, yaml.ScalarNode):
+                name.fail("keys must be plain names")
+            key = str(key_node.value)
+            if key in items:
+                name.fail("key given twice", f"first given on line {items[key].line}")
+            if known is not None and key not in known:
+                name.fail("unknown key", did_you_mean(key, known))
+            items[key] = self.child(value_node, key)
+        missing = [k for k in required if k not in items]
+        if missing:
+            self.fail(f"missing required key '{missing[0]}'")
+        return items
+
+    def sequence(self) -> list[Node]:
+        if not isinstance(self.node, yaml.SequenceNode):
+            self.fail(f"must be a list, got {self._kind()}")
+        return [self.child(item, i) for i, item in enumerate(self.node.value)]
+
+    # ---- scalars ---------------------------------------------------------------------------
+
+    def value(self) -> Any:
+        """The plain Python value (scalars, lists, mappings), as yaml.safe_load would give it."""
+        return yaml.SafeLoader("").construct_object(self.node, deep=True)
+
+    def typed(self, *kinds: type) -> Any:
+        value = self.value()
+        # bool is an int subclass in Python, never in a config file
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            wanted = " or ".join(_TYPE_NAMES.get(k.__name__, k.__name__) for k in kinds)
+            self.fail(f"must be {wanted}, got {self._kind()}")
+        return value
+
+    def string(self) -> str:
+        text = self.typed(str)
+        if not text.strip():
+            self.fail("must not be empty")
+        return text
+
+    def number(self) -> float:
+        return float(self.typed(int, float))
+
+    def choice(self, choices: Collection[str]) -> str:
+        text = self.string()
+        if text not in choices:
+            self.fail(f"unknown value '{text}'", did_you_mean(text, choices))
+        return text
+
+    def listed(self) -> list[Node]:
+        """A list's items; a single scalar is accepted as a one-item list (`runtimes: cpu`)."""
+        return [self] if isinstance(self.node, yaml.ScalarNode) else self.sequence()
+
+    def strings(self) -> list[str]:
+        return [item.string() for item in self.listed()]
+
+    def path(self, base: Path, *, must_exist: bool = True) -> Path:
+        """A file path, relative to `base` (the YAML file's folder) unless absolute."""
+        path = (base / self.string()).resolve()
+        if must_exist and not path.is_file():
+            self.fail(f"file not found: {path}")
+        return path
+
+    def _kind(self) -> str:
+        if isinstance(self.node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(self.node, yaml.SequenceNode):
+            return "a list"
+        value = self.value()
+        return f"{_TYPE_NAMES.get(type(value).__name__, type(value).__name__)} ({self.node.value!r})"
