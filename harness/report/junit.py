@@ -1,0 +1,29 @@
+"""junit.xml: one test case per model × runtime, so CI systems show deploy checks like tests."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from harness.report.results import ERROR, FAILED
+
+
+def junit_xml(document: dict[str, Any]) -> bytes:
+    results = document["results"]
+    summary = document["summary"]
+    suites = ET.Element("testsuites", name=document["title"])
+    suite = ET.SubElement(suites, "testsuite", name=document["title"], tests=str(summary["total"]),
+                          failures=str(summary["failed"]), errors=str(summary["errors"]), skipped="0",
+                          timestamp=document["created"],
+                          time=f"{sum(sum(r['phases_s'].values()) for r in results):.3f}")
+    for result in results:
+        case = ET.SubElement(suite, "testcase", classname=f"{result['model']}.{result['profile']}",
+                             name=result["runtime"], time=f"{sum(result['phases_s'].values()):.3f}")
+        if result["status"] in (FAILED, ERROR):
+            tag = "failure" if result["status"] == FAILED else "error"
+            detail = ET.SubElement(case, tag, message=result["failure"] or result["status"])
+            detail.text = "\n".join(f"{o['name']}: {reason}" for o in result["outputs"] for reason in o["reasons"])
+        out = ET.SubElement(case, "system-out")
+        out.text = f"device {result['device'] or '-'}; run folder {result['run_dir'] or '-'}"
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)

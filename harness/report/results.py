@@ -1,0 +1,121 @@
+"""What one model × runtime × device job produced: the unit every report format is made of.
+
+Lives apart from the pipeline so the report writers, the farm and the pytest plugin can build
+and read results without importing the device code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.compare import Limits, Metrics, Verdict
+
+PASSED, FAILED, ERROR = "passed", "failed", "error"  # failed = ran and missed a threshold; error = did not run
+SLOWEST_LAYERS = 10
+
+
+@dataclass
+class OutputResult:
+    name: str
+    shape: tuple[int, ...]
+    metrics: Metrics
+    limits: Limits
+    verdict: Verdict
+    error_histogram: dict[str, list] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "passed": self.verdict.passed,
+                "reasons": list(self.verdict.reasons), "metrics": self.metrics.to_json(),
+                "limits": self.limits.to_json(), "error_histogram": self.error_histogram}
+
+
+@dataclass
+class LatencyStats:
+    """Latency of the measured runs (the warm-up run is not in them)."""
+
+    init_ms: float | None
+    inference_ms: list[float]
+    layers_ms: dict[str, float]  # per-layer median over inferences
+
+    @classmethod
+    def from_timings(cls, init_ms: float | None, inference_ms: list[float],
+                     layers: dict[str, list[float]] | None = None) -> LatencyStats:
+        medians = {name: float(np.median(times)) for name, times in (layers or {}).items() if times}
+        return cls(init_ms=init_ms, inference_ms=list(inference_ms), layers_ms=medians)
+
+    def slowest_layers(self, n: int = SLOWEST_LAYERS) -> list[tuple[str, float]]:
+        return sorted(self.layers_ms.items(), key=lambda kv: -kv[1])[:n]
+
+    def to_json(self) -> dict[str, Any]:
+        times = np.asarray(self.inference_ms, dtype=np.float64)
+        stats: dict[str, float | None] = dict.fromkeys(("min_ms", "median_ms", "p90_ms", "max_ms"))
+        if times.size:
+            stats = {"min_ms": float(times.min()), "median_ms": float(np.median(times)),
+                     "p90_ms": float(np.percentile(times, 90)), "max_ms": float(times.max())}
+        return {"init_ms": self.init_ms, "inference_ms": list(self.inference_ms), **stats,
+                "slowest_layers": [{"name": n, "ms": ms} for n, ms in self.slowest_layers()]}
+
+
+@dataclass
+class JobResult:
+    """One entry of report.json's `results`; `failure` says why it did not pass, in one line."""
+
+    model: str
+    runtime: str
+    profile: str
+    device: str = ""  # adb serial, "" when no device was reached
+    status: str = ERROR
+    failure: str | None = None
+    model_sha256: str = ""
+    container_sha256: str = ""
+    container_kind: str = ""
+    bundle_id: str = ""
+    encodings: dict[str, Any] | None = None  # summary of a quantized container's encodings
+    outputs: list[OutputResult] = field(default_factory=list)
+    latency: LatencyStats | None = None
+    runs: int = 0
+    bytes_pushed: int = 0
+    phases_s: dict[str, float] = field(default_factory=dict)  # wall time of each phase
+    run_dir: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}/{self.runtime}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "runtime": self.runtime, "profile": self.profile, "device": self.device,
+            "status": self.status, "passed": self.passed, "failure": self.failure,
+            "model_sha256": self.model_sha256, "container_sha256": self.container_sha256,
+            "container_kind": self.container_kind, "bundle_id": self.bundle_id, "encodings": self.encodings,
+            "outputs": [o.to_json() for o in self.outputs],
+            "latency": self.latency.to_json() if self.latency else None,
+            "runs": self.runs, "bytes_pushed": self.bytes_pushed,
+            "phases_s": dict(self.phases_s), "run_dir": self.run_dir,
+        }
+
+
+def summarize_encodings(encodings: dict[str, Any] | None, quantization: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A few numbers a reader needs from a quantized container, not its thousands of encodings."""
+    if encodings is None and quantization is None:
+        return None
+    summary: dict[str, Any] = {}
+    for key in ("activation_encodings", "param_encodings"):
+        value = (encodings or {}).get(key)
+        if isinstance(value, list | dict):
+            summary[key.replace("_encodings", "_tensors")] = len(value)
+    bitwidths = sorted({int(e["bw"]) for e in (encodings or {}).get("activation_encodings", [])
+                        if isinstance(e, dict) and "bw" in e})
+    if bitwidths:
+        summary["activation_bitwidths"] = bitwidths
+    for key, value in (quantization or {}).items():
+        if isinstance(value, str | int | float | bool) or value is None:
+            summary[key] = value
+    return summary

@@ -1,0 +1,101 @@
+"""Reports: report.json follows its schema, junit.xml counts agree, report.html renders with its plots."""
+
+import json
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from harness.compare import default_limits, error_histogram, judge, measure
+from harness.report import new_report_dir, write_reports
+from harness.report.document import schema
+from harness.report.results import ERROR, FAILED, PASSED, JobResult, LatencyStats, OutputResult
+
+
+def _output(name: str, noise: float) -> OutputResult:
+    rng = np.random.default_rng(1)
+    ref = [rng.normal(size=(1, 10)) for _ in range(3)]
+    dev = [r + rng.normal(scale=noise, size=r.shape) for r in ref]
+    metrics = measure(ref, dev, labels=[0, 1, 2])
+    limits = default_limits("cpu")
+    return OutputResult(name, (1, 10), metrics, limits, judge(metrics, limits), error_histogram(ref, dev))
+
+
+def sample_results() -> list[JobResult]:
+    latency = LatencyStats.from_timings(12.5, [1.0, 1.2, 0.9, 3.0],
+                                        {"conv1": [0.4, 0.5, 0.45], "fc<&>": [0.1, 0.1, 0.2]})
+    sha = "ab" * 32
+    passed = JobResult("digits", "cpu", "pixel", "127.0.0.1:40001", PASSED, None, sha, sha, "float", "b1",
+                       outputs=[_output("probs", 1e-6)], latency=latency, runs=2, bytes_pushed=1234,
+                       phases_s={"push": 0.1, "run": 0.2}, run_dir="runs/x")
+    failed = JobResult("digits", "gpu", "pixel", "127.0.0.1:40001", FAILED, "probs: cosine 0.5 < 0.995", sha, sha,
+                       "float", "b2", outputs=[_output("probs", 2.0)], latency=latency, runs=1)
+    error = JobResult("digits", "dsp", "pixel", "", ERROR, "profile 'pixel' has no dsp runtime")
+    return [passed, failed, error]
+
+
+@pytest.fixture()
+def written(tmp_path: Path):
+    results = sample_results()
+    assert results[0].passed and not results[1].passed and not results[1].outputs[0].verdict.passed
+    return write_reports(results, tmp_path / "r", devices={"127.0.0.1:40001": {"ro.product.model": "Pixel 7"}},
+                         title="deploy digits on pixel")
+
+
+def test_report_json_validates_and_counts(written) -> None:
+    doc = json.loads(written.json.read_text())
+    jsonschema.Draft202012Validator(schema()).validate(doc)
+    assert doc["summary"] == {"total": 3, "passed": 1, "failed": 1, "errors": 1}
+    first = doc["results"][0]
+    assert first["latency"]["median_ms"] == pytest.approx(1.1)
+    assert first["latency"]["p90_ms"] == pytest.approx(np.percentile([1.0, 1.2, 0.9, 3.0], 90))
+    assert [x["name"] for x in first["latency"]["slowest_layers"]] == ["conv1", "fc<&>"]
+    assert doc["results"][2]["outputs"] == [] and doc["results"][2]["failure"].startswith("profile")
+    assert not list(written.folder.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_schema_rejects_a_pass_without_outputs_or_with_a_failure() -> None:
+    doc_result = sample_results()[0].to_json()
+    validator = jsonschema.Draft202012Validator({"$defs": schema()["$defs"], "$ref": "#/$defs/result"})
+    validator.validate(doc_result)
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({**doc_result, "outputs": []})
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({**doc_result, "failure": "x"})
+
+
+def test_junit_has_one_case_per_job(written) -> None:
+    root = ET.parse(written.junit).getroot()
+    suite = root.find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("errors") == "1"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["cpu", "gpu", "dsp"]
+    assert cases[1].find("failure") is not None and cases[2].find("error").get("message").startswith("profile")
+
+
+def test_report_dir_name_is_safe() -> None:
+    d = new_report_dir(Path("reports"), "127.0.0.1:5555 / pixel")
+    assert d.parent == Path("reports") and d.name.endswith("-127.0.0.1_5555_pixel")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is installed by scripts/setup --test")
+def test_html_renders_in_headless_chromium_with_plots(written, tmp_path: Path) -> None:
+    html = written.html.read_text()
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # self-contained: no CDN
+    result = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'chrome'}",
+         "--dump-dom", written.html.as_uri()],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    dom = result.stdout
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert dom.count('class="plot latency-plot"') == 2
+    assert dom.count('class="plot layer-plot"') == 2
+    assert dom.count('class="plot error-plot"') == 2
+    assert "fc&lt;&amp;&gt;" in dom  # layer names are escaped, not injected
+    assert "profile 'pixel' has no dsp runtime" in dom
