@@ -1,0 +1,300 @@
+"""Source model → float container: concrete shapes, chosen outputs, folded constants and BatchNorms.
+
+The pipeline mirrors `snpe-onnx-to-dlc`: input-dim overrides, shape inference, `--out-node`
+extraction, graph normalisation (onnxoptimizer's passes plus constant folding with onnx's
+reference evaluator), an op-support check against the runtime tables, then metadata. The result is
+cached by the source's content hash and the options (deploy.cache).
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxoptimizer
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from deploy.cache import build_root, cached
+from deploy.container import ContainerMeta, TensorInfo, load_container, load_model, save_container
+from deploy.errors import EdgeloopError
+from deploy.fsutil import atomic_path, sha256_file
+from deploy.opsupport import OpSupport, check_graph
+
+TORCHSCRIPT_SUFFIXES = frozenset({".pt", ".pth", ".torchscript"})
+TORCH_OPSET = 17
+# onnxoptimizer passes, in order; each keeps the graph's numbers (see docs/containers.md).
+PASSES = [
+    "eliminate_identity", "eliminate_nop_dropout", "eliminate_nop_cast", "eliminate_nop_flatten",
+    "eliminate_nop_pad", "eliminate_nop_reshape", "eliminate_nop_transpose", "eliminate_nop_concat",
+    "eliminate_nop_split", "eliminate_nop_expand", "eliminate_shape_op", "eliminate_shape_gather",
+    "eliminate_slice_after_shape", "eliminate_if_with_const_cond", "extract_constant_to_initializer",
+    "fuse_consecutive_transposes", "fuse_consecutive_squeezes", "fuse_consecutive_unsqueezes",
+    "fuse_consecutive_concats", "fuse_concat_into_reshape", "fuse_transpose_into_gemm", "fuse_pad_into_conv",
+    "fuse_bn_into_conv", "fuse_add_bias_into_conv", "eliminate_deadend", "eliminate_unused_initializer",
+    "eliminate_duplicate_initializer",
+]
+MAX_ROUNDS = 4
+# Ops never folded even when every input is constant: their value is not a function of the inputs.
+NOT_FOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+                          "Bernoulli", "If", "Loop", "Scan"})
+
+
+@dataclass
+class ConvertResult:
+    path: Path  # the float container
+    meta: ContainerMeta
+    ops: list[OpSupport]  # every node with the runtimes that can run it
+    cached: bool
+
+
+def parse_input_dim(text: str) -> tuple[str, list[int]]:
+    """`NAME=1,3,224,224` (SNPE's --input_dim takes NAME and dims as two words; one word suits invoke)."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        values = [int(d) for d in dims.split(",")]
+    except ValueError:
+        values = []
+    if not sep or not name or not values or min(values) < 1:
+        raise EdgeloopError(f"bad --input-dim '{text}'", "write NAME=1,3,224,224 (positive integers)")
+    return name, values
+
+
+def convert(model: Path, output: Path | None = None, *, input_dims: dict[str, list[int]] | None = None,
+            out_nodes: list[str] | None = None, cache: bool = True) -> ConvertResult:
+    """Convert `model` (ONNX, or TorchScript with `input_dims`) into a float container.
+
+    With `output=None` the cached artifact is returned (or, with `cache=False`,
+    `build/containers/<stem>.onnx`); otherwise the container is also written to `output`.
+    """
+    model = Path(model)
+    if not model.is_file():
+        raise EdgeloopError(f"{model}: no such file", "give the path of an .onnx or TorchScript .pt file")
+    input_dims = {name: [int(d) for d in dims] for name, dims in (input_dims or {}).items()}
+    out_nodes = list(out_nodes or [])
+    options = {"input_dims": dict(sorted(input_dims.items())), "out_nodes": out_nodes}
+    source_sha256 = sha256_file(model)
+    filename = f"{model.stem}.onnx"
+
+    def build(folder: Path) -> None:
+        _convert_to(model, folder / filename, source_sha256, input_dims, out_nodes)
+
+    if cache:
+        result = cached("convert", {"source_sha256": source_sha256, "options": options}, build, filename)
+        path, hit = result.path, result.hit
+        if output is not None:
+            with atomic_path(output) as tmp:
+                shutil.copyfile(path, tmp)
+            path = Path(output)
+    else:
+        path, hit = Path(output) if output is not None else build_root() / "containers" / filename, False
+        with atomic_path(path) as tmp:
+            _convert_to(model, tmp, source_sha256, input_dims, out_nodes)
+    graph_model, meta = load_container(path)
+    return ConvertResult(path, meta, check_graph(graph_model.graph), hit)
+
+
+def _convert_to(source: Path, dest: Path, source_sha256: str, input_dims: dict[str, list[int]],
+                out_nodes: list[str]) -> None:
+    """The pure conversion: read `source`, write the container to `dest` (nothing else)."""
+    if source.suffix.lower() in TORCHSCRIPT_SUFFIXES:
+        exported = dest.with_name(dest.name + ".export.onnx")
+        try:
+            _export_torchscript(source, input_dims, exported)
+            model = load_model(exported)
+        finally:
+            exported.unlink(missing_ok=True)
+        source_format = "torchscript"
+    else:
+        model = load_model(source)
+        source_format = "onnx"
+    _apply_input_dims(model, input_dims)
+    model = _infer_shapes(model)
+    if out_nodes:
+        model = _infer_shapes(_extract(model, out_nodes))
+    model = _normalise(model)
+    ops = check_graph(model.graph)
+    meta = ContainerMeta(
+        kind="float",
+        inputs=[_tensor_info(v, model) for v in _graph_inputs(model)],
+        outputs=[_tensor_info(v, model) for v in model.graph.output],
+        source_sha256=source_sha256,
+        options={"input_dims": dict(sorted(input_dims.items())), "out_nodes": out_nodes,
+                 "source_format": source_format, "source_name": source.name, "passes": PASSES,
+                 "constant_folding": "onnx.reference", "nodes": len(ops)},
+    )
+    save_container(model, meta, dest)
+
+
+def _export_torchscript(source: Path, input_dims: dict[str, list[int]], dest: Path) -> None:
+    try:
+        import torch
+    except ImportError:
+        raise EdgeloopError("converting a TorchScript model needs PyTorch", "pip install torch==2.13.0 (CPU)") from None
+    if not input_dims:
+        raise EdgeloopError(f"{source}: a TorchScript model has no input shapes",
+                            "give every input with --input-dim NAME=1,3,224,224 (in the model's argument order)")
+    try:
+        module = torch.jit.load(str(source), map_location="cpu")
+    except Exception as exc:  # torch raises RuntimeError/ValueError for files that are not TorchScript
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EdgeloopError(f"{source}: not a TorchScript model ({first})",
+                            "save it with torch.jit.save(torch.jit.script(model), path)") from None
+    args = tuple(torch.zeros(dims) for dims in input_dims.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(module, args, str(dest), input_names=list(input_dims), opset_version=TORCH_OPSET,
+                              dynamo=False)
+        except Exception as exc:  # shape mismatches and unsupported ops surface as RuntimeError
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EdgeloopError(f"{source}: torch.onnx.export failed ({first})",
+                                "check --input-dim against what the model's forward() expects") from None
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Real inputs only: old models (IR < 4) also list their initializers as inputs."""
+    inits = {t.name for t in model.graph.initializer}
+    return [v for v in model.graph.input if v.name not in inits]
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
+
+
+def _apply_input_dims(model: onnx.ModelProto, input_dims: dict[str, list[int]]) -> None:
+    """Set SNPE-style input dims, then require every input dim to be concrete."""
+    inputs = {v.name: v for v in _graph_inputs(model)}
+    for name, dims in input_dims.items():
+        if name not in inputs:
+            raise EdgeloopError(f"--input-dim names unknown input '{name}'",
+                                f"the model's inputs are: {', '.join(inputs)}")
+        shape = inputs[name].type.tensor_type.shape
+        if len(shape.dim) != len(dims):
+            raise EdgeloopError(f"--input-dim {name}: {len(dims)} dims given, the input has rank {len(shape.dim)} "
+                                f"({_dims(inputs[name])})", f"give {len(shape.dim)} comma-separated dims")
+        for dim, value in zip(shape.dim, dims, strict=True):
+            if dim.HasField("dim_value") and dim.dim_value not in (0, value):
+                raise EdgeloopError(f"--input-dim {name}: dims {dims} contradict the model's fixed dims "
+                                    f"{_dims(inputs[name])}", "override only dynamic dims")
+            dim.Clear()
+            dim.dim_value = value
+    for name, value in inputs.items():
+        dims = _dims(value)
+        if not value.type.tensor_type.HasField("shape") or any(not isinstance(d, int) or d < 1 for d in dims):
+            example = ",".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims) or "1,3,224,224"
+            raise EdgeloopError(f"input '{name}' has dynamic dims {dims}; the container needs concrete ones",
+                                f"give them with --input-dim {name}={example}")
+    # Declared output shapes and intermediate shapes may still carry the old symbols: infer them again.
+    del model.graph.value_info[:]
+    for value in model.graph.output:
+        value.type.tensor_type.ClearField("shape")
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:  # InferenceError, ValidationError
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EdgeloopError(f"shape inference failed: {first}", "check --input-dim against the model") from None
+
+
+def _extract(model: onnx.ModelProto, out_nodes: list[str]) -> onnx.ModelProto:
+    """Keep only what produces `out_nodes` (tensor names, or node names standing for their first output)."""
+    tensors = {out for node in model.graph.node for out in node.output if out}
+    tensors |= {v.name for v in model.graph.input}
+    node_outputs = {node.name: node.output[0] for node in model.graph.node if node.name and node.output}
+    outputs = []
+    for name in out_nodes:
+        if name in tensors:
+            outputs.append(name)
+        elif name in node_outputs:
+            outputs.append(node_outputs[name])
+        else:
+            near = difflib.get_close_matches(name, sorted(tensors | set(node_outputs)), n=3, cutoff=0.5)
+            raise EdgeloopError(f"--out-node '{name}' is not a node or tensor of the model",
+                                f"nearest names: {', '.join(near)}" if near else "run `invoke info` on a "
+                                "converted container to see the layer names")
+    inputs = [v.name for v in _graph_inputs(model)]
+    extracted = onnx.utils.Extractor(model).extract_model(inputs, outputs)
+    used = {name for node in extracted.graph.node for name in node.input} | set(outputs)
+    kept = [v for v in extracted.graph.input if v.name in used]
+    del extracted.graph.input[:]
+    extracted.graph.input.extend(kept)
+    return extracted
+
+
+def _normalise(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold constants and BatchNorms, drop no-ops; outputs keep their names and values."""
+    output_names = [v.name for v in model.graph.output]
+    model = onnxoptimizer.optimize(model, ["extract_constant_to_initializer", "eliminate_identity"])
+    # Fusions such as fuse_bn_into_conv emit the new weights as small constant subgraphs: fold those
+    # too, and repeat while folding opens more fusions (two rounds suffice for the usual patterns).
+    for _ in range(MAX_ROUNDS):
+        nodes = len(model.graph.node)
+        _fold_constants(model)
+        model = onnxoptimizer.optimize(model, PASSES, fixed_point=True)
+        if len(model.graph.node) == nodes:
+            break
+    if [v.name for v in model.graph.output] != output_names:
+        raise EdgeloopError("graph normalisation renamed the model's outputs",
+                            "please report this model; convert it with --out-node as a workaround")
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type.lower()}_{i}"
+    return _infer_shapes(model)
+
+
+def _fold_constants(model: onnx.ModelProto) -> None:
+    """Replace every node whose inputs are all initializers by the initializers it computes."""
+    graph = model.graph
+    consts = {t.name: t for t in graph.initializer}
+    opsets = list(model.opset_import)
+    graph_outputs = {v.name for v in graph.output}
+    kept = []
+    for node in graph.node:
+        foldable = (node.domain in ("", "ai.onnx") and node.op_type not in NOT_FOLDABLE and node.input
+                    and all(name in consts for name in node.input if name)
+                    and not graph_outputs.intersection(node.output))
+        if not foldable:
+            kept.append(node)
+            continue
+        feeds = {name: numpy_helper.to_array(consts[name]) for name in node.input if name}
+        values = ReferenceEvaluator(_single_node_model(node, consts, opsets)).run(None, feeds)
+        for name, value in zip(node.output, values, strict=True):
+            if name:
+                consts[name] = numpy_helper.from_array(np.asarray(value), name)
+                graph.initializer.append(consts[name])
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
+def _single_node_model(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto],
+                       opsets: list[onnx.OperatorSetIdProto]) -> onnx.ModelProto:
+    inputs = [helper.make_tensor_value_info(n, consts[n].data_type, None) for n in dict.fromkeys(node.input) if n]
+    outputs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
+    graph = helper.make_graph([node], "fold", inputs, outputs)
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+def _tensor_info(value: onnx.ValueInfoProto, model: onnx.ModelProto) -> TensorInfo:
+    dims = _dims(value)
+    if any(not isinstance(d, int) or d < 1 for d in dims):
+        raise EdgeloopError(f"tensor '{value.name}' has no concrete shape after inference ({dims})",
+                            "give every dynamic input dim with --input-dim")
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)).name
+    return TensorInfo(value.name, tuple(int(d) for d in dims), dtype, _guess_layout(value.name, len(dims), model))
+
+
+def _guess_layout(name: str, rank: int, model: onnx.ModelProto) -> str:
+    """ONNX convolutions are channel-first, so a 4-D tensor of a conv model is NCHW; 2-D is NC."""
+    if rank == 2:
+        return "NC"
+    if rank == 4 and any(node.op_type in ("Conv", "ConvTranspose") for node in model.graph.node):
+        return "NCHW"
+    return ""
