@@ -1,0 +1,395 @@
+"""`/system/bin/edgeloop-net-run`: the emulated device's snpe-net-run, executing containers with onnxruntime.
+
+It takes snpe-net-run's flags, reads the container, the input list and the raw inputs through the
+device's sandbox only, and writes `<output_dir>/Result_<i>/<tensor>.raw` (SPEC §2) plus
+`<output_dir>/edgeloop_diag.json` (init time, per-inference times, per-layer times when profiling),
+which `harness.timings.parse_timings("edgeloop-diag", ...)` reads. How each runtime computes is in
+`emulator.runtimes`; this module is the program around it: flags, files, errors, faults, timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from deploy.container import ContainerMeta, TensorInfo, read_meta
+from deploy.errors import EdgeloopError
+from deploy.inputlist import InputList, bind_entry, parse_input_list_text, result_path, write_input_list
+from emulator import runtimes
+from emulator.programs import ProgramContext, register
+from emulator.sandbox import DeviceOSError
+
+PATH = "/system/bin/edgeloop-net-run"
+DIAG_NAME = "edgeloop_diag.json"
+DIAG_FORMAT = "edgeloop-diag"
+PERF_PROFILES = ("balanced", "default", "sustained_high_performance", "burst", "low_power_saver", "power_saver",
+                 "high_power_saver", "low_balanced", "extreme_power_saver", "high_performance", "system_settings")
+RUNTIME_NAMES = {"cpu": "CPU", "gpu": "GPU", "gpu_fp16": "GPU_FLOAT16", "dsp": "DSP", "aip": "AIP"}
+_RUNTIME_ORDER = {"cpu": "cpu", "cpu_float32": "cpu", "gpu": "gpu", "gpu_float32_16_hybrid": "gpu",
+                  "gpu_float16": "gpu_fp16", "dsp": "dsp", "dsp_fixed8_tf": "dsp", "aip": "aip",
+                  "aip_fixed8_tf": "aip"}
+
+
+class NetRunError(Exception):
+    """A failure reported the way snpe-net-run does (error_code / error_message) with an exit status."""
+
+    def __init__(self, code: int, message: str, rc: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.rc = rc
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would exit the whole emulator process
+        raise NetRunError(100, f"Invalid command line: {message}. See --help")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="edgeloop-net-run", add_help=False,
+                description="Runs a container on an emulated runtime (snpe-net-run's flags).")
+    p.add_argument("--container", required=True)
+    p.add_argument("--input_list", required=True)
+    p.add_argument("--output_dir", default="output")
+    p.add_argument("--use_gpu", action="store_true")
+    p.add_argument("--gpu_mode", choices=("default", "float16"), default="default")
+    p.add_argument("--use_dsp", action="store_true")
+    p.add_argument("--use_aip", action="store_true")
+    p.add_argument("--runtime_order", default="")
+    p.add_argument("--perf_profile", choices=PERF_PROFILES, default="balanced")
+    p.add_argument("--profiling_level", choices=("off", "basic", "moderate", "detailed"), default="off")
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("--userbuffer_float", action="store_true")
+    p.add_argument("--userbuffer_tf8", action="store_true")
+    p.add_argument("--userbuffer_tfN", type=int, choices=(8, 16), default=None)
+    p.add_argument("--use_native_input_files", action="store_true")
+    p.add_argument("--use_native_output_files", action="store_true")
+    p.add_argument("--set_output_tensors", default="")
+    return p
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """An asymmetric integer encoding (SPEC §5): x = (q + offset) * scale, q in [0, 2^bw - 1]."""
+
+    scale: float
+    offset: int
+    bitwidth: int
+
+    def requantize(self, bitwidth: int) -> Encoding:
+        """The same [min, max] range over `bitwidth` bits (userbuffer tfN of another width)."""
+        if bitwidth == self.bitwidth:
+            return self
+        lo = self.offset * self.scale
+        hi = lo + (2**self.bitwidth - 1) * self.scale
+        scale = (hi - lo) / (2**bitwidth - 1)
+        return Encoding(scale, round(lo / scale), bitwidth)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.bitwidth <= 8 else np.uint16)
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        q = np.clip(np.round(x / self.scale) - self.offset, 0, 2**self.bitwidth - 1)
+        return q.astype(self.dtype)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return ((q.astype(np.float32) + self.offset) * self.scale).astype(np.float32)
+
+
+def activation_encoding(meta: ContainerMeta, name: str) -> Encoding | None:
+    """The encoding the container records for an activation tensor (AIMET 1.0.0 list or 0.6.1 mapping)."""
+    acts = (meta.encodings or {}).get("activation_encodings")
+    if isinstance(acts, list):
+        for enc in acts:
+            if enc.get("name") == name and str(enc.get("dtype", "INT")).upper() == "INT":
+                return Encoding(float(enc["scale"][0]), int(enc["offset"][0]), int(enc.get("bw", 8)))
+    elif isinstance(acts, dict) and acts.get(name):
+        enc = acts[name][0]
+        if enc.get("dtype", "int") == "int":
+            return Encoding(float(enc["scale"]), int(enc["offset"]), int(enc.get("bitwidth", 8)))
+    return None
+
+
+@dataclass
+class Job:
+    """One invocation's resolved plan."""
+
+    ctx: ProgramContext
+    args: argparse.Namespace
+    runtime: str
+    model: onnx.ModelProto
+    model_bytes: bytes
+    meta: ContainerMeta
+    input_list: InputList
+    outputs: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def userbuffer_bits(self) -> int | None:
+        return _bits(self.args)
+
+    def path(self, device_path: str) -> str:
+        return self.ctx.fs.norm(device_path, self.ctx.cwd)
+
+
+@register(PATH)
+def main(ctx: ProgramContext) -> int:
+    """Entry point on the device: returns the exit status; every failure is one SNPE-like line on stderr."""
+    log = getattr(ctx.device, "log", None) or (lambda event, **fields: None)
+    log("netrun.start", argv=ctx.argv[1:], cwd=ctx.cwd)
+    try:
+        rc = _run(ctx)
+    except NetRunError as exc:
+        _err(ctx, f"error_code={exc.code}; error_message={exc.message}")
+        rc = exc.rc
+    except DeviceOSError as exc:
+        _err(ctx, f"error_code=300; error_message=Failed to access {exc.path}: {exc.message}")
+        rc = 1
+    log("netrun.end", rc=rc)
+    return rc
+
+
+def _err(ctx: ProgramContext, line: str) -> None:
+    ctx.stderr.write((line + "\n").encode())
+    ctx.stderr.flush()
+
+
+def _run(ctx: ProgramContext) -> int:
+    args = _parser().parse_args(ctx.argv[1:])
+    if args.use_native_input_files and _bits(args) is None:
+        raise NetRunError(100, "--use_native_input_files needs --userbuffer_tf8 or --userbuffer_tfN")
+    if args.use_native_output_files and _bits(args) is None:
+        raise NetRunError(100, "--use_native_output_files needs --userbuffer_tf8 or --userbuffer_tfN")
+    runtime = _select_runtime(ctx, args)
+    job = _load(ctx, args, runtime)
+    faults = getattr(ctx.device, "faults", None)
+
+    started = time.perf_counter()
+    model, model_bytes, quantized = job.model, job.model_bytes, job.meta.quantized
+    if runtime == "dsp" and not quantized:
+        model, model_bytes = _quantize_at_init(job)
+        quantized = True
+    mode = runtimes.Mode(runtime, extra_outputs=tuple(job.outputs), every_layer=args.debug,
+                         profiling=args.profiling_level != "off")
+    try:
+        session, warm = runtimes.SESSIONS.get(model, model_bytes, quantized, mode)
+    except Exception as exc:  # onnxruntime refuses the graph: the device would fail to build the network
+        raise NetRunError(400, f"Unable to create network for runtime {RUNTIME_NAMES[runtime]}: "
+                               f"{str(exc).splitlines()[0]}") from None
+    init_ms = (time.perf_counter() - started) * 1000.0
+
+    if faults is not None and getattr(faults, "netrun_hang", False):
+        ctx.cancel.wait()
+        return 130
+    if faults is not None and getattr(faults, "netrun_crash", False):
+        _crash(job)
+        return 139
+
+    names = [o.name for o in session.get_outputs()]
+    written = names if args.debug else job.outputs
+    inference_ms: list[float] = []
+    for i, feeds in enumerate(_feeds(job)):
+        if ctx.cancel.is_set():
+            return 130
+        t0 = time.perf_counter()
+        results = session.run(names, feeds)
+        inference_ms.append((time.perf_counter() - t0) * 1000.0)
+        by_name = dict(zip(names, results, strict=True))
+        for name in written:
+            _write_output(job, i, name, by_name[name])
+    layers = runtimes.layer_times(_profile(session)) if mode.profiling else {}
+    _write_diag(job, init_ms=init_ms, inference_ms=inference_ms, layers=layers, warm=warm)
+    return 0
+
+
+def _bits(args: argparse.Namespace) -> int | None:
+    return 8 if args.userbuffer_tf8 else args.userbuffer_tfN
+
+
+def _select_runtime(ctx: ProgramContext, args: argparse.Namespace) -> str:
+    """Pick the runtime as snpe-net-run does: --runtime_order's first available one, else the --use_* flag."""
+    profile = ctx.device.profile
+    if args.runtime_order:
+        order = [r.strip().lower() for r in args.runtime_order.split(",") if r.strip()]
+        unknown = [r for r in order if r not in _RUNTIME_ORDER]
+        if unknown:
+            raise NetRunError(100, f"Invalid runtime in --runtime_order: {unknown[0]}")
+        for name in order:
+            if profile.supports(_RUNTIME_ORDER[name]):
+                return _RUNTIME_ORDER[name]
+        raise NetRunError(203, f"Selected runtime not present. None of {args.runtime_order} is available "
+                               f"on this device")
+    runtime = "cpu"
+    if args.use_aip:
+        runtime = "aip"
+    elif args.use_dsp:
+        runtime = "dsp"
+    elif args.use_gpu:
+        runtime = "gpu_fp16" if args.gpu_mode == "float16" else "gpu"
+    if not profile.supports(runtime):
+        raise NetRunError(203, f"Selected runtime not present: {RUNTIME_NAMES[runtime]} is not available "
+                               f"on this device ({profile.name} has {', '.join(profile.runtimes)})")
+    return runtime
+
+
+def _load(ctx: ProgramContext, args: argparse.Namespace, runtime: str) -> Job:
+    container = ctx.fs.norm(args.container, ctx.cwd)
+    data = _read(ctx, container, "container")
+    try:
+        model = onnx.load_from_string(data)
+        meta = read_meta(model, container)
+    except EdgeloopError as exc:
+        raise NetRunError(301, f"Failed to load container {container}: {exc.message}") from None
+    except Exception:  # protobuf DecodeError and friends
+        raise NetRunError(301, f"Failed to load container {container}: not a valid container") from None
+    if runtime == "aip" and not meta.quantized:
+        raise NetRunError(204, f"Runtime AIP does not support non-quantized container {container}; "
+                               f"quantize it first")
+    list_path = ctx.fs.norm(args.input_list, ctx.cwd)
+    try:
+        input_list = parse_input_list_text(_read(ctx, list_path, "input list").decode(errors="replace"), list_path)
+    except EdgeloopError as exc:
+        raise NetRunError(302, exc.message) from None
+    requested = [t for t in args.set_output_tensors.split(",") if t] or input_list.output_tensors
+    outputs = requested or [t.name for t in meta.outputs]
+    return Job(ctx, args, runtime, model, data, meta, input_list, outputs)
+
+
+def _read(ctx: ProgramContext, device_path: str, what: str) -> bytes:
+    try:
+        with ctx.fs.open_read(device_path) as f:
+            return f.read()
+    except DeviceOSError as exc:
+        raise NetRunError(302, f"Could not open {what} {device_path}: {exc.message}") from None
+
+
+def _feeds(job: Job) -> Iterator[dict[str, np.ndarray]]:
+    """One feed per input line, raw files read lazily through the sandbox with SNPE-like size checks."""
+    for i, entry in enumerate(job.input_list.entries):
+        try:
+            bound = bind_entry(entry, job.meta.inputs, f"input list line {i + 1}")
+        except EdgeloopError as exc:
+            raise NetRunError(302, exc.message) from None
+        yield {name: _input(job, job.meta.input(name), job.path(path)) for name, path in bound.items()}
+
+
+def _input(job: Job, tensor: TensorInfo, device_path: str) -> np.ndarray:
+    bits = job.userbuffer_bits
+    encoding = _encoding(job, tensor.name, bits) if bits else None
+    dtype = encoding.dtype if encoding and job.args.use_native_input_files else np.dtype("<f4")
+    data = _read(job.ctx, device_path, "input file")
+    expected = tensor.size * dtype.itemsize
+    if len(data) != expected:
+        raise NetRunError(303, f"Input file {device_path} for tensor '{tensor.name}' has {len(data)} bytes, "
+                               f"expected {expected} ({dtype.name} {list(tensor.shape)})")
+    values = np.frombuffer(data, dtype=dtype.newbyteorder("<")).reshape(tensor.shape)
+    if encoding is None:
+        return values.astype(np.float32)
+    # A tf8/tfN user buffer holds integers: float files are quantized on the way in, as the runtime would.
+    q = values if job.args.use_native_input_files else encoding.quantize(values.astype(np.float32))
+    return encoding.dequantize(q)
+
+
+def _encoding(job: Job, name: str, bits: int) -> Encoding:
+    encoding = activation_encoding(job.meta, name)
+    if encoding is None:
+        raise NetRunError(305, f"No quantization encoding for tensor '{name}' in the container: "
+                               f"--userbuffer_tf8/--userbuffer_tfN need a quantized container")
+    return encoding.requantize(bits)
+
+
+def _write_output(job: Job, index: int, name: str, value: np.ndarray) -> None:
+    values = np.asarray(value, dtype=np.float32)
+    bits = job.userbuffer_bits
+    if bits and name in {t.name for t in job.meta.outputs}:
+        encoding = _encoding(job, name, bits)
+        values = encoding.quantize(values)
+        if not job.args.use_native_output_files:
+            values = encoding.dequantize(values)
+    target = result_path(PurePosixPath(job.path(job.args.output_dir)), index, name)
+    fs = job.ctx.fs
+    fs.mkdir(str(target.parent), parents=True)
+    with fs.open_write(str(target), atomic=True) as f:
+        f.write(np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<"), copy=False).tobytes())
+
+
+def _crash(job: Job) -> None:
+    """The netrun_crash fault: a truncated first output, no diag, 'Segmentation fault' (exit 139)."""
+    first = job.meta.outputs[0]
+    target = result_path(PurePosixPath(job.path(job.args.output_dir)), 0, first.name)
+    job.ctx.fs.mkdir(str(target.parent), parents=True)
+    with job.ctx.fs.open_write(str(target)) as f:
+        f.write(bytes(first.nbytes // 2))
+    _err(job.ctx, "Segmentation fault")
+
+
+def _quantize_at_init(job: Job) -> tuple[onnx.ModelProto, bytes]:
+    """A float container on the DSP: the runtime quantizes it at init with the run's inputs as calibration.
+
+    The work happens in a scratch folder of the emulator itself; nothing outside the sandbox is read."""
+    from deploy.quantize import quantize  # the quantizer is heavy; only this path needs it
+
+    warning = (f"WARNING: container {job.args.container} is not quantized; the DSP runtime quantizes it at "
+               f"init using the input list as calibration data (slow init, run snpe-dlc-quantize offline)")
+    job.warnings.append(warning)
+    _err(job.ctx, warning)
+    with tempfile.TemporaryDirectory(prefix="edgeloop-netrun-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "model.onnx").write_bytes(job.model_bytes)
+        entries = []
+        for i, feeds in enumerate(_feeds(job)):
+            entry = {}
+            for name, array in feeds.items():
+                raw = scratch / f"{i}_{len(entry)}.raw"
+                array.astype("<f4").tofile(raw)
+                entry[name] = raw.name
+            entries.append(entry)
+        write_input_list(scratch / "calib.txt", entries)
+        try:
+            result = quantize(scratch / "model.onnx", scratch / "calib.txt", scratch / "quantized.onnx", cache=False)
+        except EdgeloopError as exc:
+            raise NetRunError(401, f"Quantization at init failed: {exc.message}") from None
+        data = result.path.read_bytes()
+    return onnx.load_from_string(data), data
+
+
+def _profile(session: ort.InferenceSession) -> list[dict]:
+    profile = Path(session.end_profiling())
+    try:
+        return json.loads(profile.read_text())
+    finally:
+        profile.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            profile.parent.rmdir()
+
+
+def _write_diag(job: Job, *, init_ms: float, inference_ms: list[float], layers: dict[str, list[float]],
+                warm: bool) -> None:
+    diag = {
+        "format": DIAG_FORMAT,
+        "version": 1,
+        "runtime": job.runtime,
+        "container_quantized": job.meta.quantized,
+        "perf_profile": job.args.perf_profile,
+        "profiling_level": job.args.profiling_level,
+        "init_ms": init_ms,
+        "warm_session": warm,
+        "inference_ms": inference_ms,
+        "layers": layers,
+        "warnings": job.warnings,
+    }
+    out_dir = job.path(job.args.output_dir)
+    job.ctx.fs.mkdir(out_dir, parents=True)
+    with job.ctx.fs.open_write(f"{out_dir}/{DIAG_NAME}", atomic=True) as f:
+        f.write(json.dumps(diag, indent=1).encode())

@@ -1,0 +1,224 @@
+"""How each emulated runtime executes a container (SPEC §3), as graph rewrites run by onnxruntime.
+
+- cpu: float math. A quantized container is dequantized at init: weights become float
+  initializers and activation Quantize/Dequantize pairs are dropped.
+- gpu (`GPU_FLOAT32_16_HYBRID`): float math, but every intermediate tensor is stored in fp16,
+  emulated by a Cast to fp16 and back after each node output.
+- gpu_fp16 (`GPU_FLOAT16`): as gpu, and the weights and inputs are fp16 as well.
+- dsp / aip: the quantized QDQ graph runs as is (aip refuses float containers; the caller
+  quantizes a float container for dsp before asking for a session).
+
+Sessions are cached in-process by (graph bytes hash, mode) so warm runs skip session creation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+INSERTED = "edgeloop/"  # prefix of the nodes the emulation adds; they are not layers of the model
+_FLOAT = TensorProto.FLOAT
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What a session computes: the runtime, plus the extra tensors asked for (debug, set_output_tensors)."""
+
+    runtime: str  # cpu | gpu | gpu_fp16 | dsp | aip
+    extra_outputs: tuple[str, ...] = ()
+    every_layer: bool = False  # --debug: every float intermediate becomes an output
+    profiling: bool = False
+
+
+def strip_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Dequantize a QDQ graph: constant DequantizeLinear become float weights, activation QDQ pairs vanish."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    kept: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear":
+            kept.append(node)
+            continue
+        source = node.input[0]
+        if source in inits:
+            graph.initializer.append(numpy_helper.from_array(_dequantize(node, inits), node.output[0]))
+        elif source in producers and producers[source].op_type == "QuantizeLinear":
+            kept.append(helper.make_node("Identity", [producers[source].input[0]], [node.output[0]],
+                                         name=f"{INSERTED}{node.name or node.output[0]}"))
+        else:
+            kept.append(node)
+    used = {name for node in kept for name in node.input} | {o.name for o in graph.output}
+    kept = [n for n in kept if not (n.op_type == "QuantizeLinear" and n.output[0] not in used)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    _drop_unused_initializers(graph)
+    return model
+
+
+def _dequantize(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> np.ndarray:
+    q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+    scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+    zero = (numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
+            if len(node.input) > 2 and node.input[2] else np.zeros_like(scale))
+    if scale.ndim == 1 and q.ndim > 1:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % q.ndim
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return ((q - zero) * scale).astype(np.float32)
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    keep = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+
+
+def round_through_fp16(model: onnx.ModelProto, *, weights: bool) -> onnx.ModelProto:
+    """Store every float intermediate (and with `weights`, the weights and inputs) in fp16."""
+    graph = model.graph
+    if weights:
+        for i, init in enumerate(graph.initializer):
+            if init.data_type == _FLOAT:
+                rounded = numpy_helper.to_array(init).astype(np.float16).astype(np.float32)
+                graph.initializer[i].CopyFrom(numpy_helper.from_array(rounded, init.name))
+    float_tensors = _float_tensors(model)
+    rename: dict[str, str] = {}
+    nodes: list[onnx.NodeProto] = []
+    if weights:
+        for inp in graph.input:
+            if inp.name in float_tensors:
+                rename[inp.name] = f"{INSERTED}{inp.name}"
+                nodes.extend(_fp16_round(inp.name, rename[inp.name]))
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            node.input[k] = rename.get(name, name)
+        nodes.append(node)
+        if node.name.startswith(INSERTED):
+            continue
+        for k, name in enumerate(node.output):
+            if name in float_tensors:
+                node.output[k] = f"{INSERTED}raw/{name}"
+                nodes.extend(_fp16_round(node.output[k], name))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
+def _fp16_round(source: str, target: str) -> list[onnx.NodeProto]:
+    half = f"{INSERTED}fp16/{target}"
+    return [helper.make_node("Cast", [source], [half], to=TensorProto.FLOAT16, name=f"{INSERTED}cast16/{target}"),
+            helper.make_node("Cast", [half], [target], to=_FLOAT, name=f"{INSERTED}cast32/{target}")]
+
+
+def _float_tensors(model: onnx.ModelProto) -> set[str]:
+    """Names of the float32 tensors of the graph (inputs and node outputs), from ONNX type inference."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    infos = [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]
+    return {v.name for v in infos if v.type.tensor_type.elem_type == _FLOAT}
+
+
+def add_outputs(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
+    """Expose intermediate tensors as graph outputs (SNPE's --debug and --set_output_tensors)."""
+    present = {o.name for o in model.graph.output}
+    for name in names:
+        if name not in present:
+            model.graph.output.append(helper.make_tensor_value_info(name, _FLOAT, None))
+            present.add(name)
+    return model
+
+
+def layer_outputs(model: onnx.ModelProto) -> list[str]:
+    """Every float tensor a layer of the model produces, in graph order (QDQ bookkeeping excluded)."""
+    floats = _float_tensors(model)
+    skip = {"QuantizeLinear", "DequantizeLinear"}
+    return [o for n in model.graph.node if n.op_type not in skip and not n.name.startswith(INSERTED)
+            for o in n.output if o in floats]
+
+
+def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every node a unique name: per-layer times and --debug outputs are keyed by it."""
+    seen: set[str] = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+    return model
+
+
+def prepare(model: onnx.ModelProto, quantized: bool, mode: Mode) -> onnx.ModelProto:
+    """The graph a runtime actually executes, from the container's graph."""
+    model = name_nodes(onnx.ModelProto.FromString(model.SerializeToString()))
+    wanted = list(mode.extra_outputs)
+    if mode.every_layer:
+        wanted = [*layer_outputs(model), *wanted]
+    add_outputs(model, wanted)
+    if quantized and mode.runtime in ("cpu", "gpu", "gpu_fp16"):
+        strip_qdq(model)
+    if mode.runtime in ("gpu", "gpu_fp16"):
+        round_through_fp16(model, weights=mode.runtime == "gpu_fp16")
+    return model
+
+
+class SessionCache:
+    """Onnxruntime sessions by (container hash, mode): a warm run pays no session creation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[tuple[str, Mode], ort.InferenceSession] = {}
+
+    def get(self, model: onnx.ModelProto, model_bytes: bytes, quantized: bool,
+            mode: Mode) -> tuple[ort.InferenceSession, bool]:
+        """Return (session, hit). Profiling sessions are never shared: each run needs its own profile."""
+        key = (hashlib.sha256(model_bytes).hexdigest(), mode)
+        if not mode.profiling:
+            with self._lock:
+                if key in self._sessions:
+                    return self._sessions[key], True
+        session = new_session(prepare(model, quantized, mode), profiling=mode.profiling)
+        if not mode.profiling:
+            with self._lock:
+                self._sessions[key] = session
+        return session, False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+
+
+def new_session(model: onnx.ModelProto, *, profiling: bool = False) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if profiling:
+        # Basic optimisation keeps the container's node names, so per-layer times name real layers.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="edgeloop-netrun-prof-")) / "ort")
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def layer_times(profile_json: list[dict]) -> dict[str, list[float]]:
+    """Per-layer kernel times in ms from onnxruntime's profile, one entry per inference, emulation nodes left out."""
+    layers: dict[str, list[float]] = {}
+    for event in profile_json:
+        name = event.get("name", "")
+        if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        layer = name[: -len("_kernel_time")]
+        if not layer.startswith(INSERTED):
+            layers.setdefault(layer, []).append(event.get("dur", 0) / 1000.0)
+    return layers
+
+
+SESSIONS = SessionCache()
