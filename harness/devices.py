@@ -1,0 +1,154 @@
+"""Finding devices: an adb server (started on demand), its devices, their properties, the profile they match.
+
+Real phones, farm hosts and the emulated device all come through the same adb server, so this is
+the only place that decides which device a deploy talks to.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+from dataclasses import dataclass
+
+import adbutils
+
+from deploy.errors import DeviceError, EdgeloopError
+from deploy.profiles import Profile
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5037
+SERVER_START_TIMEOUT = 30.0
+PROP_TIMEOUT = 20.0
+# What adbutils raises when a device or the server goes away mid-conversation: its own errors, socket
+# errors, EOF on a short read, and (in sync STAT/LIST) a short struct or a failed assertion on the reply.
+DEVICE_FAILURES: tuple[type[BaseException], ...] = (adbutils.AdbError, OSError, EOFError, struct.error, AssertionError)
+_GETPROP_LINE = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
+
+
+@dataclass(frozen=True)
+class AdbServer:
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def client(self) -> adbutils.AdbClient:
+        return adbutils.AdbClient(host=self.host, port=self.port)
+
+
+@dataclass(frozen=True)
+class FoundDevice:
+    serial: str
+    props: dict[str, str]
+    device: adbutils.AdbDevice
+
+    @property
+    def label(self) -> str:
+        names = (self.props.get("ro.product.manufacturer"), self.props.get("ro.product.model"))
+        model = " ".join(p for p in names if p)
+        return f"{self.serial} ({model or 'unknown model'})"
+
+
+def parse_adb_address(text: str | None = None) -> AdbServer:
+    """`HOST:PORT`, `PORT` or None (then $ANDROID_ADB_SERVER_PORT, else 127.0.0.1:5037)."""
+    if not text:
+        return AdbServer(DEFAULT_HOST, int(os.environ.get("ANDROID_ADB_SERVER_PORT") or DEFAULT_PORT))
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = DEFAULT_HOST, text
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise EdgeloopError(f"bad adb server address '{text}'", "use HOST:PORT, e.g. 127.0.0.1:5037")
+    return AdbServer(host or DEFAULT_HOST, int(port))
+
+
+def _is_local(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def ensure_server(server: AdbServer) -> adbutils.AdbClient:
+    """Reach the adb server; start a local one (adbutils' adb) when none answers, as `adb` itself does."""
+    client = server.client()
+    try:
+        client.server_version()
+        return client
+    except DEVICE_FAILURES:
+        if not _is_local(server.host):
+            raise DeviceError(f"no adb server answers at {server.address}",
+                              "start it there (`adb -a start-server`) or pick another with --adb") from None
+    adb = adbutils.adb_path()
+    try:
+        subprocess.run([adb, "-P", str(server.port), "start-server"], check=True, capture_output=True,
+                       timeout=SERVER_START_TIMEOUT)
+        client.server_version()
+    except (subprocess.SubprocessError, *DEVICE_FAILURES) as exc:
+        raise DeviceError(f"cannot start an adb server on port {server.port}: {exc}",
+                          "check that the port is free, or pass --adb HOST:PORT of a running server") from None
+    return client
+
+
+def parse_getprop(text: str) -> dict[str, str]:
+    """`getprop` with no argument prints `[key]: [value]` lines (values may be empty)."""
+    props = {}
+    for line in text.splitlines():
+        match = _GETPROP_LINE.match(line.strip())
+        if match:
+            props[match["key"]] = match["value"]
+    return props
+
+
+def device_props(device: adbutils.AdbDevice) -> dict[str, str]:
+    try:
+        result = device.shell2("getprop", timeout=PROP_TIMEOUT)
+    except DEVICE_FAILURES as exc:
+        raise DeviceError(f"{device.serial}: cannot read its properties ({exc})",
+                          "check the device with `adb devices -l`") from None
+    return parse_getprop(result.output)
+
+
+def list_devices(client: adbutils.AdbClient) -> list[FoundDevice]:
+    """Every device the server sees in state `device` (offline and unauthorized ones cannot be used)."""
+    found = []
+    for info in client.list():
+        if info.state != "device":
+            continue
+        device = client.device(serial=info.serial)
+        found.append(FoundDevice(info.serial, device_props(device), device))
+    return found
+
+
+def find_device(client: adbutils.AdbClient, profile: Profile, serial: str | None = None) -> FoundDevice:
+    """The one device to use for `profile`; every ambiguity is a one-line error that says what to do."""
+    devices = list_devices(client)
+    seen = ", ".join(d.label for d in devices) or "none"
+    if serial:
+        chosen = [d for d in devices if d.serial == serial]
+        if not chosen:
+            raise EdgeloopError(f"no device with serial '{serial}' (devices seen: {seen})",
+                                "check `adb devices -l` or drop --serial")
+        if not profile.matches(chosen[0].props):
+            raise EdgeloopError(f"device {chosen[0].label} does not match profile '{profile.name}'",
+                                "choose the profile of that device with --device")
+        return chosen[0]
+    matching = [d for d in devices if profile.matches(d.props)]
+    if not matching:
+        raise EdgeloopError(f"no device matches profile '{profile.name}' (devices seen: {seen})",
+                            f"connect one, or add --emulate to use an emulated {profile.name}")
+    if len(matching) > 1:
+        raise EdgeloopError(f"{len(matching)} devices match profile '{profile.name}': "
+                            f"{', '.join(d.label for d in matching)}", "choose one with --serial")
+    return matching[0]
+
+
+def connect(client: adbutils.AdbClient, serial: str, timeout: float = 20.0) -> adbutils.AdbDevice:
+    """`adb connect HOST:PORT` and wait until the server lists the device as ready."""
+    try:
+        message = client.connect(serial, timeout=timeout)
+        if "connected" not in message:
+            raise DeviceError(f"adb could not connect to {serial}: {message}")
+        client.wait_for(serial, state="device", timeout=timeout)
+    except DEVICE_FAILURES as exc:
+        raise DeviceError(f"adb could not connect to {serial}: {exc}") from None
+    return client.device(serial=serial)

@@ -1,0 +1,87 @@
+"""Executing a pushed bundle on a device: the run contract, exit codes, timeouts, and the run's logs.
+
+Run contract (shared with the bundle packs): `cd <bundle dir> && sh run.sh <output_dir> [args]`,
+`<output_dir>` relative to the bundle folder. Everything needed to reproduce the run by hand is
+kept in the local run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import adbutils
+
+from deploy.errors import DeviceError
+from deploy.fsutil import atomic_write_text
+from harness.transfer import DEVICE_FAILURES, SHELL_TIMEOUT, shell_quote
+
+NETRUN = "/system/bin/edgeloop-net-run"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    command: str
+    exit_code: int | None  # None when it timed out
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def timed_out(self) -> bool:
+        return self.exit_code is None
+
+    def describe(self) -> str:
+        """One line for the report when the run did not succeed."""
+        if self.timed_out:
+            return f"net-run did not finish within {self.seconds:.0f} s (stopped on the device)"
+        what = f"net-run failed with exit code {self.exit_code}"
+        if self.exit_code and self.exit_code > 128:
+            with contextlib.suppress(ValueError):
+                what += f" ({signal.Signals(self.exit_code - 128).name})"
+        last = next((line for line in reversed(self.stderr.splitlines()) if line.strip()), "")
+        return f"{what}: {last.strip()}" if last else what
+
+
+def run_command(remote_dir: PurePosixPath, output_dir: str, args: tuple[str, ...] = ()) -> str:
+    return " ".join([f"cd {shell_quote(str(remote_dir))} && sh run.sh {shell_quote(output_dir)}",
+                     *map(shell_quote, args)])
+
+
+def run_bundle(device: adbutils.AdbDevice, remote_dir: PurePosixPath, output_dir: str, log_dir: Path, *,
+               args: tuple[str, ...] = (), timeout: float | None = None) -> RunOutcome:
+    """Run the bundle once through shell v2; a timeout closes the stream (which stops the run) and
+    also asks the device to kill what is left. Logs go to `log_dir` whatever happens."""
+    command = run_command(remote_dir, output_dir, args)
+    start = time.monotonic()
+    try:
+        result = device.shell2(command, timeout=timeout, encoding=None, v2=True)
+        outcome = RunOutcome(command, result.returncode, result.stdout.decode(errors="replace"),
+                             result.stderr.decode(errors="replace"), time.monotonic() - start)
+    except adbutils.AdbTimeout:
+        outcome = RunOutcome(command, None, "", "", time.monotonic() - start)
+        _kill_leftovers(device, remote_dir)
+    except DEVICE_FAILURES as exc:
+        _write_logs(log_dir, RunOutcome(command, None, "", f"{exc}", time.monotonic() - start))
+        raise DeviceError(f"device {device.serial} stopped answering during the run ({exc or type(exc).__name__})",
+                          "reconnect it (`adb devices -l`) and run again") from None
+    _write_logs(log_dir, outcome)
+    return outcome
+
+
+def _kill_leftovers(device: adbutils.AdbDevice, remote_dir: PurePosixPath) -> None:
+    """Closing the shell stream hangs up the run; on a real device also kill anything still in it."""
+    with contextlib.suppress(*DEVICE_FAILURES):
+        device.shell2(f"pkill -f {shell_quote(str(remote_dir))} 2>/dev/null; true", timeout=SHELL_TIMEOUT)
+
+
+def _write_logs(log_dir: Path, outcome: RunOutcome) -> None:
+    atomic_write_text(log_dir / "command.txt", outcome.command + "\n")
+    atomic_write_text(log_dir / "stdout.txt", outcome.stdout)
+    atomic_write_text(log_dir / "stderr.txt", outcome.stderr)
+    atomic_write_text(log_dir / "exit.json", json.dumps(
+        {"exit_code": outcome.exit_code, "timed_out": outcome.timed_out, "seconds": round(outcome.seconds, 3)}) + "\n")

@@ -1,0 +1,192 @@
+"""Moving files to and from a device: incremental push by manifest, safe pull, old-bundle cleanup.
+
+The device keeps, in each bundle folder, the manifest of what it holds; it is written last, so an
+interrupted push is simply resumed next time. Names coming back from a device are never trusted:
+a pull only writes inside the local folder it was given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import posixpath
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import adbutils
+
+from deploy.errors import DeviceError
+from deploy.fsutil import atomic_path
+from harness.devices import DEVICE_FAILURES
+
+DEVICE_ROOT = PurePosixPath("/data/local/tmp/edgeloop")
+MANIFEST = "manifest.json"
+LAST_USED = ".last_used"
+KEEP_BUNDLES = 5  # cleanup policy: the bundles used most recently stay on the device, the others go
+SHELL_TIMEOUT = 60.0
+
+Progress = Callable[[int], None]  # called with the bytes just sent
+
+
+def bundle_dir(bundle_id: str) -> PurePosixPath:
+    return DEVICE_ROOT / bundle_id
+
+
+def _vanished(device: adbutils.AdbDevice, doing: str, exc: BaseException) -> DeviceError:
+    return DeviceError(f"device {device.serial} stopped answering while {doing} ({exc or type(exc).__name__})",
+                       "reconnect it (`adb devices -l`) and run again: what was already sent is kept")
+
+
+def remote_exists(device: adbutils.AdbDevice, path: PurePosixPath | str) -> bool:
+    """sync STAT answers mode 0 for a missing path (adbutils would pull it as an empty folder)."""
+    try:
+        return device.sync.stat(str(path)).mode != 0
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, f"looking at {path}", exc) from None
+
+
+def _remote_manifest(device: adbutils.AdbDevice, folder: PurePosixPath) -> dict[str, dict[str, Any]]:
+    """What the device says it holds: path -> entry; an unreadable manifest counts as nothing held."""
+    path = folder / MANIFEST
+    if not remote_exists(device, path):
+        return {}
+    try:
+        entries = json.loads(device.sync.read_bytes(str(path)))
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, f"reading {path}", exc) from None
+    except ValueError:
+        return {}
+    items = entries.get("files", entries) if isinstance(entries, dict) else entries
+    return {e["path"]: e for e in items if isinstance(e, dict) and "path" in e} if isinstance(items, list) else {}
+
+
+def _remote_sizes(device: adbutils.AdbDevice, folder: PurePosixPath) -> dict[str, int]:
+    """Sizes of every regular file under `folder` (relative paths), by sync LIST."""
+    sizes: dict[str, int] = {}
+    pending = [PurePosixPath(".")]
+    try:
+        while pending:
+            rel = pending.pop()
+            for info in device.sync.iter_directory(str(folder / rel)):
+                if info.path in (".", ".."):
+                    continue
+                child = rel / info.path
+                if stat.S_ISDIR(info.mode):
+                    pending.append(child)
+                elif stat.S_ISREG(info.mode):
+                    sizes[child.as_posix()] = info.size
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, f"listing {folder}", exc) from None
+    return sizes
+
+
+@dataclass(frozen=True)
+class PushResult:
+    remote_dir: PurePosixPath
+    files_sent: int
+    bytes_sent: int
+    files_kept: int
+
+
+def push_bundle(device: adbutils.AdbDevice, local_dir: Path, bundle_id: str, manifest: list[dict[str, Any]],
+                progress: Progress | None = None) -> PushResult:
+    """Send the files of `manifest` that the device lacks or holds in another version, then the manifest."""
+    remote = bundle_dir(bundle_id)
+    held = _remote_manifest(device, remote)
+    sizes = _remote_sizes(device, remote) if held else {}
+    todo = [e for e in manifest
+            if held.get(e["path"], {}).get("sha256") != e["sha256"] or sizes.get(e["path"]) != e["size"]]
+    sent = 0
+    for entry in todo:
+        sent += _push_file(device, local_dir / entry["path"], remote / entry["path"], int(entry.get("mode", 0o644)),
+                           progress)
+    if todo or not held:
+        sent += _push_file(device, local_dir / MANIFEST, remote / MANIFEST, 0o644, progress)
+    return PushResult(remote, len(todo), sent, len(manifest) - len(todo))
+
+
+def _push_file(device: adbutils.AdbDevice, local: Path, remote: PurePosixPath, mode: int,
+               progress: Progress | None) -> int:
+    try:
+        sent = device.sync.push(local, str(remote), mode=mode & 0o777)
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, f"pushing {local.name} to {remote}", exc) from None
+    if progress:
+        progress(sent)
+    return sent
+
+
+def _safe_name(name: str) -> bool:
+    return name not in ("", ".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
+
+def pull_tree(device: adbutils.AdbDevice, remote: PurePosixPath, local: Path) -> list[Path]:
+    """Copy the regular files under `remote` into `local`; names that could escape it and symlinks are
+    skipped. Returns the files written. A missing `remote` pulls nothing."""
+    local.mkdir(parents=True, exist_ok=True)
+    root = local.resolve()
+    written: list[Path] = []
+    if not remote_exists(device, remote):
+        return written
+    pending = [PurePosixPath(".")]
+    try:
+        while pending:
+            rel = pending.pop()
+            for info in device.sync.iter_directory(str(remote / rel)):
+                if not _safe_name(info.path):
+                    continue
+                child = rel / info.path
+                target = (root / child).resolve()
+                if not target.is_relative_to(root) or target == root:
+                    continue
+                if stat.S_ISDIR(info.mode):
+                    pending.append(child)
+                elif stat.S_ISREG(info.mode):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with atomic_path(target) as tmp, tmp.open("wb") as f:
+                        for chunk in device.sync.iter_content(str(remote / child)):
+                            f.write(chunk)
+                    written.append(target)
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, f"pulling {remote}", exc) from None
+    return written
+
+
+def shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def remove_remote(device: adbutils.AdbDevice, path: PurePosixPath) -> None:
+    """Best effort: a leftover folder is only disk space, never a wrong result."""
+    if not path.is_relative_to(DEVICE_ROOT) or path == DEVICE_ROOT:
+        raise ValueError(f"refusing to remove {path} outside {DEVICE_ROOT}")
+    with contextlib.suppress(*DEVICE_FAILURES):
+        device.shell2(f"rm -rf {shell_quote(str(path))}", timeout=SHELL_TIMEOUT)
+
+
+def mark_used(device: adbutils.AdbDevice, bundle_id: str) -> None:
+    """Record that a bundle was just used (the cleanup policy keeps the most recently used)."""
+    try:
+        device.sync.push(b"", str(bundle_dir(bundle_id) / LAST_USED), mode=0o644)
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, "marking the bundle as used", exc) from None
+
+
+def cleanup_bundles(device: adbutils.AdbDevice, keep: int = KEEP_BUNDLES, protect: tuple[str, ...] = ()) -> list[str]:
+    """Delete bundle folders beyond the `keep` most recently used (never those in `protect`)."""
+    if not remote_exists(device, DEVICE_ROOT):
+        return []
+    try:
+        names = [i.path for i in device.sync.iter_directory(str(DEVICE_ROOT))
+                 if stat.S_ISDIR(i.mode) and _safe_name(i.path)]
+        used = {name: device.sync.stat(posixpath.join(str(DEVICE_ROOT), name, LAST_USED)).mtime for name in names}
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, "listing old bundles", exc) from None
+    order = sorted(names, key=lambda n: (used[n] is not None, used[n].timestamp() if used[n] else 0.0), reverse=True)
+    doomed = [n for n in order[keep:] if n not in protect]
+    for name in doomed:
+        remove_remote(device, DEVICE_ROOT / name)
+    return doomed
