@@ -10,7 +10,6 @@ which `harness.timings.parse_timings("edgeloop-diag", ...)` reads. How each runt
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import tempfile
 import time
@@ -20,7 +19,6 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from deploy.container import ContainerMeta, TensorInfo, read_meta
 from deploy.errors import EdgeloopError
@@ -180,10 +178,9 @@ def _run(ctx: ProgramContext) -> int:
     if runtime == "dsp" and not quantized:
         model, model_bytes = _quantize_at_init(job)
         quantized = True
-    mode = runtimes.Mode(runtime, extra_outputs=tuple(job.outputs), every_layer=args.debug,
-                         profiling=args.profiling_level != "off")
+    mode = runtimes.Mode(runtime, extra_outputs=tuple(job.outputs), every_layer=args.debug)
     try:
-        session, warm = runtimes.SESSIONS.get(model, model_bytes, quantized, mode)
+        prepared, warm = runtimes.SESSIONS.get(model, model_bytes, quantized, mode)
     except Exception as exc:  # onnxruntime refuses the graph: the device would fail to build the network
         raise NetRunError(400, f"Unable to create network for runtime {RUNTIME_NAMES[runtime]}: "
                                f"{str(exc).splitlines()[0]}") from None
@@ -196,6 +193,7 @@ def _run(ctx: ProgramContext) -> int:
         _crash(job)
         return 139
 
+    session = prepared.session
     names = [o.name for o in session.get_outputs()]
     written = names if args.debug else job.outputs
     inference_ms: list[float] = []
@@ -208,7 +206,7 @@ def _run(ctx: ProgramContext) -> int:
         by_name = dict(zip(names, results, strict=True))
         for name in written:
             _write_output(job, i, name, by_name[name])
-    layers = runtimes.layer_times(_profile(session)) if mode.profiling else {}
+    layers = runtimes.profile_layers(prepared.graph, _feeds(job)) if args.profiling_level != "off" else {}
     _write_diag(job, init_ms=init_ms, inference_ms=inference_ms, layers=layers, warm=warm)
     return 0
 
@@ -362,16 +360,6 @@ def _quantize_at_init(job: Job) -> tuple[onnx.ModelProto, bytes]:
             raise NetRunError(401, f"Quantization at init failed: {exc.message}") from None
         data = result.path.read_bytes()
     return onnx.load_from_string(data), data
-
-
-def _profile(session: ort.InferenceSession) -> list[dict]:
-    profile = Path(session.end_profiling())
-    try:
-        return json.loads(profile.read_text())
-    finally:
-        profile.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            profile.parent.rmdir()
 
 
 def _write_diag(job: Job, *, init_ms: float, inference_ms: list[float], layers: dict[str, list[float]],

@@ -8,12 +8,14 @@
 - dsp / aip: the quantized QDQ graph runs as is (aip refuses float containers; the caller
   quantizes a float container for dsp before asking for a session).
 
-Sessions are cached in-process by (graph bytes hash, mode) so warm runs skip session creation.
+Sessions are cached in-process by (container hash, mode) so warm runs skip session creation;
+per-layer times come from a profiled twin session run on the same inputs after the timed runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -36,7 +38,6 @@ class Mode:
     runtime: str  # cpu | gpu | gpu_fp16 | dsp | aip
     extra_outputs: tuple[str, ...] = ()
     every_layer: bool = False  # --debug: every float intermediate becomes an output
-    profiling: bool = False
 
 
 def strip_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -171,41 +172,58 @@ def prepare(model: onnx.ModelProto, quantized: bool, mode: Mode) -> onnx.ModelPr
     return model
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A ready session and the exact graph it runs (a profiled twin is built from the same bytes)."""
+
+    session: ort.InferenceSession
+    graph: bytes
+
+
 class SessionCache:
     """Onnxruntime sessions by (container hash, mode): a warm run pays no session creation."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sessions: dict[tuple[str, Mode], ort.InferenceSession] = {}
+        self._prepared: dict[tuple[str, Mode], Prepared] = {}
 
-    def get(self, model: onnx.ModelProto, model_bytes: bytes, quantized: bool,
-            mode: Mode) -> tuple[ort.InferenceSession, bool]:
-        """Return (session, hit). Profiling sessions are never shared: each run needs its own profile."""
+    def get(self, model: onnx.ModelProto, model_bytes: bytes, quantized: bool, mode: Mode) -> tuple[Prepared, bool]:
+        """Return (prepared session, hit)."""
         key = (hashlib.sha256(model_bytes).hexdigest(), mode)
-        if not mode.profiling:
-            with self._lock:
-                if key in self._sessions:
-                    return self._sessions[key], True
-        session = new_session(prepare(model, quantized, mode), profiling=mode.profiling)
-        if not mode.profiling:
-            with self._lock:
-                self._sessions[key] = session
-        return session, False
+        with self._lock:
+            if key in self._prepared:
+                return self._prepared[key], True
+        graph = prepare(model, quantized, mode).SerializeToString()
+        prepared = Prepared(new_session(graph), graph)
+        with self._lock:
+            self._prepared[key] = prepared
+        return prepared, False
 
     def clear(self) -> None:
         with self._lock:
-            self._sessions.clear()
+            self._prepared.clear()
 
 
-def new_session(model: onnx.ModelProto, *, profiling: bool = False) -> ort.InferenceSession:
+def new_session(graph: bytes, *, profile_dir: Path | None = None) -> ort.InferenceSession:
+    """A CPU session; with `profile_dir`, onnxruntime's profiler writes per-node times there."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if profiling:
+    if profile_dir is not None:
         # Basic optimisation keeps the container's node names, so per-layer times name real layers.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="edgeloop-netrun-prof-")) / "ort")
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        options.profile_file_prefix = str(profile_dir / "ort")
+    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
+def profile_layers(graph: bytes, feeds: Iterable[dict[str, np.ndarray]]) -> dict[str, list[float]]:
+    """Per-layer ms for each feed, from a profiled twin of the session (so timed runs carry no profiler cost)."""
+    with tempfile.TemporaryDirectory(prefix="edgeloop-netrun-prof-") as tmp:
+        session = new_session(graph, profile_dir=Path(tmp))
+        outputs = [session.get_outputs()[0].name]
+        for feed in feeds:
+            session.run(outputs, feed)
+        return layer_times(json.loads(Path(session.end_profiling()).read_text()))
 
 
 def layer_times(profile_json: list[dict]) -> dict[str, list[float]]:
