@@ -178,10 +178,7 @@ def _apply_input_dims(model: onnx.ModelProto, input_dims: dict[str, list[int]]) 
         if len(shape.dim) != len(dims):
             raise EdgeloopError(f"--input-dim {name}: {len(dims)} dims given, the input has rank {len(shape.dim)} "
                                 f"({_dims(inputs[name])})", f"give {len(shape.dim)} comma-separated dims")
-        for dim, value in zip(shape.dim, dims, strict=True):
-            if dim.HasField("dim_value") and dim.dim_value not in (0, value):
-                raise EdgeloopError(f"--input-dim {name}: dims {dims} contradict the model's fixed dims "
-                                    f"{_dims(inputs[name])}", "override only dynamic dims")
+        for dim, value in zip(shape.dim, dims, strict=True):  # fixed dims may change too, as in SNPE
             dim.Clear()
             dim.dim_value = value
     for name, value in inputs.items():

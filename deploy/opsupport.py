@@ -12,6 +12,7 @@ from pathlib import Path
 
 import onnx
 import yaml
+from rich.table import Table
 
 from deploy.errors import EdgeloopError
 from deploy.profiles import RUNTIME_UNITS
@@ -100,3 +101,18 @@ def unsupported_by_runtime(report: list[OpSupport]) -> dict[str, list[OpSupport]
         if missing:
             result[runtime] = missing
     return result
+
+
+def render_unsupported(report: list[OpSupport]) -> Table | None:
+    """A table of the nodes some runtime cannot run (None when every runtime runs every node)."""
+    missing = unsupported_by_runtime(report)
+    if not missing:
+        return None
+    table = Table(title="op support: nodes some runtimes cannot run")
+    for col in ("node", "op", "not on", "runs on"):
+        table.add_column(col)
+    for op in report:
+        absent = [rt for rt, nodes in missing.items() if op in nodes]
+        if absent:
+            table.add_row(op.name, op.op_type, ",".join(absent), ",".join(op.runtimes))
+    return table

@@ -1,0 +1,188 @@
+"""Model inputs as SNPE wants them: `.raw` files (little-endian, C order, no header) plus an input list.
+
+`prepare_inputs` turns `.npy` arrays and PNG/JPEG images into raw files; images are resized,
+scaled, normalised with mean/std and laid out NCHW or NHWC. Given a container, the input's
+name, shape, layout and dtype come from it, and the written list is validated against it.
+`validate` checks an existing list against a container (names, files, sizes) without reading data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from deploy.container import TensorInfo, load_container
+from deploy.errors import EdgeloopError
+from deploy.inputlist import read_input_list, validate_input_list, write_input_list
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
+LAYOUTS = ("NCHW", "NHWC")
+LIST_NAME = "input_list.txt"
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes a tensor: x = (pixel * scale - mean) / std, per channel."""
+
+    size: tuple[int, int] | None = None  # (height, width); None keeps the image's size
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    scale: float = 1.0
+    layout: str = "NCHW"
+    channels: int = 3  # 1 reads images as grayscale
+    dtype: str = "float32"
+
+
+@dataclass
+class PreparedInputs:
+    list_path: Path
+    files: list[Path]
+
+
+def source_files(sources: Sequence[Path]) -> list[Path]:
+    """Expand folders into their .npy and image files (sorted); keep files as given."""
+    files: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            files.extend(sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | {".npy"}))
+        elif source.is_file():
+            files.append(source)
+        else:
+            raise EdgeloopError(f"{source}: no such file or folder")
+    if not files:
+        raise EdgeloopError("no .npy or image files in " + ", ".join(map(str, sources)))
+    return files
+
+
+def load_image(path: Path, pre: Preprocess) -> np.ndarray:
+    """One image as a batch-1 tensor in `pre.layout`."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if pre.channels == 1 else "RGB")
+            if pre.size is not None:
+                img = img.resize((pre.size[1], pre.size[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(img, dtype=np.float32)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise EdgeloopError(f"{path}: not a readable image ({exc})") from None
+    hwc = pixels.reshape(*pixels.shape[:2], pre.channels)
+    for what, values in (("mean", pre.mean), ("std", pre.std)):
+        if len(values) not in (1, pre.channels):
+            raise EdgeloopError(f"--{what} has {len(values)} values; give 1 or {pre.channels}")
+    if min(pre.std) == 0:
+        raise EdgeloopError("--std must not contain 0")
+    hwc = (hwc * pre.scale - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    tensor = hwc.transpose(2, 0, 1) if pre.layout == "NCHW" else hwc
+    return tensor[np.newaxis].astype(pre.dtype)
+
+
+def load_array(path: Path, dtype: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False).astype(dtype)
+    except (ValueError, OSError) as exc:
+        raise EdgeloopError(f"{path}: not a readable .npy array ({exc})") from None
+
+
+def fit_to(array: np.ndarray, tensor: TensorInfo, path: Path) -> np.ndarray:
+    """Reshape to the container's input shape (a missing batch dim is fine); sizes must agree."""
+    if array.size != tensor.size:
+        raise EdgeloopError(f"{path}: {array.size} values of shape {list(array.shape)} do not fit input "
+                            f"'{tensor.name}' {list(tensor.shape)} ({tensor.size} values)",
+                            "check --size and --layout, or the array's shape")
+    return array.reshape(tensor.shape).astype(tensor.dtype)
+
+
+def write_raw_set(arrays: Sequence[np.ndarray], stems: Sequence[str], out_dir: Path, *,
+                  input_name: str | None = None, list_name: str = LIST_NAME) -> PreparedInputs:
+    """Write `<stem>.raw` files and their input list into `out_dir`, all or nothing.
+
+    Files are staged in a temporary folder beside `out_dir` and moved in at the end, so a failure
+    leaves no partial set. List paths are relative to the list (SPEC §2); `input_name` writes
+    `name:=path` items, otherwise bare paths.
+    """
+    if len(set(stems)) != len(stems):
+        dup = next(s for s in stems if list(stems).count(s) > 1)
+        raise EdgeloopError(f"two sources would both write {dup}.raw", "rename one of them")
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        entries = []
+        for array, stem in zip(arrays, stems, strict=True):
+            array.astype(array.dtype.newbyteorder("<"), copy=False).tofile(staging / f"{stem}.raw")
+            entries.append({input_name or "": f"{stem}.raw"})
+        write_input_list(staging / list_name, entries)
+        out_dir.mkdir(exist_ok=True)
+        files = []
+        for stem in stems:
+            os.replace(staging / f"{stem}.raw", out_dir / f"{stem}.raw")
+            files.append(out_dir / f"{stem}.raw")
+        os.replace(staging / list_name, out_dir / list_name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return PreparedInputs(out_dir / list_name, files)
+
+
+def prepare_inputs(sources: Sequence[Path], out_dir: Path, *, container: Path | None = None,
+                   pre: Preprocess = Preprocess(), input_name: str | None = None) -> PreparedInputs:
+    """Convert .npy files and images into raw files and `out_dir/input_list.txt`.
+
+    With `container`, its single input gives the name, shape (size of images), layout and dtype,
+    and the result is validated against it.
+    """
+    tensor = _container_input(container, input_name) if container is not None else None
+    if tensor is not None:
+        pre = _preprocess_for(tensor, pre)
+        input_name = tensor.name
+    if pre.layout not in LAYOUTS:
+        raise EdgeloopError(f"unknown layout '{pre.layout}'", f"choose {' or '.join(LAYOUTS)}")
+    files = source_files(sources)
+    arrays = []
+    for path in files:
+        array = load_array(path, pre.dtype) if path.suffix.lower() == ".npy" else load_image(path, pre)
+        arrays.append(fit_to(array, tensor, path) if tensor is not None else array)
+    prepared = write_raw_set(arrays, [p.stem for p in files], Path(out_dir), input_name=input_name)
+    if container is not None:
+        validate(prepared.list_path, container)
+    return prepared
+
+
+def _container_input(container: Path, name: str | None) -> TensorInfo:
+    _, meta = load_container(container)
+    if name is not None:
+        return meta.input(name)
+    if len(meta.inputs) != 1:
+        raise EdgeloopError(f"{container} has {len(meta.inputs)} inputs ({', '.join(t.name for t in meta.inputs)})",
+                            "prepare each input separately with --name")
+    return meta.inputs[0]
+
+
+def _preprocess_for(tensor: TensorInfo, pre: Preprocess) -> Preprocess:
+    """Image size, channels and layout follow a 4-D NCHW/NHWC input of the container."""
+    if len(tensor.shape) != 4 or tensor.layout not in LAYOUTS:
+        return Preprocess(pre.size, pre.mean, pre.std, pre.scale, pre.layout, pre.channels, tensor.dtype)
+    _, a, b, c = tensor.shape
+    channels, size = (a, (b, c)) if tensor.layout == "NCHW" else (c, (a, b))
+    return Preprocess(size, pre.mean, pre.std, pre.scale, tensor.layout, channels, tensor.dtype)
+
+
+def validate(input_list: Path, container: Path) -> int:
+    """Check every line of `input_list` against the container's inputs; return the number of inferences."""
+    _, meta = load_container(container)
+    parsed = read_input_list(input_list)
+    validate_input_list(parsed, meta.inputs, str(input_list))
+    return len(parsed.entries)
+
+
+def parse_numbers(text: str, option: str, kind: type[int] | type[float] = float) -> tuple:
+    """`1,2,3` from the command line as a tuple of `kind`, with an error naming the option."""
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise EdgeloopError(f"--{option} '{text}': expected comma-separated {kind.__name__}s") from None
