@@ -160,7 +160,6 @@ def main(ctx: ProgramContext) -> int:
 
 def _err(ctx: ProgramContext, line: str) -> None:
     ctx.stderr.write((line + "\n").encode())
-    ctx.stderr.flush()
 
 
 def _run(ctx: ProgramContext) -> int:
@@ -197,9 +196,11 @@ def _run(ctx: ProgramContext) -> int:
     names = [o.name for o in session.get_outputs()]
     written = names if args.debug else job.outputs
     inference_ms: list[float] = []
+    ctx.stdout.write(f"edgeloop-net-run: runtime {RUNTIME_NAMES[runtime]}, container {args.container}\n".encode())
     for i, feeds in enumerate(_feeds(job)):
         if ctx.cancel.is_set():
             return 130
+        ctx.stdout.write(f"Processing DNN input(s):\n{_line(job, i)}\n".encode())
         t0 = time.perf_counter()
         results = session.run(names, feeds)
         inference_ms.append((time.perf_counter() - t0) * 1000.0)
@@ -209,6 +210,10 @@ def _run(ctx: ProgramContext) -> int:
     layers = runtimes.profile_layers(prepared.graph, _feeds(job)) if args.profiling_level != "off" else {}
     _write_diag(job, init_ms=init_ms, inference_ms=inference_ms, layers=layers, warm=warm)
     return 0
+
+
+def _line(job: Job, index: int) -> str:
+    return "\n".join(job.input_list.entries[index].values())
 
 
 def _bits(args: argparse.Namespace) -> int | None:

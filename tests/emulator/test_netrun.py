@@ -172,6 +172,7 @@ def test_cpu_matches_onnxruntime_on_the_host(fs: Sandbox, model: onnx.ModelProto
     device = gpu_device()
     result = run(fs, device)
     assert result.rc == 0, result.stderr
+    assert result.stdout.count("Processing DNN input(s):\ninputs/") == 3
     for i, feed in enumerate(feeds):
         np.testing.assert_allclose(output(fs, i, meta.outputs[0]), host_run(model, feed)[0], rtol=1e-6, atol=1e-7)
     assert [e for e, _ in device.events] == ["netrun.start", "netrun.end"]
@@ -403,3 +404,18 @@ def test_parse_timings_rejects_bad_files(tmp_path: Path) -> None:
 
 def test_program_is_registered() -> None:
     assert SYSTEM_PROGRAMS[netrun.PATH] is netrun.main
+
+
+def test_full_storage_and_cancel_stop_the_run_cleanly(fs: Sandbox, model: onnx.ModelProto) -> None:
+    install(fs, model, meta_for(model), feeds_for(model, 2))
+    fs.storage_full = True
+    full = run(fs, gpu_device())
+    assert full.rc != 0 and "No space left on device" in full.stderr
+    assert fs.listdir(f"{BUNDLE}/out/Result_0") == []  # the atomic write left no partial file
+    fs.storage_full = False
+    fs.remove(f"{BUNDLE}/out", recursive=True)
+    cancel = threading.Event()
+    cancel.set()
+    cancelled = run(fs, gpu_device(), cancel=cancel)
+    assert cancelled.rc == 130
+    assert not fs.exists(f"{BUNDLE}/out/Result_0") and not fs.exists(f"{BUNDLE}/out/{netrun.DIAG_NAME}")
