@@ -40,10 +40,11 @@ class Template:
     where: str  # "file:line: key", for errors at render time
 
     @classmethod
-    def of(cls, node: Node) -> Template:
+    def of(cls, node: Node, *, expression: bool = False) -> Template:
+        """A template string, or (`expression`) a jinja2 expression such as `runtime == 'dsp'`."""
         text = node.typed(str)
         try:
-            _ENV.from_string(text)
+            _ENV.compile_expression(text) if expression else _ENV.from_string(text)
         except jinja2.TemplateSyntaxError as exc:
             node.fail(f"template error: {exc.message}")
         return cls(text, f"{node.file}:{node.line}: {node.key}")
@@ -242,7 +243,7 @@ def _command(node: Node) -> tuple[Template, ...]:
 
 
 def _when(keys: dict[str, Node]) -> Template | None:
-    return Template.of(keys["when"]) if "when" in keys else None
+    return Template.of(keys["when"], expression=True) if "when" in keys else None
 
 
 def _runtimes(node: Node) -> dict[str, tuple[tuple[Template, ...], tuple[str, ...]]]:
