@@ -93,6 +93,91 @@ def inputs(c, source=None, output=None, container=None, name=None, size=None, me
 
 # ---- farm and reports ---------------------------------------------------------------------
 
+_DIFF_HELP = {
+    "latency_pct": "allowed growth of a job's median latency in %, beyond the runs' own noise (default 10)",
+    "noise_iqr": "how many IQRs of the noisier run count as noise (default 1)",
+    "cosine_margin": "allowed drop of an output's cosine vs the baseline (default 0.001)",
+    "sqnr_margin": "allowed drop of an output's SQNR in dB vs the baseline (default 1)",
+    "top1_margin": "allowed drop of top-1 agreement/accuracy vs the baseline (default 0.01)",
+}
+
+
+def _diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin):
+    from harness.report.diff import DiffOptions
+
+    return DiffOptions(latency_pct=float(latency_pct), noise_iqr=float(noise_iqr), cosine_margin=float(cosine_margin),
+                       sqnr_margin_db=float(sqnr_margin), top1_margin=float(top1_margin))
+
+
+def _print_findings(report) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report.compared} jobs compared with the baseline")
+    for column in ("job", "kind", "finding"):
+        table.add_column(column)
+    for f in report.findings:
+        table.add_row(f.job, f"[red]{f.kind}[/]" if f.regression else f.kind, f.message)
+    if report.findings:
+        console.print(table)
+    console.print("[red]regression[/]" if report.regressed else "[green]no regression[/]")
+
+
+def _farm_collections() -> tuple[Collection, Collection]:
+    """farm.* and report.* (defined here so they are not also top-level tasks)."""
+
+    @task(name="run", help={"inventory": "farm.yaml: adb servers and device labels",
+                            "matrix": "matrix.yaml: models × profiles × runtimes",
+                            "baseline": "a previous report.json or farm.json to compare with",
+                            "report_dir": "where the farm report goes (default reports/<time>-farm)", **_DIFF_HELP})
+    @user_errors
+    def farm_run(c, inventory, matrix, baseline=None, report_dir=None, latency_pct=10.0, noise_iqr=1.0,
+                 cosine_margin=0.001, sqnr_margin=1.0, top1_margin=0.01):
+        """Run a regression matrix on every matching device of a farm; exit 1 on any failure or regression."""
+        from rich.table import Table
+
+        from deploy.errors import CheckFailed
+        from harness.farm import farm_run as run
+
+        result = run(Path(inventory), Path(matrix), baseline=Path(baseline) if baseline else None,
+                     out_dir=Path(report_dir) if report_dir else None,
+                     diff_options=_diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin),
+                     on_event=lambda e: console.print(f"[yellow]{e['kind']}[/] {e['device'] or ''} {e['detail']}"))
+        table = Table(title=f"farm: {len(result.discovery.devices)} devices, {result.wall_s:.1f} s")
+        for column in ("job", "status", "device", "attempts", "why"):
+            table.add_column(column)
+        for o in result.outcomes:
+            colour = "green" if o.status == "passed" else "red"
+            tries = " → ".join(f"{a.device} {a.outcome}" for a in o.attempts)
+            table.add_row(o.task.id, f"[{colour}]{o.status}[/]", o.device.name if o.device else "-", tries, o.detail)
+        console.print(table)
+        for server, why in result.discovery.unreachable.items():
+            console.print(f"[red]adb server {server} unreachable:[/] {why}")
+        if result.baseline:
+            _print_findings(result.baseline)
+        console.print(f"report: {result.paths.html}")
+        if not result.passed:
+            raise CheckFailed("farm run failed", f"see {result.paths.html}")
+        console.print("[green]farm run passed[/]")
+
+    @task(name="diff", help={"base": "baseline report.json or farm.json", "new": "new report", **_DIFF_HELP})
+    @user_errors
+    def report_diff(c, base, new, latency_pct=10.0, noise_iqr=1.0, cosine_margin=0.001, sqnr_margin=1.0,
+                    top1_margin=0.01):
+        """Compare a report with a baseline; exit 1 on a regression."""
+        from deploy.errors import CheckFailed
+        from harness.report.diff import diff_reports
+
+        report = diff_reports(Path(base), Path(new),
+                              _diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin))
+        _print_findings(report)
+        if report.regressed:
+            raise CheckFailed(f"{len(report.regressions)} regression(s) against {base}")
+
+    return Collection("farm", farm_run), Collection("report", report_diff)
+
+
+farm_collection, report_collection = _farm_collections()
+
 
 @task
 @user_errors
@@ -102,6 +187,8 @@ def version(c):
 
 
 ns = Collection.from_module(__import__(__name__))
+ns.add_collection(farm_collection)
+ns.add_collection(report_collection)
 
 
 def main() -> None:

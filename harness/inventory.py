@@ -22,28 +22,25 @@ from typing import Any
 import adbutils
 import yaml
 
-from deploy.errors import EdgeloopError
+from deploy.errors import DeviceError, EdgeloopError
 from deploy.profiles import Profile, available_profiles, load_profile
+from harness.devices import AdbServer, connect, device_props
 from harness.lease import lease_key
 
 ADB_TIMEOUT_S = 10.0
 _ADDRESS = re.compile(r"(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})")
-_GETPROP_LINE = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
 HINT = "see docs/farm.md for the farm.yaml format"
 
 
+def client(server: AdbServer) -> adbutils.AdbClient:
+    """A client with a socket timeout: a farm host that drops off the network must not hang the run."""
+    return adbutils.AdbClient(host=server.host.strip("[]"), port=server.port, socket_timeout=ADB_TIMEOUT_S)
+
+
 @dataclass(frozen=True)
-class AdbServer:
-    host: str
-    port: int
-    connect: tuple[str, ...] = ()
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def client(self) -> adbutils.AdbClient:
-        return adbutils.AdbClient(host=self.host.strip("[]"), port=self.port, socket_timeout=ADB_TIMEOUT_S)
+class ServerEntry:
+    server: AdbServer
+    connect: tuple[str, ...] = ()  # network devices to `adb connect` through this server
 
 
 @dataclass(frozen=True)
@@ -55,7 +52,7 @@ class DeviceSpec:
 @dataclass(frozen=True)
 class Inventory:
     path: Path
-    servers: tuple[AdbServer, ...]
+    servers: tuple[ServerEntry, ...]
     devices: dict[str, DeviceSpec] = field(default_factory=dict)
 
 
@@ -78,7 +75,7 @@ class FarmDevice:
         return f"{self.serial}@{self.server.address}"
 
     def adb(self) -> adbutils.AdbDevice:
-        return self.server.client().device(self.serial)
+        return client(self.server).device(self.serial)
 
 
 @dataclass
@@ -95,9 +92,9 @@ def parse_address(text: str, where: str) -> tuple[str, int]:
     return found["host"], int(found["port"])
 
 
-def _server(item: Any, where: str) -> AdbServer:
+def _server(item: Any, where: str) -> ServerEntry:
     if isinstance(item, str):
-        return AdbServer(*parse_address(item, where))
+        return ServerEntry(AdbServer(*parse_address(item, where)))
     if not isinstance(item, dict) or not isinstance(item.get("address"), str):
         raise EdgeloopError(f"{where}: a server is 'host:port' or {{address: host:port, connect: [...]}}", HINT)
     unknown = sorted(set(item) - {"address", "connect"})
@@ -108,7 +105,7 @@ def _server(item: Any, where: str) -> AdbServer:
         raise EdgeloopError(f"{where}: 'connect' must be a list of host:port", HINT)
     for address in connect:
         parse_address(str(address), f"{where}.connect")
-    return AdbServer(*parse_address(item["address"], where), connect=tuple(str(a) for a in connect))
+    return ServerEntry(AdbServer(*parse_address(item["address"], where)), tuple(str(a) for a in connect))
 
 
 def _device_spec(serial: str, item: Any, where: str) -> DeviceSpec:
@@ -147,16 +144,6 @@ def load_inventory(path: Path) -> Inventory:
     return Inventory(path=Path(path), servers=parsed, devices=specs)
 
 
-def device_props(device: adbutils.AdbDevice) -> dict[str, str]:
-    """All properties in one round trip (`getprop` lists `[key]: [value]` lines)."""
-    props = {}
-    for line in device.shell(["getprop"], timeout=ADB_TIMEOUT_S).splitlines():
-        found = _GETPROP_LINE.match(line.strip())
-        if found:
-            props[found["key"]] = found["value"]
-    return props
-
-
 def _profiles(names: list[str] | None) -> list[Profile]:
     return [load_profile(name) for name in (names if names is not None else sorted(available_profiles()))]
 
@@ -165,13 +152,13 @@ def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discove
     """Ask every server for its ready devices and match each to the given profiles (default: all known)."""
     candidates = _profiles(profiles)
     found = Discovery(devices=[], unreachable={}, unmatched=[])
-    for server in inventory.servers:
-        client = server.client()
+    for entry in inventory.servers:
+        server, adb = entry.server, client(entry.server)
         try:
-            for address in server.connect:
-                client.connect(address, timeout=ADB_TIMEOUT_S)
-            infos = client.list()
-        except (adbutils.AdbError, OSError) as exc:
+            for address in entry.connect:
+                connect(adb, address, timeout=ADB_TIMEOUT_S)
+            infos = adb.list()
+        except (adbutils.AdbError, OSError, DeviceError) as exc:
             found.unreachable[server.address] = str(exc) or type(exc).__name__
             continue
         for info in infos:
@@ -181,8 +168,8 @@ def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discove
                 continue
             spec = inventory.devices.get(info.serial, DeviceSpec())
             try:
-                props = device_props(client.device(info.serial))
-            except (adbutils.AdbError, OSError) as exc:
+                props = device_props(adb.device(info.serial))
+            except DeviceError as exc:
                 found.unmatched.append(f"{name} (getprop failed: {exc})")
                 continue
             model = props.get("ro.product.model", "?")
@@ -197,7 +184,7 @@ def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discove
 def device_state(device: FarmDevice) -> str:
     """'device' when ready; 'offline', 'missing' or 'server-down' tell a lost device from a lost host."""
     try:
-        infos = device.server.client().list()
+        infos = client(device.server).list()
     except (adbutils.AdbError, OSError):
         return "server-down"
     for info in infos:

@@ -27,6 +27,8 @@ class Task:
     profile: str
     payload: Any = None
     labels: tuple[str, ...] = ()  # a device must carry all of these
+    model: str = ""  # for reports: the grid's columns
+    runtime: str = ""
 
     def fits(self, device: FarmDevice) -> bool:
         return self.profile in device.profiles and set(self.labels) <= set(device.labels)

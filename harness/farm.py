@@ -1,0 +1,183 @@
+"""Regression runs on a device farm: models × profiles × runtimes from `matrix.yaml`, spread over the
+devices that the inventory's adb servers report, with one combined report and a verdict.
+
+    config: edgeloop.yaml        # the deployment file (relative to matrix.yaml); default: beside it
+    profiles: [pixel, galaxy-s23]
+    models: [digits]             # optional: default every model in the config
+    runtimes: [cpu, gpu]         # optional: default the config's runtimes the profile has
+    labels: [rack-a]             # optional: only devices carrying these labels
+    runs: 3                      # measured runs per job (latency statistics)
+    timeout_s: 300               # per job; past it the job is reported as hung
+    max_tries: 3                 # attempts per job, each on another device, when a device is lost
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy.config import DEFAULT_CONFIG, load_config
+from deploy.errors import EdgeloopError
+from deploy.profiles import load_profile
+from harness.inventory import Discovery, FarmDevice, discover, load_inventory
+from harness.lease import LeaseBook
+from harness.report.diff import DiffOptions, DiffReport, diff_results, job_key, load_results
+from harness.report.farm import FarmPaths, job_result, write_farm_reports
+from harness.scheduler import Event, Executor, Outcome, Policy, Scheduler, Task
+
+MATRIX_HINT = "see docs/farm.md for the matrix.yaml format"
+_MATRIX_KEYS = {"config", "profiles", "models", "runtimes", "labels", "runs", "timeout_s", "max_tries"}
+
+
+@dataclass(frozen=True)
+class Matrix:
+    path: Path
+    config: Path
+    profiles: tuple[str, ...]
+    models: tuple[str, ...] | None = None
+    runtimes: tuple[str, ...] | None = None
+    labels: tuple[str, ...] = ()
+    runs: int = 3
+    timeout_s: float = 300.0
+    max_tries: int = 3
+
+
+def _names(data: dict[str, Any], key: str, path: Path) -> tuple[str, ...] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise EdgeloopError(f"{path}: '{key}' must be a non-empty list of names", MATRIX_HINT)
+    return tuple(value)
+
+
+def _positive(data: dict[str, Any], key: str, default: float, path: Path, kind: type) -> Any:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or kind(value) != value:
+        raise EdgeloopError(f"{path}: '{key}' must be a positive {kind.__name__}, not {value!r}", MATRIX_HINT)
+    return kind(value)
+
+
+def load_matrix(path: Path) -> Matrix:
+    """Read and validate `matrix.yaml`; profiles are checked to exist."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise EdgeloopError(f"cannot read matrix {path}: {exc.strerror}", MATRIX_HINT) from None
+    except yaml.YAMLError as exc:
+        raise EdgeloopError(f"{path}: not valid YAML: {exc}".splitlines()[0], MATRIX_HINT) from None
+    if not isinstance(data, dict):
+        raise EdgeloopError(f"{path}: the matrix must be a mapping with 'profiles'", MATRIX_HINT)
+    unknown = sorted(set(data) - _MATRIX_KEYS)
+    if unknown:
+        raise EdgeloopError(f"{path}: unknown key(s) {unknown}", f"known: {', '.join(sorted(_MATRIX_KEYS))}")
+    profiles = _names(data, "profiles", path)
+    if profiles is None:
+        raise EdgeloopError(f"{path}: 'profiles' is required (which device profiles to run on)", MATRIX_HINT)
+    for name in profiles:
+        load_profile(name)
+    config = Path(path).parent / str(data.get("config", DEFAULT_CONFIG))
+    return Matrix(path=Path(path), config=config, profiles=profiles, models=_names(data, "models", path),
+                  runtimes=_names(data, "runtimes", path), labels=_names(data, "labels", path) or (),
+                  runs=_positive(data, "runs", 3, path, int),
+                  timeout_s=_positive(data, "timeout_s", 300.0, path, float),
+                  max_tries=_positive(data, "max_tries", 3, path, int))
+
+
+def _model_name(job: Any) -> str:
+    model = job.model
+    return model if isinstance(model, str) else model.name
+
+
+def plan_tasks(matrix: Matrix) -> list[Task]:
+    """One task per (model, profile, runtime), from the deploy pipeline's own plan."""
+    from harness.pipeline import plan  # the deploy loop; imported late so the farm's tests can run without it
+
+    config = load_config(matrix.config)
+    models = list(matrix.models) if matrix.models else None
+    runtimes = list(matrix.runtimes) if matrix.runtimes else None
+    tasks = []
+    for profile in matrix.profiles:
+        for job in plan(config, load_profile(profile), models=models, runtimes=runtimes):
+            task_id = f"{_model_name(job)}/{profile}/{job.runtime}"
+            tasks.append(Task(id=task_id, profile=profile, payload=job, labels=matrix.labels,
+                              model=_model_name(job), runtime=job.runtime))
+    return tasks
+
+
+def deploy_executor(matrix: Matrix, work_dir: Path) -> Executor:
+    """Run one planned deploy job on a farm device; each attempt gets its own folder."""
+    from harness.pipeline import run_job
+
+    def execute(task: Task, device: FarmDevice, attempt: int) -> Any:
+        folder = work_dir / task.id.replace("/", "_") / f"attempt-{attempt}"
+        return run_job(task.payload, device.adb(), runs=matrix.runs, timeout=matrix.timeout_s, work_dir=folder)
+
+    return execute
+
+
+@dataclass
+class FarmRun:
+    passed: bool
+    outcomes: list[Outcome]
+    events: list[Event]
+    discovery: Discovery
+    paths: FarmPaths
+    baseline: DiffReport | None
+    wall_s: float
+
+
+def default_out_dir() -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return Path(os.environ.get("EDGELOOP_REPORTS", "reports")) / f"{stamp}-farm"
+
+
+def farm_run(
+    inventory: Path,
+    matrix: Path,
+    *,
+    baseline: Path | None = None,
+    out_dir: Path | None = None,
+    diff_options: DiffOptions | None = None,
+    lock_dir: Path | None = None,
+    lease_wait_s: float = 600.0,
+    execute: Executor | None = None,
+    tasks: list[Task] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> FarmRun:
+    """Discover devices, run every matrix job on a leased matching device, write the combined report
+    (farm.json, farm.html with the device × model × runtime grid, report.json/html, junit.xml) and judge.
+
+    `execute` and `tasks` replace the deploy loop (benchmarks and scheduler tests use trivial jobs)."""
+    started = dt.datetime.now(dt.UTC)
+    inv = load_inventory(inventory)
+    mat = load_matrix(matrix)
+    out = out_dir or default_out_dir()
+    base_results = load_results(baseline) if baseline else None
+    jobs = tasks if tasks is not None else plan_tasks(mat)
+    found = discover(inv, list(mat.profiles))
+    if not found.devices and found.unreachable:
+        raise EdgeloopError(f"no adb server of {inventory} answered: "
+                            + "; ".join(f"{s}: {why}" for s, why in found.unreachable.items()),
+                            "start them with `adb -a -P PORT nodaemon server` (docs/farm.md)")
+    policy = Policy(timeout_s=mat.timeout_s, max_tries=mat.max_tries, lease_wait_s=lease_wait_s)
+    scheduler = Scheduler(found.devices, execute or deploy_executor(mat, out / "jobs"),
+                          passed=lambda r: bool(getattr(r, "passed", False)), leases=LeaseBook(lock_dir),
+                          policy=policy, on_event=on_event, run_id=f"farm:{os.getpid()}:{started:%H%M%S}")
+    outcomes = scheduler.run(jobs)
+    wall_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    diff = None
+    if base_results is not None:
+        results = {job_key(r): r for r in (job_result(o).to_json() for o in outcomes)}
+        diff = diff_results(base_results, results, diff_options or DiffOptions(), base_name=str(baseline),
+                            new_name=str(out))
+    paths = write_farm_reports(outcomes, scheduler.events, found, out, title=f"farm run {mat.path.name}",
+                               created=started, wall_s=wall_s, baseline=diff)
+    passed = all(o.status == "passed" for o in outcomes) and not (diff and diff.regressed)
+    return FarmRun(passed, outcomes, scheduler.events, found, paths, diff, wall_s)

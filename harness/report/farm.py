@@ -1,0 +1,114 @@
+"""The combined farm report: farm.json and farm.html (devices × models × runtimes grid, every
+attempt and retry, farm events, baseline findings) beside the deploy reports of every job
+(report.json, report.html, junit.xml, written by harness.report.write_reports)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from deploy import TOOL_VERSION
+from deploy.fsutil import atomic_write_text
+from harness.inventory import Discovery
+from harness.report import ReportPaths, write_reports
+from harness.report.diff import DiffReport
+from harness.report.results import ERROR, JobResult
+from harness.scheduler import Event, Outcome
+
+FARM_SCHEMA_VERSION = 1
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "."), autoescape=True,
+                          undefined=jinja2.StrictUndefined)
+
+
+@dataclass(frozen=True)
+class FarmPaths:
+    folder: Path
+    json: Path
+    html: Path
+    deploy: ReportPaths  # report.json / report.html / junit.xml of every job
+
+
+def job_result(outcome: Outcome) -> JobResult:
+    """The deploy result of a job; a job that never produced one (lost, hung, no device) becomes an error
+    result that says why, so nothing is reported as passed that did not run."""
+    result = outcome.result
+    device = outcome.device.serial if outcome.device else ""
+    if isinstance(result, JobResult):
+        if not result.device:
+            result.device = device
+        return result
+    task = outcome.task
+    failure = outcome.detail or outcome.status
+    return JobResult(model=task.model or task.id, runtime=task.runtime, profile=task.profile, device=device,
+                     status=ERROR if outcome.status != "passed" else outcome.status, failure=failure)
+
+
+def _job(outcome: Outcome) -> dict[str, Any]:
+    task = outcome.task
+    return {"id": task.id, "model": task.model, "profile": task.profile, "runtime": task.runtime,
+            "status": outcome.status, "device": outcome.device.name if outcome.device else None,
+            "detail": outcome.detail, "retried": outcome.retried, "attempts": [asdict(a) for a in outcome.attempts]}
+
+
+def build_farm_document(outcomes: list[Outcome], events: list[Event], discovery: Discovery, *, title: str,
+                        created: dt.datetime, wall_s: float, baseline: DiffReport | None = None) -> dict[str, Any]:
+    statuses = [o.status for o in outcomes]
+    passed = statuses.count("passed") == len(statuses) and not (baseline and baseline.regressed)
+    return {
+        "kind": "edgeloop-farm",
+        "schema_version": FARM_SCHEMA_VERSION,
+        "tool_version": TOOL_VERSION,
+        "created": created.isoformat(timespec="seconds"),
+        "title": title,
+        "verdict": "passed" if passed else "failed",
+        "summary": {"total": len(outcomes), **{s: statuses.count(s) for s in sorted(set(statuses))},
+                    "retried": sum(o.retried for o in outcomes), "wall_s": round(wall_s, 3)},
+        "devices": [{"name": d.name, "serial": d.serial, "server": d.server.address, "profiles": list(d.profiles),
+                     "labels": list(d.labels), "model": d.model} for d in discovery.devices],
+        "unreachable_servers": discovery.unreachable,
+        "unmatched_devices": discovery.unmatched,
+        "jobs": [_job(o) for o in outcomes],
+        "events": events,
+        "baseline": baseline.to_json() if baseline else None,
+        "results": [job_result(o).to_json() for o in outcomes],
+    }
+
+
+def _grid(document: dict[str, Any]) -> dict[str, Any]:
+    """Rows: devices (and '-' for jobs that ended on none); columns: model × runtime; cells: the jobs."""
+    columns = sorted({(j["model"], j["runtime"]) for j in document["jobs"]})
+    rows = [d["name"] for d in document["devices"]]
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for job in document["jobs"]:
+        device = job["device"] or "-"
+        if device not in rows:
+            rows.append(device)
+        cells.setdefault((device, job["model"], job["runtime"]), []).append(job)
+    models = sorted({m for m, _ in columns})
+    return {"rows": rows, "columns": columns, "models": [(m, sum(1 for c in columns if c[0] == m)) for m in models],
+            "cells": {"|".join(k): v for k, v in cells.items()}}
+
+
+def render_farm_html(document: dict[str, Any]) -> str:
+    return _ENV.get_template("farm.html.j2").render(doc=document, grid=_grid(document))
+
+
+def write_farm_reports(outcomes: list[Outcome], events: list[Event], discovery: Discovery, out_dir: Path, *,
+                       title: str, created: dt.datetime, wall_s: float,
+                       baseline: DiffReport | None = None) -> FarmPaths:
+    """Write farm.json and farm.html, then the per-job deploy reports, each atomically."""
+    document = build_farm_document(outcomes, events, discovery, title=title, created=created, wall_s=wall_s,
+                                   baseline=baseline)
+    devices = {d.serial: {"ro.product.model": d.model, "edgeloop.adb_server": d.server.address,
+                          "edgeloop.profiles": ",".join(d.profiles), "edgeloop.labels": ",".join(d.labels)}
+               for d in discovery.devices}
+    deploy = write_reports([job_result(o) for o in outcomes], out_dir, devices=devices, title=title)
+    paths = FarmPaths(out_dir, out_dir / "farm.json", out_dir / "farm.html", deploy)
+    atomic_write_text(paths.json, json.dumps(document, indent=2) + "\n")
+    atomic_write_text(paths.html, render_farm_html(document))
+    return paths

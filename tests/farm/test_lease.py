@@ -1,0 +1,89 @@
+"""Leases: exclusive across processes, holder records, stale and overdue holders are visible."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy.errors import DeviceError
+from harness.lease import LeaseBook, lease_key
+
+
+def _hold(lock_dir: str, key: str, ready: multiprocessing.synchronize.Event, release: multiprocessing.synchronize.Event,
+          lease_s: float) -> None:
+    lease = LeaseBook(Path(lock_dir)).try_acquire(key, "other-process", lease_s=lease_s)
+    assert lease is not None
+    ready.set()
+    release.wait(30)
+    lease.release()
+
+
+def _crash_holding(lock_dir: str, key: str) -> None:
+    LeaseBook(Path(lock_dir)).try_acquire(key, "crashing", lease_s=60)
+    os._exit(1)  # no release: the kernel frees the lock, the holder record stays behind
+
+
+@pytest.fixture
+def ctx() -> multiprocessing.context.BaseContext:
+    return multiprocessing.get_context("spawn")
+
+
+def test_lease_excludes_another_process_until_released(tmp_path: Path, ctx) -> None:
+    key = lease_key("127.0.0.1:5037", "emulator-5554")
+    ready, release = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold, args=(str(tmp_path), key, ready, release, 60.0))
+    other.start()
+    try:
+        assert ready.wait(30)
+        book = LeaseBook(tmp_path)
+        assert book.try_acquire(key, "me", lease_s=10, wait_s=0.1) is None
+        holder = book.holder(key)
+        assert holder is not None and holder.pid == other.pid and holder.job == "other-process"
+        assert holder.alive() and not holder.expired()
+        with pytest.raises(DeviceError, match="other-process"), book.hold(key, "me", lease_s=10, wait_s=0.2):
+            pass
+        release.set()
+        lease = book.acquire(key, "me", lease_s=10, wait_s=30)
+        assert lease is not None and book.holder(key).pid == os.getpid()
+        lease.release()
+        assert book.holder(key) is None
+    finally:
+        release.set()
+        other.join(30)
+
+
+def test_holder_past_its_lease_is_reported_while_waiting(tmp_path: Path, ctx) -> None:
+    key = "dev"
+    ready, release = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold, args=(str(tmp_path), key, ready, release, 0.05))
+    other.start()
+    try:
+        assert ready.wait(30)
+        seen = []
+        deadline = time.monotonic() + 10
+        while not (seen and seen[-1].expired()) and time.monotonic() < deadline:
+            LeaseBook(tmp_path).acquire(key, "me", lease_s=10, wait_s=0.1, on_wait=seen.append)
+        assert seen[-1].expired() and seen[-1].pid == other.pid
+        with pytest.raises(DeviceError, match="busy past its lease"), LeaseBook(tmp_path).hold(key, "me", lease_s=10,
+                                                                                             wait_s=0.1):
+            pass
+    finally:
+        release.set()
+        other.join(30)
+
+
+def test_crashed_holder_leaves_a_stale_record_that_is_recovered(tmp_path: Path, ctx) -> None:
+    crashed = ctx.Process(target=_crash_holding, args=(str(tmp_path), "dev"))
+    crashed.start()
+    crashed.join(30)
+    record = json.loads((tmp_path / "dev.holder.json").read_text())
+    assert record["pid"] == crashed.pid
+    lease = LeaseBook(tmp_path).try_acquire("dev", "me", lease_s=10)
+    assert lease is not None and lease.stale is not None
+    assert lease.stale.pid == crashed.pid and not lease.stale.alive()
+    lease.release()
