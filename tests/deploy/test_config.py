@@ -51,7 +51,7 @@ def test_repository_example_loads() -> None:
     config = load_config(REPO / "edgeloop.yaml")
     digits = config.models["digits"]
     assert digits.source == REPO / "examples/digits/digits_cnn.onnx"
-    assert digits.input_dims == {"input": [1, 1, 8, 8]}
+    assert digits.input_dims == {"digits": [1, 1, 8, 8]}
     assert "pixel" in config.devices and "cpu" in config.runtimes
 
 
