@@ -1,0 +1,252 @@
+"""The device side of adb over TCP: handshake, streams and service dispatch (SPEC §9).
+
+One thread reads each connection; each OPENed service runs in its own thread with a Stream.
+A connection that sends garbage is closed and logged; the others keep being served.
+Faults that act on the link (drop after N bytes, throttle) are applied here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import BinaryIO
+
+from emulator.device import EmulatedDevice
+from emulator.proto import (
+    A_CLSE,
+    A_CNXN,
+    A_OKAY,
+    A_OPEN,
+    A_WRTE,
+    MAX_PAYLOAD,
+    VERSION,
+    ProtocolError,
+    Sender,
+    read_message,
+)
+from emulator.services import run_shell
+from emulator.stream import Stream, StreamClosed
+from emulator.sync import SyncProtocolError, SyncSession
+
+FEATURES = ("shell_v2", "stat_v2", "fixed_push_mkdir")
+Service = Callable[[Stream, str], None]
+READ_BUFFER = 4 << 20
+
+
+def listen(port: int = 0) -> socket.socket:
+    """A listening socket on loopback only (port 0: a free ephemeral port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(16)
+    return sock
+
+
+def banner(device: EmulatedDevice) -> bytes:
+    props = device.props
+    identity = ";".join(f"ro.product.{key}={props.get(f'ro.product.{key}', '')}" for key in ("name", "model", "device"))
+    return f"device::{identity};features={','.join(FEATURES)}".encode()
+
+
+class _Throttle:
+    """Caps one direction of a connection to the device's throttle_bps fault (0 = unlimited)."""
+
+    def __init__(self, device: EmulatedDevice) -> None:
+        self._device = device
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._bytes = 0
+        self._rate: int | None = None
+
+    def __call__(self, nbytes: int) -> None:
+        rate = self._device.faults.throttle_bps
+        with self._lock:
+            if rate != self._rate:  # restart the budget whenever the rate changes
+                self._rate, self._start, self._bytes = rate, time.monotonic(), 0
+            if rate is None:
+                return
+            self._bytes += nbytes
+            delay = self._start + self._bytes / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)  # this *is* the throttle, not a synchronisation
+
+
+class Connection:
+    """One host connection (normally one adb server) and its streams."""
+
+    def __init__(self, device: EmulatedDevice, sock: socket.socket, peer: str) -> None:
+        self.device = device
+        self.sock = sock
+        self.peer = peer
+        self.sender = Sender(sock)
+        self.max_payload = MAX_PAYLOAD
+        self._streams: dict[int, Stream] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._send_throttle = _Throttle(device)
+        self._recv_throttle = _Throttle(device)
+
+    def serve(self) -> None:
+        reader: BinaryIO = self.sock.makefile("rb", buffering=READ_BUFFER)
+        self.device.log("connect", peer=self.peer)
+        reason = "closed by host"
+        try:
+            self._loop(reader)
+        except ProtocolError as exc:
+            reason = f"protocol error: {exc}"
+        except OSError as exc:
+            reason = f"socket error: {exc}"
+        finally:
+            with self._lock:
+                streams = list(self._streams.values())
+                self._streams.clear()
+            for stream in streams:
+                stream.host_closed()
+            reader.close()
+            self.sock.close()
+            self.device.log("disconnect", peer=self.peer, reason=reason)
+
+    def _loop(self, reader: BinaryIO) -> None:
+        received = 0
+        generation = self.device.faults_generation
+        while (msg := read_message(reader, MAX_PAYLOAD)) is not None:
+            faults = self.device.faults
+            if generation != self.device.faults_generation:
+                generation, received = self.device.faults_generation, 0
+            received += 24 + len(msg.data)
+            self._recv_throttle(24 + len(msg.data))
+            if faults.drop_after_bytes is not None and received >= faults.drop_after_bytes:
+                self.device.log("fault-drop", peer=self.peer, received=received)
+                if faults.drop_once:
+                    self.device.clear_drop()
+                self.sock.shutdown(socket.SHUT_RDWR)
+                return
+            self._handle(msg.command, msg.arg0, msg.arg1, msg.data)
+
+    def _handle(self, command: int, arg0: int, arg1: int, data: bytes) -> None:
+        if command == A_CNXN:
+            self.max_payload = max(4096, min(arg1, MAX_PAYLOAD))
+            self.sender.send(A_CNXN, VERSION, MAX_PAYLOAD, banner(self.device))
+        elif command == A_OPEN:
+            self._open(arg0, data.rstrip(b"\0").decode("utf-8", "replace"))
+        elif command == A_WRTE:
+            stream = self._streams.get(arg1)
+            if stream is None:
+                self.sender.send(A_CLSE, 0, arg0)
+            else:
+                stream.deliver(data)
+        elif command == A_OKAY:
+            stream = self._streams.get(arg1)
+            if stream is not None:
+                stream.acknowledged()
+        elif command == A_CLSE:
+            with self._lock:
+                stream = self._streams.pop(arg1, None)
+            if stream is not None:
+                stream.host_closed()
+        # AUTH and STLS: auth is off and TLS unused, as for `adb connect` to a device with auth disabled.
+
+    def _open(self, remote_id: int, service: str) -> None:
+        target = self._service(service)
+        if target is None or remote_id == 0:
+            self.device.log("service-refused", service=service)
+            self.sender.send(A_CLSE, 0, remote_id)
+            return
+        local_id = next(self._ids)
+        stream = Stream(
+            self.sender, local_id, remote_id, self.max_payload, on_close=self._forget, throttle=self._send_throttle
+        )
+        with self._lock:
+            self._streams[local_id] = stream
+        self.sender.send(A_OKAY, local_id, remote_id)
+        threading.Thread(
+            target=self._run, args=(stream, service, target), daemon=True, name=f"{self.device.name}-{service[:20]}"
+        ).start()
+
+    def _service(self, service: str) -> Service | None:
+        """The handler for a service name, or None when the device does not offer it."""
+        name, _, _command = service.partition(":")
+        if service == "sync:":
+            return self._sync
+        if name == "shell" or name.startswith("shell,") or name == "exec":
+            return self._shell
+        return None
+
+    def _sync(self, stream: Stream, _service: str) -> None:
+        SyncSession(stream, self.device, self.max_payload).serve()
+
+    def _shell(self, stream: Stream, service: str) -> None:
+        head, _, command = service.partition(":")
+        options = head.split(",")[1:]
+        run_shell(
+            stream, self.device, command, v2=head.startswith("shell") and "v2" in options, max_payload=self.max_payload
+        )
+
+    def _run(self, stream: Stream, service: str, target: Service) -> None:
+        try:
+            target(stream, service)
+        except (StreamClosed, OSError):
+            pass
+        except SyncProtocolError as exc:
+            self.device.log("sync-error", error=str(exc))
+        except Exception as exc:  # a bug in one service must not take the device down
+            self.device.log("service-error", service=service, error=repr(exc), traceback=traceback.format_exc())
+        finally:
+            stream.close()
+
+    def _forget(self, stream: Stream) -> None:
+        with self._lock:
+            self._streams.pop(stream.local_id, None)
+
+
+class AdbDevice:
+    """Accepts connections on a listening socket and serves each in its own thread."""
+
+    def __init__(self, device: EmulatedDevice, sock: socket.socket) -> None:
+        self.device = device
+        self.sock = sock
+        self.port: int = sock.getsockname()[1]
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    def serve_forever(self) -> None:
+        self.device.log("listening", port=self.port, profile=self.device.profile.name)
+        while not self._stopped.is_set():
+            try:
+                conn, addr = self.sock.accept()
+            except OSError:
+                break
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._connections.add(conn)
+            threading.Thread(target=self._serve, args=(conn, f"{addr[0]}:{addr[1]}"), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, peer: str) -> None:
+        try:
+            Connection(self.device, conn, peer).serve()
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+
+    def start(self) -> threading.Thread:
+        """Serve in a background thread (in-process devices for tests)."""
+        thread = threading.Thread(target=self.serve_forever, daemon=True, name=f"adbd-{self.device.name}")
+        thread.start()
+        return thread
+
+    def shutdown(self) -> None:
+        self._stopped.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        with self._lock:
+            for conn in list(self._connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        self.device.log("stopped")

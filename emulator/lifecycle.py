@@ -1,0 +1,304 @@
+"""Start, list and stop emulated devices running in the background, one process each.
+
+Registry: `$EDGELOOP_HOME/emulators/<name>/` (default `~/.edgeloop/emulators/<name>/`) holds the
+device's record (`device.json`, present while it runs), its sandbox (kept across restarts, like a
+phone's storage), its event log (`device.log`), its faults (`faults.json`, re-read by the running
+device) and its own stdout/stderr (`process.log`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from filelock import FileLock
+
+from deploy.errors import DeviceError, EdgeloopError
+from deploy.fsutil import atomic_write_text
+from deploy.profiles import load_profile
+from emulator.device import Faults, read_faults, write_faults
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_children: dict[int, subprocess.Popen[bytes]] = {}  # processes this process started, to reap them
+
+
+class DevicePaths(NamedTuple):
+    record: Path
+    sandbox: Path
+    log: Path
+    faults: Path
+    process_log: Path
+
+
+def device_paths(state: Path) -> DevicePaths:
+    return DevicePaths(
+        state / "device.json", state / "sandbox", state / "device.log", state / "faults.json", state / "process.log"
+    )
+
+
+def emulators_home(home: Path | None = None) -> Path:
+    base = home or Path(os.environ.get("EDGELOOP_HOME") or Path.home() / ".edgeloop")
+    return Path(base) / "emulators"
+
+
+@dataclass
+class DeviceRecord:
+    """What the registry knows about a running device (written by the device process itself)."""
+
+    name: str
+    profile: str
+    port: int
+    pid: int
+    state: Path
+
+    def write(self) -> None:
+        data = {**asdict(self), "state": str(self.state)}
+        atomic_write_text(device_paths(self.state).record, json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> DeviceRecord | None:
+        try:
+            data = json.loads(path.read_text())
+            return cls(data["name"], data["profile"], int(data["port"]), int(data["pid"]), Path(data["state"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+@dataclass
+class RunningDevice:
+    """Handle on a background device: its identity, where its files are, and how to control it."""
+
+    name: str
+    profile: str
+    port: int
+    pid: int
+    state: Path
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def serial(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def sandbox_root(self) -> Path:
+        return device_paths(self.state).sandbox
+
+    @property
+    def log_path(self) -> Path:
+        return device_paths(self.state).log
+
+    @property
+    def faults(self) -> Faults:
+        return read_faults(device_paths(self.state).faults)
+
+    def set_faults(self, **changes: Any) -> Faults:
+        """Change faults on the running device; in effect for everything it handles afterwards."""
+        faults = self.faults.replace(**changes)
+        write_faults(device_paths(self.state).faults, faults)
+        return faults
+
+    def events(self) -> list[dict[str, Any]]:
+        """The device's event log, parsed."""
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+    def alive(self) -> bool:
+        return _alive(self.pid)
+
+    def connect(self, adb_port: int = 5037) -> None:
+        """`adb connect` this device to the adb server listening on adb_port."""
+        import adbutils
+
+        client = adbutils.AdbClient(host="127.0.0.1", port=adb_port)
+        try:
+            answer = client.connect(self.serial, timeout=10)
+        except adbutils.AdbError as exc:
+            raise DeviceError(f"adb server on port {adb_port} cannot connect {self.serial}: {exc}") from None
+        if "connected" not in answer:
+            raise DeviceError(f"adb server on port {adb_port} cannot connect {self.serial}: {answer}")
+
+    def stop(self) -> None:
+        """Stop the device process (SIGTERM, then SIGKILL after STOP_TIMEOUT_S); idempotent."""
+        process = self._process or _children.get(self.pid)
+        if _alive(self.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            if not _wait_exit(self.pid, process, STOP_TIMEOUT_S):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                _wait_exit(self.pid, process, STOP_TIMEOUT_S)
+        if process is not None:
+            process.wait()
+            _children.pop(self.pid, None)
+        device_paths(self.state).record.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """True while the process runs (a zombie that is only waiting to be reaped counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> bool:
+    """Wait for a process to end, without polling: a pidfd becomes readable when it exits."""
+    if process is not None:
+        try:
+            process.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready) or not _alive(pid)
+    finally:
+        os.close(fd)
+
+
+def _reserve_name(root: Path, profile: str, name: str | None) -> Path:
+    """The state folder for a new device: the given name, or the first free `<profile>[-N]`."""
+    if name is not None and not _NAME.fullmatch(name):
+        raise EdgeloopError(f"invalid device name '{name}'", "use letters, digits, '.', '_' and '-'")
+    candidates = [name] if name else [profile] + [f"{profile}-{i}" for i in range(2, 1000)]
+    for candidate in candidates:
+        state = root / candidate
+        record = DeviceRecord.read(device_paths(state).record)
+        if record is not None and _alive(record.pid):
+            if name:
+                raise EdgeloopError(
+                    f"emulated device '{name}' is already running on port {record.port}",
+                    f"stop it first: invoke emulator.stop {name}",
+                )
+            continue
+        state.mkdir(parents=True, exist_ok=True)
+        device_paths(state).record.unlink(missing_ok=True)
+        return state
+    raise EdgeloopError(f"too many emulated '{profile}' devices", "stop some: invoke emulator.stop --all")
+
+
+def start_device(
+    profile: str,
+    *,
+    name: str | None = None,
+    port: int | None = None,
+    faults: Faults | None = None,
+    home: Path | None = None,
+    exit_with_parent: bool = False,
+) -> RunningDevice:
+    """Start a device process and return once it accepts connections.
+
+    exit_with_parent: the device stops when this process ends (for tests; the CLI leaves it running).
+    """
+    resolved = load_profile(profile)  # fail here, with the profile error, rather than in the child
+    root = emulators_home(home)
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(root / ".lock"):
+        state = _reserve_name(root, resolved.name, name)
+        paths = device_paths(state)
+        write_faults(paths.faults, faults or Faults())
+        command = [
+            sys.executable, "-m", "emulator",
+            "--profile", str(resolved.path), "--name", state.name, "--state", str(state), "--port", str(port or 0),
+        ]  # fmt: skip
+        if exit_with_parent:
+            command += ["--parent-pid", str(os.getpid())]
+        with open(paths.process_log, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+        _children[process.pid] = process
+        ready = _wait_ready(process, START_TIMEOUT_S)
+    if ready is None:
+        process.kill()
+        process.wait()
+        _children.pop(process.pid, None)
+        tail = paths.process_log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise DeviceError(f"emulated device '{state.name}' did not start: {tail[0]}", f"see {paths.process_log}")
+    return RunningDevice(state.name, resolved.name, int(ready["port"]), process.pid, state, process)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], timeout: float) -> dict[str, Any] | None:
+    """The child's readiness line, or None if it exits or stays silent until the deadline."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([process.stdout], [], [], remaining)[0]:
+            return None
+        chunk = os.read(process.stdout.fileno(), 4096)
+        if not chunk:
+            return None
+        line += chunk
+    process.stdout.close()
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def list_devices(home: Path | None = None) -> list[RunningDevice]:
+    """The devices running now; records left by devices that died are removed."""
+    root = emulators_home(home)
+    found = []
+    for path in sorted(root.glob("*/device.json")):
+        record = DeviceRecord.read(path)
+        if record is None or not _alive(record.pid):
+            path.unlink(missing_ok=True)
+            continue
+        found.append(
+            RunningDevice(record.name, record.profile, record.port, record.pid, record.state, _children.get(record.pid))
+        )
+    return found
+
+
+def stop_device(name: str, home: Path | None = None) -> None:
+    for device in list_devices(home):
+        if device.name == name:
+            device.stop()
+            return
+    raise EdgeloopError(f"no running emulated device named '{name}'", "see: invoke emulator.list")
+
+
+def stop_all(home: Path | None = None) -> list[str]:
+    """Stop every running device; returns their names."""
+    devices = list_devices(home)
+    for device in devices:
+        device.stop()
+    return [device.name for device in devices]
+
+
+@contextlib.contextmanager
+def emulated_device(profile: str, **kwargs: Any) -> Iterator[RunningDevice]:
+    """A device for the duration of a `with` block; always stopped, and never outlives this process."""
+    kwargs.setdefault("exit_with_parent", True)
+    device = start_device(profile, **kwargs)
+    try:
+        yield device
+    finally:
+        device.stop()

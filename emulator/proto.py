@@ -1,0 +1,93 @@
+"""adb transport framing: 24-byte little-endian headers plus payload (SPEC §9).
+
+Only framing lives here; what the messages mean is adbd.py's business.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from typing import BinaryIO, NamedTuple
+
+A_SYNC = 0x434E5953
+A_CNXN = 0x4E584E43
+A_OPEN = 0x4E45504F
+A_OKAY = 0x59414B4F
+A_CLSE = 0x45534C43
+A_WRTE = 0x45545257
+A_AUTH = 0x48545541
+A_STLS = 0x534C5453
+
+COMMAND_NAMES = {
+    A_SYNC: "SYNC",
+    A_CNXN: "CNXN",
+    A_OPEN: "OPEN",
+    A_OKAY: "OKAY",
+    A_CLSE: "CLSE",
+    A_WRTE: "WRTE",
+    A_AUTH: "AUTH",
+    A_STLS: "STLS",
+}
+
+VERSION = 0x01000001  # "skip checksum": checksums are sent as 0 and not checked
+MAX_PAYLOAD = 1 << 20
+HEADER = struct.Struct("<6I")
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not adb: the connection is beyond repair."""
+
+
+class Message(NamedTuple):
+    command: int
+    arg0: int
+    arg1: int
+    data: bytes
+
+    @property
+    def name(self) -> str:
+        return COMMAND_NAMES.get(self.command, f"0x{self.command:08x}")
+
+
+def header(command: int, arg0: int, arg1: int, length: int) -> bytes:
+    return HEADER.pack(command, arg0, arg1, length, 0, command ^ 0xFFFFFFFF)
+
+
+def read_message(reader: BinaryIO, max_payload: int = MAX_PAYLOAD) -> Message | None:
+    """The next message, or None on a clean end of stream; ProtocolError for garbage."""
+    raw = reader.read(HEADER.size)
+    if not raw:
+        return None
+    if len(raw) < HEADER.size:
+        raise ProtocolError("connection ended inside a message header")
+    command, arg0, arg1, length, _checksum, magic = HEADER.unpack(raw)
+    if command not in COMMAND_NAMES:
+        raise ProtocolError(f"unknown command 0x{command:08x}")
+    if magic != command ^ 0xFFFFFFFF:
+        raise ProtocolError(f"bad magic for {COMMAND_NAMES[command]}")
+    if length > max_payload:
+        raise ProtocolError(f"payload of {length} bytes exceeds the maximum of {max_payload}")
+    data = reader.read(length) if length else b""
+    if len(data) < length:
+        raise ProtocolError("connection ended inside a message payload")
+    return Message(command, arg0, arg1, data)
+
+
+class Sender:
+    """Writes whole messages to a socket; one lock so streams sharing a connection never interleave."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        self.sent_bytes = 0
+
+    def send(self, command: int, arg0: int, arg1: int, data: bytes | memoryview = b"") -> None:
+        head = header(command, arg0, arg1, len(data))
+        with self._lock:
+            if len(data) < 65536:
+                self._sock.sendall(head + data)
+            else:  # no 1 MiB copy just to prepend 24 bytes
+                self._sock.sendall(head)
+                self._sock.sendall(data)
+            self.sent_bytes += len(head) + len(data)

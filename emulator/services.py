@@ -1,0 +1,131 @@
+"""The shell services: `shell,v2:` (framed stdin/stdout/stderr/exit), `shell:` and `exec:` (raw).
+
+They connect an adb stream to the device's restricted shell (emulator.shell): the shell only runs
+its built-ins and the device's Python system programs, never a host program.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+import traceback
+from collections import deque
+
+from emulator.device import EmulatedDevice
+from emulator.stream import Stream, StreamClosed
+
+ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW = range(6)
+_PACKET = struct.Struct("<BI")
+INTERACTIVE = "sh"  # what an empty command runs: the shell reading commands from stdin
+
+
+class _Pipe(io.RawIOBase):
+    """stdin of a running command: filled by the stream pump, read by the shell."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._ready = threading.Condition()
+        self._eof = False
+
+    def feed(self, data: bytes) -> None:
+        with self._ready:
+            self._chunks.append(data)
+            self._ready.notify()
+
+    def end(self) -> None:
+        with self._ready:
+            self._eof = True
+            self._ready.notify_all()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        with self._ready:
+            while not self._chunks and not self._eof:
+                self._ready.wait()
+            if not self._chunks:
+                return 0
+            chunk = self._chunks.popleft()
+            n = min(len(buffer), len(chunk))
+            buffer[:n] = chunk[:n]
+            if n < len(chunk):
+                self._chunks.appendleft(chunk[n:])
+            return n
+
+
+class _StreamWriter(io.RawIOBase):
+    """stdout or stderr of a command: each write goes to the host, framed for shell v2."""
+
+    def __init__(self, stream: Stream, lock: threading.Lock, packet_id: int | None, max_payload: int) -> None:
+        self._stream = stream
+        self._lock = lock
+        self._packet_id = packet_id
+        self._max_data = max_payload - _PACKET.size
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(data).cast("B")
+        with self._lock:
+            if self._packet_id is None:
+                self._stream.write(view)
+            else:
+                for start in range(0, len(view), self._max_data):
+                    part = view[start : start + self._max_data]
+                    self._stream.write(_PACKET.pack(self._packet_id, len(part)) + part)
+        return len(view)
+
+
+def _pump_v2(stream: Stream, stdin: _Pipe) -> None:
+    """Split the host's shell-v2 packets: stdin data, close-stdin; window sizes are ignored."""
+    try:
+        while True:
+            packet_id, length = _PACKET.unpack(stream.read_exact(_PACKET.size))
+            data = stream.read_exact(length) if length else b""
+            if packet_id == ID_STDIN:
+                stdin.feed(data)
+            elif packet_id == ID_CLOSE_STDIN:
+                break
+    except StreamClosed:
+        pass
+    finally:
+        stdin.end()
+
+
+def _pump_raw(stream: Stream, stdin: _Pipe) -> None:
+    while chunk := stream.recv():
+        stdin.feed(chunk)
+    stdin.end()
+
+
+def run_shell(stream: Stream, device: EmulatedDevice, command: str, *, v2: bool, max_payload: int) -> None:
+    """Run one command (or an interactive shell when empty) with the stream as its terminal."""
+    from emulator.shell import Shell  # the shell engineer's interpreter
+
+    stdin = _Pipe()
+    pump = _pump_v2 if v2 else _pump_raw
+    threading.Thread(target=pump, args=(stream, stdin), daemon=True, name=f"stdin-{stream.local_id}").start()
+    lock = threading.Lock()
+    stdout = _StreamWriter(stream, lock, ID_STDOUT if v2 else None, max_payload)
+    stderr = _StreamWriter(stream, lock, ID_STDERR if v2 else None, max_payload)
+    device.log("shell", command=command, v2=v2)
+    try:
+        code = Shell(device.fs, device).run(
+            command or INTERACTIVE,
+            stdin=io.BufferedReader(stdin),
+            stdout=stdout,
+            stderr=stderr,
+            cwd="/",
+            cancel=stream.cancel,
+        )
+    except StreamClosed:
+        return
+    except Exception as exc:  # a bug in a built-in must not take the device down
+        device.log("shell-error", command=command, error=repr(exc), traceback=traceback.format_exc())
+        stderr.write(f"sh: internal error: {exc}\n".encode())
+        code = 1
+    if v2:
+        stream.write(_PACKET.pack(ID_EXIT, 1) + bytes([code & 0xFF]))

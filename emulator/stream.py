@@ -1,0 +1,116 @@
+"""One adb stream (an OPENed service) as its service thread sees it: blocking reads and writes
+with adb's flow control done underneath.
+
+Host → device: each WRTE is acknowledged with OKAY when the service takes it, so the host sends
+the next payload while the service still handles this one (one payload in flight, bounded memory).
+Device → host: at most max-payload bytes per WRTE, and the next WRTE only after the host's OKAY.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from emulator.proto import A_CLSE, A_OKAY, A_WRTE, Sender
+
+
+class StreamClosed(BrokenPipeError):
+    """The host closed the stream (or the connection died): like writing to a closed pipe."""
+
+
+class Stream:
+    def __init__(
+        self,
+        sender: Sender,
+        local_id: int,
+        remote_id: int,
+        max_payload: int,
+        *,
+        on_close: Callable[[Stream], None],
+        throttle: Callable[[int], None],
+    ) -> None:
+        self.local_id = local_id
+        self.remote_id = remote_id
+        self.cancel = threading.Event()  # set once the host is gone; long programs stop on it
+        self._sender = sender
+        self._max_payload = max_payload
+        self._on_close = on_close
+        self._throttle = throttle
+        self._inbox: deque[bytes] = deque()
+        self._inbox_ready = threading.Condition()
+        self._can_send = threading.Event()
+        self._can_send.set()
+        self._buffer = bytearray()
+        self._closed = False
+
+    # ---- called by the connection's reader thread --------------------------------------
+
+    def deliver(self, data: bytes) -> None:
+        with self._inbox_ready:
+            self._inbox.append(data)
+            self._inbox_ready.notify()
+
+    def acknowledged(self) -> None:
+        self._can_send.set()
+
+    def host_closed(self) -> None:
+        """The host sent CLSE or the connection ended: wake everyone blocked on this stream."""
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self.cancel.set()
+        self._can_send.set()
+        with self._inbox_ready:
+            self._inbox_ready.notify_all()
+
+    # ---- called by the service ---------------------------------------------------------
+
+    def recv(self) -> bytes:
+        """The next payload from the host (acknowledged now); b'' once the stream is closed."""
+        with self._inbox_ready:
+            while not self._inbox and not self._closed:
+                self._inbox_ready.wait()
+            if not self._inbox:
+                return b""
+            data = self._inbox.popleft()
+        if not self._closed:
+            self._sender.send(A_OKAY, self.local_id, self.remote_id)
+        return data
+
+    def read_exact(self, n: int) -> bytes:
+        """Exactly n bytes of the host's byte stream, across payload boundaries."""
+        while len(self._buffer) < n:
+            chunk = self.recv()
+            if not chunk:
+                raise StreamClosed("stream closed by the host")
+            self._buffer += chunk
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), self._max_payload):
+            chunk = view[start : start + self._max_payload]
+            self._can_send.wait()
+            if self._closed:
+                raise StreamClosed("stream closed by the host")
+            self._can_send.clear()
+            self._throttle(len(chunk))
+            self._sender.send(A_WRTE, self.local_id, self.remote_id, chunk)
+
+    def close(self) -> None:
+        """Close from the device side (CLSE); idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._wake()
+            with contextlib.suppress(OSError):
+                self._sender.send(A_CLSE, self.local_id, self.remote_id)
+        self._on_close(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
