@@ -23,7 +23,7 @@ from onnx import TensorProto, helper
 from rich.table import Table
 
 from deploy.container import ContainerMeta, load_container
-from deploy.opsupport import OpSupport, check_graph
+from deploy.opsupport import RUNTIME_TABLES, OpSupport, check_graph
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 NOT_PARAMS = frozenset({TensorProto.INT64, TensorProto.BOOL, TensorProto.STRING})
@@ -209,10 +209,12 @@ def render_info(info: ContainerInfo) -> list[Any]:
             io.add_row(kind, t.name, "x".join(map(str, t.shape)), t.dtype, t.layout)
     layers = Table(title="layers")
     for col in ("#", "name", "op", "input shapes", "output shapes", "params", "MACs", "runtimes"):
-        layers.add_column(col, justify="right" if col in ("#", "params", "MACs") else "left")
+        layers.add_column(col, justify="right" if col in ("#", "params", "MACs") else "left", overflow="fold")
+    every = len(RUNTIME_TABLES)
     for i, layer in enumerate(info.layers):
+        runtimes = "all" if len(layer.runtimes) == every else ",".join(layer.runtimes)
         layers.add_row(str(i), layer.name, layer.op_type, _shape_text(layer.inputs), _shape_text(layer.outputs),
-                       _count(layer.params), _count(layer.macs), ",".join(layer.runtimes))
+                       _count(layer.params), _count(layer.macs), runtimes)
     out: list[Any] = [summary, io, layers]
     if meta.quantized:
         out.append(render_encodings(meta))
