@@ -87,6 +87,44 @@ def inputs(c, source=None, output=None, container=None, name=None, size=None, me
     console.print(f"wrote {len(prepared.files)} raw files and {prepared.list_path}")
 
 
+@task(iterable=["option"], help={
+    "container": "float or quantized container (from convert or quantize)",
+    "device": "device profile name (see device_profiles/) or a profile YAML file",
+    "runtime": "cpu, gpu, gpu_fp16, dsp or aip", "input-list": "input_list.txt whose raw files go into the bundle",
+    "pack": "runtime pack name or folder (default builtin: the emulated device)",
+    "option": "pack option NAME=VALUE, e.g. perf_profile=burst, profiling_level=detailed (repeatable)",
+    "sdk": "SDK root for packs that need one (default: the pack's environment variable, e.g. SNPE_ROOT)"})
+@user_errors
+def bundle(c, container, device, runtime, input_list, pack="builtin", option=None, sdk=None):
+    """Assemble a push bundle under build/bundles/<id>/ (reused when nothing changed)."""
+    from deploy.bundle import bundle as make_bundle
+    from deploy.errors import EdgeloopError
+    from deploy.profiles import load_profile
+
+    options = {}
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EdgeloopError(f"--option {item!r}: expected NAME=VALUE", "e.g. --option perf_profile=burst")
+        options[key] = value
+    made = make_bundle(Path(container), load_profile(device), runtime, Path(input_list), pack=pack,
+                       options=options, sdk=Path(sdk) if sdk else None)
+    size = sum(f["size"] for f in made.manifest)
+    console.print(f"bundle {made.id}: {made.path} ({len(made.manifest)} files, {size} bytes; "
+                  f"pack {made.pack}, {made.profile} {made.runtime})")
+
+
+@task(help={"all": "also delete reports/"})
+@user_errors
+def clean(c, all=False):
+    """Delete build output (cache, bundles, runs under build/ or $EDGELOOP_BUILD)."""
+    from deploy.cache import build_root
+    from deploy.cache import clean as clean_folders
+
+    removed = clean_folders([build_root(), *([Path("reports")] if all else [])])
+    console.print(f"removed {', '.join(map(str, removed))}" if removed else "nothing to clean")
+
+
 # ---- quantizer ----------------------------------------------------------------------------
 
 # ---- deploy -------------------------------------------------------------------------------

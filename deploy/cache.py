@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy import TOOL_VERSION
+from deploy.errors import EdgeloopError
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,19 @@ def cached(kind: str, key_parts: dict[str, Any], build: Callable[[Path], None], 
         if not (tmp / filename).exists():
             raise RuntimeError(f"cache build for '{kind}' did not write {filename}")
     return CacheResult(artifact, hit=False)
+
+
+def clean(folders: list[Path]) -> list[Path]:
+    """Delete build output folders (cache, bundles, runs); returns those that existed. Refuses a
+    folder that holds the working directory, so a stray $EDGELOOP_BUILD=. cannot wipe a project."""
+    removed = []
+    cwd = Path.cwd().resolve()
+    for folder in folders:
+        resolved = folder.resolve()
+        if cwd.is_relative_to(resolved):
+            raise EdgeloopError(f"refusing to delete {resolved}: it holds the working directory",
+                                "point EDGELOOP_BUILD at a build folder")
+        if resolved.exists():
+            shutil.rmtree(resolved)
+            removed.append(folder)
+    return removed

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.cache import cache_key, cached
+from deploy.cache import cache_key, cached, clean
+from deploy.errors import EdgeloopError
 
 
 def _writer(calls: list[Path], text: str = "artifact"):
@@ -56,3 +57,15 @@ def test_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "b"))
     result = cached("thing", {}, _writer([]), "out.bin")
     assert result.path.is_relative_to(tmp_path / "b" / "cache")
+
+
+def test_clean_removes_folders_but_never_the_working_directory(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cached("thing", {}, _writer([]), "out.bin", root=tmp_path / "build")
+    (tmp_path / "reports").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert clean([Path("build"), Path("reports"), Path("absent")]) == [Path("build"), Path("reports")]
+    assert not (tmp_path / "build").exists() and not (tmp_path / "reports").exists()
+    with pytest.raises(EdgeloopError, match="refusing to delete"):
+        clean([Path(".")])
+    assert tmp_path.is_dir()
