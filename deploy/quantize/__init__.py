@@ -1,5 +1,111 @@
-"""The quantizer: float container + calibration input list -> QDQ container with AIMET encodings."""
+"""The quantizer: float container + calibration input list -> QDQ container with AIMET encodings.
 
+`quantize()` is the public entry point (the `quantize` task, the deploy loop and the emulated
+DSP runtime call it). The result is cached by content: the container, the input list and every
+raw file it names, and the options.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.cache import build_root, cached
+from deploy.container import ContainerMeta, load_container, save_container
+from deploy.errors import EdgeloopError
+from deploy.fsutil import atomic_path, sha256_file
+from deploy.inputlist import InputList, read_input_list, validate_input_list
+from deploy.quantize.aimet import export_encodings, plan_encodings, write_encodings
 from deploy.quantize.options import QuantizeOptions
+from deploy.quantize.pipeline import feeds_from, pooled, quantize_model
 
-__all__ = ["QuantizeOptions"]
+__all__ = ["QuantizeOptions", "QuantizeResult", "quantize"]
+
+ARTIFACT = "quantized.onnx"
+DEFAULTS = QuantizeOptions()  # frozen, so one shared default is safe
+
+
+@dataclass
+class QuantizeResult:
+    path: Path
+    meta: ContainerMeta
+    sqnr_db: float
+    cosine: float
+    cached: bool
+
+
+def _key_parts(container: Path, list_path: Path, input_list: InputList, options: QuantizeOptions) -> dict:
+    raws = [sha256_file(input_list.resolve(p)) for entry in input_list.entries for p in entry.values()]
+    opts = options.to_json()
+    if options.override_params is not None:
+        opts["override_params"] = sha256_file(options.override_params)
+    return {"container": sha256_file(container), "input_list": sha256_file(list_path), "raws": raws,
+            "options": opts}
+
+
+def _check_batch(meta: ContainerMeta, container: Path) -> None:
+    for tensor in meta.inputs:
+        if tensor.layout.startswith("N") and tensor.shape and tensor.shape[0] != 1:
+            raise EdgeloopError(f"{container}: input '{tensor.name}' has batch {tensor.shape[0]}; "
+                                "the model to quantize must have batch 1",
+                                "convert with --input-dims setting the batch to 1")
+
+
+def _build(container: Path, list_path: Path, input_list: InputList, options: QuantizeOptions, target: Path) -> None:
+    model, meta = load_container(container)
+    feeds = feeds_from(input_list, meta, str(list_path))
+    qmodel, plan, agreements = quantize_model(model, feeds, len(input_list.entries), options)
+    total = pooled(agreements)
+    activations, params = plan_encodings(plan)
+    qmeta = ContainerMeta(
+        kind="quantized", inputs=meta.inputs, outputs=meta.outputs, source_sha256=meta.source_sha256,
+        options=meta.options, encodings=export_encodings(activations, params, "1.0.0", options.to_json()),
+        quantization={**options.to_json(), "sqnr_db": round(total.sqnr_db, 4), "cosine": round(total.cosine, 6),
+                      "calibration_inputs": len(input_list.entries),
+                      "outputs": {name: {"sqnr_db": round(a.sqnr_db, 4), "cosine": round(a.cosine, 6)}
+                                  for name, a in agreements.items()}})
+    save_container(qmodel, qmeta, target)
+
+
+def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[str],
+             output: str | os.PathLike[str] | None = None, options: QuantizeOptions = DEFAULTS, *,
+             encodings_out: str | os.PathLike[str] | None = None, cache: bool = True) -> QuantizeResult:
+    """Quantize a float container with the calibration inputs of an SNPE input list.
+
+    With `output=None` the cached artifact's path is returned. `encodings_out` also writes the
+    encodings as AIMET 1.0.0 JSON (what `--quantization_overrides` of the vendor tools reads).
+    """
+    container, list_path = Path(container), Path(input_list)
+    _, meta = load_container(container)
+    if meta.quantized:
+        raise EdgeloopError(f"{container}: already a quantized container", "quantize the float container instead")
+    _check_batch(meta, container)
+    parsed = read_input_list(list_path)
+    validate_input_list(parsed, meta.inputs, str(list_path))
+    if options.override_params is not None and not Path(options.override_params).is_file():
+        raise EdgeloopError(f"{options.override_params}: no such encodings file")
+
+    if cache:
+        result = cached("quantize", _key_parts(container, list_path, parsed, options),
+                        lambda tmp: _build(container, list_path, parsed, options, tmp / ARTIFACT), ARTIFACT)
+        path, hit = result.path, result.hit
+        if output is not None:
+            with atomic_path(output) as tmp:
+                shutil.copyfile(path, tmp)
+            path = Path(output)
+    else:
+        path = Path(output) if output is not None else build_root() / "quantized" / f"{container.stem}.onnx"
+        with tempfile.TemporaryDirectory() as tmp:
+            _build(container, list_path, parsed, options, Path(tmp) / ARTIFACT)
+            with atomic_path(path) as target:
+                shutil.move(Path(tmp) / ARTIFACT, target)
+        hit = False
+    _, qmeta = load_container(path)
+    if encodings_out is not None:
+        write_encodings(encodings_out, qmeta.encodings)
+    summary = qmeta.quantization or {}
+    return QuantizeResult(path=path, meta=qmeta, sqnr_db=summary.get("sqnr_db", 0.0),
+                          cosine=summary.get("cosine", 0.0), cached=hit)

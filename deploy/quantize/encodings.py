@@ -204,8 +204,7 @@ def enhanced_encoding(counts: np.ndarray, lo: float, hi: float, obs_min: float, 
 def histogram_of(values: np.ndarray, bins: int = ENHANCED_BINS) -> tuple[np.ndarray, float, float]:
     """Histogram over a static tensor's exact range (weights need no widening: all values are known)."""
     lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        hi = lo + 1e-6
+    hi = max(hi, lo + max(abs(lo), 1.0) * 1e-3)  # a constant still gets finite bins
     counts, _ = np.histogram(values, bins=bins, range=(lo, hi))
     return counts, lo, hi
 

@@ -1,0 +1,74 @@
+"""Streaming calibration: one inference at a time, keeping only running min/max and histograms.
+
+Memory is bounded by one inference's activations plus 512 bins per tensor, whatever the length
+of the input list. Histograms follow AIMET: the first batch's range widened 3x about its centre;
+a later value outside the range re-bins the histogram over the wider range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from deploy.quantize.encodings import ENHANCED_BINS
+from deploy.quantize.runner import expose, session
+
+WIDEN = 3.0
+
+
+@dataclass
+class TensorStats:
+    min: float = np.inf
+    max: float = -np.inf
+    counts: np.ndarray | None = None
+    lo: float = 0.0
+    hi: float = 0.0
+    histogram: bool = field(default=False, repr=False)
+
+    def update(self, x: np.ndarray) -> None:
+        x_min, x_max = float(x.min()), float(x.max())
+        self.min, self.max = min(self.min, x_min), max(self.max, x_max)
+        if not self.histogram:
+            return
+        if self.counts is None:
+            centre = (x_min + x_max) / 2
+            half = max(x_max - x_min, abs(centre) * 1e-3, 1e-6) * WIDEN / 2
+            self.lo, self.hi = centre - half, centre + half
+            self.counts = np.zeros(ENHANCED_BINS, dtype=np.int64)
+        elif x_min < self.lo or x_max > self.hi:
+            self._rebin(min(self.lo, x_min), max(self.hi, x_max))
+        self.counts += np.histogram(x, bins=ENHANCED_BINS, range=(self.lo, self.hi))[0]
+
+    def _rebin(self, lo: float, hi: float) -> None:
+        """Move every old bin's count to the new bin holding its centre."""
+        width = (self.hi - self.lo) / ENHANCED_BINS
+        centres = self.lo + width * (np.arange(ENHANCED_BINS) + 0.5)
+        index = np.clip(((centres - lo) / (hi - lo) * ENHANCED_BINS).astype(np.int64), 0, ENHANCED_BINS - 1)
+        counts = np.zeros(ENHANCED_BINS, dtype=np.int64)
+        np.add.at(counts, index, self.counts)
+        self.counts, self.lo, self.hi = counts, lo, hi
+
+
+def progress(label: str) -> Progress:
+    """The progress bar every long quantizer loop shows (on stderr, so stdout stays parseable)."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+def calibrate(model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[str, np.ndarray]], total: int,
+              histograms: bool) -> dict[str, TensorStats]:
+    """Run the float model over every feed and return statistics for each named tensor."""
+    sess = session(expose(model, tensors))
+    stats = {name: TensorStats(histogram=histograms) for name in tensors}
+    with progress("calibrating") as bar:
+        task = bar.add_task("calibrating", total=total)
+        for feed in feeds:
+            for name, value in zip(tensors, sess.run(tensors, feed), strict=True):
+                stats[name].update(value)
+            bar.advance(task)
+    return stats

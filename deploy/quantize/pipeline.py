@@ -1,0 +1,76 @@
+"""The quantization pipeline on in-memory models: CLE, calibration, plan, bias correction, QDQ."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import onnx
+
+from deploy.container import ContainerMeta
+from deploy.inputlist import InputList, iter_feeds
+from deploy.quantize.aimet import read_encodings
+from deploy.quantize.calibrate import calibrate, progress
+from deploy.quantize.metrics import Agreement
+from deploy.quantize.options import QuantizeOptions
+from deploy.quantize.plan import Plan, check_override_names, make_plan
+from deploy.quantize.qdq import write_qdq
+from deploy.quantize.runner import float_activations, session
+
+Feeds = Callable[[], Iterator[dict[str, np.ndarray]]]
+
+
+def feeds_from(input_list: InputList, meta: ContainerMeta, source: str) -> Feeds:
+    """A re-iterable source of feeds: every pass reads the raw files again (bounded memory)."""
+    return lambda: iter_feeds(input_list, meta.inputs, source)
+
+
+def compare(reference: onnx.ModelProto, test: onnx.ModelProto, feeds: Iterable[dict[str, np.ndarray]],
+            total: int, names: list[str] | None = None, label: str = "comparing") -> dict[str, Agreement]:
+    """Run both models on every feed; per tensor (default: the graph outputs) how well they agree."""
+    names = names or [o.name for o in reference.graph.output]
+    ref_sess, test_sess = session(reference), session(test)
+    result = {name: Agreement() for name in names}
+    with progress(label) as bar:
+        task = bar.add_task(label, total=total)
+        for feed in feeds:
+            for name, ref, out in zip(names, ref_sess.run(names, feed), test_sess.run(names, feed), strict=True):
+                result[name].add(ref, out)
+            bar.advance(task)
+    return result
+
+
+def pooled(agreements: dict[str, Agreement]) -> Agreement:
+    total = Agreement()
+    for a in agreements.values():
+        total.signal += a.signal
+        total.noise += a.noise
+        total.dot += a.dot
+        total.test_power += a.test_power
+        total.shift += a.shift
+        total.count += a.count
+    return total
+
+
+def quantize_model(model: onnx.ModelProto, feeds: Feeds, total: int,
+                   options: QuantizeOptions) -> tuple[onnx.ModelProto, Plan, dict[str, Agreement]]:
+    """Float model -> (QDQ model, its plan, agreement of every output with the float model)."""
+    work = model
+    if "cle" in options.algorithms:
+        from deploy.quantize.cle import equalize
+
+        work = equalize(model)
+    activations = float_activations(work)
+    overrides = None
+    if options.override_params is not None:
+        overrides = read_encodings(options.override_params, {i.name for i in work.graph.initializer})
+        check_override_names(work, activations, overrides, str(options.override_params))
+    stats = calibrate(work, activations, feeds(), total, histograms=options.act_quantizer == "enhanced")
+    plan = make_plan(work, activations, stats, options, overrides)
+    if "bc" in options.algorithms:
+        from deploy.quantize.biascorrect import correct_biases
+
+        work = correct_biases(work, plan, feeds, total, options.pack_4_bit_weights)
+        plan = make_plan(work, activations, stats, options, overrides)
+    qmodel = write_qdq(work, plan, options.pack_4_bit_weights)
+    return qmodel, plan, compare(model, qmodel, feeds(), total, label="measuring")

@@ -1,0 +1,190 @@
+"""Decide every tensor's encoding: which initializers are weights or biases, per-channel axes,
+activation encodings from calibration, overrides and float islands (SPEC §5-6).
+
+The plan is pure data; qdq.py turns it into a graph, aimet.py into JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from deploy.errors import EdgeloopError
+from deploy.quantize.calibrate import TensorStats
+from deploy.quantize.encodings import (
+    Encoding,
+    encoding_for_values,
+    enhanced_encoding,
+    float_encoding,
+    per_channel_encoding,
+    symmetric_encoding,
+    tf_encoding,
+)
+from deploy.quantize.options import QuantizeOptions
+
+WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # SNPE's ops whose output, weight, bias float together
+# Static inputs that SNPE quantizes as parameters: (op type, input index). Others (shapes, Resize
+# scales, BatchNormalization statistics, Clip bounds) stay float.
+PARAM_INPUTS = {("Conv", 1), ("ConvTranspose", 1), ("Gemm", 1), ("MatMul", 0), ("MatMul", 1), ("PRelu", 1),
+                ("Add", 0), ("Add", 1), ("Sub", 0), ("Sub", 1), ("Mul", 0), ("Mul", 1), ("Div", 1)}
+BIAS_INPUTS = {("Conv", 2), ("ConvTranspose", 2), ("Gemm", 2)}
+
+
+@dataclass
+class Overrides:
+    """Encodings read from an AIMET file: per tensor, resolved or bitwidth-only, int or float."""
+
+    activations: dict[str, Encoding] = field(default_factory=dict)
+    params: dict[str, Encoding] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    activations: dict[str, Encoding]  # every float activation: int (Q/DQ) or float (left alone)
+    params: dict[str, Encoding]  # initializers stored as integers (weights, 8-bit biases)
+    biases: dict[str, tuple[str, str]]  # 32-bit bias -> (input activation, weight) giving its scale
+    float_nodes: set[str]  # nodes that run in float (islands)
+    conversions: dict[str, Encoding]  # float-island outputs read by int nodes: float -> int convert
+    bias_bitwidth: int = 32
+
+    def bias_encoding(self, bias: str) -> Encoding:
+        """scale = input scale x weight scale (per channel), zero point 0, int32 (SPEC §7)."""
+        act, weight = self.biases[bias]
+        act_enc = self.conversions.get(act) or self.activations[act]
+        w_enc = self.params[weight]
+        scale = np.asarray(act_enc.scale, dtype=np.float64) * np.asarray(w_enc.scale, dtype=np.float64)
+        offset = np.full(scale.shape, -(1 << 31), dtype=np.int64)
+        return Encoding(bw=32, scale=scale, offset=offset, symmetric=True, axis=0 if scale.ndim else None)
+
+
+def weight_axis(node: onnx.NodeProto, weight: np.ndarray) -> int | None:
+    """The output-channel axis of a weight, or None where per-channel does not apply."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type == "Conv":
+        return 0
+    if node.op_type == "ConvTranspose":
+        return 1 if attrs.get("group", 1) == 1 else None
+    if node.op_type == "Gemm":
+        return 0 if attrs.get("transB", 0) else 1
+    if node.op_type == "MatMul" and node.input[1] == node.input[-1] and weight.ndim == 2:
+        return 1
+    return None
+
+
+def activation_encoding(stats: TensorStats, bw: int, quantizer: str, min_range: float) -> Encoding:
+    if quantizer == "symmetric":
+        return symmetric_encoding(max(abs(stats.min), abs(stats.max)), bw, min_range)
+    if quantizer == "enhanced" and stats.counts is not None:
+        return enhanced_encoding(stats.counts, stats.lo, stats.hi, stats.min, stats.max, bw, min_range)
+    return tf_encoding(stats.min, stats.max, bw, min_range)
+
+
+def _consumers(model: onnx.ModelProto) -> dict[str, list[tuple[onnx.NodeProto, int]]]:
+    result: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            result.setdefault(name, []).append((node, i))
+    return result
+
+
+def check_override_names(model: onnx.ModelProto, activations: list[str], overrides: Overrides, source: str) -> None:
+    """Every tensor an encodings file names must exist: a typo would otherwise silently do nothing."""
+    initializers = {i.name for i in model.graph.initializer}
+    for names, known, what in ((overrides.activations, set(activations), "activation"),
+                               (overrides.params, initializers, "param")):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise EdgeloopError(f"{source}: {what} encoding for unknown tensor '{unknown[0]}'",
+                                f"the model has no {what} tensor of that name; check the name or the model")
+
+
+def _param_encoding(values: np.ndarray, node: onnx.NodeProto, options: QuantizeOptions, bw: int,
+                    override: Encoding | None, per_channel: bool) -> Encoding:
+    axis = weight_axis(node, values)
+    if override is not None and override.resolved:
+        if override.channels > 1 or np.size(override.scale) > 1:
+            if axis is None or np.size(override.scale) != values.shape[axis]:
+                raise EdgeloopError(f"override for '{node.input[1]}' has {np.size(override.scale)} channel "
+                                    f"encodings, the weight has shape {list(values.shape)}",
+                                    "give one encoding, or one per output channel")
+            return Encoding(override.bw, override.scale, override.offset, override.symmetric, axis)
+        return override
+    if per_channel and axis is not None:
+        return per_channel_encoding(values, axis, bw, options.param_quantizer, options.min_range)
+    return encoding_for_values(values, bw, options.param_quantizer, options.min_range)
+
+
+def make_plan(model: onnx.ModelProto, activations: list[str], stats: dict[str, TensorStats],
+              options: QuantizeOptions, overrides: Overrides | None = None) -> Plan:
+    overrides = overrides or Overrides()
+    inits = {i.name: i for i in model.graph.initializer}
+    producer = {o: node for node in model.graph.node for o in node.output}
+
+    # Float islands: a float output, weight or bias of a weighted op makes all three float.
+    float_nodes: set[str] = set()
+    for node in model.graph.node:
+        named = [o for o in node.output if o in overrides.activations]
+        if node.op_type in WEIGHTED:
+            named += [n for n in node.input[1:] if n in overrides.params]
+            encs = [overrides.activations.get(n) or overrides.params.get(n) for n in named]
+        else:
+            encs = [overrides.activations[n] for n in named]
+        if any(e.is_float for e in encs):
+            float_nodes.add(node.name)
+
+    plan = Plan(activations={}, params={}, biases={}, float_nodes=float_nodes, conversions={},
+                bias_bitwidth=options.bias_bitwidth)
+    for name in activations:
+        if name not in stats or not np.isfinite(stats[name].min):
+            continue
+        node = producer.get(name)
+        override = overrides.activations.get(name)
+        if override is not None and override.resolved:
+            enc = override
+        else:
+            bw = override.bw if override is not None and not override.is_float else options.act_bitwidth
+            enc = activation_encoding(stats[name], bw, options.act_quantizer, options.min_range)
+        if node is not None and node.name in float_nodes:
+            plan.activations[name] = override if override is not None and override.is_float else float_encoding()
+            plan.conversions[name] = enc
+        else:
+            plan.activations[name] = enc
+
+    for node in model.graph.node:
+        if node.name in float_nodes:
+            continue
+        for i, name in enumerate(node.input):
+            if name not in inits or name in plan.params or name in plan.biases:
+                continue
+            if (node.op_type, i) in PARAM_INPUTS:
+                values = numpy_helper.to_array(inits[name])
+                if values.dtype != np.float32:
+                    continue
+                override = overrides.params.get(name)
+                if override is not None and override.is_float:
+                    continue
+                bw = override.bw if override is not None else options.weights_bitwidth
+                plan.params[name] = _param_encoding(values, node, options, bw, override,
+                                                    options.use_per_channel_quantization and i == 1)
+            elif (node.op_type, i) in BIAS_INPUTS:
+                plan.biases[name] = (node.input[0], node.input[1])
+
+    # Biases: 32-bit ones take their scale from input and weight; 8-bit ones are ordinary params.
+    for bias, (act, weight) in list(plan.biases.items()):
+        act_int = act in plan.conversions or (act in plan.activations and not plan.activations[act].is_float)
+        override = overrides.params.get(bias)
+        if override is not None and override.is_float:
+            del plan.biases[bias]
+        elif weight in plan.params and act_int and options.bias_bitwidth == 32 and override is None:
+            continue
+        else:
+            del plan.biases[bias]
+            values = numpy_helper.to_array(inits[bias])
+            bw = override.bw if override is not None else options.bias_bitwidth
+            plan.params[bias] = (override if override is not None and override.resolved
+                                 else encoding_for_values(values, bw, "symmetric" if bw == 32 else
+                                                          options.param_quantizer, options.min_range))
+    return plan

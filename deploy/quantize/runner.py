@@ -1,0 +1,38 @@
+"""onnxruntime plumbing shared by calibration, bias correction, metrics and the debugger."""
+
+from __future__ import annotations
+
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+
+def session(model: onnx.ModelProto) -> ort.InferenceSession:
+    """A CPU session without graph fusions: a QDQ graph then computes exactly the float
+    quantize-dequantize simulation (fusing into QLinear kernels would requantize in integers)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def float_activations(model: onnx.ModelProto) -> list[str]:
+    """Names of the float tensors that flow between nodes (graph inputs, then node outputs in order)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]}
+    initializers = {i.name for i in model.graph.initializer}
+    names = [v.name for v in model.graph.input if v.name not in initializers]
+    names += [o for node in model.graph.node for o in node.output if o]
+    return [n for n in names if types.get(n) == TensorProto.FLOAT]
+
+
+def expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """A copy of `model` that also returns the given intermediate tensors as graph outputs."""
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    present = {o.name for o in exposed.graph.output}
+    for name in names:
+        if name not in present:
+            exposed.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    return exposed
