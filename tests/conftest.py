@@ -1,0 +1,103 @@
+"""Shared fixtures: a private adb server per test session and emulated devices connected to it.
+
+Never the default adb port 5037 (other suites run adb at the same time): each session (each
+xdist worker) starts its own server on a free port and kills it at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import adbutils
+import pytest
+
+from emulator.lifecycle import RunningDevice, start_device
+
+ADB36 = str(Path(adbutils.__file__).parent / "binaries" / "adb")  # platform-tools 36, shipped in the wheel
+ADB29 = "/usr/bin/adb"  # Debian's adb package
+
+
+def free_port() -> int:
+    """A free ephemeral loopback port (never 5037 nor the emulator range 5555-5585)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class AdbServer:
+    adb: str  # the adb binary that started the server (adb 36)
+    port: int
+    client: adbutils.AdbClient
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for adb CLI calls that must reach this server and no other."""
+        return {**os.environ, "ANDROID_ADB_SERVER_PORT": str(self.port)}
+
+    def run(
+        self, *args: str, adb: str | None = None, timeout: float = 60, **kwargs: Any
+    ) -> subprocess.CompletedProcess:
+        """Run an adb CLI command against this server (adb 36 unless another binary is given)."""
+        return subprocess.run(
+            [adb or self.adb, "-P", str(self.port), *args],
+            env=self.env,
+            capture_output=True,
+            timeout=timeout,
+            **kwargs,
+        )
+
+
+@pytest.fixture(scope="session")
+def adb_server() -> Iterator[AdbServer]:
+    port = free_port()
+    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port)}
+    subprocess.run([ADB36, "-P", str(port), "start-server"], env=env, check=True, capture_output=True, timeout=30)
+    try:
+        yield AdbServer(ADB36, port, adbutils.AdbClient(host="127.0.0.1", port=port, socket_timeout=30))
+    finally:
+        subprocess.run([ADB36, "-P", str(port), "kill-server"], env=env, capture_output=True, timeout=30)
+
+
+StartDevice = Callable[..., RunningDevice]
+
+
+@pytest.fixture
+def start_emulated(adb_server: AdbServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartDevice]:
+    """Factory: start_emulated(profile="pixel", connect=True, **start_device_kwargs) -> RunningDevice.
+
+    Devices run as real background processes, are `adb connect`ed to the session's server and
+    are stopped (and disconnected) when the test ends.
+    """
+    started: list[RunningDevice] = []
+    home = tmp_path_factory.mktemp("edgeloop-home")
+
+    def start(profile: str = "pixel", *, connect: bool = True, **kwargs: Any) -> RunningDevice:
+        kwargs.setdefault("home", home)
+        device = start_device(profile, exit_with_parent=True, **kwargs)
+        started.append(device)
+        if connect:
+            device.connect(adb_server.port)
+        return device
+
+    yield start
+    for device in started:
+        device.stop()
+        with contextlib.suppress(adbutils.AdbError):
+            adb_server.client.disconnect(device.serial)
+
+
+@pytest.fixture(scope="session")
+def emulated_pixel(adb_server: AdbServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevice]:
+    """One `pixel` device for the whole session, connected to `adb_server` (do not stop it or set faults)."""
+    device = start_device("pixel", home=tmp_path_factory.mktemp("edgeloop-home"), exit_with_parent=True)
+    device.connect(adb_server.port)
+    yield device
+    device.stop()
