@@ -1,0 +1,152 @@
+"""Per-inference cost of each emulated runtime (cpu, gpu, gpu_fp16, dsp) relative to float cpu, in one run.
+
+Each model runs through the real `edgeloop-net-run` program (over a real Sandbox, as the device
+runs it) and the figure is the median of the per-inference times it writes to its diag file, after
+a warm-up run so every runtime's session is cached. Plain `onnxruntime.InferenceSession.run` on the
+float model with the same inputs is measured in the same run as the peer for the cpu overhead.
+The dsp container is made with onnxruntime's static QDQ quantizer (the runtime cost, not the
+quantizer, is measured here).
+
+    .venv/bin/python bench/bench_runtimes.py [--inferences 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deploy.container import ContainerMeta, TensorInfo, write_meta  # noqa: E402
+from deploy.profiles import load_profile  # noqa: E402
+from emulator import netrun  # noqa: E402
+from emulator.programs import ProgramContext  # noqa: E402
+from emulator.sandbox import Sandbox  # noqa: E402
+from tests.deploy.models import conv_net  # noqa: E402
+
+RUNTIMES = {"cpu": (), "gpu": ("--use_gpu",), "gpu_fp16": ("--use_gpu", "--gpu_mode", "float16"), "dsp": ("--use_dsp",)}
+BUNDLE = "/data/local/tmp/edgeloop/bench"
+
+
+@dataclasses.dataclass
+class _Device:
+    profile: object
+    faults: object = None
+
+    def log(self, event: str, **fields: object) -> None:
+        pass
+
+
+class _Feeds(CalibrationDataReader):
+    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+def _models() -> dict[str, onnx.ModelProto]:
+    return {"digits (examples/digits)": onnx.load(str(ROOT / "examples/digits/digits_cnn.onnx")),
+            "conv_net 3x112x112, 32 ch": conv_net(size=112, channels=32)}
+
+
+def _inputs(model: onnx.ModelProto, n: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.input}
+    return [{k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()} for _ in range(n)]
+
+
+def _meta(model: onnx.ModelProto, kind: str) -> ContainerMeta:
+    def info(v: onnx.ValueInfoProto) -> TensorInfo:
+        return TensorInfo(v.name, tuple(d.dim_value for d in v.type.tensor_type.shape.dim))
+
+    return ContainerMeta(kind, [info(v) for v in model.graph.input], [info(v) for v in model.graph.output])
+
+
+def _put(fs: Sandbox, path: str, data: bytes) -> None:
+    fs.mkdir(path.rpartition("/")[0], parents=True)
+    with fs.open_write(path) as f:
+        f.write(data)
+
+
+def _quantized(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], tmp: Path) -> onnx.ModelProto:
+    onnx.save(model, str(tmp / "float.onnx"))
+    quantize_static(str(tmp / "float.onnx"), str(tmp / "qdq.onnx"), _Feeds(feeds), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8,
+                    extra_options={"QDQKeepRemovableActivations": True})
+    return onnx.load(str(tmp / "qdq.onnx"))
+
+
+def _netrun_median(fs: Sandbox, container: str, flags: tuple[str, ...]) -> float:
+    argv = ["edgeloop-net-run", "--container", container, "--input_list", "input_list.txt", "--output_dir", "out",
+            *flags]
+    device = _Device(load_profile("galaxy-s23"))
+    for _ in range(2):  # the first run creates and caches the session
+        err = io.BytesIO()
+        ctx = ProgramContext(argv, {}, BUNDLE, fs, io.BytesIO(), io.BytesIO(), err, device, threading.Event())
+        if netrun.main(ctx) != 0:
+            raise SystemExit(f"net-run failed: {err.getvalue().decode()}")
+    diag = json.loads(fs.host(f"{BUNDLE}/out/{netrun.DIAG_NAME}").read_text())
+    return statistics.median(diag["inference_ms"])
+
+
+def _plain_median(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> float:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session.run(None, feeds[0])
+    times = []
+    for feed in feeds:
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inferences", type=int, default=200)
+    args = parser.parse_args()
+    table = Table("model", "runtime", "median ms / inference", "vs float cpu")
+    overhead = Table("model", "plain InferenceSession.run ms", "net-run cpu ms", "ratio")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, model in _models().items():
+            feeds = _inputs(model, args.inferences)
+            fs = Sandbox(Path(tmp) / label.split()[0], 1 << 34)
+            lines = []
+            for i, feed in enumerate(feeds):
+                for name, array in feed.items():
+                    _put(fs, f"{BUNDLE}/inputs/{i}/{name}.raw", array.astype("<f4").tobytes())
+                lines.append(" ".join(f"{name}:=inputs/{i}/{name}.raw" for name in feed))
+            _put(fs, f"{BUNDLE}/input_list.txt", ("\n".join(lines) + "\n").encode())
+            for kind, graph in (("float", model), ("quantized", _quantized(model, feeds[:16], Path(tmp)))):
+                graph = onnx.ModelProto.FromString(graph.SerializeToString())
+                write_meta(graph, _meta(model, kind))
+                _put(fs, f"{BUNDLE}/{kind}.onnx", graph.SerializeToString())
+            medians = {rt: _netrun_median(fs, f"{'quantized' if rt == 'dsp' else 'float'}.onnx", flags)
+                       for rt, flags in RUNTIMES.items()}
+            for rt, ms in medians.items():
+                table.add_row(label, rt, f"{ms:.3f}", f"{ms / medians['cpu']:.2f}x")
+            plain = _plain_median(model, feeds)
+            overhead.add_row(label, f"{plain:.3f}", f"{medians['cpu']:.3f}", f"{medians['cpu'] / plain:.2f}")
+    console = Console()
+    console.print(table)
+    console.print(overhead)
+
+
+if __name__ == "__main__":
+    main()
