@@ -139,15 +139,15 @@ def _export_torchscript(source: Path, input_dims: dict[str, list[int]], dest: Pa
     if not input_dims:
         raise EdgeloopError(f"{source}: a TorchScript model has no input shapes",
                             "give every input with --input-dim NAME=1,3,224,224 (in the model's argument order)")
-    try:
-        module = torch.jit.load(str(source), map_location="cpu")
-    except Exception as exc:  # torch raises RuntimeError/ValueError for files that are not TorchScript
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise EdgeloopError(f"{source}: not a TorchScript model ({first})",
-                            "save it with torch.jit.save(torch.jit.script(model), path)") from None
-    args = tuple(torch.zeros(dims) for dims in input_dims.values())
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # torch's TorchScript deprecation notices are not the user's problem
         warnings.simplefilter("ignore")
+        try:
+            module = torch.jit.load(str(source), map_location="cpu")
+        except Exception as exc:  # torch raises RuntimeError/ValueError for files that are not TorchScript
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EdgeloopError(f"{source}: not a TorchScript model ({first})",
+                                "save it with torch.jit.save(torch.jit.script(model), path)") from None
+        args = tuple(torch.zeros(dims) for dims in input_dims.values())
         try:
             torch.onnx.export(module, args, str(dest), input_names=list(input_dims), opset_version=TORCH_OPSET,
                               dynamo=False)
