@@ -140,6 +140,22 @@ class LeaseBook:
             if time.monotonic() >= deadline or (give_up is not None and give_up()):
                 return None
 
+    def acquire_any(self, keys: list[str], job: str, *, lease_s: float, wait_s: float) -> Lease | None:
+        """The first of several interchangeable devices to be free, within `wait_s` seconds."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            for key in keys:
+                lease = self.try_acquire(key, job, lease_s=lease_s)
+                if lease is not None:
+                    return lease
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            # block on one of them for a moment instead of spinning over all
+            lease = self.try_acquire(keys[0], job, lease_s=lease_s, wait_s=min(0.2, remaining))
+            if lease is not None:
+                return lease
+
     @contextlib.contextmanager
     def hold(self, key: str, job: str, *, lease_s: float, wait_s: float) -> Iterator[Lease]:
         """Hold the device for the block or raise DeviceError naming who holds it."""
