@@ -101,7 +101,7 @@ def test_input_list_and_run_script(project: tuple[Path, Path], tmp_path: Path) -
     command = script.strip().splitlines()[-1]
     assert command.startswith("/system/bin/edgeloop-net-run --container model/branchy_float.onnx "
                               "--input_list input_list.txt --use_gpu --gpu_mode float16 ")
-    assert "--perf_profile high_performance --profiling_level basic" in command
+    assert "--perf_profile high_performance --profiling_level off" in command
     assert command.endswith('--output_dir "$@"') and "export" not in script
 
 

@@ -106,3 +106,14 @@ def test_find_config_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(EdgeloopError, match="no deployment file"):
         find_config()
     assert find_config(_project(tmp_path)).is_file()
+
+
+def test_documented_example_loads(tmp_path: Path) -> None:
+    """The example in docs/config.md is a working file (run beside a link to the example project)."""
+    text = (REPO / "docs/config.md").read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    (tmp_path / "edgeloop.yaml").write_text(text)
+    digits = load_config(tmp_path / "edgeloop.yaml").models["digits"]
+    assert digits.quantization.act_quantizer == "enhanced"
+    assert digits.thresholds.limits("gpu_fp16", "logits")["max_abs"] == 0.05
+    assert digits.thresholds.limits("dsp")["min_cosine"] == 0.97
