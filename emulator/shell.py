@@ -1,0 +1,522 @@
+"""The emulated device's shell: a restricted POSIX sh in the style of Android's mksh and toybox.
+
+It runs built-in commands and the device's own system programs (Python callables registered in
+emulator.programs) and nothing else: no host program is ever started, whatever the client types.
+Files are reached only through the Sandbox, so the shell cannot see or change anything outside it.
+
+Layers: emulator.shell_parse (text -> tree), emulator.shell_expand (words -> arguments), this
+module (walks the tree, redirections, command lookup, scripts) and the command tables in
+emulator.shell_builtins and emulator.shell_files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from emulator import shell_files  # noqa: F401 - registers the file commands
+from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
+from emulator.sandbox import DeviceOSError, Sandbox
+from emulator.shell_builtins import APPLETS, BUILTINS, Invocation, LoopControl, ReturnFrom, ShellExit, UsageError
+from emulator.shell_elf import elf_refusal
+from emulator.shell_expand import Expander, ExpansionError
+from emulator.shell_parse import (
+    AndOr,
+    Case,
+    For,
+    FunctionDef,
+    Group,
+    If,
+    Loop,
+    Node,
+    ParseError,
+    Pipeline,
+    Redirect,
+    Redirected,
+    Sequence,
+    Simple,
+    parse,
+)
+
+SH = "/system/bin/sh"
+SH_PATHS = frozenset({SH, "/system/bin/mksh", "/bin/sh"})
+DEFAULT_PATH = (
+    "/product/bin:/apex/com.android.runtime/bin:/apex/com.android.art/bin:/system_ext/bin:/system/bin:"
+    "/system/xbin:/odm/bin:/vendor/bin:/vendor/xbin"
+)
+DEFAULT_ENV = {
+    "PATH": DEFAULT_PATH,
+    "HOME": "/",
+    "TMPDIR": "/data/local/tmp",
+    "ANDROID_DATA": "/data",
+    "ANDROID_ROOT": "/system",
+    "USER": "shell",
+    "SHELL": SH,
+}
+NOEXEC_MOUNTS = ("/sdcard",)  # Android mounts shared storage noexec
+CANCELLED = 129  # what a command ends with when the client hangs up (SIGHUP)
+Fds = dict[int, BinaryIO]
+
+
+class NullFile(io.RawIOBase):
+    """/dev/null: reads nothing, swallows writes."""
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return 0
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+@dataclass
+class State:
+    """What a subshell copies and a script starts afresh: variables, cwd, arguments, options."""
+
+    vars: dict[str, str]
+    exported: set[str]
+    cwd: str
+    args: list[str]
+    name: str = SH  # $0
+    functions: dict[str, Node] = field(default_factory=dict)
+    errexit: bool = False
+    status: int = 0
+
+    def copy(self) -> State:
+        return State(dict(self.vars), set(self.exported), self.cwd, list(self.args), self.name,
+                     dict(self.functions), self.errexit, self.status)
+
+
+class Interp:
+    """Runs parsed trees for one shell process (the top level, a script or a subshell)."""
+
+    def __init__(self, shell: Shell, state: State, cancel: threading.Event, script: str | None = None) -> None:
+        self.shell = shell
+        self.fs: Sandbox = shell.fs
+        self.device = shell.device
+        self.state = state
+        self.cancel = cancel
+        self.script = script  # set for scripts: errors then read `name[line]: ...` like mksh
+        self.line = 0
+        self.expander = Expander(self)
+        self.held_open: list[Any] = []  # files opened by `exec >file`, closed when this shell ends
+        self.stderr: BinaryIO = NullFile()  # the running command's stderr, for errors during expansion
+
+    # ---- what expansion and builtins use ---------------------------------------------------
+
+    @property
+    def cwd(self) -> str:
+        return self.state.cwd
+
+    def lookup(self, name: str) -> str | None:
+        special = {"?": lambda: str(self.state.status), "#": lambda: str(len(self.state.args)),
+                   "$": lambda: str(os.getpid() % 30000 + 1000), "!": lambda: "", "-": lambda: "e" * self.state.errexit,
+                   "*": lambda: " ".join(self.state.args), "@": lambda: " ".join(self.state.args),
+                   "0": lambda: self.state.name}
+        if name in special:
+            return special[name]()
+        if name.isdigit():
+            index = int(name)
+            return self.state.args[index - 1] if index <= len(self.state.args) else None
+        return self.state.vars.get(name)
+
+    def positional_args(self) -> list[str]:
+        return self.state.args
+
+    def assign(self, name: str, value: str) -> None:
+        self.state.vars[name] = value
+
+    def environ(self) -> dict[str, str]:
+        return {k: v for k, v in self.state.vars.items() if k in self.state.exported}
+
+    def command_output(self, source: str) -> str:
+        """`$(...)`: run in a subshell, capture stdout; stderr still goes to the caller's."""
+        buffer = io.BytesIO()
+        child = self.subshell()
+        self.state.status = child.run_source(source, {0: NullFile(), 1: buffer, 2: self.stderr})
+        return buffer.getvalue().decode("utf-8", "replace")
+
+    def subshell(self) -> Interp:
+        child = Interp(self.shell, self.state.copy(), self.cancel, self.script)
+        child.stderr = self.stderr
+        return child
+
+    def error(self, fds: Fds, message: str) -> None:
+        prefix = f"{self.script}[{self.line}]" if self.script else SH
+        write(fds[2], f"{prefix}: {message}\n")
+
+    # ---- running ------------------------------------------------------------------------
+
+    def run_source(self, source: str, fds: Fds) -> int:
+        """Parse and run a whole script; `exit` ends it here. Never raises for command errors."""
+        fds = dict(fds)
+        try:
+            tree = parse(source)
+        except ParseError as exc:
+            self.line = exc.line
+            self.error(fds, str(exc))
+            return 2
+        try:
+            return self.run_sequence(tree, fds)
+        except ShellExit as exc:
+            return exc.status
+        except (ReturnFrom, LoopControl) as exc:
+            return exc.status
+        finally:
+            for f in self.held_open:
+                f.close()
+
+    def run_sequence(self, seq: Sequence, fds: Fds, tested: bool = False) -> int:
+        status = 0
+        for item in seq.items:
+            status = self.run_and_or(item, fds, tested)
+        return status
+
+    def run_and_or(self, node: AndOr, fds: Fds, tested: bool) -> int:
+        status = self.run_pipeline(node.first, fds, tested or bool(node.rest))
+        last, last_negated = 0, node.first.negate
+        for k, (op, pipeline) in enumerate(node.rest, start=1):
+            if (op == "&&") != (status == 0):
+                continue
+            status = self.run_pipeline(pipeline, fds, tested or k < len(node.rest))
+            last, last_negated = k, pipeline.negate
+        if status and self.state.errexit and not tested and last == len(node.rest) and not last_negated:
+            raise ShellExit(status)
+        return status
+
+    def run_pipeline(self, node: Pipeline, fds: Fds, tested: bool) -> int:
+        """Commands of a pipeline run one after the other, each reading the previous one's output."""
+        data: bytes | None = None
+        status = 0
+        for k, command in enumerate(node.commands):
+            last = k == len(node.commands) - 1
+            stage = dict(fds)
+            if data is not None:
+                stage[0] = io.BytesIO(data)
+            buffer = io.BytesIO()
+            if not last:
+                stage[1] = buffer
+            if last:
+                status = self.run_command(command, stage, tested or node.negate)
+            else:
+                status = self.subshell().run_isolated(command, stage)
+                data = buffer.getvalue()
+        if node.negate:
+            status = int(status == 0)
+        self.state.status = status
+        return status
+
+    def run_isolated(self, node: Node, fds: Fds) -> int:
+        """Run one command in this (sub)shell, turning `exit` into a status."""
+        try:
+            return self.run_command(node, fds, False)
+        except ShellExit as exc:
+            return exc.status
+
+    def run_command(self, node: Node, fds: Fds, tested: bool) -> int:
+        if isinstance(node, Simple):
+            return self.run_simple(node, fds)
+        if isinstance(node, Redirected):
+            redirected, opened = self.open_redirects(node.redirects, fds)
+            if redirected is None:
+                return 1
+            try:
+                return self.run_command(node.node, redirected, tested)
+            finally:
+                close_all(opened)
+        if isinstance(node, Group):
+            if node.subshell:
+                child = self.subshell()
+                try:
+                    return child.run_sequence(node.body, fds, tested)
+                except ShellExit as exc:
+                    return exc.status
+            return self.run_sequence(node.body, fds, tested)
+        if isinstance(node, FunctionDef):
+            self.state.functions[node.name] = node.body
+            return 0
+        runner = {If: self.run_if, For: self.run_for, Loop: self.run_loop, Case: self.run_case}[type(node)]
+        return runner(node, fds, tested)
+
+    def run_if(self, node: If, fds: Fds, tested: bool) -> int:
+        for condition, body in node.branches:
+            if self.run_sequence(condition, fds, tested=True) == 0:
+                return self.run_sequence(body, fds, tested)
+        return self.run_sequence(node.orelse, fds, tested) if node.orelse else 0
+
+    def run_for(self, node: For, fds: Fds, tested: bool) -> int:
+        items = self.expander.fields(node.items) if node.items is not None else list(self.state.args)
+        status = 0
+        for item in items:
+            self.check_cancel()
+            self.assign(node.var, item)
+            try:
+                status = self.run_sequence(node.body, fds, tested)
+            except LoopControl as ctl:
+                if ctl.levels > 1:
+                    raise LoopControl(ctl.brk, ctl.levels - 1) from None
+                if ctl.brk:
+                    break
+        return status
+
+    def run_loop(self, node: Loop, fds: Fds, tested: bool) -> int:
+        status = 0
+        while True:
+            self.check_cancel()
+            if (self.run_sequence(node.condition, fds, tested=True) == 0) == node.until:
+                return status
+            try:
+                status = self.run_sequence(node.body, fds, tested)
+            except LoopControl as ctl:
+                if ctl.levels > 1:
+                    raise LoopControl(ctl.brk, ctl.levels - 1) from None
+                if ctl.brk:
+                    return status
+
+    def run_case(self, node: Case, fds: Fds, tested: bool) -> int:
+        subject = self.expander.string(node.subject)
+        for patterns, body in node.arms:
+            if any(fnmatch.fnmatchcase(subject, self.expander.pattern(p)) for p in patterns):
+                return self.run_sequence(body, fds, tested)
+        return 0
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise ShellExit(CANCELLED)
+
+    def run_simple(self, node: Simple, fds: Fds) -> int:
+        self.check_cancel()
+        self.line = node.line
+        self.stderr = fds[2]
+        try:
+            argv = self.expander.fields(node.words)
+            assigns = [(name, self.expander.string(word)) for name, word in node.assigns]
+        except ExpansionError as exc:
+            self.error(fds, str(exc))
+            return 1
+        if argv == ["exec"]:  # `exec >file`: redirect the rest of this shell
+            redirected, opened = self.open_redirects(node.redirects, fds)
+            if redirected is None:
+                return 1
+            fds.update(redirected)
+            self.held_open.extend(opened)
+            return 0
+        redirected, opened = self.open_redirects(node.redirects, fds)
+        if redirected is None:
+            return 1
+        try:
+            if not argv:
+                for name, value in assigns:
+                    self.assign(name, value)
+                return 0
+            status = self.invoke(argv, assigns, redirected)
+        finally:
+            close_all(opened)
+        self.state.status = status
+        return status
+
+    # ---- redirections -------------------------------------------------------------------
+
+    def open_redirects(self, redirects: list[Redirect], fds: Fds) -> tuple[Fds | None, list[Any]]:
+        """Apply redirections left to right on a copy of `fds`; (None, []) after printing an error."""
+        result, opened = dict(fds), []
+        for redirect in redirects:
+            try:
+                target = self.expander.string(redirect.target)
+            except ExpansionError as exc:
+                self.error(fds, str(exc))
+                close_all(opened)
+                return None, []
+            if redirect.op in (">&", "<&"):
+                if target == "-":
+                    result[redirect.fd] = NullFile()
+                elif target.isdigit() and int(target) in result:
+                    result[redirect.fd] = result[int(target)]
+                else:
+                    self.error(fds, f"{target}: bad file descriptor")
+                    close_all(opened)
+                    return None, []
+                continue
+            try:
+                f = self.open_file(target, redirect.op)
+            except DeviceOSError as exc:
+                verb = "can't open" if redirect.op in ("<", "<>") else "can't create"
+                self.error(fds, f"{verb} {target}: {exc.message}")
+                close_all(opened)
+                return None, []
+            opened.append(f)
+            result[redirect.fd] = f
+        return result, opened
+
+    def open_file(self, target: str, op: str) -> Any:
+        if self.fs.norm(target, self.cwd) == "/dev/null":
+            return NullFile()
+        if op in ("<", "<>"):
+            return self.fs.open_read(target, self.cwd)
+        return self.fs.open_write(target, self.cwd, append=op == ">>")
+
+    # ---- commands -----------------------------------------------------------------------
+
+    def resolve(self, name: str) -> tuple[str, str] | None:
+        """How a command name runs: ("function"|"builtin"|"program"|"file", path or name), or None."""
+        if "/" in name:
+            path = self.fs.norm(name, self.cwd)
+            if path in SYSTEM_PROGRAMS:
+                return "program", path
+            if path.rpartition("/")[0] == "/system/bin" and path.rpartition("/")[2] in APPLETS:
+                return "builtin", path
+            return ("file", path) if self.fs.exists(path) else None
+        if name in self.state.functions:
+            return "function", name
+        if name in BUILTINS:
+            return "builtin", f"/system/bin/{name}" if name in APPLETS else name
+        for folder in self.state.vars.get("PATH", "").split(":"):
+            path = self.fs.norm(f"{folder or '.'}/{name}", self.cwd)
+            if path in SYSTEM_PROGRAMS:
+                return "program", path
+            if self.fs.is_file(path) and self.fs.stat(path).st_mode & 0o111:
+                return "file", path
+        return None
+
+    def invoke(self, argv: list[str], assigns: list[tuple[str, str]], fds: Fds) -> int:
+        """Run a command with `VAR=value` prefixes: they stay set for functions and special builtins."""
+        command = BUILTINS.get(argv[0])
+        if argv[0] in self.state.functions or (command is not None and command.special):
+            for name, value in assigns:
+                self.assign(name, value)
+        return self.dispatch(argv, {**self.environ(), **dict(assigns)}, fds)
+
+    def dispatch(self, argv: list[str], env: dict[str, str], fds: Fds) -> int:
+        """Find and run one command with the environment `env`."""
+        found = self.resolve(argv[0])
+        if found is None:
+            self.error(fds, f"{argv[0]}: inaccessible or not found")
+            return 127
+        kind, path = found
+        if kind == "function":
+            return self.call_function(argv, fds)
+        if kind == "builtin":
+            return self.run_builtin(path.rpartition("/")[2], argv, env, fds)
+        if kind == "program":
+            return self.run_program(path, argv, env, fds)
+        return self.exec_file(path, argv, env, fds)
+
+    def call_function(self, argv: list[str], fds: Fds) -> int:
+        saved = self.state.args
+        self.state.args = argv[1:]
+        try:
+            return self.run_sequence(Sequence([AndOr(Pipeline([self.state.functions[argv[0]]]))]), fds)
+        except ReturnFrom as ret:
+            return ret.status
+        finally:
+            self.state.args = saved
+
+    def run_builtin(self, name: str, argv: list[str], env: dict[str, str], fds: Fds) -> int:
+        try:
+            return BUILTINS[name].fn(Invocation(argv, env, fds, self))
+        except DeviceOSError as exc:
+            write(fds[2], f"{name}: {exc.path}: {exc.message}\n")
+            return 1
+        except UsageError as exc:
+            write(fds[2], f"{name}: {exc}\n")
+            return 1
+
+    def run_program(self, path: str, argv: list[str], env: dict[str, str], fds: Fds) -> int:
+        """A system program: the device's own Python code, never a host executable."""
+        context = ProgramContext(argv=argv, env=env, cwd=self.cwd, fs=self.fs, stdin=fds[0], stdout=fds[1],
+                                 stderr=fds[2], device=self.device, cancel=self.cancel)
+        self.device.log("program_start", program=path, argv=argv, cwd=self.cwd)
+        try:
+            status = int(SYSTEM_PROGRAMS[path](context))
+        except (ShellExit, ReturnFrom, LoopControl):
+            raise
+        except Exception as exc:  # a bug in a system program: the device reports a crash, not a traceback
+            self.device.log("program_crash", program=path, error=repr(exc))
+            write(fds[2], f"{argv[0]}: internal error: {exc}\n")
+            status = 134
+        self.device.log("program_exit", program=path, status=status)
+        return status
+
+    def exec_file(self, path: str, argv: list[str], env: dict[str, str], fds: Fds) -> int:
+        """Run a file by path: shell scripts are interpreted, native code is refused."""
+        name = argv[0]
+        if self.fs.is_dir(path):
+            self.error(fds, f"{name}: can't execute: Is a directory")
+            return 126
+        noexec = any(path == m or path.startswith(m + "/") for m in NOEXEC_MOUNTS)
+        if noexec or not self.fs.stat(path).st_mode & 0o111:
+            self.error(fds, f"{name}: can't execute: Permission denied")
+            return 126
+        with self.fs.open_read(path) as f:
+            head = f.read(256)
+        refusal = elf_refusal(head, self.device.props)
+        if refusal:
+            self.error(fds, f"{name}: {refusal}")
+            return 126
+        if head.startswith(b"#!"):
+            interpreter, *extra = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split(maxsplit=1)
+            if interpreter in SYSTEM_PROGRAMS:
+                return self.run_program(interpreter, [interpreter, *extra, name, *argv[1:]], env, fds)
+            if interpreter not in SH_PATHS:
+                self.error(fds, f"{name}: No such file or directory")
+                return 127
+        return self.run_script(path, argv, env, fds)
+
+    def run_script(self, path: str, argv: list[str], env: dict[str, str], fds: Fds,
+                   errexit: bool = False) -> int:
+        """A script is a new shell process: it sees exported variables only and its own cwd."""
+        try:
+            with self.fs.open_read(path, self.cwd) as f:
+                source = f.read().decode("utf-8", "replace")
+        except DeviceOSError as exc:
+            self.error(fds, f"{argv[0]}: {exc.message}")
+            return 127
+        return self.spawn(source, argv[0], argv[1:], env, fds, script=argv[0], errexit=errexit)
+
+    def spawn(self, source: str, name: str, args: list[str], env: dict[str, str], fds: Fds, *,
+              script: str | None, errexit: bool = False) -> int:
+        """Run `source` in a new shell process that inherits `env` and this shell's cwd."""
+        state = State(dict(env), set(env), self.cwd, list(args), name, errexit=errexit)
+        return Interp(self.shell, state, self.cancel, script).run_source(source, fds)
+
+
+def write(stream: BinaryIO, text: str) -> None:
+    stream.write(text.encode("utf-8", "surrogateescape"))
+
+
+def close_all(files: list[Any]) -> None:
+    for f in files:
+        f.close()
+
+
+class Shell:
+    """The device's /system/bin/sh. One instance per device; `run` is safe to call from many threads."""
+
+    def __init__(self, fs: Sandbox, device: Any) -> None:
+        self.fs = fs
+        self.device = device
+
+    def run(self, command: str, *, stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO,
+            env: dict[str, str] | None = None, cwd: str = "/", cancel: threading.Event | None = None) -> int:
+        """Run a command line or script text like `sh -c`; the exit status comes back, errors go to stderr."""
+        variables = {**DEFAULT_ENV, **(env or {})}
+        state = State(variables, set(variables), self.fs.norm(cwd), [])
+        interp = Interp(self, state, cancel or threading.Event())
+        try:
+            status = interp.run_source(command, {0: stdin, 1: stdout, 2: stderr})
+        except (BrokenPipeError, ConnectionError):
+            return 141  # the client went away mid-output: SIGPIPE
+        for stream in (stdout, stderr):
+            flush = getattr(stream, "flush", None)
+            if flush is not None:
+                flush()
+        return status

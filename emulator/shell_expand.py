@@ -1,0 +1,268 @@
+"""Word expansion for the device shell: parameters, command substitution, arithmetic, field
+splitting and pathname patterns, in POSIX order. Patterns match against the sandbox only.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import operator
+import re
+from collections.abc import Callable
+from typing import Protocol
+
+from emulator.sandbox import DeviceOSError, Sandbox
+from emulator.shell_parse import Arith, CommandSub, Lit, Param, Word
+
+IFS_WHITESPACE = " \t\n"
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+class ExpansionError(Exception):
+    """`${x:?message}`, bad arithmetic and the like: the command is not run (status 1, or 2 for syntax)."""
+
+
+class Variables(Protocol):
+    """What expansion needs from the interpreter."""
+
+    cwd: str
+    fs: Sandbox
+
+    def lookup(self, name: str) -> str | None: ...
+    def positional_args(self) -> list[str]: ...
+    def assign(self, name: str, value: str) -> None: ...
+    def command_output(self, source: str) -> str: ...
+
+
+Chunk = tuple[str, bool]  # (text, quoted)
+
+
+class _Fields:
+    """Collects fields as lists of chunks; unquoted expansion results split on IFS whitespace."""
+
+    def __init__(self) -> None:
+        self.fields: list[list[Chunk]] = []
+        self.current: list[Chunk] | None = None
+
+    def add(self, text: str, quoted: bool) -> None:
+        if self.current is None:
+            self.current = []
+            self.fields.append(self.current)
+        self.current.append((text, quoted))
+
+    def split_add(self, text: str) -> None:
+        if not text:
+            return
+        if text[0] in IFS_WHITESPACE:
+            self.current = None
+        for k, piece in enumerate(text.split()):
+            if k:
+                self.current = None
+            self.add(piece, False)
+        if text[-1] in IFS_WHITESPACE:
+            self.current = None
+
+
+class Expander:
+    def __init__(self, vars: Variables) -> None:
+        self.vars = vars
+
+    # ---- public -------------------------------------------------------------------------
+
+    def fields(self, words: list[Word], *, glob: bool = True) -> list[str]:
+        """Expand command words into argument strings (splitting and pathname expansion applied)."""
+        out: list[str] = []
+        for word in words:
+            collected = _Fields()
+            self._expand_into(word, collected, split=True)
+            for field in collected.fields:
+                out.extend(self._glob(field) if glob else ["".join(t for t, _ in field)])
+        return out
+
+    def string(self, word: Word) -> str:
+        """Expand without splitting or pathname expansion (assignments, redirection targets, case)."""
+        collected = _Fields()
+        self._expand_into(word, collected, split=False)
+        return " ".join("".join(t for t, _ in field) for field in collected.fields)
+
+    def pattern(self, word: Word) -> str:
+        """Expand to an fnmatch pattern in which quoted characters match only themselves."""
+        collected = _Fields()
+        self._expand_into(word, collected, split=False)
+        return "".join(_as_pattern(field) for field in collected.fields)
+
+    # ---- parts --------------------------------------------------------------------------
+
+    def _expand_into(self, word: Word, out: _Fields, *, split: bool) -> None:
+        for part in word.parts:
+            if isinstance(part, Lit):
+                out.add(part.text, part.quoted)
+            elif isinstance(part, Param) and part.name == "@" and not part.op and not part.length:
+                self._at(part.quoted, out, split)
+            else:
+                value = self._value(part)
+                if part.quoted or not split:
+                    out.add(value, True)
+                else:
+                    out.split_add(value)
+
+    def _at(self, quoted: bool, out: _Fields, split: bool) -> None:
+        """"$@" gives one field per argument; unquoted $@ splits like $*."""
+        args = self.vars.positional_args()
+        if not quoted or not split:
+            joined = " ".join(args)
+            if split:
+                out.split_add(joined)
+            else:
+                out.add(joined, True)
+            return
+        for k, arg in enumerate(args):
+            if k:
+                out.current = None
+            out.add(arg, True)
+
+    def _value(self, part: Param | CommandSub | Arith) -> str:
+        if isinstance(part, CommandSub):
+            return self.vars.command_output(part.source).rstrip("\n")
+        if isinstance(part, Arith):
+            return str(arithmetic(self.string(part.expr), self.vars))
+        return self._param(part)
+
+    def _param(self, part: Param) -> str:
+        value = self.vars.lookup(part.name)
+        if part.length:
+            return str(len(value or ""))
+        op = part.op
+        if not op:
+            return value or ""
+        unset = value is None or (op.startswith(":") and value == "")
+        arg = (lambda: self.string(part.arg)) if part.arg else (lambda: "")
+        if op in (":-", "-"):
+            return arg() if unset else value or ""
+        if op in (":=", "="):
+            if unset:
+                value = arg()
+                self.vars.assign(part.name, value)
+            return value or ""
+        if op in (":+", "+"):
+            return "" if unset else arg()
+        if op in (":?", "?"):
+            if unset:
+                raise ExpansionError(f"{part.name}: {arg() or 'parameter null or not set'}")
+            return value or ""
+        pattern = self.pattern(part.arg) if part.arg else ""
+        return _remove_affix(value or "", pattern, op)
+
+    # ---- pathname expansion ----------------------------------------------------------------
+
+    def _glob(self, field: list[Chunk]) -> list[str]:
+        text = "".join(t for t, _ in field)
+        if not any(not quoted and _GLOB_CHARS.search(t) for t, quoted in field):
+            return [text]
+        matches = glob_paths(self.vars.fs, _as_pattern(field), self.vars.cwd)
+        return matches or [text]
+
+
+def _as_pattern(field: list[Chunk]) -> str:
+    return "".join(_escape(t) if quoted else t for t, quoted in field)
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _remove_affix(value: str, pattern: str, op: str) -> str:
+    """`${x#p}`, `${x##p}` (prefix) and `${x%p}`, `${x%%p}` (suffix), shortest or longest match."""
+    cuts = range(len(value) + 1)
+    if op in ("#", "##"):
+        order = reversed(cuts) if op == "##" else cuts
+        for k in order:
+            if fnmatch.fnmatchcase(value[:k], pattern):
+                return value[k:]
+    else:
+        order = cuts if op == "%%" else reversed(cuts)
+        for k in order:
+            if fnmatch.fnmatchcase(value[k:], pattern):
+                return value[:k]
+    return value
+
+
+def glob_paths(fs: Sandbox, pattern: str, cwd: str) -> list[str]:
+    """Sandbox paths matching `pattern`, spelled as the pattern was (relative stays relative)."""
+    absolute = pattern.startswith("/")
+    candidates = ["/" if absolute else ""]
+    for component in [c for c in pattern.split("/") if c]:
+        found: list[str] = []
+        for base in candidates:
+            if not _GLOB_CHARS.search(component):
+                found.append(base + component if base.endswith("/") or not base else f"{base}/{component}")
+                continue
+            try:
+                names = fs.listdir(base or ".", cwd)
+            except DeviceOSError:
+                continue
+            hidden_ok = component.startswith(".")
+            for name in names:
+                if (hidden_ok or not name.startswith(".")) and fnmatch.fnmatchcase(name, component):
+                    found.append(base + name if base.endswith("/") or not base else f"{base}/{name}")
+        candidates = found
+    return sorted(path for path in candidates if fs.exists(path, cwd))
+
+
+# ---- arithmetic ----------------------------------------------------------------------------
+
+_BINARY: dict[type, Callable[[int, int], int]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Mod: lambda a, b: int(a - b * int(a / b)),
+    ast.Div: lambda a, b: int(a / b),
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
+    ast.BitXor: operator.xor,
+}
+_COMPARE: dict[type, Callable[[int, int], bool]] = {
+    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.Eq: operator.eq, ast.NotEq: operator.ne,
+}
+
+
+def arithmetic(text: str, vars: Variables) -> int:
+    """Evaluate `$((...))` integer arithmetic: + - * / % << >> & | ^, comparisons, && || !, names."""
+    source = text.replace("&&", " and ").replace("||", " or ").replace("!=", "\0")
+    source = re.sub(r"!", " not ", source).replace("\0", "!=")
+    try:
+        tree = ast.parse(source.strip() or "0", mode="eval")
+        return _eval(tree.body, vars)
+    except ZeroDivisionError:
+        raise ExpansionError(f"{text.strip()}: division by zero") from None
+    except (SyntaxError, ValueError, KeyError, TypeError):
+        raise ExpansionError(f"{text.strip()}: arithmetic syntax error") from None
+
+
+def _eval(node: ast.expr, vars: Variables) -> int:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return int(node.value)
+    if isinstance(node, ast.Name):
+        value = (vars.lookup(node.id) or "0").strip()
+        return int(value) if re.fullmatch(r"-?\d+", value) else 0
+    if isinstance(node, ast.BinOp):
+        return _BINARY[type(node.op)](_eval(node.left, vars), _eval(node.right, vars))
+    if isinstance(node, ast.UnaryOp):
+        value = _eval(node.operand, vars)
+        unary = {ast.USub: -value, ast.UAdd: value, ast.Not: int(not value), ast.Invert: ~value}
+        return unary[type(node.op)]
+    if isinstance(node, ast.BoolOp):
+        values = [_eval(v, vars) for v in node.values]
+        return int(all(values) if isinstance(node.op, ast.And) else any(values))
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, vars)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = _eval(right_node, vars)
+            if not _COMPARE[type(op)](left, right):
+                return 0
+            left = right
+        return 1
+    raise ValueError("unsupported")

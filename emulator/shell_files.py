@@ -1,0 +1,622 @@
+"""The device shell's file commands (toybox's ls, cat, cp, stat, df, find, ...), on the Sandbox only."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat as statmod
+import time
+from collections.abc import Callable, Iterator
+
+from emulator.sandbox import WRITABLE, DeviceOSError
+from emulator.shell_builtins import (
+    Invocation,
+    UsageError,
+    builtin,
+    read_operands,
+    split_flags,
+    system_image,
+)
+
+# ---- file facts shared by ls, stat and find --------------------------------------------------
+
+
+def _image_names(folder: str) -> set[str]:
+    """Names the device image shows in `folder` without a sandbox file (system programs, applets)."""
+    return {path.rpartition("/")[2] for path in system_image() if path.rpartition("/")[0] == folder}
+
+
+def _lstat(inv: Invocation, path: str) -> os.stat_result | None:
+    """The sandbox's stat, or for image executables a 0755 empty file; None when there is nothing."""
+    try:
+        return inv.fs.stat(path, inv.cwd)
+    except DeviceOSError:
+        if inv.fs.norm(path, inv.cwd) in system_image():
+            return os.stat_result((statmod.S_IFREG | 0o755, 0, 0, 1, 0, 2000, 0, 0, 0, 0))
+        raise
+
+
+def _owner(inv: Invocation, path: str) -> str:
+    device = inv.fs.norm(path, inv.cwd)
+    writable = any(device == area or device.startswith(area + "/") for area in WRITABLE)
+    return "shell" if writable else "root"
+
+
+def _group(inv: Invocation, path: str) -> str:
+    device = inv.fs.norm(path, inv.cwd)
+    if device == "/sdcard" or device.startswith("/sdcard/"):
+        return "sdcard_rw"
+    return "shell" if _owner(inv, path) == "shell" or device.startswith("/system/bin") else "root"
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder.rstrip('/')}/{name}" if folder else name
+
+
+def _entries(inv: Invocation, folder: str) -> list[str]:
+    return sorted(set(inv.fs.listdir(folder, inv.cwd)) | _image_names(inv.fs.norm(folder, inv.cwd)))
+
+
+def _long_line(inv: Invocation, path: str, label: str) -> str:
+    st = _lstat(inv, path)
+    assert st is not None
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime))
+    size = st.st_size if not statmod.S_ISDIR(st.st_mode) else 4096
+    return f"{statmod.filemode(st.st_mode)} 1 {_owner(inv, path)} {_group(inv, path)} {size} {when} {label}"
+
+
+# ---- listing and reading -------------------------------------------------------------------
+
+
+@builtin("ls")
+def cmd_ls(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "laAdR1hF")
+    status = 0
+    files, folders = [], []
+    for operand in operands or ["."]:
+        try:
+            st = _lstat(inv, operand)
+        except DeviceOSError as exc:
+            status = inv.fail(operand, exc)
+            continue
+        assert st is not None
+        (folders if statmod.S_ISDIR(st.st_mode) and "d" not in flags else files).append(operand)
+    for path in files:
+        inv.out((_long_line(inv, path, path) if "l" in flags else path) + "\n")
+    for k, folder in enumerate(folders):
+        if len(operands) > 1 or files or "R" in flags:
+            inv.out(("\n" if k or files else "") + f"{folder}:\n")
+        status = _list_folder(inv, folder, flags) or status
+    return status
+
+
+def _list_folder(inv: Invocation, folder: str, flags: set[str]) -> int:
+    try:
+        names = _entries(inv, folder)
+    except DeviceOSError as exc:
+        return inv.fail(folder, exc)
+    shown = ([".", ".."] if "a" in flags else []) + [n for n in names if "a" in flags or "A" in flags
+                                                    or not n.startswith(".")]
+    if "l" in flags:
+        inv.out(f"total {len(shown)}\n")
+    for name in shown:
+        inv.out((_long_line(inv, _join(folder, name), name) if "l" in flags else name) + "\n")
+    status = 0
+    if "R" in flags:
+        for name in shown:
+            path = _join(folder, name)
+            if name not in (".", "..") and inv.fs.is_dir(path, inv.cwd):
+                inv.out(f"\n{path}:\n")
+                status = _list_folder(inv, path, flags) or status
+    return status
+
+
+@builtin("cat")
+def cmd_cat(inv: Invocation) -> int:
+    _flags, operands = split_flags(inv.args, "uv")
+    status = 0
+    for operand in operands or ["-"]:
+        if operand == "-":
+            while chunk := inv.stdin.read(1 << 16):
+                inv.out(chunk)
+            continue
+        try:
+            with inv.fs.open_read(operand, inv.cwd) as f:
+                while chunk := f.read(1 << 20):
+                    inv.out(chunk)
+        except DeviceOSError as exc:
+            status = inv.fail(operand, exc)
+    return status
+
+
+def _count_option(args: list[str], default: int) -> tuple[int, bool, bool, list[str]]:
+    """head/tail: (-n N | -N | -c N) -> (count, count bytes?, from start (+N)?, operands)."""
+    count, use_bytes, from_start, rest = default, False, False, []
+    k = 0
+    while k < len(args):
+        arg = args[k]
+        if arg in ("-n", "-c") and k + 1 < len(args):
+            use_bytes = arg == "-c"
+            value = args[k + 1]
+            from_start = value.startswith("+")
+            count = _number(value.lstrip("+"))
+            k += 2
+            continue
+        if arg[:1] == "-" and arg[1:].isdigit():
+            count = int(arg[1:])
+        else:
+            rest.append(arg)
+        k += 1
+    return count, use_bytes, from_start, rest
+
+
+def _number(text: str) -> int:
+    if not text.isdigit():
+        raise UsageError(f"invalid number '{text}'")
+    return int(text)
+
+
+@builtin("head")
+def cmd_head(inv: Invocation) -> int:
+    count, use_bytes, _, operands = _count_option(inv.args, 10)
+    return _slice(inv, operands, lambda data: data[:count] if use_bytes else _lines(data)[:count])
+
+
+@builtin("tail")
+def cmd_tail(inv: Invocation) -> int:
+    count, use_bytes, from_start, operands = _count_option(inv.args, 10)
+
+    def cut(data: bytes) -> bytes | list[bytes]:
+        items = data if use_bytes else _lines(data)
+        if from_start:
+            return items[max(count - 1, 0) :]
+        return items[len(items) - count :] if count else items[:0]
+
+    return _slice(inv, operands, cut)
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.splitlines(keepends=True)
+
+
+def _slice(inv: Invocation, operands: list[str], cut: Callable[[bytes], bytes | list[bytes]]) -> int:
+    status = 0
+    results = read_operands(inv, operands)
+    for k, (name, content) in enumerate(results):
+        if content is None:
+            status = 1
+            continue
+        if len(results) > 1:
+            inv.out(("\n" if k else "") + f"==> {name} <==\n")
+        part = cut(content)
+        inv.out(part if isinstance(part, bytes) else b"".join(part))
+    return status
+
+
+@builtin("wc")
+def cmd_wc(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "clwm")
+    chosen = [f for f in "lwc" if f in flags or (f == "c" and "m" in flags)] or ["l", "w", "c"]
+    status = 0
+    for name, content in read_operands(inv, operands):
+        if content is None:
+            status = 1
+            continue
+        counts = {"l": content.count(b"\n"), "w": len(content.split()), "c": len(content)}
+        numbers = [str(counts[f]) for f in chosen]
+        text = numbers[0] if len(numbers) == 1 else " ".join(n.rjust(7) for n in numbers)
+        inv.out(text + ("" if name == "-" and not operands else f" {name}") + "\n")
+    return status
+
+
+def _hash_command(inv: Invocation, algorithm: str) -> int:
+    _flags, operands = split_flags(inv.args, "b")
+    status = 0
+    for operand in operands or ["-"]:
+        digest = hashlib.new(algorithm)
+        try:
+            source = inv.stdin if operand == "-" else inv.fs.open_read(operand, inv.cwd)
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+            if operand != "-":
+                source.close()
+        except DeviceOSError as exc:
+            status = inv.fail(operand, exc)
+            continue
+        inv.out(f"{digest.hexdigest()}  {operand}\n")
+    return status
+
+
+@builtin("md5sum")
+def cmd_md5sum(inv: Invocation) -> int:
+    return _hash_command(inv, "md5")
+
+
+@builtin("sha1sum")
+def cmd_sha1sum(inv: Invocation) -> int:
+    return _hash_command(inv, "sha1")
+
+
+@builtin("sha256sum")
+def cmd_sha256sum(inv: Invocation) -> int:
+    return _hash_command(inv, "sha256")
+
+
+@builtin("tee")
+def cmd_tee(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "a")
+    outputs, status = [], 0
+    for operand in operands:
+        try:
+            outputs.append(inv.fs.open_write(operand, inv.cwd, append="a" in flags))
+        except DeviceOSError as exc:
+            status = inv.fail(operand, exc)
+    try:
+        while chunk := inv.stdin.read(1 << 16):
+            inv.out(chunk)
+            for f in outputs:
+                f.write(chunk)
+    finally:
+        for f in outputs:
+            f.close()
+    return status
+
+
+# ---- changing files ------------------------------------------------------------------------
+
+
+@builtin("mkdir")
+def cmd_mkdir(inv: Invocation) -> int:
+    args = list(inv.args)
+    mode = 0o755
+    if "-m" in args:
+        k = args.index("-m")
+        mode = int(args[k + 1], 8) if k + 1 < len(args) and _is_octal(args[k + 1]) else -1
+        if mode < 0:
+            raise UsageError("bad mode")
+        del args[k : k + 2]
+    flags, operands = split_flags(args, "pv")
+    status = 0
+    for operand in operands:
+        try:
+            inv.fs.mkdir(operand, inv.cwd, parents="p" in flags, mode=mode)
+        except DeviceOSError as exc:
+            inv.err(f"'{operand}': {exc.message}")
+            status = 1
+    return status
+
+
+def _is_octal(text: str) -> bool:
+    return bool(text) and all(c in "01234567" for c in text)
+
+
+@builtin("rm")
+def cmd_rm(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "rRfiv")
+    recursive = bool(flags & {"r", "R"})
+    status = 0
+    for operand in operands:
+        if not inv.fs.exists(operand, inv.cwd):
+            if "f" not in flags:
+                status = inv.fail(operand, DeviceOSError(operand, "No such file or directory"))
+            continue
+        if inv.fs.is_dir(operand, inv.cwd) and not recursive:
+            inv.err(f"{operand}: Is a directory")
+            status = 1
+            continue
+        try:
+            inv.fs.remove(operand, inv.cwd, recursive=recursive)
+        except DeviceOSError as exc:
+            status = inv.fail(operand, exc)
+    return status
+
+
+@builtin("rmdir")
+def cmd_rmdir(inv: Invocation) -> int:
+    _flags, operands = split_flags(inv.args, "p")
+    status = 0
+    for operand in operands:
+        try:
+            if not inv.fs.is_dir(operand, inv.cwd):
+                raise DeviceOSError(operand, "Not a directory" if inv.fs.exists(operand, inv.cwd)
+                                    else "No such file or directory")
+            if inv.fs.listdir(operand, inv.cwd):
+                raise DeviceOSError(operand, "Directory not empty")
+            inv.fs.remove(operand, inv.cwd, recursive=True)
+        except DeviceOSError as exc:
+            status = inv.fail(operand, exc)
+    return status
+
+
+def _destination(inv: Invocation, operands: list[str]) -> tuple[list[str], str, bool] | None:
+    """cp/mv operands -> (sources, destination, destination is a folder), or None after an error."""
+    if len(operands) < 2:
+        inv.err("needs 2 arguments")
+        return None
+    *sources, target = operands
+    into = inv.fs.is_dir(target, inv.cwd)
+    if len(sources) > 1 and not into:
+        inv.err(f"'{target}' not directory")
+        return None
+    return sources, target, into
+
+
+def _target_path(inv: Invocation, source: str, target: str, into: bool) -> str:
+    name = inv.fs.norm(source, inv.cwd).rpartition("/")[2]
+    return _join(target, name) if into else target
+
+
+@builtin("cp")
+def cmd_cp(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "rRfpavdP")
+    plan = _destination(inv, operands)
+    if plan is None:
+        return 1
+    sources, target, into = plan
+    status = 0
+    for source in sources:
+        dest = _target_path(inv, source, target, into)
+        try:
+            if inv.fs.is_dir(source, inv.cwd):
+                if not flags & {"r", "R", "a"}:
+                    inv.err(f"Skipped dir '{source}'")
+                    status = 1
+                    continue
+                _copy_tree(inv, source, dest)
+            else:
+                inv.fs.copy(source, dest, inv.cwd)
+        except DeviceOSError as exc:
+            status = inv.fail(exc.path, exc)
+    return status
+
+
+def _copy_tree(inv: Invocation, source: str, dest: str) -> None:
+    if not inv.fs.is_dir(dest, inv.cwd):
+        inv.fs.mkdir(dest, inv.cwd)
+    for name in inv.fs.listdir(source, inv.cwd):
+        src, dst = _join(source, name), _join(dest, name)
+        if inv.fs.is_dir(src, inv.cwd):
+            _copy_tree(inv, src, dst)
+        else:
+            inv.fs.copy(src, dst, inv.cwd)
+
+
+@builtin("mv")
+def cmd_mv(inv: Invocation) -> int:
+    _flags, operands = split_flags(inv.args, "fniv")
+    plan = _destination(inv, operands)
+    if plan is None:
+        return 1
+    sources, target, into = plan
+    status = 0
+    for source in sources:
+        try:
+            inv.fs.rename(source, _target_path(inv, source, target, into), inv.cwd)
+        except DeviceOSError as exc:
+            status = inv.fail(source, exc)
+    return status
+
+
+def parse_mode(spec: str, current: int, is_dir: bool) -> int:
+    """chmod's octal (`755`) or symbolic (`u+x,go-w`, `+x`, `a=rX`) mode applied to `current`."""
+    if _is_octal(spec):
+        return int(spec, 8)
+    mode = current & 0o7777
+    for clause in spec.split(","):
+        who = ""
+        k = 0
+        while k < len(clause) and clause[k] in "ugoa":
+            who += clause[k]
+            k += 1
+        if k >= len(clause) or clause[k] not in "+-=":
+            raise UsageError(f"bad mode '{spec}'")
+        op, perms = clause[k], clause[k + 1 :]
+        if any(c not in "rwxX" for c in perms):
+            raise UsageError(f"bad mode '{spec}'")
+        bits = sum({"r": 4, "w": 2, "x": 1}.get(c, 1 if is_dir or current & 0o111 else 0) for c in set(perms))
+        shifts = [{"u": 6, "g": 3, "o": 0}[w] for w in (who.replace("a", "ugo") or "ugo")]
+        mask = sum(7 << s for s in shifts)
+        value = sum(bits << s for s in shifts)
+        if op == "=":
+            mode = (mode & ~mask) | value
+        elif op == "+":
+            mode |= value
+        else:
+            mode &= ~value
+    return mode
+
+
+@builtin("chmod")
+def cmd_chmod(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "Rfv")
+    if len(operands) < 2:
+        inv.err("needs 2 arguments")
+        return 1
+    spec, *paths = operands
+    status = 0
+    for path in paths:
+        targets = list(_walk(inv, path)) if "R" in flags else [path]
+        for target in targets:
+            try:
+                st = inv.fs.stat(target, inv.cwd)
+                inv.fs.chmod(target, parse_mode(spec, st.st_mode, statmod.S_ISDIR(st.st_mode)), inv.cwd)
+            except DeviceOSError as exc:
+                status = inv.fail(target, exc)
+    return status
+
+
+@builtin("touch")
+def cmd_touch(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "acm")
+    status = 0
+    for operand in operands:
+        try:
+            if not inv.fs.exists(operand, inv.cwd):
+                if "c" in flags:
+                    continue
+                inv.fs.open_write(operand, inv.cwd).close()
+            else:
+                os.utime(inv.fs.host(operand, inv.cwd, write=True))
+        except (DeviceOSError, OSError) as exc:
+            message = exc.message if isinstance(exc, DeviceOSError) else "Permission denied"
+            inv.err(f"'{operand}': {message}")
+            status = 1
+    return status
+
+
+# ---- file facts ----------------------------------------------------------------------------
+
+
+def _stat_field(inv: Invocation, path: str, st: os.stat_result, key: str) -> str:
+    kind = "directory" if statmod.S_ISDIR(st.st_mode) else (
+        "regular file" if st.st_size else "regular empty file")
+    values = {
+        "s": str(st.st_size), "a": f"{statmod.S_IMODE(st.st_mode):o}", "A": statmod.filemode(st.st_mode),
+        "n": path, "N": f"'{path}'", "F": kind, "U": _owner(inv, path), "G": _group(inv, path),
+        "u": "2000" if _owner(inv, path) == "shell" else "0", "g": "2000" if _group(inv, path) == "shell" else "0",
+        "Y": str(int(st.st_mtime)), "X": str(int(st.st_atime)), "b": str((st.st_size + 511) // 512), "B": "512",
+        "h": "1", "i": str(st.st_ino), "f": f"{st.st_mode:x}", "y": time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime)),
+    }
+    if key not in values:
+        raise UsageError(f"bad -c format '%{key}'")
+    return values[key]
+
+
+def _format_stat(inv: Invocation, path: str, st: os.stat_result, fmt: str) -> str:
+    out, k = [], 0
+    while k < len(fmt):
+        if fmt[k] == "%" and k + 1 < len(fmt):
+            out.append("%" if fmt[k + 1] == "%" else _stat_field(inv, path, st, fmt[k + 1]))
+            k += 2
+        else:
+            out.append(fmt[k])
+            k += 1
+    return "".join(out)
+
+
+_STAT_DEFAULT = (
+    "  File: %N\n  Size: %s\t Blocks: %b\t IO Blocks: 4096\t%F\n"
+    "Access: (%a/%A)\tUid: ( %u/ %U)\tGid: ( %g/ %G)\nModify: %y\n"
+)
+
+
+@builtin("stat")
+def cmd_stat(inv: Invocation) -> int:
+    args = list(inv.args)
+    fmt = _STAT_DEFAULT
+    for option in ("-c", "--format", "--printf"):
+        if option in args:
+            k = args.index(option)
+            if k + 1 >= len(args):
+                raise UsageError(f"option requires an argument -- {option.lstrip('-')}")
+            fmt = args[k + 1] + ("" if option == "--printf" else "\n")
+            del args[k : k + 2]
+    _flags, operands = split_flags(args, "Lf")
+    if not operands:
+        inv.err("needs 1 argument")
+        return 1
+    status = 0
+    for operand in operands:
+        try:
+            st = _lstat(inv, operand)
+        except DeviceOSError as exc:
+            inv.err(f"{operand}: {exc.message}")
+            status = 1
+            continue
+        assert st is not None
+        inv.out(_format_stat(inv, operand, st, fmt))
+    return status
+
+
+@builtin("df")
+def cmd_df(inv: Invocation) -> int:
+    """/data and /sdcard share the device's storage quota, as on a phone with emulated storage."""
+    flags, operands = split_flags(inv.args, "hkPa")
+    fs = inv.fs
+    mounts = {"/data": "/dev/block/dm-48", "/sdcard": "/dev/fuse"}
+    wanted = [m for m in mounts if not operands or any(
+        fs.norm(o, inv.cwd) == m or fs.norm(o, inv.cwd).startswith(m + "/") for o in operands)]
+    used, free = fs.used_bytes(), fs.free_bytes()
+    size = used + free
+
+    def show(n: int) -> str:
+        return _human(n) if "h" in flags else str(n // 1024)
+
+    header = "Size" if "h" in flags else "1K-blocks"
+    inv.out(f"Filesystem        {header:>10} {'Used':>10} {'Available':>10} Use% Mounted on\n")
+    for mount in wanted:
+        percent = f"{(100 * used + size - 1) // size if size else 100}%"
+        inv.out(f"{mounts[mount]:<17} {show(size):>10} {show(used):>10} {show(free):>10} {percent:>4} {mount}\n")
+    return 0
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("", "K", "M", "G"):
+        if value < 1024:
+            return f"{int(value)}{unit}" if not unit or value >= 10 else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"
+
+
+def _walk(inv: Invocation, top: str, depth: int = 0, max_depth: int | None = None) -> Iterator[str]:
+    """`top` and everything below it (pre-order, sorted), as paths spelled from `top`."""
+    yield top
+    if (max_depth is not None and depth >= max_depth) or not inv.fs.is_dir(top, inv.cwd):
+        return
+    for name in _entries(inv, top):
+        yield from _walk(inv, _join(top, name), depth + 1, max_depth)
+
+
+@builtin("find")
+def cmd_find(inv: Invocation) -> int:
+    """find [PATH...] with -name/-iname PAT, -type f|d, -maxdepth N, -mindepth N, -print."""
+    args = list(inv.args)
+    roots = []
+    while args and not args[0].startswith("-") and args[0] not in ("!", "("):
+        roots.append(args.pop(0))
+    tests, max_depth, min_depth = [], None, 0
+    while args:
+        option = args.pop(0)
+        if option == "-print":
+            continue
+        if not args:
+            raise UsageError(f"'{option}' needs 1 arg")
+        value = args.pop(0)
+        if option in ("-name", "-iname", "-type", "-path"):
+            tests.append((option, value))
+        elif option in ("-maxdepth", "-mindepth"):
+            depth = _number(value)
+            max_depth, min_depth = (depth, min_depth) if option == "-maxdepth" else (max_depth, depth)
+        else:
+            raise UsageError(f"bad arg '{option}'")
+    status = 0
+    for root in roots or ["."]:
+        if not inv.fs.exists(root, inv.cwd):
+            status = inv.fail(root, DeviceOSError(root, "No such file or directory"))
+            continue
+        for path in _walk(inv, root, max_depth=max_depth):
+            depth = path[len(root) :].count("/") if path != root else 0
+            if depth >= min_depth and all(_find_test(inv, path, t) for t in tests):
+                inv.out(path + "\n")
+    return status
+
+
+def _find_test(inv: Invocation, path: str, test: tuple[str, str]) -> bool:
+    option, value = test
+    name = path.rstrip("/").rpartition("/")[2] or path
+    if option == "-name":
+        return fnmatch.fnmatchcase(name, value)
+    if option == "-iname":
+        return fnmatch.fnmatchcase(name.lower(), value.lower())
+    if option == "-path":
+        return fnmatch.fnmatchcase(path, value)
+    if value == "d":
+        return inv.fs.is_dir(path, inv.cwd)
+    if value == "f":
+        return not inv.fs.is_dir(path, inv.cwd)
+    if value in "lbcps":
+        return False
+    raise UsageError(f"bad -type '{value}'")
