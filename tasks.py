@@ -127,7 +127,81 @@ def clean(c, all=False):
 
 # ---- quantizer ----------------------------------------------------------------------------
 
+_QUANTIZE_HELP = {
+    "container": "the float container to quantize (from convert)",
+    "input_list": "SNPE input_list.txt with the calibration inputs",
+    "output": "where to write the quantized container (default: the build cache)",
+    "param_quantizer": "weights/biases: tf (min/max), enhanced (AIMET tf_enhanced) or symmetric",
+    "act_quantizer": "activations: tf, enhanced or symmetric",
+    "weights_bitwidth": "4, 8 or 16",
+    "act_bitwidth": "8 or 16",
+    "bias_bitwidth": "8 or 32 (32: scale = input scale x weight scale)",
+    "use_per_channel_quantization": "one symmetric encoding per output channel of Conv/Gemm/MatMul weights",
+    "algorithms": "comma list: cle (cross-layer equalization), bc (bias correction)",
+    "override_params": "AIMET encodings JSON (0.6.1, 1.0.0 or 2.0.0): full or partial overrides, float islands",
+    "pack_4_bit_weights": "store 4-bit weights two per byte (low nibble first)",
+    "encodings_out": "also write the encodings as AIMET 1.0.0 JSON",
+    "min_range": "smallest encoding range (SNPE 2.x: 0.0001; AIMET: 0.01)",
+    "cache": "reuse a cached result for the same inputs and options (--no-cache to rebuild)",
+}
+
+
+def _quantize_collection() -> Collection:
+    """quantize (default task) and quantize.debug, defined here so they are not also top-level tasks."""
+
+    @task(name="quantize", default=True, help=_QUANTIZE_HELP)
+    @user_errors
+    def quantize_task(c, container, input_list, output=None, param_quantizer="tf", act_quantizer="tf",
+                      weights_bitwidth=8, act_bitwidth=8, bias_bitwidth=32, use_per_channel_quantization=False,
+                      algorithms="", override_params=None, pack_4_bit_weights=False, encodings_out=None,
+                      min_range=0.0001, cache=True):
+        """Quantize a float container into a QDQ container with AIMET encodings; prints output SQNR and cosine."""
+        from deploy.quantize import QuantizeOptions, quantize
+
+        options = QuantizeOptions.from_mapping({
+            "param_quantizer": param_quantizer, "act_quantizer": act_quantizer,
+            "weights_bitwidth": weights_bitwidth, "act_bitwidth": act_bitwidth, "bias_bitwidth": bias_bitwidth,
+            "use_per_channel_quantization": use_per_channel_quantization, "algorithms": algorithms,
+            "override_params": override_params, "pack_4_bit_weights": pack_4_bit_weights,
+            "min_range": min_range}, "command line")
+        result = quantize(container, input_list, output, options, encodings_out=encodings_out, cache=cache)
+        console.print(f"{result.path}{' (cached)' if result.cached else ''}: output SQNR {result.sqnr_db:.2f} dB, "
+                      f"cosine {result.cosine:.6f}")
+        if encodings_out:
+            console.print(f"encodings: {encodings_out}")
+
+    return Collection("quantize", quantize_task)
+
+
+quantize_collection = _quantize_collection()
+
 # ---- deploy -------------------------------------------------------------------------------
+
+@task(iterable=["model", "runtime"], help={
+    "device": "device profile to deploy to (pixel, pixel4, galaxy-s23, generic-arm64 or a profile YAML)",
+    "config": "deployment file (default: ./edgeloop.yaml)",
+    "model": "only this model of the deployment file (repeatable)",
+    "runtime": "cpu, gpu, gpu_fp16, dsp or aip (repeatable; default: the file's runtimes the profile has)",
+    "serial": "adb serial of the device when several match the profile",
+    "adb": "adb server HOST:PORT (default 127.0.0.1:5037 or $ANDROID_ADB_SERVER_PORT; started if local)",
+    "emulate": "start an emulated device of the profile for this deploy, and stop it afterwards",
+    "runs": "measured runs for latency (a warm-up run is added when more than 1)",
+    "report-dir": "where the reports/<timestamp>-<device>/ folders go (default: reports)",
+    "timeout": "seconds a run may go without finishing before it is stopped (default 600)"})
+@user_errors
+def deploy(c, device, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs=1,
+           report_dir="reports", timeout=600.0):
+    """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
+    from harness.pipeline import deploy as deploy_loop
+    from harness.pipeline import summary_table
+
+    outcome = deploy_loop(device, config_path=Path(config) if config else None, models=list(model or []) or None,
+                          runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
+                          runs=int(runs), timeout=float(timeout), report_root=Path(report_dir))
+    console.print(summary_table(outcome))
+    console.print(f"reports: {outcome.reports.folder} (report.html, report.json, junit.xml)")
+    outcome.check()
+
 
 # ---- farm and reports ---------------------------------------------------------------------
 
@@ -227,6 +301,7 @@ def version(c):
 ns = Collection.from_module(__import__(__name__))
 ns.add_collection(farm_collection)
 ns.add_collection(report_collection)
+ns.add_collection(quantize_collection)
 
 
 def main() -> None:

@@ -14,10 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from deploy.profiles import QUANTIZED_RUNTIMES
+from deploy.config import Thresholds
 
-# MACE's validator defaults (SPEC §8): minimum cosine similarity per runtime.
-DEFAULT_MIN_COSINE: dict[str, float] = {"cpu": 0.999, "gpu": 0.995, "gpu_fp16": 0.995, "dsp": 0.98, "aip": 0.98}
 TOP_K = 5
 
 
@@ -35,10 +33,13 @@ class Limits:
                 "min_top1_agreement": self.min_top1_agreement}
 
 
+def limits_for(thresholds: Thresholds, runtime: str, output: str | None = None) -> Limits:
+    """The config's thresholds (SPEC §8 defaults under per-model and per-output overrides) as Limits."""
+    return Limits(**thresholds.limits(runtime, output))
+
+
 def default_limits(runtime: str) -> Limits:
-    """SPEC §8 defaults; an unknown runtime is judged as strictly as a quantized one would be lenient."""
-    fallback = DEFAULT_MIN_COSINE["dsp"] if runtime in QUANTIZED_RUNTIMES else DEFAULT_MIN_COSINE["cpu"]
-    return Limits(min_cosine=DEFAULT_MIN_COSINE.get(runtime, fallback))
+    return limits_for(Thresholds(), runtime)
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,8 @@ class Metrics:
     reference_top1_accuracy: float | None = None  # reference vs the same labels
 
     def to_json(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        data["sqnr_db"] = None if math.isinf(self.sqnr_db) else self.sqnr_db  # JSON has no infinity
-        return data
+        # JSON has no infinity or NaN: null (an infinite SQNR means identical outputs; NaN, a broken output).
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in self.__dict__.items()}
 
 
 @dataclass

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import struct
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import adbutils
 
@@ -68,17 +70,31 @@ def _is_local(host: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1")
 
 
+def adb_binary() -> str:
+    """adbutils' own platform-tools adb (a known, recent version), else whatever adbutils finds."""
+    shipped = Path(adbutils.__file__).parent / "binaries" / "adb"
+    return str(shipped) if os.access(shipped, os.X_OK) else adbutils.adb_path()
+
+
+def _answers(server: AdbServer) -> bool:
+    """Probe the port ourselves: on a refused connection adbutils would start a server on 5037, whatever
+    port it was given."""
+    try:
+        with socket.create_connection((server.host, server.port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
 def ensure_server(server: AdbServer) -> adbutils.AdbClient:
     """Reach the adb server; start a local one (adbutils' adb) when none answers, as `adb` itself does."""
     client = server.client()
-    try:
-        client.server_version()
+    if _answers(server):
         return client
-    except DEVICE_FAILURES:
-        if not _is_local(server.host):
-            raise DeviceError(f"no adb server answers at {server.address}",
-                              "start it there (`adb -a start-server`) or pick another with --adb") from None
-    adb = adbutils.adb_path()
+    if not _is_local(server.host):
+        raise DeviceError(f"no adb server answers at {server.address}",
+                          "start it there (`adb -a start-server`) or pick another with --adb")
+    adb = adb_binary()
     try:
         subprocess.run([adb, "-P", str(server.port), "start-server"], check=True, capture_output=True,
                        timeout=SERVER_START_TIMEOUT)
@@ -101,7 +117,7 @@ def parse_getprop(text: str) -> dict[str, str]:
 
 def device_props(device: adbutils.AdbDevice) -> dict[str, str]:
     try:
-        result = device.shell2("getprop", timeout=PROP_TIMEOUT)
+        result = device.shell2("getprop", timeout=PROP_TIMEOUT, v2=True)
     except DEVICE_FAILURES as exc:
         raise DeviceError(f"{device.serial}: cannot read its properties ({exc})",
                           "check the device with `adb devices -l`") from None

@@ -47,6 +47,15 @@ class RunOutcome:
         return f"{what}: {last.strip()}" if last else what
 
 
+def has_builtin_netrun(device: adbutils.AdbDevice) -> bool:
+    """The emulated device's system image has edgeloop's net-run; a real phone does not."""
+    try:
+        return device.shell2(f"test -x {NETRUN}", timeout=SHELL_TIMEOUT, v2=True).returncode == 0
+    except DEVICE_FAILURES as exc:
+        raise DeviceError(f"device {device.serial} stopped answering ({exc or type(exc).__name__})",
+                          "reconnect it (`adb devices -l`) and run again") from None
+
+
 def run_command(remote_dir: PurePosixPath, output_dir: str, args: tuple[str, ...] = ()) -> str:
     return " ".join([f"cd {shell_quote(str(remote_dir))} && sh run.sh {shell_quote(output_dir)}",
                      *map(shell_quote, args)])

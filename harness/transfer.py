@@ -101,11 +101,16 @@ def push_bundle(device: adbutils.AdbDevice, local_dir: Path, bundle_id: str, man
             if held.get(e["path"], {}).get("sha256") != e["sha256"] or sizes.get(e["path"]) != e["size"]]
     sent = 0
     for entry in todo:
-        sent += _push_file(device, local_dir / entry["path"], remote / entry["path"], int(entry.get("mode", 0o644)),
-                           progress)
+        sent += _push_file(device, local_dir / entry["path"], remote / entry["path"], _mode(entry), progress)
     if todo or not held:
         sent += _push_file(device, local_dir / MANIFEST, remote / MANIFEST, 0o644, progress)
     return PushResult(remote, len(todo), sent, len(manifest) - len(todo))
+
+
+def _mode(entry: dict[str, Any]) -> int:
+    """The manifest writes modes as octal strings ("0755"); accept integers too."""
+    mode = entry.get("mode", 0o644)
+    return int(mode, 8) if isinstance(mode, str) else int(mode)
 
 
 def _push_file(device: adbutils.AdbDevice, local: Path, remote: PurePosixPath, mode: int,
@@ -145,14 +150,30 @@ def pull_tree(device: adbutils.AdbDevice, remote: PurePosixPath, local: Path) ->
                 if stat.S_ISDIR(info.mode):
                     pending.append(child)
                 elif stat.S_ISREG(info.mode):
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_path(target) as tmp, tmp.open("wb") as f:
-                        for chunk in device.sync.iter_content(str(remote / child)):
-                            f.write(chunk)
+                    _copy_out(device, remote / child, target)
                     written.append(target)
     except DEVICE_FAILURES as exc:
         raise _vanished(device, f"pulling {remote}", exc) from None
     return written
+
+
+def _copy_out(device: adbutils.AdbDevice, remote: PurePosixPath, local: Path) -> None:
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(local) as tmp, tmp.open("wb") as f:
+        for chunk in device.sync.iter_content(str(remote)):
+            f.write(chunk)
+
+
+def pull_file(device: adbutils.AdbDevice, remote: PurePosixPath, local: Path) -> bool:
+    """Copy one regular file; False when the device has no such file (stat first: never an empty folder)."""
+    try:
+        info = device.sync.stat(str(remote))
+        if not stat.S_ISREG(info.mode):
+            return False
+        _copy_out(device, remote, local)
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, f"pulling {remote}", exc) from None
+    return True
 
 
 def shell_quote(text: str) -> str:

@@ -1,0 +1,375 @@
+"""The deploy loop: plan → convert → quantize → bundle → push → run → pull → reference → compare.
+
+`plan`, `prepare` and `run_job` are the pieces the farm and the pytest plugin reuse; `deploy` is
+the command: it prepares every artifact before touching a device (so bad input fails fast, exit
+2), runs each job, writes the reports and raises CheckFailed when anything did not pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import adbutils
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+
+from deploy import packs
+from deploy.bundle import Bundle, bundle
+from deploy.config import Config, ModelConfig, find_config, load_config
+from deploy.container import ContainerMeta, TensorInfo
+from deploy.convert import convert
+from deploy.errors import CheckFailed, EdgeloopError
+from deploy.fsutil import atomic_write_text, sha256_file
+from deploy.inputlist import read_input_list, result_path
+from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, load_profile
+from harness.compare import error_histogram, judge, limits_for, measure
+from harness.devices import (
+    DEVICE_FAILURES,
+    FoundDevice,
+    connect,
+    device_props,
+    ensure_server,
+    find_device,
+    parse_adb_address,
+)
+from harness.reference import reference_outputs
+from harness.report import ReportPaths, new_report_dir, write_reports
+from harness.report.results import ERROR, FAILED, PASSED, JobResult, LatencyStats, OutputResult, summarize_encodings
+from harness.run import RunOutcome, has_builtin_netrun, run_bundle
+from harness.timings import parse_timings
+from harness.transfer import (
+    Progress,
+    bundle_dir,
+    cleanup_bundles,
+    mark_used,
+    pull_file,
+    pull_tree,
+    push_bundle,
+    remove_remote,
+)
+
+PhaseHook = Callable[[str], None]  # told the name of each phase as it starts
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model on one runtime of one device profile; `unsupported` says why it cannot run at all."""
+
+    model: ModelConfig
+    runtime: str
+    profile: Profile
+    pack: str = "builtin"
+    unsupported: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.model.name}/{self.runtime}"
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What the host builds for a job (all cached by content)."""
+
+    float_container: Path
+    container: Path
+    meta: ContainerMeta
+    bundle: Bundle
+    model_sha256: str
+
+
+def plan(config: Config, profile: Profile, models: list[str] | None = None,
+         runtimes: list[str] | None = None) -> list[Job]:
+    """Models × runtimes for `profile`. Without `runtimes`, each model's configured runtimes that the
+    profile has; runtimes asked for explicitly that the profile lacks become `unsupported` jobs, so
+    they are reported rather than silently dropped."""
+    unknown_models = [m for m in models or [] if m not in config.models]
+    if unknown_models:
+        raise EdgeloopError(f"{config.path}: no model named '{unknown_models[0]}'",
+                            f"the file defines: {', '.join(config.models)}")
+    for runtime in runtimes or []:
+        if runtime not in RUNTIME_UNITS:
+            raise EdgeloopError(f"unknown runtime '{runtime}'", f"choose among {', '.join(RUNTIME_UNITS)}")
+    jobs = []
+    for name in models or list(config.models):
+        model = config.models[name]
+        for runtime in dict.fromkeys(runtimes or model.runtimes):
+            if profile.supports(runtime):
+                jobs.append(Job(model, runtime, profile, config.pack))
+            elif runtimes:
+                jobs.append(Job(model, runtime, profile, config.pack, unsupported=(
+                    f"profile '{profile.name}' has no {runtime} runtime (it has {', '.join(profile.runtimes)})")))
+    return jobs
+
+
+def prepare(job: Job) -> Artifacts:
+    """Convert, quantize when the runtime needs it (SPEC §3: dsp/aip run quantized), and bundle."""
+    model = job.model
+    converted = convert(model.source, input_dims=model.input_dims or None, out_nodes=model.out_nodes or None)
+    container, meta = converted.path, converted.meta
+    if job.runtime in QUANTIZED_RUNTIMES:
+        try:
+            from deploy.quantize import quantize
+        except ImportError:
+            raise EdgeloopError(f"{job.name}: the quantizer is not available in this edgeloop",
+                                "deploy to cpu/gpu runtimes with --runtime") from None
+        quantized = quantize(container, model.calibration_list or model.input_list, options=model.quantization)
+        container, meta = quantized.path, quantized.meta
+    built = bundle(container, job.profile, job.runtime, model.input_list, pack=job.pack, name=model.name)
+    return Artifacts(converted.path, container, meta, built, sha256_file(model.source))
+
+
+@dataclass
+class _Clock:
+    """Wall time per phase, recorded in the report; tells an optional hook as each phase starts."""
+
+    hook: PhaseHook | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        if self.hook:
+            self.hook(name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - start
+
+
+class _JobFailed(Exception):
+    """A job cannot go on; the message is the one-line reason that goes into the report."""
+
+
+def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: float | None = None, work_dir: Path,
+            on_phase: PhaseHook | None = None, on_bytes: Progress | None = None) -> JobResult:
+    """Prepare (cached), push, run (`runs` measured runs, plus a warm-up when runs > 1), pull, compare.
+
+    Never raises for a job-level problem: a device that vanished, a crash, missing outputs or bad
+    input all become a result with status `error` and a one-line `failure`."""
+    result = JobResult(model=job.model.name, runtime=job.runtime, profile=job.profile.name, device=device.serial,
+                       run_dir=str(work_dir))
+    if job.unsupported:
+        result.failure = job.unsupported
+        return result
+    clock = _Clock(on_phase)
+    try:
+        _run(job, device, runs, timeout, work_dir, clock, on_bytes, result)
+    except _JobFailed as exc:
+        result.status, result.failure = ERROR, str(exc)
+    except EdgeloopError as exc:  # DeviceError included: reported, and the next job is tried
+        result.status, result.failure = ERROR, str(exc)
+    result.phases_s = {k: round(v, 4) for k, v in clock.phases.items()}
+    return result
+
+
+def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None, work_dir: Path, clock: _Clock,
+         on_bytes: Progress | None, result: JobResult) -> None:
+    if runs < 1:
+        raise EdgeloopError(f"--runs must be at least 1, got {runs}")
+    with clock.phase("prepare"):
+        art = prepare(job)
+    result.model_sha256, result.container_sha256 = art.model_sha256, sha256_file(art.container)
+    result.container_kind, result.bundle_id = art.meta.kind, art.bundle.id
+    result.encodings = summarize_encodings(art.meta.encodings, art.meta.quantization)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(work_dir / "run.sh", (art.bundle.path / "run.sh").read_text())
+    with clock.phase("device"):
+        atomic_write_text(work_dir / "device.json", json.dumps(device_props(device), indent=2, sort_keys=True) + "\n")
+        packs.load_pack(art.bundle.pack).check_device(emulated=has_builtin_netrun(device))
+    with clock.phase("push"):
+        pushed = push_bundle(device, art.bundle.path, art.bundle.id, art.bundle.manifest, on_bytes)
+        result.bytes_pushed = pushed.bytes_sent
+        mark_used(device, art.bundle.id)
+        cleanup_bundles(device, protect=(art.bundle.id,))
+    remote_runs = PurePosixPath("runs") / uuid.uuid4().hex[:12]
+    timings = []
+    try:
+        for k in range(runs + (runs > 1)):
+            warmup = runs > 1 and k == 0
+            label = "warmup" if warmup else f"run-{k + (runs == 1)}"
+            output_dir = (remote_runs / label).as_posix()
+            with clock.phase("warm-up" if warmup else "run"):
+                outcome = run_bundle(device, pushed.remote_dir, output_dir, work_dir / label, timeout=timeout)
+            _check_exit(outcome)
+            if warmup:
+                continue
+            result.runs += 1
+            last = k == runs + (runs > 1) - 1
+            with clock.phase("pull"):
+                local = work_dir / label / "output"
+                remote = pushed.remote_dir / output_dir
+                if last:
+                    pull_tree(device, remote, local)
+                else:
+                    pull_file(device, remote / art.bundle.timings_path, local / art.bundle.timings_path)
+            timings.append(parse_timings(art.bundle.timings_format, local / art.bundle.timings_path))
+    finally:
+        remove_remote(device, bundle_dir(art.bundle.id) / remote_runs)
+    result.latency = LatencyStats.from_timings(
+        timings[0].init_ms, [t for run in timings for t in run.inference_ms],
+        {name: [t for run in timings for t in run.layers.get(name, [])] for name in timings[-1].layers})
+    with clock.phase("compare"):
+        inferences = len(read_input_list(job.model.input_list).entries)
+        device_out = load_outputs(work_dir / label / "output", art.meta.outputs, inferences)
+        reference, _ = reference_outputs(art.float_container, job.model.input_list)
+        labels = read_labels(job.model.labels) if job.model.labels else None
+        result.outputs = [_compare(job, tensor, reference[tensor.name], device_out[tensor.name], labels)
+                          for tensor in art.meta.outputs]
+    failures = [f"{o.name}: {reason}" for o in result.outputs for reason in o.verdict.reasons]
+    result.status = FAILED if failures else PASSED
+    result.failure = "; ".join(failures) or None
+
+
+def _check_exit(outcome: RunOutcome) -> None:
+    if outcome.exit_code != 0:
+        raise _JobFailed(outcome.describe())
+
+
+def load_outputs(folder: Path, tensors: list[TensorInfo], inferences: int) -> dict[str, list[np.ndarray]]:
+    """Read `Result_<i>/<tensor>.raw` for every inference; a missing or wrongly sized file fails the
+    job: a partial output is never compared as if it were complete."""
+    outputs: dict[str, list[np.ndarray]] = {t.name: [] for t in tensors}
+    for i in range(inferences):
+        for tensor in tensors:
+            rel = result_path(PurePosixPath("."), i, tensor.name)
+            path = folder / rel
+            if not path.is_file():
+                raise _JobFailed(f"net-run wrote no {rel} (output '{tensor.name}' of inference {i})")
+            size = path.stat().st_size
+            if size != tensor.nbytes:
+                raise _JobFailed(f"{rel} has {size} bytes, expected {tensor.nbytes} "
+                                 f"({tensor.dtype} {list(tensor.shape)})")
+            outputs[tensor.name].append(np.fromfile(path, dtype=np.dtype(tensor.dtype).newbyteorder("<"))
+                                        .reshape(tensor.shape))
+    return outputs
+
+
+def read_labels(path: Path) -> list[int]:
+    try:
+        return [int(line.split()[0]) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise EdgeloopError(f"{path}: cannot read labels ({exc})", "write one integer class per line") from None
+
+
+def _compare(job: Job, tensor: TensorInfo, reference: list[np.ndarray], device: list[np.ndarray],
+             labels: list[int] | None) -> OutputResult:
+    if len(reference) != len(device):
+        raise _JobFailed(f"{len(device)} device inferences for {len(reference)} reference ones")
+    if labels is not None and len(labels) != len(reference):
+        raise EdgeloopError(f"{job.model.labels}: {len(labels)} labels for {len(reference)} inferences",
+                            "write one label per line of the input list")
+    limits = limits_for(job.model.thresholds, job.runtime, tensor.name)
+    metrics = measure(reference, device, labels)
+    return OutputResult(tensor.name, tensor.shape, metrics, limits, judge(metrics, limits),
+                        error_histogram(reference, device))
+
+
+@dataclass
+class DeployOutcome:
+    results: list[JobResult]
+    reports: ReportPaths
+    device: str  # adb serial
+    bytes_pushed: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.passed for r in self.results)
+
+    def check(self) -> None:
+        """Raise CheckFailed (exit 1) unless every job ran and passed."""
+        if not self.passed:
+            bad = [r for r in self.results if not r.passed]
+            raise CheckFailed(f"{len(bad)} of {len(self.results)} deploy checks did not pass "
+                              f"({', '.join(r.name for r in bad)})", f"see {self.reports.html}")
+
+
+def deploy(profile_name: str, *, config_path: Path | None = None, models: list[str] | None = None,
+           runtimes: list[str] | None = None, serial: str | None = None, adb: str | None = None,
+           emulate: bool = False, runs: int = 1, timeout: float | None = None,
+           report_root: Path = Path("reports"), console: Console | None = None) -> DeployOutcome:
+    """The whole loop for one device profile; see docs/deploy.md."""
+    console = console or Console(stderr=True)
+    if runs < 1:
+        raise EdgeloopError(f"--runs must be at least 1, got {runs}")
+    config = load_config(find_config(config_path))
+    profile = load_profile(profile_name)
+    jobs = plan(config, profile, models, runtimes)
+    runnable = [j for j in jobs if not j.unsupported]
+    if not runnable:
+        reasons = [j.unsupported for j in jobs if j.unsupported]
+        raise EdgeloopError(reasons[0] if reasons else f"nothing to deploy on profile '{profile.name}'",
+                            f"choose among its runtimes: {', '.join(profile.runtimes)}")
+    with _progress(console) as progress:
+        task = progress.add_task("build", total=len(runnable))
+        for job in runnable:
+            progress.update(task, description=f"build {job.name}")
+            prepare(job)
+            progress.advance(task)
+    client = ensure_server(parse_adb_address(adb))
+    with _target_device(client, profile, serial, emulate, console) as found:
+        report_dir = new_report_dir(report_root, f"{profile.name}-{found.serial}")
+        results = []
+        with _progress(console) as progress:
+            task = progress.add_task("deploy", total=len(jobs))
+            for job in jobs:
+                def phase(name: str, job: Job = job) -> None:
+                    progress.update(task, description=f"{job.name}: {name}")
+
+                results.append(run_job(job, found.device, runs=runs, timeout=timeout, on_phase=phase,
+                                       work_dir=report_dir / "runs" / job.name.replace("/", "-")))
+                progress.advance(task)
+        paths = write_reports(results, report_dir, devices={found.serial: found.props},
+                              title=f"edgeloop deploy on {profile.name} ({found.label})")
+    return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results))
+
+
+def _progress(console: Console) -> RichProgress:
+    return RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
+
+
+@contextlib.contextmanager
+def _target_device(client: adbutils.AdbClient, profile: Profile, serial: str | None, emulate: bool,
+                   console: Console) -> Iterator[FoundDevice]:
+    """The device to deploy to: a new emulated one of `profile` (stopped afterwards), or a matching one."""
+    if not emulate:
+        yield find_device(client, profile, serial)
+        return
+    from emulator.lifecycle import emulated_device  # the harness starts an emulator only when asked
+
+    with emulated_device(profile.name) as running:
+        console.print(f"emulated {profile.name} started as {running.serial}")
+        device = connect(client, running.serial)
+        try:
+            yield FoundDevice(running.serial, device_props(device), device)
+        finally:
+            with contextlib.suppress(*DEVICE_FAILURES):
+                client.disconnect(running.serial)
+
+
+def summary_table(outcome: DeployOutcome) -> Table:
+    table = Table(title=f"edgeloop deploy · {outcome.device}", title_justify="left")
+    for column in ("model", "runtime", "status", "worst cosine", "SQNR dB", "median ms", "pushed", "why"):
+        table.add_column(column, overflow="fold")
+    colors = {PASSED: "green", FAILED: "red", ERROR: "red"}
+    for r in outcome.results:
+        cosines = [o.metrics.cosine for o in r.outputs]
+        sqnrs = [o.metrics.sqnr_db for o in r.outputs]
+        median = r.latency.to_json()["median_ms"] if r.latency else None
+        table.add_row(r.model, r.runtime, f"[{colors[r.status]}]{r.status}[/]",
+                      f"{min(cosines):.6f}" if cosines else "-", f"{min(sqnrs):.1f}" if sqnrs else "-",
+                      f"{median:.3f}" if median is not None else "-", _size(r.bytes_pushed), r.failure or "")
+    return table
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n} B"
