@@ -36,7 +36,7 @@ container:
   kinds: [float, quantized]
   file: "model/{{ name }}.bin"
   convert:
-    - [python3, "{{ sdk_root }}/bin/to-bin.py", "{{ source }}", "{{ output }}"]
+    - ["{{ sdk_root }}/bin/to-bin", "{{ source }}", "{{ output }}"]
 input_list: {format: named}
 net_run:
   program: "bin/{{ vars.arch_dir[abi] }}/fake-net-run"
@@ -83,7 +83,7 @@ printf '%s\\n' "$@" > "$2/args.txt"
 printf '%s\\n%s\\n' "$LD_LIBRARY_PATH" "$ADSP_LIBRARY_PATH" > "$2/env.txt"
 """
 
-TO_BIN = "import shutil, sys\nshutil.copyfile(sys.argv[1], sys.argv[2])\n"
+TO_BIN = "#!/bin/sh\ncp \"$1\" \"$2\"\n"  # the vendor converter: here a copy
 
 
 @pytest.fixture
@@ -94,9 +94,10 @@ def sdk_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (pack / "run.sh.j2").write_text(TEMPLATE)
     sdk = tmp_path / "sdk-2.10.0"
     for rel, text in {"lib/aarch64-android/libX.so": "X", "lib/hexagon-v73/unsigned/libY.so": "Y",
-                      "bin/aarch64-android/fake-net-run": FAKE_NET_RUN, "bin/to-bin.py": TO_BIN}.items():
+                      "bin/aarch64-android/fake-net-run": FAKE_NET_RUN, "bin/to-bin": TO_BIN}.items():
         (sdk / rel).parent.mkdir(parents=True, exist_ok=True)
         (sdk / rel).write_text(text)
+    (sdk / "bin/to-bin").chmod(0o755)
     monkeypatch.setenv("FAKESDK_ROOT", str(sdk))
     monkeypatch.setenv("EDGELOOP_PACKS", str(tmp_path / "packs"))
     return sdk
@@ -170,6 +171,15 @@ def test_sdk_pack_needs_its_sdk(sdk_pack: Path, project: tuple[Path, Path], tmp_
     with pytest.raises(EdgeloopError, match="not a known fakesdk SDK layout"):
         bundle(container, load_profile("galaxy-s23"), "cpu", inputs, pack="fakesdk", root=tmp_path / "b",
                sdk=sdk_pack)
+
+
+def test_failing_convert_hook_leaves_nothing(sdk_pack: Path, project: tuple[Path, Path], tmp_path: Path) -> None:
+    container, inputs = project
+    (sdk_pack / "bin/to-bin").write_text("#!/bin/sh\necho 'converting' && echo 'unsupported op Det' >&2 && exit 3\n")
+    with pytest.raises(EdgeloopError, match=r"pack 'fakesdk': to-bin failed \(exit 3\): unsupported op Det"):
+        bundle(container, load_profile("galaxy-s23"), "cpu", inputs, pack="fakesdk", root=tmp_path / "b")
+    leftovers = [p for p in (tmp_path / "b").rglob("*") if p.is_file()]
+    assert leftovers == []
 
 
 @pytest.mark.parametrize(("old", "new", "expected"), [
