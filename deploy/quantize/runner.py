@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
@@ -34,5 +34,5 @@ def expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     present = {o.name for o in exposed.graph.output}
     for name in names:
         if name not in present:
-            exposed.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+            exposed.graph.output.append(onnx.ValueInfoProto(name=name))  # type left to inference
     return exposed

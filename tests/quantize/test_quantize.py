@@ -1,0 +1,155 @@
+"""quantize() end to end: the container it writes, the integers onnxruntime computes in it, the
+cache, opset handling, streaming calibration and the errors users see."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, numpy_helper
+
+from deploy.container import load_container
+from deploy.errors import EdgeloopError
+from deploy.inputlist import read_input_list
+from deploy.quantize import QuantizeOptions, quantize
+from deploy.quantize.calibrate import calibrate
+from deploy.quantize.encodings import Encoding, fake_quantize, quantize_array
+from deploy.quantize.pipeline import feeds_from
+from deploy.quantize.runner import expose, float_activations, session
+from tests.deploy.models import conv_net, transformer_block
+from tests.quantize.util import make_container, make_input_list
+
+
+@pytest.fixture
+def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "build"))
+    return tmp_path
+
+
+def _encodings(meta_encodings: dict, section: str) -> dict[str, Encoding]:
+    result = {}
+    for e in meta_encodings[section]:
+        if e["dtype"] == "INT":
+            many = e["enc_type"] == "PER_CHANNEL"
+            result[e["name"]] = Encoding(e["bw"], np.asarray(e["scale"] if many else e["scale"][0]),
+                                         np.asarray(e["offset"] if many else e["offset"][0]), e["is_sym"],
+                                         0 if many else None)
+    return result
+
+
+def test_conv_net_tf8_end_to_end(build: Path) -> None:
+    model = conv_net()
+    container = make_container(model, build / "float.onnx")
+    input_list = make_input_list(model, build, 6)
+    result = quantize(container, input_list, build / "q.onnx", encodings_out=build / "enc.json")
+    qmodel, meta = load_container(result.path)
+    assert meta.kind == "quantized" and not result.cached
+    assert meta.encodings["version"] == "1.0.0" and (build / "enc.json").is_file()
+    assert result.sqnr_db > 25 and result.cosine > 0.995
+    assert meta.quantization["sqnr_db"] == pytest.approx(result.sqnr_db)
+    ops = {n.op_type for n in qmodel.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    stored = {i.name: i.data_type for i in qmodel.graph.initializer}
+    assert stored["conv1.weight_quantized"] == TensorProto.UINT8
+    assert stored["conv1.bias_quantized"] == TensorProto.INT32
+    assert "conv1.weight" not in stored  # no float copy of a quantized weight
+    # same inputs and options: a cache hit, no work
+    again = quantize(container, input_list, build / "q2.onnx")
+    assert again.cached and (build / "q2.onnx").read_bytes() == result.path.read_bytes()
+
+
+def test_qdq_integers_match_our_simulation(build: Path) -> None:
+    """Every activation's integers in onnxruntime equal quantize_array() of its float input; every
+    dequantized weight equals fake_quantize() of the float weight."""
+    model = conv_net()
+    container = make_container(model, build / "float.onnx")
+    input_list = make_input_list(model, build, 3)
+    qmodel, meta = load_container(quantize(container, input_list, build / "q.onnx").path)
+    acts = _encodings(meta.encodings, "activation_encodings")
+    names = [f"{n}_float" for n in acts if f"{n}_float" in {o for node in qmodel.graph.node for o in node.output}]
+    names += [f"{n[:-6]}_quantized" for n in names]
+    x = np.random.default_rng(9).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    values = dict(zip(names, session(expose(qmodel, names)).run(names, {"image": x}), strict=True))
+    checked = 0
+    for name, enc in acts.items():
+        if f"{name}_float" in values:
+            assert np.array_equal(values[f"{name}_quantized"], quantize_array(values[f"{name}_float"], enc)), name
+            checked += 1
+    assert checked >= 8
+    params = _encodings(meta.encodings, "param_encodings")
+    weight = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "fc.weight"))
+    dq = session(expose(qmodel, ["fc.weight"])).run(["fc.weight"], {"image": x})[0]
+    assert np.allclose(dq, fake_quantize(weight, params["fc.weight"]), atol=0, rtol=1e-6)
+
+
+def test_16bit_activations_and_packed_4bit_weights_use_opset21(build: Path) -> None:
+    model = transformer_block()
+    container = make_container(model, build / "float.onnx")
+    input_list = make_input_list(model, build, 4)
+    options = QuantizeOptions(act_bitwidth=16, weights_bitwidth=4, pack_4_bit_weights=True,
+                              use_per_channel_quantization=True)
+    qmodel, meta = load_container(quantize(container, input_list, build / "q.onnx", options).path)
+    assert next(o.version for o in qmodel.opset_import if o.domain == "") == 21
+    types = {i.name: i.data_type for i in qmodel.graph.initializer}
+    assert types["q.weight_quantized"] == TensorProto.INT4
+    assert types["ln1_out_zero_point"] == TensorProto.UINT16
+    assert meta.quantization["cosine"] > 0.95
+
+
+def test_8bit_model_keeps_its_opset_and_attributes(build: Path) -> None:
+    model = conv_net()
+    container = make_container(model, build / "float.onnx")
+    qmodel, _ = load_container(quantize(container, make_input_list(model, build, 2), build / "q.onnx").path)
+    assert next(o.version for o in qmodel.opset_import if o.domain == "") == 17
+    for node in qmodel.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            assert {a.name for a in node.attribute} <= {"axis"}
+
+
+def test_calibration_memory_does_not_grow_with_inputs(tmp_path: Path) -> None:
+    model = conv_net(size=32)
+    container = make_container(model, tmp_path / "float.onnx")
+    _, meta = load_container(container)
+    peaks = []
+    for count in (4, 32):
+        folder = tmp_path / str(count)
+        folder.mkdir()
+        input_list = read_input_list(make_input_list(model, folder, count))
+        tensors = float_activations(model)
+        tracemalloc.start()
+        stats = calibrate(model, tensors, feeds_from(input_list, meta, "l")(), count, histograms=True)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert stats["relu1"].counts.sum() == count * 8 * 32 * 32
+    assert peaks[1] < peaks[0] * 1.3, peaks
+
+
+def test_input_file_that_does_not_fit_the_model(build: Path) -> None:
+    model = conv_net()
+    container = make_container(model, build / "float.onnx")
+    input_list = make_input_list(model, build, 2)
+    (build / "image_1.raw").write_bytes(b"\0" * 100)
+    with pytest.raises(EdgeloopError, match=r"wrong size for input 'image': expected 3072 bytes.*got 100"):
+        quantize(container, input_list, build / "q.onnx")
+
+
+def test_quantized_container_cannot_be_quantized_again(build: Path) -> None:
+    model = conv_net()
+    container = make_container(model, build / "float.onnx")
+    input_list = make_input_list(model, build, 2)
+    quantize(container, input_list, build / "q.onnx")
+    with pytest.raises(EdgeloopError, match="already a quantized container"):
+        quantize(build / "q.onnx", input_list)
+
+
+def test_packing_needs_4bit_weights() -> None:
+    with pytest.raises(EdgeloopError, match="pack_4_bit_weights needs weights_bitwidth 4"):
+        QuantizeOptions.from_mapping({"pack_4_bit_weights": True}, "cfg.yaml")
+    with pytest.raises(EdgeloopError, match=r"cfg\.yaml: weights_bitwidth must be one of 4, 8, 16, got 6"):
+        QuantizeOptions.from_mapping({"weights_bitwidth": 6}, "cfg.yaml")
+    with pytest.raises(EdgeloopError, match="unknown quantization option 'act_bits'"):
+        QuantizeOptions.from_mapping({"act_bits": 8}, "cfg.yaml")
+    assert onnx  # the onnx import is used by the helpers' models
