@@ -56,7 +56,7 @@ def info(c, container, json=False):
 
 
 @task(iterable=["source"], help={
-    "source": ".npy file, PNG/JPEG image, or folder of them (repeatable)",
+    "source": ".npy file, PNG/JPEG image, or folder of them; NAME=PATH for multi-input models (repeatable)",
     "output": "folder for the .raw files and input_list.txt",
     "container": "take name, shape, layout and dtype from this container's input, and validate the result",
     "name": "input tensor name for name:=path items (default: bare paths, or the container's input)",
@@ -70,7 +70,7 @@ def inputs(c, source=None, output=None, container=None, name=None, size=None, me
            layout="NCHW", gray=False, dtype="float32", check=None):
     """Make .raw inputs and an input_list.txt from .npy files and images, or validate a list."""
     from deploy.errors import EdgeloopError
-    from deploy.inputs import Preprocess, parse_numbers, prepare_inputs, validate
+    from deploy.inputs import Preprocess, group_sources, parse_numbers, prepare_inputs, validate
 
     if check:
         if not container:
@@ -82,7 +82,7 @@ def inputs(c, source=None, output=None, container=None, name=None, size=None, me
     pre = Preprocess(size=parse_numbers(size, "size", int) if size else None, mean=parse_numbers(mean, "mean"),
                      std=parse_numbers(std, "std"), scale=float(scale), layout=layout.upper(),
                      channels=1 if gray else 3, dtype=dtype)
-    prepared = prepare_inputs([Path(s) for s in source], Path(output),
+    prepared = prepare_inputs(group_sources(source), Path(output),
                               container=Path(container) if container else None, pre=pre, input_name=name)
     console.print(f"wrote {len(prepared.files)} raw files and {prepared.list_path}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,67 +100,89 @@ def fit_to(array: np.ndarray, tensor: TensorInfo, path: Path) -> np.ndarray:
 
 def write_raw_set(arrays: Sequence[np.ndarray], stems: Sequence[str], out_dir: Path, *,
                   input_name: str | None = None, list_name: str = LIST_NAME) -> PreparedInputs:
-    """Write `<stem>.raw` files and their input list into `out_dir`, all or nothing.
+    """Write `<stem>.raw` files and their input list (bare paths, or `input_name:=path`) into `out_dir`."""
+    return write_raw_sets({input_name: (list(arrays), list(stems))}, Path(out_dir), list_name=list_name)
 
-    Files are staged in a temporary folder beside `out_dir` and moved in at the end, so a failure
-    leaves no partial set. List paths are relative to the list (SPEC §2); `input_name` writes
-    `name:=path` items, otherwise bare paths.
+
+def write_raw_sets(groups: Mapping[str | None, tuple[list[np.ndarray], list[str]]], out_dir: Path, *,
+                   list_name: str = LIST_NAME) -> PreparedInputs:
+    """Write raw files for one or more inputs and one list line per inference, all or nothing.
+
+    One input: `<stem>.raw` beside the list; several: `<input>/<stem>.raw`, one `name:=path` per
+    input on each line. Paths in the list are relative to it (SPEC §2). Files are staged in a
+    temporary folder beside `out_dir` and moved in at the end, so a failure leaves no partial set.
     """
-    if len(set(stems)) != len(stems):
-        dup = next(s for s in stems if list(stems).count(s) > 1)
-        raise EdgeloopError(f"two sources would both write {dup}.raw", "rename one of them")
-    out_dir = Path(out_dir)
+    counts = {name: len(arrays) for name, (arrays, _) in groups.items()}
+    if len(set(counts.values())) > 1:
+        raise EdgeloopError("inputs have different numbers of files: " +
+                            ", ".join(f"{name} {n}" for name, n in counts.items()), "give one file per inference")
+    for _, stems in groups.values():
+        dup = next((s for i, s in enumerate(stems) if s in stems[:i]), None)
+        if dup is not None:
+            raise EdgeloopError(f"two sources would both write {dup}.raw", "rename one of them")
+    nested = len(groups) > 1
+    relative = {name: [f"{name}/{stem}.raw" if nested else f"{stem}.raw" for stem in stems]
+                for name, (_, stems) in groups.items()}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        entries = []
-        for array, stem in zip(arrays, stems, strict=True):
-            array.astype(array.dtype.newbyteorder("<"), copy=False).tofile(staging / f"{stem}.raw")
-            entries.append({input_name or "": f"{stem}.raw"})
-        write_input_list(staging / list_name, entries)
-        out_dir.mkdir(exist_ok=True)
-        files = []
-        for stem in stems:
-            os.replace(staging / f"{stem}.raw", out_dir / f"{stem}.raw")
-            files.append(out_dir / f"{stem}.raw")
-        os.replace(staging / list_name, out_dir / list_name)
+        for name, (arrays, _) in groups.items():
+            for array, rel in zip(arrays, relative[name], strict=True):
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                array.astype(array.dtype.newbyteorder("<"), copy=False).tofile(staging / rel)
+        lines = [{name or "": relative[name][i] for name in groups} for i in range(next(iter(counts.values())))]
+        write_input_list(staging / list_name, lines)
+        files = [out_dir / rel for rels in relative.values() for rel in rels]
+        for target in [*files, out_dir / list_name]:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / target.relative_to(out_dir), target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return PreparedInputs(out_dir / list_name, files)
 
 
-def prepare_inputs(sources: Sequence[Path], out_dir: Path, *, container: Path | None = None,
-                   pre: Preprocess = Preprocess(), input_name: str | None = None) -> PreparedInputs:
+def prepare_inputs(sources: Sequence[Path] | Mapping[str, Sequence[Path]], out_dir: Path, *,
+                   container: Path | None = None, pre: Preprocess = Preprocess(),
+                   input_name: str | None = None) -> PreparedInputs:
     """Convert .npy files and images into raw files and `out_dir/input_list.txt`.
 
-    With `container`, its single input gives the name, shape (size of images), layout and dtype,
-    and the result is validated against it.
+    `sources` is a list of files/folders for one input (named `input_name`, or bare paths), or a
+    mapping input name -> files/folders for several. With `container`, each input's shape (image
+    size and channels), layout and dtype come from it, every input must be given, and the list is
+    validated against it.
     """
-    tensor = _container_input(container, input_name) if container is not None else None
-    if tensor is not None:
-        pre = _preprocess_for(tensor, pre)
-        input_name = tensor.name
-    if pre.layout not in LAYOUTS:
-        raise EdgeloopError(f"unknown layout '{pre.layout}'", f"choose {' or '.join(LAYOUTS)}")
-    files = source_files(sources)
-    arrays = []
-    for path in files:
-        array = load_array(path, pre.dtype) if path.suffix.lower() == ".npy" else load_image(path, pre)
-        arrays.append(fit_to(array, tensor, path) if tensor is not None else array)
-    prepared = write_raw_set(arrays, [p.stem for p in files], Path(out_dir), input_name=input_name)
+    groups = dict(sources) if isinstance(sources, Mapping) else {input_name: list(sources)}
+    tensors = _container_inputs(container, list(groups)) if container is not None else {}
+    arrays: dict[str | None, tuple[list[np.ndarray], list[str]]] = {}
+    for name, paths in groups.items():
+        tensor = tensors.get(name)
+        own = _preprocess_for(tensor, pre) if tensor is not None else pre
+        if own.layout not in LAYOUTS:
+            raise EdgeloopError(f"unknown layout '{own.layout}'", f"choose {' or '.join(LAYOUTS)}")
+        files = source_files(paths)
+        loaded = [load_array(p, own.dtype) if p.suffix.lower() == ".npy" else load_image(p, own) for p in files]
+        if tensor is not None:
+            loaded = [fit_to(a, tensor, p) for a, p in zip(loaded, files, strict=True)]
+        arrays[tensor.name if tensor is not None else name] = (loaded, [p.stem for p in files])
+    prepared = write_raw_sets(arrays, Path(out_dir))
     if container is not None:
         validate(prepared.list_path, container)
     return prepared
 
 
-def _container_input(container: Path, name: str | None) -> TensorInfo:
+def _container_inputs(container: Path, names: list[str | None]) -> dict[str | None, TensorInfo]:
+    """The container input each group is for; a multi-input container needs every input named."""
     _, meta = load_container(container)
-    if name is not None:
-        return meta.input(name)
-    if len(meta.inputs) != 1:
-        raise EdgeloopError(f"{container} has {len(meta.inputs)} inputs ({', '.join(t.name for t in meta.inputs)})",
-                            "prepare each input separately with --name")
-    return meta.inputs[0]
+    if names == [None]:
+        if len(meta.inputs) != 1:
+            raise EdgeloopError(f"{container} has {len(meta.inputs)} inputs "
+                                f"({', '.join(t.name for t in meta.inputs)})", "give sources as NAME=PATH per input")
+        return {None: meta.inputs[0]}
+    result = {name: meta.input(name) for name in names if name is not None}
+    missing = [t.name for t in meta.inputs if t.name not in result]
+    if missing:
+        raise EdgeloopError(f"no sources for input '{missing[0]}' of {container}", "give NAME=PATH for every input")
+    return result
 
 
 def _preprocess_for(tensor: TensorInfo, pre: Preprocess) -> Preprocess:
@@ -186,3 +208,18 @@ def parse_numbers(text: str, option: str, kind: type[int] | type[float] = float)
         return tuple(kind(v) for v in text.split(","))
     except ValueError:
         raise EdgeloopError(f"--{option} '{text}': expected comma-separated {kind.__name__}s") from None
+
+
+def group_sources(items: Sequence[str]) -> list[Path] | dict[str, list[Path]]:
+    """Command-line sources: all plain paths (one input), or all `NAME=PATH` (several inputs)."""
+    named = [item.partition("=") for item in items]
+    is_named = [bool(sep and name and "/" not in name and not Path(item).exists())
+                for item, (name, sep, _) in zip(items, named, strict=True)]
+    if not any(is_named):
+        return [Path(item) for item in items]
+    if not all(is_named):
+        raise EdgeloopError("mix of NAME=PATH and plain --source values", "use NAME=PATH for every source")
+    groups: dict[str, list[Path]] = {}
+    for name, _, path in named:
+        groups.setdefault(name, []).append(Path(path))
+    return groups
