@@ -78,7 +78,8 @@ def bundle(container: Path, profile: Profile, runtime: str, input_list: Path, *,
 
     def add(path: str, source: Source, mode: int = FILE_MODE) -> None:
         if path in files:
-            raise EdgeloopError(f"two files would land at {path} in the bundle", "rename one of the tensors or pack files")
+            raise EdgeloopError(f"two files would land at {path} in the bundle",
+                                "rename one of the tensors or pack files")
         files[path] = (source, mode)
 
     add(plan.container_file, _model_file(container, plan, root))
