@@ -96,7 +96,8 @@ class Connection:
         self.device.log("connect", peer=self.peer)
         reason = "closed by host"
         try:
-            self._loop(reader)
+            if self._loop(reader):
+                reason = "dropped by the drop_after_bytes fault"
         except ProtocolError as exc:
             reason = f"protocol error: {exc}"
         except OSError as exc:
@@ -111,7 +112,8 @@ class Connection:
             self.sock.close()
             self.device.log("disconnect", peer=self.peer, reason=reason)
 
-    def _loop(self, reader: BinaryIO) -> None:
+    def _loop(self, reader: BinaryIO) -> bool:
+        """Handle messages until the host hangs up (False) or a drop fault fires (True)."""
         received = 0
         generation = self.device.faults_generation
         while (msg := read_message(reader, MAX_PAYLOAD)) is not None:
@@ -125,8 +127,9 @@ class Connection:
                 if faults.drop_once:
                     self.device.clear_drop()
                 self.sock.shutdown(socket.SHUT_RDWR)
-                return
+                return True
             self._handle(msg.command, msg.arg0, msg.arg1, msg.data)
+        return False
 
     def _handle(self, command: int, arg0: int, arg1: int, data: bytes) -> None:
         if command == A_CNXN:

@@ -14,6 +14,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -130,6 +131,18 @@ class RunningDevice:
             raise DeviceError(f"adb server on port {adb_port} cannot connect {self.serial}: {exc}") from None
         if "connected" not in answer:
             raise DeviceError(f"adb server on port {adb_port} cannot connect {self.serial}: {answer}")
+
+    def announce(self, adb_port: int = 5037) -> None:
+        """Tell a running adb server about this device the way Android's emulator does
+        (`host:emulator:PORT`): it then lists it as `emulator-<port-1>` without `adb connect`."""
+        request = f"host:emulator:{self.port}".encode()
+        try:
+            with socket.create_connection(("127.0.0.1", adb_port), timeout=10) as sock:
+                sock.sendall(b"%04x" % len(request) + request)
+        except OSError as exc:
+            raise DeviceError(
+                f"no adb server on port {adb_port}: {exc.strerror}", "start one: adb start-server"
+            ) from None
 
     def stop(self) -> None:
         """Stop the device process (SIGTERM, then SIGKILL after STOP_TIMEOUT_S); idempotent."""

@@ -55,15 +55,30 @@ class AdbServer:
         )
 
 
-@pytest.fixture(scope="session")
-def adb_server() -> Iterator[AdbServer]:
+@contextlib.contextmanager
+def private_adb_server(adb: str) -> Iterator[AdbServer]:
+    """An adb server of the given binary on a free port, killed on exit."""
     port = free_port()
     env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port)}
-    subprocess.run([ADB36, "-P", str(port), "start-server"], env=env, check=True, capture_output=True, timeout=30)
+    subprocess.run([adb, "-P", str(port), "start-server"], env=env, check=True, capture_output=True, timeout=30)
     try:
-        yield AdbServer(ADB36, port, adbutils.AdbClient(host="127.0.0.1", port=port, socket_timeout=30))
+        yield AdbServer(adb, port, adbutils.AdbClient(host="127.0.0.1", port=port, socket_timeout=30))
     finally:
-        subprocess.run([ADB36, "-P", str(port), "kill-server"], env=env, capture_output=True, timeout=30)
+        subprocess.run([adb, "-P", str(port), "kill-server"], env=env, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def adb_server() -> Iterator[AdbServer]:
+    """The session's adb server (platform-tools 36 from adbutils' wheel)."""
+    with private_adb_server(ADB36) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def adb29_server() -> Iterator[AdbServer]:
+    """A second server run by Debian's adb 29, for tests that must pass with both clients."""
+    with private_adb_server(ADB29) as server:
+        yield server
 
 
 StartDevice = Callable[..., RunningDevice]
