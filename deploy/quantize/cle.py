@@ -9,7 +9,8 @@ Steps: fold BatchNormalization into the conv before it (remembering its gamma/be
 ReLU, equalize every single-branch Conv-(ReLU)-Conv pair and Conv-(ReLU)-depthwise-(ReLU)-Conv
 triplet (cube roots), then absorb high biases: c = max(0, beta - 3|gamma|) leaves conv 1's bias
 and enters conv 2's through its weights (exact while the pre-activation stays above c, i.e. for
-all but ~0.1% of a Gaussian).
+all but ~0.1% of a Gaussian, and only into a conv without zero padding, which would break it
+at the borders).
 """
 
 from __future__ import annotations
@@ -141,8 +142,16 @@ def _equalize_triplet(first: _Conv, dw: _Conv, last: _Conv) -> None:
     last.weight = last.weight * s2[None, :, None, None]
 
 
+def _padded(conv: _Conv) -> bool:
+    attrs = {a.name: a for a in conv.node.attribute}
+    auto = attrs["auto_pad"].s.decode() if "auto_pad" in attrs else "NOTSET"
+    return auto not in ("NOTSET", "VALID") or any(attrs["pads"].ints) if "pads" in attrs else auto not in (
+        "NOTSET", "VALID")
+
+
 def _absorb_high_bias(first: _Conv, second: _Conv) -> None:
-    if first.gamma is None:
+    """Zero padding in `second` would see 0 where the shifted input has -c: absorb only without it."""
+    if first.gamma is None or _padded(second):
         return
     c = np.maximum(0.0, first.beta - 3 * np.abs(first.gamma))
     first.bias = first.bias - c
