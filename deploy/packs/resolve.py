@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -53,6 +54,7 @@ def plan(pack: Pack, profile: Profile, runtime: str, container_kind: str, name: 
         "hexagon": {"arch": profile.hexagon.arch, "kind": profile.hexagon.kind,
                     "version": int(profile.hexagon.arch[1:])} if profile.hexagon else None,
         "options": _resolve_options(pack, options or {}),
+        "python": sys.executable,  # for convert commands that run edgeloop's own host helpers (deploy.sdk)
         **_resolve_sdk(pack, sdk),
     }
     context["container"] = container_file = _safe_path(pack.container_file.render(context), pack.container_file)
