@@ -194,22 +194,18 @@ class Interp:
         return status
 
     def run_pipeline(self, node: Pipeline, fds: Fds, tested: bool) -> int:
-        """Commands of a pipeline run one after the other, each reading the previous one's output."""
+        """Commands of a pipeline run one after the other, each reading the previous one's output.
+        The last runs in this shell (as in ksh), the others in subshells."""
+        *feeders, last = node.commands
         data: bytes | None = None
-        status = 0
-        for k, command in enumerate(node.commands):
-            last = k == len(node.commands) - 1
-            stage = dict(fds)
-            if data is not None:
-                stage[0] = io.BytesIO(data)
+        for command in feeders:
             buffer = io.BytesIO()
-            if not last:
-                stage[1] = buffer
-            if last:
-                status = self.run_command(command, stage, tested or node.negate)
-            else:
-                status = self.subshell().run_isolated(command, stage)
-                data = buffer.getvalue()
+            stage = {**fds, 1: buffer} if data is None else {**fds, 0: io.BytesIO(data), 1: buffer}
+            self.subshell().run_isolated(command, stage)
+            data = buffer.getvalue()
+        if data is not None:
+            fds = {**fds, 0: io.BytesIO(data)}
+        status = self.run_command(last, fds, tested or node.negate)
         if node.negate:
             status = int(status == 0)
         self.state.status = status

@@ -1,0 +1,377 @@
+"""The device shell's language: parsing, quoting, expansion, status, redirections, scripts, control flow,
+system programs and cancellation, against a real sandbox (the adb path is tested by the transport)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
+from emulator.shell_parse import AndOr, ParseError, Pipeline, Simple, parse
+from tests.emulator.test_shell_support import ShellRunner
+
+TMP = "/data/local/tmp"
+
+
+@pytest.fixture
+def sh(tmp_path: Path) -> Iterator[ShellRunner]:
+    runner = ShellRunner(tmp_path)
+    yield runner
+    runner.close()
+
+
+# ---- parsing -------------------------------------------------------------------------------
+
+
+def test_parse_lists_and_or_pipelines_and_redirects() -> None:
+    tree = parse("a x && b || c 2>&1 >out; d | e\nf")
+    assert len(tree.items) == 3
+    first = tree.items[0]
+    assert isinstance(first, AndOr) and [op for op, _ in first.rest] == ["&&", "||"]
+    c = first.rest[1][1].commands[0]
+    assert isinstance(c, Simple)
+    assert [(r.fd, r.op) for r in c.redirects] == [(2, ">&"), (1, ">")]
+    second = tree.items[1].first
+    assert isinstance(second, Pipeline) and len(second.commands) == 2
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("if true; then echo", "end of file"), ("echo 'open", "no closing quote"), ("a && ; b", "';' unexpected"),
+     ("fi", "'fi' unexpected"), ("echo ${x", "missing }")],
+)
+def test_syntax_errors(source: str, message: str, sh: ShellRunner) -> None:
+    with pytest.raises(ParseError, match=message):
+        parse(source)
+    result = sh(source)
+    assert result.status == 2
+    assert result.err.startswith("/system/bin/sh: ") and message in result.err
+
+
+# ---- quoting and expansion -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (r"echo 'a  b' " + '"c  d" e\\ \\ f', "a  b c  d e  f\n"),
+        ("""echo "it's" 'say "hi"'""", """it's say "hi"\n"""),
+        ("""x='a  b'; printf '[%s]' $x "$x" """, "[a][b][a  b]"),
+        (r"""echo "\$HOME" '$HOME' \$HOME""", "$HOME $HOME $HOME\n"),
+        ("""printf '[%s]' "" '' x""", "[][][x]"),
+        ("""e=; printf '[%s]' $e "$e" """, "[]"),
+        ("echo ${HOME}x $HOMEx.", "/x .\n"),
+        (r"printf '%s\n' " + r'"a\"b" a\\b', 'a"b\na\\b\n'),
+        (r"echo 'tab\there' -n", "tab\there -n\n"),
+        ("echo a#b #a comment", "a#b\n"),
+        ("echo a;echo b ;  echo c", "a\nb\nc\n"),
+        ("x=5; echo $((x * 2 + 1)) $((7 / 2)) $((7 % 3)) $(( (1 + 2) * 3 ))", "11 3 1 9\n"),
+        ("f=/a/b/c.raw; echo ${f##*/} ${f%.raw} ${f#/a/} ${f%/*} ${#f}", "c.raw /a/b/c b/c.raw /a/b 10\n"),
+        ("echo ${U:-d1} ${U-d2} [${U:+x}]; U=v; echo ${U:+set} ${U:-no}", "d1 d2 []\nset v\n"),
+        ("E=; echo [${E-unset}] [${E:-empty}]", "[] [empty]\n"),
+        ("echo $(echo nested $(echo deep)) `echo back`", "nested deep back\n"),
+        ('x="$(printf "a\\n\\n")"; echo "[$x]"', "[a]\n"),
+        ("echo ${Z:=assigned}; echo $Z", "assigned\nassigned\n"),
+        ('echo "${Q:-two words}" | wc -w', "2\n"),
+        ("echo one \\\ntwo", "one two\n"),
+    ],
+)
+def test_quoting_and_expansion(command: str, expected: str, sh: ShellRunner) -> None:
+    result = sh(command)
+    assert (result.out, result.err, result.status) == (expected, "", 0)
+
+
+def test_positional_and_special_parameters(sh: ShellRunner) -> None:
+    result = sh("""set -- a "b c" d; echo $#; echo "$1|$2|$3|$4"; printf '<%s>' "$@"; echo
+printf '<%s>' $*; echo; printf '<%s>' "$*"; echo; printf '<%s>' x"$@"y; echo; shift; echo $1; echo $0""")
+    assert result.out == "3\na|b c|d|\n<a><b c><d>\n<a><b><c><d>\n<a b c d>\n<xa><b c><dy>\nb c\n/system/bin/sh\n"
+    assert sh('set --; printf "<%s>" "$@"; echo $#').out == "<>0\n"  # printf runs its format once
+
+
+def test_glob_expands_in_the_sandbox_only(sh: ShellRunner) -> None:
+    sh.fs.mkdir(f"{TMP}/g")
+    for name in ("a.raw", "b.raw", "c.txt", ".hidden.raw"):
+        sh.write(f"{TMP}/g/{name}", b"")
+    result = sh("cd /data/local/tmp/g && echo *.raw; echo /data/local/tmp/g/*.txt; echo '*.raw' nomatch*; "
+                "echo .*.raw")
+    assert result.out == "a.raw b.raw\n/data/local/tmp/g/c.txt\n*.raw nomatch*\n.hidden.raw\n"
+
+
+def test_glob_removes_a_folders_files(sh: ShellRunner) -> None:
+    sh("mkdir -p /data/local/tmp/r/sub && touch /data/local/tmp/r/x /data/local/tmp/r/y")
+    result = sh("rm -rf /data/local/tmp/r/* && ls /data/local/tmp/r | wc -l")
+    assert result.out == "0\n"
+
+
+# ---- status, and-or, exit -------------------------------------------------------------------
+
+
+def test_exit_status_and_question_mark(sh: ShellRunner) -> None:
+    result = sh("false; echo $?; true; echo $?; nope; echo $?; ! true; echo $?; ! false; echo $?")
+    assert result.out == "1\n0\n127\n1\n0\n"
+    assert result.err == "/system/bin/sh: nope: inaccessible or not found\n"
+
+
+def test_and_or_short_circuit(sh: ShellRunner) -> None:
+    result = sh("false && echo no1; true || echo no2; false || echo yes1; true && echo yes2; "
+                "false && echo no3 || echo yes3")
+    assert result.out == "yes1\nyes2\nyes3\n"
+    assert sh("true && false").status == 1
+    assert sh("false || nope 2>/dev/null").status == 127
+
+
+def test_exit_ends_the_shell_with_its_status(sh: ShellRunner) -> None:
+    result = sh("echo a; exit 42; echo b")
+    assert (result.out, result.status) == ("a\n", 42)
+    assert sh("false; exit").status == 1
+    assert sh("(exit 3); echo $?").out == "3\n"
+    assert sh("exit 300").status == 300 & 0xFF
+
+
+def test_assignment_prefix_only_for_that_command(sh: ShellRunner) -> None:
+    result = sh('A=1 env | grep "^A="; echo "[$A]"; B=2; env | grep -c "^B="; export B; env | grep "^B="; '
+                "unset B; echo [$B]")
+    assert result.out == "A=1\n[]\n0\nB=2\n[]\n"
+
+
+def test_default_environment_is_androids_shell_user(sh: ShellRunner) -> None:
+    env = dict(line.split("=", 1) for line in sh("env").out.splitlines())
+    assert env["PATH"].split(":")[0] == "/product/bin" and "/system/bin" in env["PATH"].split(":")
+    assert (env["HOME"], env["TMPDIR"], env["USER"], env["SHELL"]) == ("/", TMP, "shell", "/system/bin/sh")
+    assert (env["ANDROID_DATA"], env["ANDROID_ROOT"]) == ("/data", "/system")
+    assert sh("echo $EXTRA", env={"EXTRA": "given"}).out == "given\n"
+
+
+# ---- redirections --------------------------------------------------------------------------
+
+
+def test_output_redirections(sh: ShellRunner) -> None:
+    result = sh("cd /data/local/tmp && echo one > f && echo two >> f && cat < f && cat f > g 2>/dev/null; cat g")
+    assert result.out == "one\ntwo\none\ntwo\n"
+    assert sh.read(f"{TMP}/f") == b"one\ntwo\n"
+
+
+def test_stderr_redirections_and_their_order(sh: ShellRunner) -> None:
+    assert sh("cat /nope 2>/dev/null").err == ""
+    both = sh("cat /nope 2>&1")
+    assert (both.out, both.err) == ("cat: /nope: No such file or directory\n", "")
+    ordered = sh("cat /nope 2>&1 >/dev/null")  # stderr goes where stdout was
+    assert ordered.out == "cat: /nope: No such file or directory\n"
+    swapped = sh("echo x >/dev/null 2>&1; echo to-err >&2; echo to-err2 1>&2")
+    assert (swapped.out, swapped.err) == ("", "to-err\nto-err2\n")
+    logged = sh("cd /data/local/tmp; { echo o; cat /nope; } > log 2>&1; cat log")
+    assert logged.out == "o\ncat: /nope: No such file or directory\n"
+
+
+def test_redirection_failure_skips_the_command(sh: ShellRunner) -> None:
+    result = sh("echo hi > /system/x; echo $?; cat < /nope; echo $?")
+    assert result.out == "1\n1\n"
+    assert result.err == ("/system/bin/sh: can't create /system/x: Read-only file system\n"
+                          "/system/bin/sh: can't open /nope: No such file or directory\n")
+
+
+def test_exec_redirects_the_rest_of_the_shell(sh: ShellRunner) -> None:
+    result = sh("cd /data/local/tmp; exec > out.log 2>&1; echo hidden; cat /nope; exec 1>&2")
+    assert result.out == ""
+    assert sh.read(f"{TMP}/out.log") == b"hidden\ncat: /nope: No such file or directory\n"
+
+
+def test_pipes_between_builtins(sh: ShellRunner) -> None:
+    sh("mkdir /data/local/tmp/p && touch /data/local/tmp/p/a /data/local/tmp/p/b /data/local/tmp/p/c")
+    assert sh("ls /data/local/tmp/p | wc -l").out == "3\n"
+    assert sh("printf 'a\\nb\\nc\\n' | grep -v b | tail -n 1").out == "c\n"
+    assert sh("echo abc | cat | cat | cat").out == "abc\n"
+    assert sh("false | true").status == 0 and sh("true | false").status == 1
+    # like ksh and mksh, the last command of a pipeline runs in the current shell
+    assert sh("echo x | read v; echo [$v]; printf 'l1\\nl2\\n' | while read line; do echo got $line; done").out == (
+        "[x]\ngot l1\ngot l2\n")
+
+
+# ---- scripts -------------------------------------------------------------------------------
+
+SCRIPT = b"""#!/system/bin/sh
+# arguments keep their spaces through "$@"
+echo "name=$0 count=$#"
+for a in "$@"; do echo "arg=[$a]"; done
+cd /
+echo "cwd=$(pwd) var=$EXPORTED local=$LOCAL"
+exit 5
+"""
+
+
+def test_executable_script_by_path(sh: ShellRunner) -> None:
+    sh.fs.mkdir(f"{TMP}/s")
+    sh.write(f"{TMP}/s/run.sh", SCRIPT, mode=0o755)
+    result = sh('export EXPORTED=yes; LOCAL=no; cd /data/local/tmp/s && ./run.sh "a b" c ""; echo "st=$? $(pwd)"')
+    assert result.out == ("name=./run.sh count=3\narg=[a b]\narg=[c]\narg=[]\ncwd=/ var=yes local=\n"
+                          "st=5 /data/local/tmp/s\n")
+    by_abs = sh("/data/local/tmp/s/run.sh x")
+    assert by_abs.status == 5 and "name=/data/local/tmp/s/run.sh count=1" in by_abs.out
+
+
+def test_script_without_x_bit_is_refused(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/plain.sh", SCRIPT, mode=0o644)
+    refused = sh("cd /data/local/tmp; ./plain.sh")
+    assert (refused.status, refused.err) == (126, "/system/bin/sh: ./plain.sh: can't execute: Permission denied\n")
+    assert sh("cd /data/local/tmp; sh plain.sh 1 2").out.startswith("name=plain.sh count=2\n")
+    assert sh("cd /data/local/tmp; chmod +x plain.sh && ./plain.sh").status == 5
+
+
+def test_sdcard_is_mounted_noexec(sh: ShellRunner) -> None:
+    sh.write("/sdcard/run.sh", SCRIPT, mode=0o755)
+    result = sh("/sdcard/run.sh")
+    assert result.status == 126 and "Permission denied" in result.err
+    assert sh("sh /sdcard/run.sh").status == 5
+
+
+def test_shebang_interpreters(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/noshebang", b"echo plain $1\n", mode=0o755)
+    sh.write(f"{TMP}/py", b"#!/usr/bin/env python3\nprint(1)\n", mode=0o755)
+    sh.write(f"{TMP}/binsh", b"#!/bin/sh\necho binsh\n", mode=0o755)
+    result = sh("cd /data/local/tmp; ./noshebang ok; ./binsh; ./py")
+    assert result.out == "plain ok\nbinsh\n"
+    assert result.err == "/system/bin/sh: ./py: No such file or directory\n" and result.status == 127
+
+
+def test_sh_dash_c_and_stdin_scripts(sh: ShellRunner) -> None:
+    assert sh("sh -c 'echo $0 $1 $#' name one two").out == "name one 2\n"
+    assert sh("sh -c 'exit 9'; echo $?").out == "9\n"
+    assert sh("sh", stdin=b"echo from stdin\nexit 4\n").out == "from stdin\n"
+    assert sh("sh -c").status == 2
+
+
+def test_errors_inside_scripts_name_the_script_and_line(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/bad.sh", b"echo one\n\nmissing-command\n", mode=0o755)
+    result = sh("/data/local/tmp/bad.sh")
+    assert result.err == "/data/local/tmp/bad.sh[3]: missing-command: inaccessible or not found\n"
+    assert result.status == 127
+
+
+def test_set_e_stops_at_the_first_failure(sh: ShellRunner) -> None:
+    assert sh("set -e; echo a; false; echo b").out == "a\n"
+    assert sh("set -e; echo a; false; echo b").status == 1
+    tolerant = sh("set -e; false || true; if false; then :; fi; false && true; ! true; echo reached")
+    assert tolerant.out == "reached\n"
+    assert sh("sh -e -c 'false; echo no'").out == ""
+    sh.write(f"{TMP}/e.sh", b"#!/system/bin/sh\nset -e\ncd /nowhere\necho unreachable\n", mode=0o755)
+    result = sh("/data/local/tmp/e.sh; echo after=$?")
+    assert result.out == "after=1\n"
+
+
+def test_dot_sources_into_the_current_shell(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/vars.sh", b"SOURCED=yes\ncd /data\n")
+    assert sh(". /data/local/tmp/vars.sh; echo $SOURCED $(pwd)").out == "yes /data\n"
+
+
+# ---- control flow --------------------------------------------------------------------------
+
+
+def test_if_for_while_case_and_functions(sh: ShellRunner) -> None:
+    result = sh("""
+if [ -d /data ]; then echo dir; elif true; then echo no; else echo no; fi
+if false; then echo no; else echo else; fi
+for f in a "b c"; do echo "f=$f"; done
+i=0; while [ $i -lt 3 ]; do i=$((i + 1)); done; echo i=$i
+until [ $i -eq 0 ]; do i=$((i - 1)); [ $i -eq 1 ] && break; done; echo i=$i
+for n in 1 2 3 4; do [ $n = 2 ] && continue; echo n=$n; [ $n = 3 ] && break; done
+case abc.raw in *.txt) echo txt;; *.raw|*.bin) echo raw;; *) echo other;; esac
+greet() { echo "hi $1 ($#)"; return 3; }
+greet there now; echo ret=$?
+(cd /system; echo sub=$(pwd)); echo main=$(pwd)
+""")
+    assert result.out == ("dir\nelse\nf=a\nf=b c\ni=3\ni=1\nn=1\nn=3\nraw\nhi there (2)\nret=3\n"
+                          "sub=/system\nmain=/\n")
+    assert result.status == 0 and result.err == ""
+
+
+# ---- system programs -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def probe(monkeypatch: pytest.MonkeyPatch) -> list[ProgramContext]:
+    """A system program that records how it was called and echoes its stdin."""
+    calls: list[ProgramContext] = []
+
+    def program(ctx: ProgramContext) -> int:
+        calls.append(ctx)
+        ctx.stdout.write(f"argv={ctx.argv[1:]} cwd={ctx.cwd} foo={ctx.env.get('FOO')}\n".encode())
+        ctx.stdout.write(ctx.stdin.read())
+        ctx.stderr.write(b"probe-err\n")
+        return int(ctx.env.get("STATUS", "0"))
+
+    monkeypatch.setitem(SYSTEM_PROGRAMS, "/system/bin/edgeloop-probe", program)
+    return calls
+
+
+def test_system_program_gets_argv_env_cwd_and_streams(sh: ShellRunner, probe: list[ProgramContext]) -> None:
+    result = sh('cd /data/local/tmp && echo piped | FOO=bar edgeloop-probe a "b c" > out.txt 2>&1; cat out.txt')
+    assert result.out == "argv=['a', 'b c'] cwd=/data/local/tmp foo=bar\npiped\nprobe-err\n"
+    ctx = probe[0]
+    assert ctx.argv[0] == "edgeloop-probe" and ctx.fs is sh.fs and ctx.device is sh.device
+    assert ctx.env["PATH"].startswith("/product/bin")
+    assert sh("/system/bin/edgeloop-probe x; echo $?").out.startswith("argv=['x']")
+
+
+def test_system_program_status_passes_through(sh: ShellRunner, probe: list[ProgramContext]) -> None:
+    assert sh("STATUS=139 edgeloop-probe 2>/dev/null </dev/null >/dev/null; echo $?").out == "139\n"
+
+
+def test_system_programs_appear_in_the_image(sh: ShellRunner, probe: list[ProgramContext]) -> None:
+    listing = sh("ls /system/bin").out.split()
+    assert "edgeloop-probe" in listing and "ls" in listing and "sh" in listing
+    assert sh("which edgeloop-probe ls; command -v cd").out == "/system/bin/edgeloop-probe\n/system/bin/ls\ncd\n"
+    assert sh("test -x /system/bin/edgeloop-probe && [ -f /system/bin/ls ] && echo ok").out == "ok\n"
+    assert sh("stat -c '%a %n' /system/bin/edgeloop-probe").out == "755 /system/bin/edgeloop-probe\n"
+    assert sh("which nope").status == 1
+
+
+def test_crashing_program_is_reported_not_raised(sh: ShellRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(ctx: ProgramContext) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(SYSTEM_PROGRAMS, "/system/bin/edgeloop-broken", broken)
+    result = sh("edgeloop-broken; echo next")
+    assert (result.out, result.err) == ("next\n", "edgeloop-broken: internal error: boom\n")
+    assert '"program_crash"' in Path(sh.device.log_path).read_text()
+
+
+def test_script_with_a_system_program_interpreter(sh: ShellRunner, probe: list[ProgramContext]) -> None:
+    sh.write(f"{TMP}/via", b"#!/system/bin/edgeloop-probe\nbody\n", mode=0o755)
+    assert sh("/data/local/tmp/via q").out.startswith("argv=['/data/local/tmp/via', 'q']")
+
+
+# ---- cancellation --------------------------------------------------------------------------
+
+
+def test_cancel_stops_sleep_promptly(sh: ShellRunner) -> None:
+    cancel = threading.Event()
+    timer = threading.Timer(0.2, cancel.set)
+    timer.start()
+    started = time.monotonic()
+    result = sh("sleep 30; echo never", cancel=cancel)
+    assert time.monotonic() - started < 5
+    assert (result.status, result.out) == (129, "")
+    timer.join()
+
+
+def test_cancelled_shell_runs_nothing(sh: ShellRunner) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    result = sh("echo never > /data/local/tmp/x", cancel=cancel)
+    assert result.status == 129 and not sh.fs.exists(f"{TMP}/x")
+
+
+def test_cancel_reaches_a_running_program(sh: ShellRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    def waits(ctx: ProgramContext) -> int:
+        return 130 if ctx.cancel.wait(30) else 0
+
+    monkeypatch.setitem(SYSTEM_PROGRAMS, "/system/bin/edgeloop-waits", waits)
+    cancel = threading.Event()
+    timer = threading.Timer(0.2, cancel.set)
+    timer.start()
+    assert sh("edgeloop-waits; echo never", cancel=cancel).status == 129
+    timer.join()
