@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.errors import EdgeloopError
+from deploy.packs import available_packs, load_pack
 from deploy.profiles import RUNTIME_UNITS, available_profiles
 from deploy.quantize.options import QuantizeOptions
-from deploy.yamlnode import Node, load_yaml_node
+from deploy.yamlnode import Node, did_you_mean, load_yaml_node
 
 DEFAULT_CONFIG = "edgeloop.yaml"
 CONFIG_VERSION = 1
@@ -29,7 +30,7 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "min_top1_agreement": (0.0, 1.0),
 }
 
-_TOP_KEYS = ("version", "models", "runtimes", "devices", "pack")
+_TOP_KEYS = ("version", "models", "runtimes", "devices", "pack", "pack_options")
 _MODEL_KEYS = ("source", "input_dims", "out_nodes", "input_list", "labels", "calibration_list", "quantization",
                "thresholds", "runtimes")
 
@@ -74,7 +75,8 @@ class Config:
     models: dict[str, ModelConfig]
     runtimes: list[str]
     devices: list[str]  # device profile names
-    pack: str = "builtin"
+    pack: str = "builtin"  # a pack name, or the absolute folder of a pack given relative to the file
+    pack_options: dict[str, str] = field(default_factory=dict)  # for bundle(options=...), checked against the pack
 
 
 def find_config(path: Path | None = None) -> Path:
@@ -94,12 +96,12 @@ def load_config(path: Path) -> Config:
         top["version"].fail(f"unsupported version {top['version'].value()!r}", f"this edgeloop reads {CONFIG_VERSION}")
     runtimes = _runtimes(top["runtimes"]) if "runtimes" in top else ["cpu"]
     devices = _devices(top["devices"]) if "devices" in top else []
-    pack = top["pack"].string() if "pack" in top else "builtin"
+    pack, pack_options = _pack(top, path.parent)
     entries = top["models"].mapping()
     if not entries:
         top["models"].fail("needs at least one model")
     models = {name: _model(name, node, path.parent, runtimes) for name, node in entries.items()}
-    return Config(path=path, models=models, runtimes=runtimes, devices=devices, pack=pack)
+    return Config(path=path, models=models, runtimes=runtimes, devices=devices, pack=pack, pack_options=pack_options)
 
 
 def _runtimes(node: Node) -> list[str]:
@@ -111,6 +113,28 @@ def _runtimes(node: Node) -> list[str]:
 
 def _devices(node: Node) -> list[str]:
     return list(dict.fromkeys(item.choice(available_profiles()) for item in node.listed()))
+
+
+def _pack(top: dict[str, Node], base: Path) -> tuple[str, dict[str, str]]:
+    """The pack (a known name, or a folder relative to the file) and its options, both checked now."""
+    pack = "builtin"
+    if "pack" in top:
+        pack = top["pack"].string()
+        if (base / pack / "pack.yaml").is_file():
+            pack = str((base / pack).resolve())
+        elif pack not in available_packs():
+            top["pack"].fail(f"unknown runtime pack '{pack}'", did_you_mean(pack, available_packs()))
+    if "pack_options" not in top:
+        return pack, {}
+    spec = load_pack(pack)
+    options = {}
+    for key, node in top["pack_options"].mapping(spec.options).items():
+        value = node.text()
+        choices = spec.options[key].choices
+        if choices and value not in choices:
+            node.fail(f"unknown value '{value}'", did_you_mean(value, choices))
+        options[key] = value
+    return pack, options
 
 
 def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> ModelConfig:

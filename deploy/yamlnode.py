@@ -113,6 +113,13 @@ class Node:
             self.fail("must not be empty")
         return text
 
+    def text(self) -> str:
+        """A scalar's text as written, for values that are strings to their consumer whatever YAML
+        would make of them (`profiling_level: off` is the string "off", not false)."""
+        if not isinstance(self.node, yaml.ScalarNode) or self.node.value == "":
+            self.fail(f"must be a single value, got {self._kind()}")
+        return str(self.node.value)
+
     def number(self) -> float:
         return float(self.typed(int, float))
 

@@ -29,6 +29,8 @@ models:
       dsp: {min_cosine: 0.97}
       outputs:
         out: {max_abs: 0.5, dsp: {min_cosine: 0.9}}
+pack: builtin
+pack_options: {profiling_level: off, perf_profile: burst}
 """
 
 
@@ -66,6 +68,7 @@ def test_valid_file_resolves_paths_against_its_folder(tmp_path: Path, monkeypatc
     assert net.out_nodes == ["out"] and net.input_dims == {"input": [1, 3, 8, 8]}
     assert net.runtimes == ["cpu", "dsp"] and config.devices == ["pixel4"]
     assert net.quantization.act_quantizer == "enhanced" and net.quantization.use_per_channel_quantization
+    assert config.pack == "builtin" and config.pack_options == {"profiling_level": "off", "perf_profile": "burst"}
 
 
 def test_thresholds_most_specific_wins(tmp_path: Path) -> None:
@@ -87,6 +90,11 @@ def test_thresholds_most_specific_wins(tmp_path: Path) -> None:
     ("[pixel4]", "[pixel44]", 2, r"devices\[0\]: unknown value 'pixel44' \(did you mean 'pixel4'\?"),
     ("    source: model.onnx\n", "", 5, r"models\.net: missing required key 'source'"),
     ("act_quantizer: enhanced", "act_quantizer: fancy", 10, r"models\.net\.quantization: act_quantizer"),
+    ("pack: builtin", "pack: bultin", 16, r"pack: unknown runtime pack 'bultin' \(did you mean 'builtin'\?"),
+    ("{profiling_level: off", "{profiling_levl: off", 17, r"pack_options\.profiling_levl: unknown key "
+                                                         r"\(did you mean 'profiling_level'\?"),
+    ("perf_profile: burst", "perf_profile: bust", 17, r"pack_options\.perf_profile: unknown value 'bust' "
+                                                     r"\(did you mean 'burst'\?"),
 ])
 def test_errors_name_file_line_and_key(tmp_path: Path, old: str, new: str, line: int, expected: str) -> None:
     assert old in GOOD
@@ -96,7 +104,7 @@ def test_errors_name_file_line_and_key(tmp_path: Path, old: str, new: str, line:
 
 
 def test_duplicate_keys_and_bad_yaml(tmp_path: Path) -> None:
-    assert ":16: runtimes: key given twice (first given on line 1)" in _error(tmp_path, GOOD + "runtimes: [gpu]\n")
+    assert ":18: runtimes: key given twice (first given on line 1)" in _error(tmp_path, GOOD + "runtimes: [gpu]\n")
     assert "not valid YAML" in _error(tmp_path, "models: [unclosed\n")
     assert "missing required key 'models'" in _error(tmp_path, "runtimes: [cpu]\n")
 
