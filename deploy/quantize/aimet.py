@@ -20,7 +20,7 @@ from deploy.quantize.encodings import Encoding, float_encoding, tf_encoding
 from deploy.quantize.plan import Overrides, Plan
 
 INT_BITWIDTHS = (4, 8, 16, 32)
-EXPORT_VERSIONS = ("0.6.1", "1.0.0")
+EXPORT_VERSIONS = ("0.6.1", "1.0.0", "2.0.0")
 
 
 def plan_encodings(plan: Plan) -> tuple[dict[str, Encoding], dict[str, Encoding]]:
@@ -47,6 +47,17 @@ def _legacy_entries(enc: Encoding) -> list[dict[str, Any]]:
                                     np.atleast_1d(enc.min), np.atleast_1d(enc.max), strict=True)]
 
 
+def _v2_entry(name: str, enc: Encoding) -> dict[str, Any]:
+    if enc.is_float:
+        return {"name": name, "output_dtype": f"float{enc.bw}"}
+    entry: dict[str, Any] = {"name": name, "output_dtype": f"{'int' if enc.symmetric else 'uint'}{enc.bw}",
+                             "y_scale": np.asarray(enc.scale).tolist(),
+                             "y_zero_point": enc.zero_point().astype(np.int64).tolist()}
+    if enc.axis is not None:
+        entry["axis"] = enc.axis
+    return entry
+
+
 def export_encodings(activations: dict[str, Encoding], params: dict[str, Encoding], version: str = "1.0.0",
                      quantizer_args: dict[str, Any] | None = None) -> dict[str, Any]:
     if version == "1.0.0":
@@ -59,6 +70,9 @@ def export_encodings(activations: dict[str, Encoding], params: dict[str, Encodin
                 "activation_encodings": {n: _legacy_entries(e) for n, e in activations.items()},
                 "param_encodings": {n: _legacy_entries(e) for n, e in params.items()},
                 "excluded_layers": [], "quantizer_args": quantizer_args or {}}
+    if version == "2.0.0":
+        return {"version": "2.0.0", "encodings": [_v2_entry(n, e) for n, e in [*activations.items(),
+                                                                              *params.items()]]}
     raise EdgeloopError(f"cannot export AIMET encodings version {version}",
                         f"choose one of {', '.join(EXPORT_VERSIONS)}")
 

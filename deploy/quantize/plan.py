@@ -142,12 +142,12 @@ def make_plan(model: onnx.ModelProto, activations: list[str], stats: dict[str, T
             continue
         node = producer.get(name)
         override = overrides.activations.get(name)
-        if override is not None and override.resolved:
+        if override is not None and override.resolved and not override.is_float:
             enc = override
         else:
             bw = override.bw if override is not None and not override.is_float else options.act_bitwidth
             enc = activation_encoding(stats[name], bw, options.act_quantizer, options.min_range)
-        if node is not None and node.name in float_nodes:
+        if (node is not None and node.name in float_nodes) or (override is not None and override.is_float):
             plan.activations[name] = override if override is not None and override.is_float else float_encoding()
             plan.conversions[name] = enc
         else:

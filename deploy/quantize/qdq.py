@@ -135,6 +135,9 @@ def write_qdq(model: onnx.ModelProto, plan: Plan, pack_4bit: bool = False) -> on
         if is_int(value.name):
             renamed[value.name] = w.fresh(f"{value.name}_dequantized")
             nodes += w.qdq(value.name, renamed[value.name], plan.activations[value.name])
+        elif value.name in plan.conversions:
+            w.names.add(f"{value.name}_converted")
+            nodes += w.qdq(value.name, f"{value.name}_converted", plan.conversions[value.name])
     readers_int = {i for node in graph.node if node.name not in plan.float_nodes for i in node.input}
     for node in graph.node:
         converted = node.name not in plan.float_nodes
