@@ -51,7 +51,7 @@ from harness.transfer import (
     bundle_dir,
     cleanup_bundles,
     mark_used,
-    pull_file,
+    pull_files,
     pull_tree,
     push_bundle,
     remove_remote,
@@ -190,12 +190,13 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
         result.bytes_pushed = pushed.bytes_sent
         mark_used(device, art.bundle.id)
         cleanup_bundles(device, protect=(art.bundle.id,))
+    inferences = len(read_input_list(job.model.input_list).entries)
     remote_runs = PurePosixPath("runs") / uuid.uuid4().hex[:12]
     timings = []
+    labels = (["warmup"] if runs > 1 else []) + [f"run-{n}" for n in range(1, runs + 1)]
     try:
-        for k in range(runs + (runs > 1)):
-            warmup = runs > 1 and k == 0
-            label = "warmup" if warmup else f"run-{k + (runs == 1)}"
+        for label in labels:
+            warmup = label == "warmup"
             output_dir = (remote_runs / label).as_posix()
             with clock.phase("warm-up" if warmup else "run"):
                 outcome = run_bundle(device, pushed.remote_dir, output_dir, work_dir / label, timeout=timeout)
@@ -203,14 +204,18 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
             if warmup:
                 continue
             result.runs += 1
-            last = k == runs + (runs > 1) - 1
             with clock.phase("pull"):
                 local = work_dir / label / "output"
                 remote = pushed.remote_dir / output_dir
-                if last:
-                    pull_tree(device, remote, local)
-                else:
-                    pull_file(device, remote / art.bundle.timings_path, local / art.bundle.timings_path)
+                names = [art.bundle.timings_path]
+                if label == labels[-1]:  # the last run's outputs are the ones compared
+                    names += [result_path(PurePosixPath("."), i, t.name).as_posix()
+                              for i in range(inferences) for t in art.meta.outputs]
+                missing = pull_files(device, remote, names, local)
+                if missing:
+                    pull_tree(device, remote, local)  # keep whatever net-run did write, for the post-mortem
+                    raise _JobFailed(f"net-run wrote no {missing[0]}" + (
+                        f" (and {len(missing) - 1} more files are missing)" if len(missing) > 1 else ""))
             timings.append(parse_timings(art.bundle.timings_format, local / art.bundle.timings_path))
     finally:
         remove_remote(device, bundle_dir(art.bundle.id) / remote_runs)
@@ -218,11 +223,10 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
         timings[0].init_ms, [t for run in timings for t in run.inference_ms],
         {name: [t for run in timings for t in run.layers.get(name, [])] for name in timings[-1].layers})
     with clock.phase("compare"):
-        inferences = len(read_input_list(job.model.input_list).entries)
-        device_out = load_outputs(work_dir / label / "output", art.meta.outputs, inferences)
+        device_out = load_outputs(work_dir / labels[-1] / "output", art.meta.outputs, inferences)
         reference, _ = reference_outputs(art.float_container, job.model.input_list)
-        labels = read_labels(job.model.labels) if job.model.labels else None
-        result.outputs = [_compare(job, tensor, reference[tensor.name], device_out[tensor.name], labels)
+        classes = read_labels(job.model.labels) if job.model.labels else None
+        result.outputs = [_compare(job, tensor, reference[tensor.name], device_out[tensor.name], classes)
                           for tensor in art.meta.outputs]
     failures = [f"{o.name}: {reason}" for o in result.outputs for reason in o.verdict.reasons]
     result.status = FAILED if failures else PASSED

@@ -19,7 +19,7 @@ from typing import Any
 import adbutils
 
 from deploy.errors import DeviceError
-from deploy.fsutil import atomic_path
+from deploy.fsutil import atomic_path, atomic_write_bytes
 from harness.devices import DEVICE_FAILURES
 
 DEVICE_ROOT = PurePosixPath("/data/local/tmp/edgeloop")
@@ -63,24 +63,14 @@ def _remote_manifest(device: adbutils.AdbDevice, folder: PurePosixPath) -> dict[
     return {e["path"]: e for e in items if isinstance(e, dict) and "path" in e} if isinstance(items, list) else {}
 
 
-def _remote_sizes(device: adbutils.AdbDevice, folder: PurePosixPath) -> dict[str, int]:
-    """Sizes of every regular file under `folder` (relative paths), by sync LIST."""
-    sizes: dict[str, int] = {}
-    pending = [PurePosixPath(".")]
+def _remote_files(device: adbutils.AdbDevice, folder: PurePosixPath) -> set[str]:
+    """Relative paths of the regular files under `folder`, in one shell call (a sync LIST per folder
+    would cost a round trip each)."""
     try:
-        while pending:
-            rel = pending.pop()
-            for info in device.sync.iter_directory(str(folder / rel)):
-                if info.path in (".", ".."):
-                    continue
-                child = rel / info.path
-                if stat.S_ISDIR(info.mode):
-                    pending.append(child)
-                elif stat.S_ISREG(info.mode):
-                    sizes[child.as_posix()] = info.size
+        result = device.shell2(f"cd {shell_quote(str(folder))} && find . -type f", timeout=SHELL_TIMEOUT, v2=True)
     except DEVICE_FAILURES as exc:
         raise _vanished(device, f"listing {folder}", exc) from None
-    return sizes
+    return {line.strip().removeprefix("./") for line in result.stdout.splitlines() if line.strip()}
 
 
 @dataclass(frozen=True)
@@ -96,9 +86,10 @@ def push_bundle(device: adbutils.AdbDevice, local_dir: Path, bundle_id: str, man
     """Send the files of `manifest` that the device lacks or holds in another version, then the manifest."""
     remote = bundle_dir(bundle_id)
     held = _remote_manifest(device, remote)
-    sizes = _remote_sizes(device, remote) if held else {}
-    todo = [e for e in manifest
-            if held.get(e["path"], {}).get("sha256") != e["sha256"] or sizes.get(e["path"]) != e["size"]]
+    present = _remote_files(device, remote) if held else set()
+    # The manifest is written last and a bundle id names one content, so a listed file that is still
+    # there is complete; a file someone deleted on the device is sent again.
+    todo = [e for e in manifest if held.get(e["path"], {}).get("sha256") != e["sha256"] or e["path"] not in present]
     sent = 0
     for entry in todo:
         sent += _push_file(device, local_dir / entry["path"], remote / entry["path"], _mode(entry), progress)
@@ -176,6 +167,52 @@ def pull_file(device: adbutils.AdbDevice, remote: PurePosixPath, local: Path) ->
     return True
 
 
+PULL_BATCH = 64  # files per shell call: keeps the command line far below adb's service-name limit
+
+
+def _relative_name(name: str) -> PurePosixPath:
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or not rel.parts or any(p in ("", ".", "..") for p in rel.parts) or "\0" in name:
+        raise ValueError(f"not a safe relative path: {name!r}")
+    return rel
+
+
+def pull_files(device: adbutils.AdbDevice, remote_dir: PurePosixPath, names: list[str], local_dir: Path) -> list[str]:
+    """Copy the named files (relative paths) from `remote_dir` into `local_dir`; return the missing ones.
+
+    Each batch is one shell call (`stat -c %s` of every file, then `cat` of them all): per-file
+    sync calls cost two round trips each, which dominated a warm deploy. Any surprise in a batch
+    (a missing file, output that does not add up) falls back to exact per-file pulls."""
+    missing: list[str] = []
+    rels = [_relative_name(n) for n in names]
+    for start in range(0, len(rels), PULL_BATCH):
+        batch = rels[start:start + PULL_BATCH]
+        if not _pull_batch(device, remote_dir, batch, local_dir):
+            missing += [r.as_posix() for r in batch if not pull_file(device, remote_dir / r, local_dir / r)]
+    return missing
+
+
+def _pull_batch(device: adbutils.AdbDevice, remote_dir: PurePosixPath, batch: list[PurePosixPath],
+                local_dir: Path) -> bool:
+    quoted = " ".join(shell_quote(r.as_posix()) for r in batch)
+    command = f"cd {shell_quote(str(remote_dir))} && stat -c %s {quoted} && cat {quoted}"
+    try:
+        result = device.shell2(command, timeout=SHELL_TIMEOUT, encoding=None, v2=True)
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, f"pulling from {remote_dir}", exc) from None
+    head = result.stdout.split(b"\n", len(batch))
+    if result.returncode != 0 or len(head) <= len(batch) or not all(h.strip().isdigit() for h in head[:-1]):
+        return False
+    sizes, body = [int(h) for h in head[:-1]], head[-1]
+    if sum(sizes) != len(body):
+        return False
+    offset = 0
+    for rel, size in zip(batch, sizes, strict=True):
+        atomic_write_bytes(local_dir / rel, body[offset:offset + size])
+        offset += size
+    return True
+
+
 def shell_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
@@ -198,11 +235,11 @@ def mark_used(device: adbutils.AdbDevice, bundle_id: str) -> None:
 
 def cleanup_bundles(device: adbutils.AdbDevice, keep: int = KEEP_BUNDLES, protect: tuple[str, ...] = ()) -> list[str]:
     """Delete bundle folders beyond the `keep` most recently used (never those in `protect`)."""
-    if not remote_exists(device, DEVICE_ROOT):
-        return []
     try:
         names = [i.path for i in device.sync.iter_directory(str(DEVICE_ROOT))
                  if stat.S_ISDIR(i.mode) and _safe_name(i.path)]
+        if len(names) <= keep:
+            return []
         used = {name: device.sync.stat(posixpath.join(str(DEVICE_ROOT), name, LAST_USED)).mtime for name in names}
     except DEVICE_FAILURES as exc:
         raise _vanished(device, "listing old bundles", exc) from None
