@@ -56,7 +56,7 @@ class AdbServer:
 
 
 @contextlib.contextmanager
-def private_adb_server(adb: str) -> Iterator[AdbServer]:
+def private_adb_server(adb: str = ADB36) -> Iterator[AdbServer]:
     """An adb server of the given binary on a free port, killed on exit."""
     port = free_port()
     env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port)}
@@ -79,6 +79,12 @@ def adb29_server() -> Iterator[AdbServer]:
     """A second server run by Debian's adb 29, for tests that must pass with both clients."""
     with private_adb_server(ADB29) as server:
         yield server
+
+
+@pytest.fixture
+def new_adb_server() -> Callable[..., contextlib.AbstractContextManager[AdbServer]]:
+    """private_adb_server itself, for tests that need a server started at a given moment."""
+    return private_adb_server
 
 
 StartDevice = Callable[..., RunningDevice]
