@@ -72,6 +72,7 @@ class Node:
         keys are errors."""
         if not isinstance(self.node, yaml.MappingNode):
             self.fail(f"must be a mapping, got {self._kind()}")
+        yaml.SafeLoader("").flatten_mapping(self.node)  # `<<: *anchor` merge keys become plain items
         items: dict[str, Node] = {}
         for key_node, value_node in self.node.value:
             name = self.child(key_node, str(key_node.value))

@@ -125,3 +125,11 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     assert digits.quantization.act_quantizer == "enhanced"
     assert digits.thresholds.limits("gpu_fp16", "logits")["max_abs"] == 0.05
     assert digits.thresholds.limits("dsp")["min_cosine"] == 0.97
+
+
+def test_anchors_and_merge_keys(tmp_path: Path) -> None:
+    copy = "  copy:\n    <<: *net\n    out_nodes: [other]\npack: builtin"
+    text = GOOD.replace("  net:\n", "  net: &net\n").replace("pack: builtin", copy)
+    config = load_config(_project(tmp_path, text))
+    assert config.models["copy"].source == config.models["net"].source
+    assert config.models["copy"].out_nodes == ["other"] and config.models["net"].out_nodes == ["out"]
