@@ -1,0 +1,346 @@
+"""The device shell's commands (toybox-like output and errors) and its safety: no host program is
+ever started, no path leaves the sandbox, native code is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.emulator.test_shell_support import ShellRunner
+
+TMP = "/data/local/tmp"
+
+
+@pytest.fixture
+def sh(tmp_path: Path) -> Iterator[ShellRunner]:
+    runner = ShellRunner(tmp_path)
+    yield runner
+    runner.close()
+
+
+# ---- listing and reading -------------------------------------------------------------------
+
+
+def test_ls_plain_long_and_all(sh: ShellRunner) -> None:
+    sh.fs.mkdir(f"{TMP}/d")
+    sh.write(f"{TMP}/d/b.bin", b"12345", mode=0o640)
+    sh.write(f"{TMP}/d/.dot", b"")
+    sh.fs.mkdir(f"{TMP}/d/sub")
+    assert sh("ls /data/local/tmp/d").out == "b.bin\nsub\n"
+    assert sh("ls -a /data/local/tmp/d").out == ".\n..\n.dot\nb.bin\nsub\n"
+    long = sh("cd /data/local/tmp && ls -l d").out.splitlines()
+    assert long[0].startswith("total")
+    file_fields = long[1].split()
+    assert (file_fields[0], file_fields[4], file_fields[-1]) == ("-rw-r-----", "5", "b.bin")
+    assert long[2].startswith("drwx") and long[2].endswith(" sub")
+    assert sh("ls -ld /data/local/tmp/d/b.bin").out.split()[0] == "-rw-r-----"
+    missing = sh("ls /nope /data/local/tmp/d/b.bin")
+    assert (missing.status, missing.err) == (1, "ls: /nope: No such file or directory\n")
+    assert missing.out == "/data/local/tmp/d/b.bin\n"
+
+
+def test_ls_of_the_root_shows_the_android_tree(sh: ShellRunner) -> None:
+    names = sh("ls /").out.split()
+    assert {"data", "sdcard", "system", "vendor"} <= set(names)
+
+
+def test_cat_head_tail_wc(sh: ShellRunner) -> None:
+    lines = "".join(f"line{n}\n" for n in range(1, 21)).encode()
+    sh.write(f"{TMP}/l.txt", lines)
+    assert sh("cat /data/local/tmp/l.txt").out == lines.decode()
+    assert sh("head -n 2 /data/local/tmp/l.txt").out == "line1\nline2\n"
+    assert sh("head -3 /data/local/tmp/l.txt | tail -n 1").out == "line3\n"
+    assert sh("tail -n 2 /data/local/tmp/l.txt").out == "line19\nline20\n"
+    assert sh("tail -n +20 /data/local/tmp/l.txt").out == "line20\n"
+    assert sh("head -c 4 /data/local/tmp/l.txt").out == "line"
+    assert sh("wc -l /data/local/tmp/l.txt").out == "20 /data/local/tmp/l.txt\n"
+    assert sh("wc -c < /data/local/tmp/l.txt").out == f"{len(lines)}\n"
+    assert sh("cat /data/local/tmp/l.txt | wc -l").out == "20\n"
+    missing = sh("cat /nope")
+    assert (missing.status, missing.err) == (1, "cat: /nope: No such file or directory\n")
+    assert sh("cat /data/local/tmp").err == "cat: /data/local/tmp: Is a directory\n"
+
+
+def test_hashes_match_hashlib(sh: ShellRunner) -> None:
+    data = os.urandom(300_000)
+    sh.write(f"{TMP}/blob", data)
+    assert sh("md5sum /data/local/tmp/blob").out == f"{hashlib.md5(data).hexdigest()}  /data/local/tmp/blob\n"
+    assert sh("cd /data/local/tmp; sha256sum blob").out == f"{hashlib.sha256(data).hexdigest()}  blob\n"
+    assert sh("sha256sum", stdin=b"abc").out == f"{hashlib.sha256(b'abc').hexdigest()}  -\n"
+    assert sh("sha256sum /nope").status == 1
+
+
+def test_grep(sh: ShellRunner) -> None:
+    text = b"alpha\nBeta\ngamma beta\n"
+    assert sh("grep beta", stdin=text).out == "gamma beta\n"
+    assert sh("grep -i beta", stdin=text).out == "Beta\ngamma beta\n"
+    assert sh("grep -c a", stdin=text).out == "3\n"
+    assert sh("grep -v m", stdin=text).out == "alpha\nBeta\n"
+    assert sh("grep -q zeta", stdin=text).status == 1
+    assert sh("grep -E '^(al|ga)'", stdin=text).out == "alpha\ngamma beta\n"
+    assert sh("getprop | grep -F '[ro.product.model]'").out == "[ro.product.model]: [Pixel 7]\n"
+
+
+# ---- changing files ------------------------------------------------------------------------
+
+
+def test_mkdir_and_its_errors(sh: ShellRunner) -> None:
+    assert sh("mkdir -p /data/local/tmp/a/b/c && test -d /data/local/tmp/a/b/c").status == 0
+    ro = sh("mkdir /system/x")
+    assert (ro.status, ro.err) == (1, "mkdir: '/system/x': Read-only file system\n")
+    assert sh("mkdir /data/local/tmp/a").err == "mkdir: '/data/local/tmp/a': File exists\n"
+    assert sh("mkdir /data/local/tmp/no/such").err == "mkdir: '/data/local/tmp/no/such': No such file or directory\n"
+    assert sh("mkdir /data/x").err == "mkdir: '/data/x': Permission denied\n"
+    assert sh("mkdir -m 700 /data/local/tmp/m && stat -c %a /data/local/tmp/m").out == "700\n"
+
+
+def test_rm_files_and_folders(sh: ShellRunner) -> None:
+    sh("mkdir -p /data/local/tmp/t/sub && touch /data/local/tmp/t/f /data/local/tmp/t/sub/g")
+    refused = sh("rm /data/local/tmp/t")
+    assert (refused.status, refused.err) == (1, "rm: /data/local/tmp/t: Is a directory\n")
+    assert sh("rm /data/local/tmp/t/f && test ! -e /data/local/tmp/t/f").status == 0
+    assert sh("rm /data/local/tmp/gone").err == "rm: /data/local/tmp/gone: No such file or directory\n"
+    assert sh("rm -f /data/local/tmp/gone").status == 0
+    assert sh("rm -rf /data/local/tmp/t").status == 0 and not sh.fs.exists(f"{TMP}/t")
+    assert sh("rm /system/bin/ls").err == "rm: /system/bin/ls: No such file or directory\n"
+    sh.image_file("/system/etc/hosts", b"127.0.0.1 localhost\n", mode=0o644)
+    assert sh("rm /system/etc/hosts").err == "rm: /system/etc/hosts: Read-only file system\n"
+    assert sh("rmdir /data/local/tmp/none").status == 1
+
+
+def test_cp_and_mv(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/src.txt", b"payload", mode=0o755)
+    sh("mkdir /data/local/tmp/into")
+    assert sh("cd /data/local/tmp && cp src.txt copy.txt && cp src.txt into && mv copy.txt moved.txt").status == 0
+    assert sh.read(f"{TMP}/into/src.txt") == b"payload" and sh.read(f"{TMP}/moved.txt") == b"payload"
+    assert not sh.fs.exists(f"{TMP}/copy.txt")
+    assert sh("stat -c %a /data/local/tmp/into/src.txt").out == "755\n"
+    sh("mkdir -p /data/local/tmp/tree/a && echo deep > /data/local/tmp/tree/a/f")
+    assert sh("cp /data/local/tmp/tree /data/local/tmp/t2").status == 1
+    assert sh("cp -r /data/local/tmp/tree /data/local/tmp/t2 && cat /data/local/tmp/t2/a/f").out == "deep\n"
+    assert sh("mv /data/local/tmp/moved.txt /data/local/tmp/into && ls /data/local/tmp/into").out == (
+        "moved.txt\nsrc.txt\n")
+    assert sh("cp /data/local/tmp/src.txt /system/x").err == "cp: /system/x: Read-only file system\n"
+    moved = sh("mv /data/local/tmp/nope /data/local/tmp/x")
+    assert moved.err == "mv: /data/local/tmp/nope: No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    ("spec", "before", "after"),
+    [("755", 0o644, "755"), ("+x", 0o644, "755"), ("u+x", 0o644, "744"), ("go-r", 0o644, "600"),
+     ("go=r", 0o777, "744"), ("u=rwx,g=rx,o=", 0o600, "750"), ("0600", 0o777, "600")],
+)
+def test_chmod_modes(spec: str, before: int, after: str, sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/m", b"x", mode=before)
+    result = sh(f"chmod {spec} /data/local/tmp/m && stat -c %a /data/local/tmp/m")
+    assert (result.out, result.err) == (after + "\n", "")
+
+
+def test_chmod_errors(sh: ShellRunner) -> None:
+    assert sh("chmod 755 /data/local/tmp/none").err == "chmod: /data/local/tmp/none: No such file or directory\n"
+    assert sh("chmod q+z /data/local/tmp").err == "chmod: bad mode 'q+z'\n"
+    assert sh("chmod 755 /system/bin").err == "chmod: /system/bin: Read-only file system\n"
+
+
+def test_touch_and_stat(sh: ShellRunner) -> None:
+    assert sh("touch /data/local/tmp/new && stat -c '%s %a %n %F' /data/local/tmp/new").out == (
+        "0 644 /data/local/tmp/new regular empty file\n")
+    sh.write(f"{TMP}/five", b"12345")
+    assert sh("stat -c %s /data/local/tmp/five").out == "5\n"
+    full = sh("stat /data/local/tmp/five").out
+    assert "File: '/data/local/tmp/five'" in full and "Size: 5" in full and "(644/-rw-r--r--)" in full
+    assert sh("stat /nope").err == "stat: /nope: No such file or directory\n"
+    assert sh("touch /system/x").err == "touch: '/system/x': Read-only file system\n"
+
+
+def test_df_reports_the_quota(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/mb", b"\0" * (3 * 1024 * 1024))
+    lines = sh("df").out.splitlines()
+    assert lines[0].split()[:2] == ["Filesystem", "1K-blocks"]
+    rows = {line.split()[-1]: line.split() for line in lines[1:]}
+    assert set(rows) == {"/data", "/sdcard"}
+    size, used, available = (int(v) for v in rows["/data"][1:4])
+    assert size == sh.fs.quota_bytes // 1024
+    assert used >= 3 * 1024 and used + available <= size
+    assert [line.split()[-1] for line in sh("df /data/local/tmp").out.splitlines()[1:]] == ["/data"]
+    assert "G" in sh("df -h /sdcard").out.splitlines()[1].split()[1]
+
+
+def test_writing_past_the_quota_fails_cleanly(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/big", b"x" * 10_000)
+    sh.fs.quota_bytes = sh.fs.used_bytes() + 4_000
+    result = sh("cat /data/local/tmp/big > /data/local/tmp/copy; echo $?")
+    assert result.out == "1\n" and "No space left on device" in result.err
+    assert sh("echo small > /data/local/tmp/ok && cat /data/local/tmp/ok").out == "small\n"
+
+
+def test_tee_writes_a_copy(sh: ShellRunner) -> None:
+    assert sh("echo hi | tee /data/local/tmp/t1").out == "hi\n"
+    assert sh.read(f"{TMP}/t1") == b"hi\n"
+
+
+# ---- finding -------------------------------------------------------------------------------
+
+
+def test_find(sh: ShellRunner) -> None:
+    sh("mkdir -p /data/local/tmp/f/Result_0 /data/local/tmp/f/Result_1 && cd /data/local/tmp/f && "
+       "touch Result_0/out.raw Result_1/out.raw notes.txt")
+    assert sh("find /data/local/tmp/f -name '*.raw' -type f").out == (
+        "/data/local/tmp/f/Result_0/out.raw\n/data/local/tmp/f/Result_1/out.raw\n")
+    assert sh("cd /data/local/tmp/f && find . -type d").out == ".\n./Result_0\n./Result_1\n"
+    assert sh("find /data/local/tmp/f -maxdepth 1 -type f").out == "/data/local/tmp/f/notes.txt\n"
+    assert sh("find /data/local/tmp/f -mindepth 2 | wc -l").out == "2\n"
+    assert sh("find /nope").err == "find: /nope: No such file or directory\n"
+    assert sh("find /data/local/tmp/f -bogus x").status == 1
+
+
+# ---- text and system information ------------------------------------------------------------
+
+
+def test_echo_and_printf(sh: ShellRunner) -> None:
+    assert sh("echo -n a; echo b").out == "ab\n"
+    assert sh(r"echo 'a\tb'; echo -E 'a\tb'").out == "a\tb\na\\tb\n"
+    assert sh(r"printf '%s=%d %5.2f|%-3s|%x %%\n' n 42 3.14159 ab 255").out == "n=42  3.14|ab |ff %\n"
+    assert sh("printf '%s,' a b c").out == "a,b,c,"
+    assert sh("printf '%d' abc").status == 1
+
+
+def test_test_operators(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/f", b"x")
+    sh.write(f"{TMP}/empty", b"")
+    checks = {
+        "[ a = a ]": 0, "[ a != a ]": 1, "[ -z '' ]": 0, "[ -n '' ]": 1, "[ abc ]": 0, "[ '' ]": 1,
+        "[ 3 -gt 2 ]": 0, "[ 3 -le 2 ]": 1, "[ -f /data/local/tmp/f ]": 0, "[ -d /data/local/tmp/f ]": 1,
+        "[ -s /data/local/tmp/empty ]": 1, "[ -e /nope ]": 1, "[ ! -e /nope ]": 0,
+        "[ -w /data/local/tmp/f ]": 0, "[ -w /system/bin ]": 1, "[ -x /data/local/tmp/f ]": 1,
+        "test -d /data -a -d /system": 0, "test -d /nope -o -d /system": 0, "[ \\( 1 -eq 1 \\) ]": 0,
+        "[ x -eq 1 ]": 2, "[ a = a": 2, "test": 1,
+    }
+    statuses = {command: sh(command).status for command in checks}
+    assert statuses == checks
+
+
+def test_getprop_identity(sh: ShellRunner) -> None:
+    lines = sh("getprop").out.splitlines()
+    assert "[ro.product.model]: [Pixel 7]" in lines and "[ro.product.cpu.abi]: [arm64-v8a]" in lines
+    keys = [line.split("]")[0] for line in lines]
+    assert keys == sorted(keys)
+    assert sh("getprop ro.product.manufacturer").out == "Google\n"
+    assert sh("getprop no.such.prop").out == "\n"
+    assert sh("getprop no.such.prop fallback").out == "fallback\n"
+    assert sh("getprop ro.serialno").out == sh.device.props["ro.serialno"] + "\n"
+
+
+def test_uname_id_basename_dirname(sh: ShellRunner) -> None:
+    assert sh("uname -m").out == "aarch64\n"
+    assert sh("uname").out == "Linux\n"
+    assert sh("uname -a").out.split()[-1] == "aarch64"
+    assert sh("id").out.startswith("uid=2000(shell) gid=2000(shell)")
+    assert sh("id -un").out == "shell\n"
+    assert sh("basename /a/b/c.raw; basename /a/b/c.raw .raw; basename /a/b/; dirname /a/b/c; dirname c").out == (
+        "c.raw\nc\nb\n/a/b\n.\n")
+    sh.device.props["ro.product.cpu.abilist"] = "x86_64"
+    assert sh("uname -m").out == "x86_64\n"
+
+
+def test_sleep_and_unknown_options(sh: ShellRunner) -> None:
+    assert sh("sleep 0.01 && echo ok").out == "ok\n"
+    assert sh("sleep abc").err == "sleep: bad time 'abc'\n"
+    assert sh("ls -Z /").err == "ls: Unknown option 'Z'\n"
+
+
+# ---- safety --------------------------------------------------------------------------------
+
+HOST_STARTERS = [
+    (subprocess, "Popen"), (os, "system"), (os, "popen"), (os, "fork"), (os, "forkpty"),
+    (os, "posix_spawn"), (os, "posix_spawnp"),
+    *[(os, name) for name in dir(os) if name.startswith(("exec", "spawn"))],
+]
+
+
+@pytest.fixture
+def host_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every way Python starts a host program, patched to record the attempt and refuse it."""
+    attempts: list[str] = []
+
+    def refuse(name: str):
+        def starter(*args: object, **kwargs: object) -> None:
+            attempts.append(f"{name}{args!r}")
+            raise AssertionError(f"the shell tried to start a host program via {name}")
+
+        return starter
+
+    for module, name in HOST_STARTERS:
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, refuse(name))
+    return attempts
+
+
+def test_no_host_program_is_ever_started(sh: ShellRunner, host_starts: list[str], tmp_path: Path) -> None:
+    host_ls = "/bin/ls"
+    sh.write(f"{TMP}/calls-host.sh", f"#!/system/bin/sh\n{host_ls} /\n/usr/bin/python3 -c 1\n".encode(), mode=0o755)
+    sh.write(f"{TMP}/bash.sh", b"#!/bin/bash\necho bash\n", mode=0o755)
+    battery = {
+        "ls / >/dev/null": 0,
+        "sh -c 'ls /' >/dev/null": 0,
+        "/system/bin/ls / >/dev/null": 0,
+        "/bin/ls": 127,
+        "/usr/bin/env": 127,
+        "python3 -c 'print(1)'": 127,
+        "bash -c true": 127,
+        "su -c id": 127,
+        "toybox ls": 127,
+        "env python3": 127,
+        "command python3": 127,
+        "exec /bin/sh": 127,
+        "$(which python3) -V": 127,
+        f"{tmp_path}/sandbox/system/bin/x": 127,
+        "/data/local/tmp/calls-host.sh": 127,
+        "/data/local/tmp/bash.sh": 127,
+        "PATH=/usr/bin:/bin python3": 127,
+    }
+    statuses = {command: sh(command).status for command in battery}
+    assert statuses == battery
+    assert host_starts == []
+
+
+def test_escape_attempts_stay_in_the_sandbox(sh: ShellRunner, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    result = sh("cd ../../..; pwd; cat etc/passwd; cat /etc/passwd; cat /data/local/tmp/../../../../../etc/passwd")
+    assert result.out == "/\n"
+    assert result.err.count("No such file or directory") == 3
+    assert "host secret" not in sh(f"cat {secret}; cat ../secret.txt; cat /../secret.txt").out
+    assert sh("ls /..").out == sh("ls /").out
+    os.symlink(secret, sh.fs.root / "data/local/tmp/link")
+    followed = sh("cat /data/local/tmp/link")
+    assert followed.out == "" and followed.err == "cat: /data/local/tmp/link: Permission denied\n"
+    assert sh("echo pwned > /data/local/tmp/link").status == 1
+    assert secret.read_text() == "host secret"
+    assert sh("cd /data/local/tmp && echo x > ../../../../x.txt").status == 1
+    assert not (tmp_path / "x.txt").exists() and not (sh.fs.root / "x.txt").exists()
+
+
+def _elf(machine: int, bits: int = 64) -> bytes:
+    header = b"\x7fELF" + bytes([1 if bits == 32 else 2, 1, 1]) + b"\0" * 9
+    return header + struct.pack("<HHI", 2, machine, 1) + b"\0" * 40
+
+
+def test_native_binaries_are_refused_naming_their_arch(sh: ShellRunner, host_starts: list[str]) -> None:
+    sh.write(f"{TMP}/x86", _elf(62), mode=0o755)
+    sh.write(f"{TMP}/arm64", _elf(183), mode=0o755)
+    sh.write(f"{TMP}/arm32", _elf(40, bits=32), mode=0o755)
+    foreign = sh("cd /data/local/tmp && ./x86")
+    assert foreign.status == 126
+    assert foreign.err.startswith("/system/bin/sh: ./x86: not executable: 64-bit ELF file (x86-64;")
+    native = sh("/data/local/tmp/arm64 --container m.onnx")
+    assert native.status == 126
+    assert "aarch64" in native.err and "/system/bin/edgeloop-net-run" in native.err
+    assert "32-bit ELF file (arm;" in sh("/data/local/tmp/arm32").err
+    assert host_starts == []
