@@ -72,6 +72,8 @@ class Node:
         keys are errors."""
         if not isinstance(self.node, yaml.MappingNode):
             self.fail(f"must be a mapping, got {self._kind()}")
+        written = {id(k) for k, _ in self.node.value}
+        explicit: set[str] = set()
         yaml.SafeLoader("").flatten_mapping(self.node)  # `<<: *anchor` merge keys become plain items
         items: dict[str, Node] = {}
         for key_node, value_node in self.node.value:
@@ -79,8 +81,10 @@ class Node:
             if not isinstance(key_node, yaml.ScalarNode):
                 name.fail("keys must be plain names")
             key = str(key_node.value)
-            if key in items:
-                name.fail("key given twice", f"first given on line {items[key].line}")
+            if id(key_node) in written:  # merged-in keys may be overridden, written ones not repeated
+                if key in explicit:
+                    name.fail("key given twice", f"first given on line {items[key].line}")
+                explicit.add(key)
             if known is not None and key not in known:
                 name.fail("unknown key", did_you_mean(key, known))
             items[key] = self.child(value_node, key)
