@@ -30,10 +30,11 @@ TORCHSCRIPT_SUFFIXES = frozenset({".pt", ".pth", ".torchscript"})
 TORCH_OPSET = 17
 # onnxoptimizer passes, in order; each keeps the graph's numbers (see docs/containers.md).
 PASSES = [
-    "eliminate_identity", "eliminate_nop_dropout", "eliminate_nop_cast", "eliminate_nop_flatten",
-    "eliminate_nop_pad", "eliminate_nop_reshape", "eliminate_nop_transpose", "eliminate_nop_concat",
+    "extract_constant_to_initializer", "eliminate_identity", "eliminate_nop_dropout", "eliminate_nop_cast",
+    "eliminate_nop_flatten", "eliminate_nop_pad", "eliminate_nop_reshape", "eliminate_nop_transpose",
+    "eliminate_nop_concat",
     "eliminate_nop_split", "eliminate_nop_expand", "eliminate_shape_op", "eliminate_shape_gather",
-    "eliminate_slice_after_shape", "eliminate_if_with_const_cond", "extract_constant_to_initializer",
+    "eliminate_slice_after_shape", "eliminate_if_with_const_cond",
     "fuse_consecutive_transposes", "fuse_consecutive_squeezes", "fuse_consecutive_unsqueezes",
     "fuse_consecutive_concats", "fuse_concat_into_reshape", "fuse_transpose_into_gemm", "fuse_pad_into_conv",
     "fuse_bn_into_conv", "fuse_add_bias_into_conv", "eliminate_deadend", "eliminate_unused_initializer",
@@ -81,8 +82,10 @@ def convert(model: Path, output: Path | None = None, *, input_dims: dict[str, li
     source_sha256 = sha256_file(model)
     filename = f"{model.stem}.onnx"
 
+    built: dict[str, tuple[ContainerMeta, list[OpSupport]]] = {}
+
     def build(folder: Path) -> None:
-        _convert_to(model, folder / filename, source_sha256, input_dims, out_nodes)
+        built["result"] = _convert_to(model, folder / filename, source_sha256, input_dims, out_nodes)
 
     if cache:
         result = cached("convert", {"source_sha256": source_sha256, "options": options}, build, filename)
@@ -94,13 +97,17 @@ def convert(model: Path, output: Path | None = None, *, input_dims: dict[str, li
     else:
         path, hit = Path(output) if output is not None else build_root() / "containers" / filename, False
         with atomic_path(path) as tmp:
-            _convert_to(model, tmp, source_sha256, input_dims, out_nodes)
-    graph_model, meta = load_container(path)
-    return ConvertResult(path, meta, check_graph(graph_model.graph), hit)
+            built["result"] = _convert_to(model, tmp, source_sha256, input_dims, out_nodes)
+    if "result" in built:
+        meta, ops = built["result"]
+    else:  # a cache hit: read what the earlier conversion recorded
+        graph_model, meta = load_container(path)
+        ops = check_graph(graph_model.graph)
+    return ConvertResult(path, meta, ops, hit)
 
 
 def _convert_to(source: Path, dest: Path, source_sha256: str, input_dims: dict[str, list[int]],
-                out_nodes: list[str]) -> None:
+                out_nodes: list[str]) -> tuple[ContainerMeta, list[OpSupport]]:
     """The pure conversion: read `source`, write the container to `dest` (nothing else)."""
     if source.suffix.lower() in TORCHSCRIPT_SUFFIXES:
         exported = dest.with_name(dest.name + ".export.onnx")
@@ -129,6 +136,7 @@ def _convert_to(source: Path, dest: Path, source_sha256: str, input_dims: dict[s
                  "constant_folding": "onnx.reference", "nodes": len(ops)},
     )
     save_container(model, meta, dest)
+    return meta, ops
 
 
 def _export_torchscript(source: Path, input_dims: dict[str, list[int]], dest: Path) -> None:
@@ -229,15 +237,14 @@ def _extract(model: onnx.ModelProto, out_nodes: list[str]) -> onnx.ModelProto:
 def _normalise(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold constants and BatchNorms, drop no-ops; outputs keep their names and values."""
     output_names = [v.name for v in model.graph.output]
-    model = onnxoptimizer.optimize(model, ["extract_constant_to_initializer", "eliminate_identity"])
-    # Fusions such as fuse_bn_into_conv emit the new weights as small constant subgraphs: fold those
-    # too, and repeat while folding opens more fusions (two rounds suffice for the usual patterns).
+    # Fusions such as fuse_bn_into_conv emit the new weights as small constant subgraphs: fold them,
+    # then optimise again (folding can open more fusions) until nothing is left to fold. Each
+    # onnxoptimizer call costs a serialisation round trip, so there are as few as possible.
+    model = onnxoptimizer.optimize(model, PASSES, fixed_point=True)
     for _ in range(MAX_ROUNDS):
-        nodes = len(model.graph.node)
-        _fold_constants(model)
-        model = onnxoptimizer.optimize(model, PASSES, fixed_point=True)
-        if len(model.graph.node) == nodes:
+        if not _fold_constants(model):
             break
+        model = onnxoptimizer.optimize(model, PASSES, fixed_point=True)
     if [v.name for v in model.graph.output] != output_names:
         raise EdgeloopError("graph normalisation renamed the model's outputs",
                             "please report this model; convert it with --out-node as a workaround")
@@ -247,8 +254,8 @@ def _normalise(model: onnx.ModelProto) -> onnx.ModelProto:
     return _infer_shapes(model)
 
 
-def _fold_constants(model: onnx.ModelProto) -> None:
-    """Replace every node whose inputs are all initializers by the initializers it computes."""
+def _fold_constants(model: onnx.ModelProto) -> int:
+    """Replace every node whose inputs are all initializers by the initializers it computes; count them."""
     graph = model.graph
     consts = {t.name: t for t in graph.initializer}
     opsets = list(model.opset_import)
@@ -267,8 +274,11 @@ def _fold_constants(model: onnx.ModelProto) -> None:
             if name:
                 consts[name] = numpy_helper.from_array(np.asarray(value), name)
                 graph.initializer.append(consts[name])
-    del graph.node[:]
-    graph.node.extend(kept)
+    folded = len(graph.node) - len(kept)
+    if folded:
+        del graph.node[:]
+        graph.node.extend(kept)
+    return folded
 
 
 def _single_node_model(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto],

@@ -8,6 +8,7 @@ Builders and the ops they exercise:
 - `conv_net`: Conv, BatchNormalization, ReLU, depthwise Conv, MaxPool, GlobalAveragePool, Flatten, Gemm, Softmax
 - `branchy_net`: Conv, BatchNormalization, Concat, Add, Resize, AveragePool, Relu
 - `transformer_block`: MatMul, Add, LayerNormalization, Softmax, Transpose, Reshape, Mul (attention + MLP)
+- `resnet_like`: a ResNet-18-shaped net with 5.4 M params (Conv, BatchNormalization, Add, Relu, Gemm) for benchmarks
 - `unsupported_op_net`: a Det node that no runtime table supports
 - `dynamic_batch` / `static_batch`: rewrite the first input dim of every input and output
 """
@@ -134,6 +135,27 @@ def transformer_block(seed: int = 2, tokens: int = 8, dim: int = 16, heads: int 
     h = g.node("MatMul", [h, g.weight("fc2.weight", (2 * dim, dim), scale=(2 * dim) ** -0.5)], "fc2_out")
     g.node("Add", [x, h], "encoded")
     return g.model("transformer_block", [_value("tokens", [1, tokens, dim])], [_value("encoded", [1, tokens, dim])])
+
+
+def resnet_like(seed: int = 4, size: int = 64, widths: tuple[int, ...] = (64, 128, 256, 512),
+                classes: int = 1000) -> onnx.ModelProto:
+    """A ResNet-18-shaped classifier (one basic block per stage, 5.4 M params) for benchmarks; input 'image'."""
+    g = _Graph(seed)
+    x = g.node("Relu", [g.bn(g.conv("image", "stem", 3, widths[0], stride=2), "stem_bn", widths[0])], "stem_relu")
+    cin = widths[0]
+    for stage, width in enumerate(widths):
+        stride = 1 if stage == 0 else 2
+        y = g.node("Relu", [g.bn(g.conv(x, f"s{stage}a", cin, width, stride=stride), f"s{stage}a_bn", width)],
+                   f"s{stage}a_relu")
+        y = g.bn(g.conv(y, f"s{stage}b", width, width), f"s{stage}b_bn", width)
+        skip = x if stride == 1 and cin == width else g.bn(g.conv(x, f"s{stage}down", cin, width, k=1, stride=stride),
+                                                          f"s{stage}down_bn", width)
+        x = g.node("Relu", [g.node("Add", [y, skip], f"s{stage}_add")], f"s{stage}_out")
+        cin = width
+    x = g.node("Flatten", [g.node("GlobalAveragePool", [x], "gap")], "flat", axis=1)
+    g.node("Gemm", [x, g.weight("fc.weight", (classes, cin), scale=cin ** -0.5), g.weight("fc.bias", (classes,))],
+           "logits", "fc", transB=1)
+    return g.model("resnet_like", [_value("image", [1, 3, size, size])], [_value("logits", [1, classes])])
 
 
 def unsupported_op_net(seed: int = 3) -> onnx.ModelProto:
