@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def bundle(container: Path, profile: Profile, runtime: str, input_list: Path, *,
     SDK root for packs that need one."""
     container = Path(container)
     _, meta = load_container(container)
-    name = name or _safe_name(container.stem)
+    name = _safe_name(name or container.stem)
     plan = packs.plan(packs.load_pack(pack), profile, runtime, meta.kind, name, meta.outputs, options, sdk)
     inputs = read_input_list(input_list)
     validate_input_list(inputs, meta.inputs, str(input_list))
@@ -106,6 +107,12 @@ def bundle(container: Path, profile: Profile, runtime: str, input_list: Path, *,
         "sdk": {"layout": plan.context["sdk_layout"], "version": plan.context["sdk_version"]},
         "files": listing,
     }
+    _write(target, files, manifest)
+    return Bundle.load(target)
+
+
+def _write(target: Path, files: dict[str, tuple[Source, int]], manifest: dict[str, Any]) -> None:
+    """Build the folder beside `target` and rename it into place: a bundle is whole or absent."""
     with staging_dir(target) as tmp:
         for path, (src, mode) in files.items():
             dest = tmp / path
@@ -117,7 +124,6 @@ def bundle(container: Path, profile: Profile, runtime: str, input_list: Path, *,
             dest.chmod(mode)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         (tmp / MANIFEST).chmod(FILE_MODE)
-    return Bundle.load(target)
 
 
 def _safe_name(text: str) -> str:
@@ -132,7 +138,8 @@ def _sha256(source: Source) -> str:
     return sha256_bytes(source) if isinstance(source, bytes) else sha256_file(source)
 
 
-def _bundle_input_list(inputs: InputList, tensors: list[TensorInfo], fmt: str, source: str, add) -> str:
+def _bundle_input_list(inputs: InputList, tensors: list[TensorInfo], fmt: str, source: str,
+                       add: Callable[[str, Source], None]) -> str:
     """Register each raw file under inputs/<i>/ and return the list rewritten with those paths."""
     if fmt == "bare" and len(tensors) != 1:
         raise EdgeloopError(f"this pack's input list takes bare paths, which need a single-input model; "

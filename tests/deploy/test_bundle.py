@@ -152,3 +152,12 @@ def test_unknown_pack_option(project: tuple[Path, Path], tmp_path: Path) -> None
         bundle(container, load_profile("pixel"), "cpu", inputs, root=tmp_path, options={"perf_profil": "burst"})
     with pytest.raises(EdgeloopError, match=r"profiling_level: unknown value 'loud'"):
         bundle(container, load_profile("pixel"), "cpu", inputs, root=tmp_path, options={"profiling_level": "loud"})
+
+
+def test_output_layer_line_is_kept(tmp_path: Path) -> None:
+    container, inputs = make_container(tmp_path), make_inputs(tmp_path, lines=1, header="#conv_m\n")
+    made = bundle(container, load_profile("pixel"), "cpu", inputs, root=tmp_path / "b", name="my model")
+    text = (made.path / "input_list.txt").read_text()
+    assert text.splitlines()[0] == "#conv_m"
+    assert read_input_list(made.path / "input_list.txt").output_layers == ["conv_m"]
+    assert made.container_name == "model/my_model.onnx"
