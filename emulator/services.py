@@ -13,6 +13,7 @@ import traceback
 from collections import deque
 
 from emulator.device import EmulatedDevice
+from emulator.shell import Shell
 from emulator.stream import Stream, StreamClosed
 
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW = range(6)
@@ -103,8 +104,6 @@ def _pump_raw(stream: Stream, stdin: _Pipe) -> None:
 
 def run_shell(stream: Stream, device: EmulatedDevice, command: str, *, v2: bool, max_payload: int) -> None:
     """Run one command (or an interactive shell when empty) with the stream as its terminal."""
-    from emulator.shell import Shell  # the shell engineer's interpreter
-
     stdin = _Pipe()
     pump = _pump_v2 if v2 else _pump_raw
     threading.Thread(target=pump, args=(stream, stdin), daemon=True, name=f"stdin-{stream.local_id}").start()
@@ -122,10 +121,11 @@ def run_shell(stream: Stream, device: EmulatedDevice, command: str, *, v2: bool,
             cancel=stream.cancel,
         )
     except StreamClosed:
-        return
+        code = 141  # SIGPIPE: the host went away mid-output
     except Exception as exc:  # a bug in a built-in must not take the device down
         device.log("shell-error", command=command, error=repr(exc), traceback=traceback.format_exc())
         stderr.write(f"sh: internal error: {exc}\n".encode())
         code = 1
+    device.log("shell-end", command=command, status=code, cancelled=stream.cancel.is_set())
     if v2:
         stream.write(_PACKET.pack(ID_EXIT, 1) + bytes([code & 0xFF]))

@@ -1,0 +1,170 @@
+"""Shell services (shell,v2 / shell: / exec:) through real clients, and the transport's robustness
+against malformed packets on raw sockets."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import time
+
+import adbutils
+import pytest
+
+from deploy.profiles import load_profile
+from emulator.lifecycle import RunningDevice
+from emulator.proto import A_CNXN, A_OKAY, A_OPEN, HEADER, MAX_PAYLOAD, VERSION, header
+
+
+@pytest.fixture(params=["adb36", "adb29"])
+def server(request: pytest.FixtureRequest, emulated_pixel: RunningDevice):
+    srv = request.getfixturevalue("adb_server" if request.param == "adb36" else "adb29_server")
+    emulated_pixel.connect(srv.port)
+    return srv
+
+
+@pytest.fixture
+def device(adb_server, emulated_pixel: RunningDevice) -> adbutils.AdbDevice:
+    return adb_server.client.device(emulated_pixel.serial)
+
+
+def test_shell_v2_exit_code_stdout_stderr(device: adbutils.AdbDevice) -> None:
+    result = device.shell2("echo out; echo err >&2; exit 3", v2=True)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    assert device.shell2("false", v2=True).returncode == 1
+    assert device.shell2("no-such-program", v2=True).returncode == 127
+
+
+def test_shell_v1_merges_stdout_and_stderr(device: adbutils.AdbDevice) -> None:
+    assert device.shell("echo a; echo b >&2; echo c") == "a\nb\nc"
+
+
+def test_cli_exit_codes_stderr_and_stdin(server, emulated_pixel: RunningDevice) -> None:
+    serial = emulated_pixel.serial
+    failed = server.run("-s", serial, "shell", "echo to-stderr >&2; exit 7")
+    assert (failed.returncode, failed.stdout, failed.stderr) == (7, b"", b"to-stderr\n")
+    piped = server.run("-s", serial, "shell", "cat; echo done", input=b"line one\nline two\n")
+    assert piped.returncode == 0
+    assert piped.stdout == b"line one\nline two\ndone\n"
+
+
+def test_interactive_shell_reads_commands_from_stdin(adb_server, emulated_pixel: RunningDevice) -> None:
+    result = adb_server.run("-s", emulated_pixel.serial, "shell", input=b"echo $((6 * 7))\nexit 4\n")
+    assert result.returncode == 4
+    assert b"42" in result.stdout
+
+
+def test_exec_out_is_binary_clean(adb_server, emulated_pixel: RunningDevice, tmp_path) -> None:
+    data = bytes(range(256)) * 4096 + b"\r\n\n\r"
+    (tmp_path / "blob").write_bytes(data)
+    assert adb_server.run("-s", emulated_pixel.serial, "push", str(tmp_path / "blob"), "/sdcard/blob").returncode == 0
+    result = adb_server.run("-s", emulated_pixel.serial, "exec-out", "cat /sdcard/blob")
+    assert result.stdout == data
+
+
+def test_getprop_answers_from_the_profile(device: adbutils.AdbDevice) -> None:
+    props = load_profile("pixel").props
+    for key in ("ro.product.model", "ro.product.manufacturer", "ro.product.cpu.abi", "ro.board.platform",
+                "ro.soc.model", "ro.build.version.sdk"):  # fmt: skip
+        assert device.getprop(key) == props[key], key
+    assert device.getprop("ro.kernel.qemu") == ""
+    serialno = device.getprop("ro.serialno")
+    assert serialno and serialno != props["ro.serialno"]  # unique per emulated device
+
+
+def test_serialno_differs_between_devices(adb_server, start_emulated) -> None:
+    first, second = start_emulated("pixel"), start_emulated("pixel")
+    numbers = {adb_server.client.device(d.serial).getprop("ro.serialno") for d in (first, second)}
+    assert len(numbers) == 2
+
+
+def test_client_hanging_up_cancels_a_long_command(device: adbutils.AdbDevice, emulated_pixel: RunningDevice) -> None:
+    with pytest.raises(adbutils.AdbTimeout):
+        device.shell("sleep 30", timeout=1)
+    deadline = time.monotonic() + 10
+    ends: list[dict] = []
+    while not ends and time.monotonic() < deadline:
+        ends = [e for e in emulated_pixel.events() if e["event"] == "shell-end" and e["command"] == "sleep 30"]
+        time.sleep(0.1)
+    assert ends and ends[0]["cancelled"], "the device did not stop the command when the client hung up"
+    assert device.shell2("echo alive", v2=True).stdout == "alive\n"
+
+
+# ---- raw transport ---------------------------------------------------------------------------
+
+
+def handshake(port: int) -> tuple[socket.socket, bytes]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(header(A_CNXN, VERSION, MAX_PAYLOAD, 15) + b"host::features\0")
+    command, arg0, arg1, length, _, _ = HEADER.unpack(recv_exact(sock, HEADER.size))
+    assert (command, arg0, arg1) == (A_CNXN, VERSION, MAX_PAYLOAD)
+    return sock, recv_exact(sock, length)
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def closed_by_device(sock: socket.socket) -> bool:
+    """True when the device closes the connection (recv sees EOF or a reset) within the timeout."""
+    try:
+        return sock.recv(1 << 16) == b""
+    except ConnectionResetError:
+        return True
+
+
+GARBAGE = {
+    "http": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # not adb at all
+    "magic": struct.pack("<6I", A_CNXN, VERSION, MAX_PAYLOAD, 0, 0, 0x12345678),
+    "oversized": header(A_CNXN, VERSION, MAX_PAYLOAD, MAX_PAYLOAD + 1),
+    "truncated": header(A_OPEN, 1, 0, 5)[:10],  # header cut short, then hang up
+}
+
+
+def test_malformed_packets_close_only_that_connection(start_emulated) -> None:
+    device = start_emulated("pixel", connect=False)
+    bystander, _ = handshake(device.port)  # another connection, open all along
+    for name, garbage in GARBAGE.items():
+        sock = socket.create_connection(("127.0.0.1", device.port), timeout=10)
+        sock.sendall(garbage)
+        if len(garbage) < HEADER.size:
+            sock.shutdown(socket.SHUT_WR)
+        assert closed_by_device(sock), name
+        sock.close()
+        fresh, banner = handshake(device.port)
+        assert banner.startswith(b"device::") and b"model=Pixel 7" in banner, name
+        fresh.close()
+    bystander.sendall(header(A_OPEN, 7, 0, 6) + b"sync:\0")
+    assert HEADER.unpack(recv_exact(bystander, HEADER.size))[:3] == (A_OKAY, 1, 7)
+    bystander.close()
+    reasons = [e.get("reason", "") for e in device.events() if e["event"] == "disconnect"]
+    assert sum(r.startswith("protocol error") for r in reasons) == len(GARBAGE)
+
+
+def test_unknown_service_is_refused(start_emulated) -> None:
+    device = start_emulated("pixel", connect=False)
+    sock, banner = handshake(device.port)
+    assert b"features=" in banner and b"shell_v2" in banner
+    sock.sendall(header(A_OPEN, 3, 0, 17) + b"jdwp:1234\0\0\0\0\0\0\0\0")
+    command, arg0, arg1, *_ = HEADER.unpack(recv_exact(sock, HEADER.size))
+    assert (command, arg0, arg1) == (0x45534C43, 0, 3)  # CLSE
+    sock.close()
+
+
+def test_adb_cli_still_works_after_garbage(adb_server, start_emulated) -> None:
+    device = start_emulated("pixel")
+    with socket.create_connection(("127.0.0.1", device.port), timeout=10) as sock:
+        sock.sendall(b"\xff" * 100)
+        assert closed_by_device(sock)
+    result = subprocess.run(
+        [adb_server.adb, "-P", str(adb_server.port), "-s", device.serial, "shell", "echo ok"],
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.stdout == b"ok\n"
