@@ -27,6 +27,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from deploy.sdk import dequantized_graph
+
 INSERTED = "edgeloop/"  # prefix of the nodes the emulation adds; they are not layers of the model
 _FLOAT = TensorProto.FLOAT
 
@@ -38,52 +40,6 @@ class Mode:
     runtime: str  # cpu | gpu | gpu_fp16 | dsp | aip
     extra_outputs: tuple[str, ...] = ()
     every_layer: bool = False  # --debug: every float intermediate becomes an output
-
-
-def strip_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Dequantize a QDQ graph: constant DequantizeLinear become float weights, activation QDQ pairs vanish."""
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
-    kept: list[onnx.NodeProto] = []
-    for node in graph.node:
-        if node.op_type != "DequantizeLinear":
-            kept.append(node)
-            continue
-        source = node.input[0]
-        if source in inits:
-            graph.initializer.append(numpy_helper.from_array(_dequantize(node, inits), node.output[0]))
-        elif source in producers and producers[source].op_type == "QuantizeLinear":
-            kept.append(helper.make_node("Identity", [producers[source].input[0]], [node.output[0]],
-                                         name=f"{INSERTED}{node.name or node.output[0]}"))
-        else:
-            kept.append(node)
-    used = {name for node in kept for name in node.input} | {o.name for o in graph.output}
-    kept = [n for n in kept if not (n.op_type == "QuantizeLinear" and n.output[0] not in used)]
-    del graph.node[:]
-    graph.node.extend(kept)
-    _drop_unused_initializers(graph)
-    return model
-
-
-def _dequantize(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> np.ndarray:
-    q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
-    scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-    zero = (numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
-            if len(node.input) > 2 and node.input[2] else np.zeros_like(scale))
-    if scale.ndim == 1 and q.ndim > 1:
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % q.ndim
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    return ((q - zero) * scale).astype(np.float32)
-
-
-def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    keep = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
 
 
 def round_through_fp16(model: onnx.ModelProto, *, weights: bool) -> onnx.ModelProto:
@@ -166,7 +122,7 @@ def prepare(model: onnx.ModelProto, quantized: bool, mode: Mode) -> onnx.ModelPr
         wanted = [*layer_outputs(model), *wanted]
     add_outputs(model, wanted)
     if quantized and mode.runtime in ("cpu", "gpu", "gpu_fp16"):
-        strip_qdq(model)
+        dequantized_graph(model, node_prefix=INSERTED)
     if mode.runtime in ("gpu", "gpu_fp16"):
         round_through_fp16(model, weights=mode.runtime == "gpu_fp16")
     return model

@@ -2,21 +2,24 @@
 
 Formats (a pack names its format; see docs/runtime-packs.md):
 - `edgeloop-diag`: the emulated net-run's `edgeloop_diag.json`.
-- `snpe-diagview-csv`: `snpe-diagview --input_log SNPEDiag.log --output csv` (one row per statistic
-  and inference; times in microseconds).
+- `snpe-diag-log`: SNPE's binary `SNPEDiag_0.log`, read through the SDK's `snpe-diagview`
+  (`snpe-diagview-text`: that tool's report, already produced).
+- `qnn-profiling-log`: QNN's binary `qnn-profiling-data_0.log`, read through `qnn-profile-viewer`
+  (`qnn-profile-viewer-text`: that tool's report).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deploy.errors import EdgeloopError
+from deploy.sdk import host_tool, run_tool
 
 
 @dataclass
@@ -28,11 +31,18 @@ class Timings:
 
 def parse_timings(fmt: str, path: Path) -> Timings:
     """Read a timing file of the named format; a missing, malformed or unknown one is an EdgeloopError."""
-    parser = PARSERS.get(fmt)
+    path = Path(path)
+    if fmt in TOOL_FORMATS:  # a vendor's binary log: its SDK's host tool writes the report we parse
+        kind, tool, fmt = TOOL_FORMATS[fmt]
+        if not path.is_file():
+            raise EdgeloopError(f"{path}: timings log not found", "did net-run finish? check its stderr")
+        return TEXT_PARSERS[fmt](run_tool(host_tool(kind, tool), ["--input_log", str(path)]), str(path))
+    parser = TEXT_PARSERS.get(fmt)
     if parser is None:
-        raise EdgeloopError(f"unknown timings format '{fmt}'", f"known formats: {', '.join(sorted(PARSERS))}")
+        known = sorted([*TEXT_PARSERS, *TOOL_FORMATS])
+        raise EdgeloopError(f"unknown timings format '{fmt}'", f"known formats: {', '.join(known)}")
     try:
-        text = Path(path).read_text()
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise EdgeloopError(f"{path}: cannot read timings file ({getattr(exc, 'strerror', None) or exc})",
                             "did net-run finish? check its stderr in the run folder") from None
@@ -67,49 +77,81 @@ def _parse_edgeloop_diag(text: str, source: str) -> Timings:
     )
 
 
-# snpe-diagview's csv statistics that give init and per-inference totals (microseconds).
-_SNPE_INIT = ("Init Stats", "Load", "Deserialize", "Create")
-_SNPE_TOTAL = ("Total Inference Time", "Forward Propagate Time")
+_US = re.compile(r"^\s*(?P<name>[^:]+?)\s*:\s*(?P<value>\d+(?:\.\d+)?)\s*us\b")
+_SNPE_LAYER = re.compile(r"^\s*(?P<index>\d+)\s*:\s*(?:(?P<name>.+?)\s*:\s*)?(?P<value>\d+(?:\.\d+)?)\s*us\b")
 
 
-def _parse_snpe_diagview_csv(text: str, source: str) -> Timings:
-    """Rows look like `Execute ID,Name,Value (us),Runtime`; Execute ID 0 holds init, layers are `Layer ...`."""
-    rows = list(csv.reader(text.splitlines()))
-    if not rows or len(rows[0]) < 3:
-        raise EdgeloopError(f"{source}: not a snpe-diagview csv (expected a header with Execute ID,Name,Value)")
-    init_parts: dict[str, float] = {}
-    totals: dict[int, float] = {}
-    forward: dict[int, float] = {}
+def _parse_snpe_diagview_text(text: str, source: str) -> Timings:
+    """snpe-diagview's report: `Init: N us`, `Total Inference Time: N us` (per execution, or the
+    average when only that is printed) and `Layer Times:` rows `<i>: [name :] N us : RUNTIME`
+    (DSP rows counted in cycles are not times and are left out)."""
+    init: float | None = None
+    per_run: list[float] = []
+    average: list[float] = []
     layers: dict[str, list[float]] = {}
-    for lineno, row in enumerate(rows[1:], 2):
-        if not row or not "".join(row).strip():
+    section = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.endswith(":") and not _US.match(stripped):
+            section = stripped.lower()
             continue
-        if len(row) < 3:
-            raise EdgeloopError(f"{source}:{lineno}: expected at least 3 columns, got {len(row)}")
-        try:
-            execute_id, value_us = int(row[0]), float(row[2])
-        except ValueError:
-            raise EdgeloopError(f"{source}:{lineno}: Execute ID and value must be numbers, got {row[:3]}") from None
-        name = row[1].strip()
-        ms = value_us / 1000.0
-        if name in _SNPE_INIT[1:] or name == _SNPE_INIT[0]:
-            init_parts[name] = ms
-        elif name == _SNPE_TOTAL[0]:
-            totals[execute_id] = ms
-        elif name == _SNPE_TOTAL[1]:
-            forward[execute_id] = ms
-        elif execute_id > 0:
-            layers.setdefault(name, []).append(ms)
-    per_run = totals or forward
-    if not per_run:
-        raise EdgeloopError(f"{source}: no '{_SNPE_TOTAL[0]}' rows", "was the run profiled (--profiling_level)?")
-    init = init_parts.get(_SNPE_INIT[0])
-    if init is None and init_parts:
-        init = sum(init_parts.values())
-    return Timings(init_ms=init, inference_ms=[per_run[k] for k in sorted(per_run)], layers=layers)
+        if section.startswith("layer times"):
+            row = _SNPE_LAYER.match(stripped)
+            if row:
+                layers.setdefault(row["name"] or row["index"], []).append(float(row["value"]) / 1000.0)
+            continue
+        stat = _US.match(stripped)
+        if not stat:
+            continue
+        name, ms = stat["name"].lower(), float(stat["value"]) / 1000.0
+        if name == "init":
+            init = ms
+        elif name == "total inference time":
+            (average if "average" in section else per_run).append(ms)
+    inference = per_run or average
+    if not inference:
+        raise EdgeloopError(f"{source}: no 'Total Inference Time' in the snpe-diagview report",
+                            "was the run profiled (--profiling_level basic or higher)?")
+    return Timings(init_ms=init, inference_ms=inference, layers=layers)
 
 
-PARSERS: dict[str, Callable[[str, str], Timings]] = {
+def _parse_qnn_profile_text(text: str, source: str) -> Timings:
+    """qnn-profile-viewer's report: the `NetRun: N us` line of `Init Stats` and of each `Total
+    Inference Time` (per execution, or the average section when only that is printed)."""
+    init: float | None = None
+    per_run: list[float] = []
+    average: list[float] = []
+    block, stats = "", ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.endswith(":") and not _US.match(stripped):
+            lowered = stripped.lower()
+            if "stats" in lowered:
+                stats = lowered
+            block = lowered
+            continue
+        stat = _US.match(stripped)
+        if not stat or stat["name"].lower() != "netrun":
+            continue
+        ms = float(stat["value"]) / 1000.0
+        if stats.startswith("init stats") and init is None:
+            init = ms
+        elif stats.startswith("execute stats") and block.startswith(("total inference time", "graph")):
+            (average if "average" in stats else per_run).append(ms)
+    inference = per_run or average
+    if not inference:
+        raise EdgeloopError(f"{source}: no 'Total Inference Time' in the qnn-profile-viewer report",
+                            "was the run profiled (--profiling_level basic)?")
+    return Timings(init_ms=init, inference_ms=inference)
+
+
+TEXT_PARSERS: dict[str, Callable[[str, str], Timings]] = {
     "edgeloop-diag": _parse_edgeloop_diag,
-    "snpe-diagview-csv": _parse_snpe_diagview_csv,
+    "snpe-diagview-text": _parse_snpe_diagview_text,
+    "qnn-profile-viewer-text": _parse_qnn_profile_text,
+}
+# format -> (SDK, host tool run as `tool --input_log FILE`, format of the report it prints)
+TOOL_FORMATS: dict[str, tuple[str, str, str]] = {
+    "snpe-diag-log": ("snpe", "snpe-diagview", "snpe-diagview-text"),
+    "qnn-profiling-log": ("qnn", "qnn-profile-viewer", "qnn-profile-viewer-text"),
 }

@@ -1,0 +1,227 @@
+"""Vendor SDKs on the host (SNPE 2.x and 1.x, QNN): their host tools, and driving them to turn an
+edgeloop container into the SDK's own model file.
+
+The SNPE and QNN packs (deploy/packs/snpe, deploy/packs/qnn) call this module from their
+`container.convert` command (`python -m deploy.sdk convert ...`): a quantized container goes to
+the SDK as its float graph plus edgeloop's encodings (AIMET 0.6.1 JSON through
+`--quantization_overrides`), so the SDK keeps edgeloop's quantization instead of recalibrating.
+Which SDK files go into a bundle is data in the packs; this module only runs host tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from deploy.container import ContainerMeta, load_container
+from deploy.errors import EdgeloopError
+
+HOST_BIN = "bin/x86_64-linux-clang"
+SDK_ENV = {"snpe": "SNPE_ROOT", "qnn": "QNN_SDK_ROOT"}
+SUPPORTED_MAJOR = {"snpe1": "1", "snpe2": "2", "qnn": "2"}  # layout -> SDK major version it must carry
+QNN_TARGETS = {"arm64-v8a": "aarch64-android"}
+
+
+def sdk_root(kind: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """The SDK folder from `root` (--sdk) or the SDK's environment variable, with one clear error."""
+    env = SDK_ENV[kind]
+    text = str(root) if root else os.environ.get(env, "")
+    if not text:
+        raise EdgeloopError(f"no {kind.upper()} SDK: ${env} is not set", f"set {env} or pass --sdk PATH")
+    path = Path(text).expanduser().resolve()
+    if not path.is_dir():
+        raise EdgeloopError(f"{kind.upper()} SDK folder not found: {path}", f"check ${env} or --sdk")
+    return path
+
+
+def host_tool(kind: str, name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """A host tool of the SDK (`bin/x86_64-linux-clang/<name>`), checked to exist and be executable."""
+    tool = sdk_root(kind, root) / HOST_BIN / name
+    if not (tool.is_file() and os.access(tool, os.X_OK)):
+        raise EdgeloopError(f"{tool}: {name} not found in the {kind.upper()} SDK",
+                            f"is ${SDK_ENV[kind]} the SDK root (the folder holding bin/ and lib/)?")
+    return tool
+
+
+def run_tool(tool: Path, args: list[str]) -> str:
+    """Run a host tool; a failure is one error with the tool's exit code and the end of its stderr."""
+    try:
+        done = subprocess.run([str(tool), *args], capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise EdgeloopError(f"cannot run {tool} ({exc.strerror})", "check the SDK installation") from None
+    if done.returncode != 0:
+        tail = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-3:]
+        raise EdgeloopError(f"{tool.name} failed (exit {done.returncode}): {' | '.join(tail)}",
+                            f"command: {tool} {' '.join(args)}")
+    return done.stdout
+
+
+def check_version(layout: str, version: str | None) -> None:
+    """Refuse an SDK whose version does not fit its layout (an unknown, newer or mislabelled SDK)."""
+    major = SUPPORTED_MAJOR.get(layout)
+    if major is None:
+        raise EdgeloopError(f"unknown SDK layout '{layout}'", f"known: {', '.join(SUPPORTED_MAJOR)}")
+    if not version or version.split(".")[0] != major:
+        raise EdgeloopError(f"unsupported SDK version {version or '(none found)'} for the {layout} layout",
+                            f"edgeloop knows {layout} as version {major}.x; name the SDK folder by its version "
+                            f"(e.g. .../{major}.20.0.240223)")
+
+
+def dequantized_graph(model: onnx.ModelProto, node_prefix: str = "") -> onnx.ModelProto:
+    """The float graph of a QDQ container: constant DequantizeLinear become float weights, activation
+    Quantize/Dequantize pairs become Identity nodes (named `node_prefix` + the DQ's name). In place."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    kept: list[onnx.NodeProto] = []
+    for node in graph.node:
+        source = node.input[0] if node.op_type == "DequantizeLinear" else None
+        if source is None:
+            kept.append(node)
+        elif source in inits:
+            graph.initializer.append(numpy_helper.from_array(_dequantize(node, inits), node.output[0]))
+        elif source in producers and producers[source].op_type == "QuantizeLinear":
+            kept.append(helper.make_node("Identity", [producers[source].input[0]], [node.output[0]],
+                                         name=f"{node_prefix}{node.name or node.output[0]}"))
+        else:
+            kept.append(node)
+    used = {name for node in kept for name in node.input} | {o.name for o in graph.output}
+    kept = [n for n in kept if not (n.op_type == "QuantizeLinear" and n.output[0] not in used)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    live = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(live)
+    return model
+
+
+def _dequantize(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> np.ndarray:
+    q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+    scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+    zero = (numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
+            if len(node.input) > 2 and node.input[2] else np.zeros_like(scale))
+    if scale.ndim == 1 and q.ndim > 1:  # per-channel: broadcast along the DQ's axis
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % q.ndim
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return ((q - zero) * scale).astype(np.float32)
+
+
+def export_for_sdk(container: Path, float_onnx: Path, encodings: Path) -> ContainerMeta:
+    """Write the container's float graph (without edgeloop metadata) and, for a quantized container,
+    its encodings as AIMET 0.6.1 JSON, the format SNPE's and QNN's --quantization_overrides read."""
+    from deploy.quantize.aimet import export_encodings, parse_encodings, write_encodings
+
+    model, meta = load_container(container)
+    if meta.quantized:
+        params = {i.name for i in model.graph.initializer}
+        overrides = parse_encodings(meta.encodings or {}, f"{container} (encodings)", params)
+        write_encodings(encodings, export_encodings(overrides.activations, overrides.params, "0.6.1"))
+        dequantized_graph(model)
+    del model.metadata_props[:]
+    onnx.save(model, str(float_onnx))
+    return meta
+
+
+def _act_bitwidth(meta: ContainerMeta) -> str:
+    acts = (meta.encodings or {}).get("activation_encodings") or []
+    bws = [int(e.get("bw", 8)) for e in acts if isinstance(e, dict) and str(e.get("dtype", "INT")).upper() == "INT"]
+    return "16" if bws and max(bws) > 8 else "8"
+
+
+def convert_snpe(root: Path, layout: str, version: str | None, container: Path, output: Path) -> None:
+    """snpe-onnx-to-dlc, then for a quantized container snpe-dlc-quantize with edgeloop's encodings
+    (--override_params). SNPE 2.x needs no calibration data then (--float_fallback); 1.x always wants
+    an input list, so it gets one all-zero input per tensor, which the overrides make irrelevant."""
+    check_version(layout, version)
+    with tempfile.TemporaryDirectory(prefix="edgeloop-snpe-") as tmp:
+        work = Path(tmp)
+        meta = export_for_sdk(container, work / "model.onnx", work / "encodings.json")
+        float_dlc = work / "model_float.dlc" if meta.quantized else output
+        args = ["--input_network", str(work / "model.onnx"), "--output_path", str(float_dlc)]
+        if meta.quantized:
+            args += ["--quantization_overrides", str(work / "encodings.json")]
+        run_tool(host_tool("snpe", "snpe-onnx-to-dlc", root), args)
+        if meta.quantized:
+            args = ["--input_dlc", str(float_dlc), "--output_dlc", str(output), "--override_params",
+                    "--act_bitwidth", _act_bitwidth(meta)]
+            if layout == "snpe1":
+                args += ["--input_list", str(_zero_inputs(meta, work))]
+            else:
+                args += ["--float_fallback"]
+            run_tool(host_tool("snpe", "snpe-dlc-quantize", root), args)
+
+
+def convert_qnn(root: Path, version: str | None, abi: str, container: Path, output: Path) -> None:
+    """qnn-onnx-converter (with edgeloop's encodings for a quantized container), then
+    qnn-model-lib-generator building the model library for the device's ABI."""
+    check_version("qnn", version)
+    target = QNN_TARGETS.get(abi)
+    if target is None:
+        raise EdgeloopError(f"QNN model libraries are built for {', '.join(QNN_TARGETS)}, not {abi}")
+    with tempfile.TemporaryDirectory(prefix="edgeloop-qnn-") as tmp:
+        work = Path(tmp)
+        meta = export_for_sdk(container, work / "model.onnx", work / "encodings.json")
+        args = ["--input_network", str(work / "model.onnx"), "--output_path", str(work / "model.cpp")]
+        if meta.quantized:
+            args += ["--quantization_overrides", str(work / "encodings.json"), "--float_fallback",
+                     "--act_bw", _act_bitwidth(meta)]
+        run_tool(host_tool("qnn", "qnn-onnx-converter", root), args)
+        args = ["-c", str(work / "model.cpp"), "-b", str(work / "model.bin"), "-o", str(work / "libs"),
+                "-t", target, "-l", "model"]
+        run_tool(host_tool("qnn", "qnn-model-lib-generator", root), args)
+        built = work / "libs" / target / "libmodel.so"
+        if not built.is_file():
+            raise EdgeloopError(f"qnn-model-lib-generator did not write {built.relative_to(work)}",
+                                "check its output above; the target toolchain (Android NDK) must be installed")
+        shutil.copyfile(built, output)
+
+
+def _zero_inputs(meta: ContainerMeta, work: Path) -> Path:
+    items = []
+    for tensor in meta.inputs:
+        raw = work / f"zero_{len(items)}.raw"
+        np.zeros(tensor.shape, dtype="<f4").tofile(raw)
+        items.append(f"{tensor.name}:={raw}")
+    (work / "zero_list.txt").write_text(" ".join(items) + "\n")
+    return work / "zero_list.txt"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m deploy.sdk convert {snpe,qnn} ...`: what the SNPE and QNN packs' convert hook runs."""
+    parser = argparse.ArgumentParser(prog="python -m deploy.sdk", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    convert = sub.add_parser("convert", help="container -> SDK model file (DLC or QNN model library)")
+    convert.add_argument("kind", choices=sorted(SDK_ENV))
+    convert.add_argument("--root", required=True)
+    convert.add_argument("--layout", required=True)
+    convert.add_argument("--version", default="")
+    convert.add_argument("--abi", default="arm64-v8a")
+    convert.add_argument("container", type=Path)
+    convert.add_argument("output", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        root = sdk_root(args.kind, args.root)
+        if args.kind == "snpe":
+            convert_snpe(root, args.layout, args.version or None, args.container, args.output)
+        else:
+            convert_qnn(root, args.version or None, args.abi, args.container, args.output)
+    except EdgeloopError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
