@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import sys
-import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -50,7 +49,7 @@ def plan(pack: Pack, profile: Profile, runtime: str, container_kind: str, name: 
         raise EdgeloopError(f"pack '{pack.name}' has nothing for ABI {profile.abi}", f"it has {', '.join(pack.abis)}")
     context: dict[str, Any] = {
         "pack": pack.name, "profile": profile.name, "abi": profile.abi, "runtime": runtime, "name": name,
-        "container_kind": container_kind, "input_list": "input_list.txt", "python": sys.executable,
+        "container_kind": container_kind, "input_list": "input_list.txt",
         "outputs": [t.name for t in outputs],
         "hexagon": {"arch": profile.hexagon.arch, "kind": profile.hexagon.kind,
                     "version": int(profile.hexagon.arch[1:])} if profile.hexagon else None,
