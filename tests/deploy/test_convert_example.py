@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +80,18 @@ def test_a_malformed_op_table_is_a_clear_error(text: str, message: str, tmp_path
     (tmp_path / "cpu.yaml").write_text(text)
     with pytest.raises(EdgeloopError, match=message):
         load_tables(tmp_path)
+
+
+def test_readme_commands_run(tmp_path: Path) -> None:
+    """The build-side commands of the example's README work as written (build/ redirected to tmp)."""
+    readme = (EXAMPLE / "README.md").read_text()
+    commands = [line.split()[1:] for line in readme.splitlines()
+                if line.startswith(("invoke convert", "invoke info", "invoke inputs"))]
+    assert [c[0] for c in commands] == ["convert", "info", "inputs"]
+    edgeloop = Path(sys.executable).parent / "edgeloop"
+    env = {**os.environ, "EDGELOOP_BUILD": str(tmp_path / "cache")}
+    for command in commands:
+        args = [arg.replace("build/", f"{tmp_path}/") for arg in command]
+        done = subprocess.run([str(edgeloop), *args], cwd=EXAMPLE.parents[1], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, (args, done.stderr)
+    assert "32 inferences match" in done.stdout
