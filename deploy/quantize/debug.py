@@ -1,0 +1,205 @@
+"""The layer-wise accuracy debugger: which layer breaks the quantized model, and what fixes it.
+
+For every layer output it reports the SQNR against float twice:
+- cumulative: in the whole quantized model, so errors of all earlier layers are included;
+- isolated: measured at the model outputs with only that layer quantized (its weights, bias and
+  output, with the quantized model's encodings) and everything else float: that layer's own
+  damage, which is what ranking needs (a layer after the culprit inherits its cumulative error,
+  and one channel's energy can hide damage to all others in a single tensor's SQNR).
+Layers rank by isolated SQNR. The overrides file it writes keeps the worst layers at 16 bit (or
+float); with a target it promotes the worst layers one at a time, re-quantizing each time, until
+the output SQNR reaches the target, and reports the cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from deploy.container import load_container
+from deploy.errors import EdgeloopError
+from deploy.fsutil import atomic_write_text
+from deploy.inputlist import read_input_list, validate_input_list
+from deploy.quantize.aimet import parse_encodings
+from deploy.quantize.calibrate import progress
+from deploy.quantize.metrics import Agreement
+from deploy.quantize.options import QuantizeOptions
+from deploy.quantize.pipeline import feeds_from, pooled, quantize_model
+from deploy.quantize.plan import WEIGHTED, Plan, weight_axis
+from deploy.quantize.qdq import write_qdq
+from deploy.quantize.runner import expose, session
+
+PROMOTIONS = ("16", "float")
+
+
+@dataclass
+class LayerReport:
+    tensor: str
+    node: str
+    op_type: str
+    cumulative_sqnr_db: float
+    isolated_sqnr_db: float
+
+
+@dataclass
+class DebugReport:
+    layers: list[LayerReport]  # graph order
+    output_sqnr_db: float
+    overrides: dict[str, Any]  # AIMET 1.0.0 partial overrides for the promoted layers
+    promoted: list[str] = field(default_factory=list)  # tensors, in promotion order
+    final_sqnr_db: float | None = None  # after promotion, when a target was given
+    target_met: bool | None = None
+    size_bytes: int = 0  # stored parameter bytes of the quantized model
+    final_size_bytes: int | None = None
+
+    @property
+    def ranking(self) -> list[LayerReport]:
+        """Worst first: the layers that lose most on their own."""
+        return sorted(self.layers, key=lambda layer: layer.isolated_sqnr_db)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"output_sqnr_db": self.output_sqnr_db, "layers": [vars(layer) for layer in self.layers],
+                "ranking": [layer.tensor for layer in self.ranking], "promoted": self.promoted,
+                "final_sqnr_db": self.final_sqnr_db, "target_met": self.target_met, "size_bytes": self.size_bytes,
+                "final_size_bytes": self.final_size_bytes}
+
+
+def parameter_bytes(model: onnx.ModelProto) -> int:
+    """Bytes the model's initializers take as stored (int4 packed, int8, float32...)."""
+    total = 0
+    for init in model.graph.initializer:
+        count = int(np.prod(init.dims)) if init.dims else 1
+        bits = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4}.get(
+            init.data_type, 8 * helper.tensor_dtype_to_np_dtype(init.data_type).itemsize)
+        total += (count * bits + 7) // 8
+    return total
+
+
+def _plan_from(meta_encodings: dict[str, Any], model: onnx.ModelProto) -> Plan:
+    """The quantized container's encodings as a Plan (biases as plain int32 params)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    parsed = parse_encodings(meta_encodings, "<quantized container>", set(inits))
+    acts = {n: e for n, e in parsed.activations.items() if e.resolved}
+    params = {n: e for n, e in parsed.params.items() if e.resolved and not e.is_float}
+    for node in model.graph.node:  # the file has no axis for per-channel weights: the op decides
+        weight = node.input[1] if len(node.input) > 1 else ""
+        if weight in params and params[weight].axis is not None:
+            axis = weight_axis(node, numpy_helper.to_array(inits[weight]))
+            params[weight] = dataclasses.replace(params[weight], axis=axis)
+    return Plan(activations=acts, params=params, biases={}, float_nodes=set(), conversions={})
+
+
+def _only(plan: Plan, node: onnx.NodeProto) -> Plan:
+    """The part of `plan` that quantizes one layer: its weights, bias and output."""
+    return Plan(activations={o: plan.activations[o] for o in node.output if o in plan.activations},
+                params={p: plan.params[p] for p in node.input if p in plan.params}, biases={},
+                float_nodes=set(), conversions={})
+
+
+def layer_sqnr(model: onnx.ModelProto, qmodel: onnx.ModelProto, encodings: dict[str, Any], feeds,
+               total: int) -> tuple[list[LayerReport], float]:
+    """Per layer: cumulative SQNR at its output in the quantized model, and isolated SQNR at the
+    model outputs with only that layer quantized (its sensitivity)."""
+    plan = _plan_from(encodings, model)
+    nodes = [n for n in model.graph.node
+             if n.output and n.output[0] in plan.activations and not plan.activations[n.output[0]].is_float]
+    names = [n.output[0] for n in nodes]
+    outputs = [o.name for o in model.graph.output]
+    watched = list(dict.fromkeys([*names, *outputs]))
+    float_sess = session(expose(model, watched))
+    quant_sess = session(expose(qmodel, watched))
+    alone = [session(write_qdq(model, _only(plan, n))) for n in nodes]
+    cumulative = {n: Agreement() for n in names}
+    isolated = {n: Agreement() for n in names}
+    output = Agreement()
+    with progress("debugging layers") as bar:
+        task = bar.add_task("debugging layers", total=total)
+        for feed in feeds:
+            ref = dict(zip(watched, float_sess.run(watched, feed), strict=True))
+            quant = dict(zip(watched, quant_sess.run(watched, feed), strict=True))
+            for name in names:
+                cumulative[name].add(ref[name], quant[name])
+            for name in outputs:
+                output.add(ref[name], quant[name])
+            for name, sess in zip(names, alone, strict=True):
+                for out, value in zip(outputs, sess.run(outputs, feed), strict=True):
+                    isolated[name].add(ref[out], value)
+            bar.advance(task)
+    reports = [LayerReport(n.output[0], n.name, n.op_type, round(cumulative[n.output[0]].sqnr_db, 3),
+                           round(isolated[n.output[0]].sqnr_db, 3)) for n in nodes]
+    return reports, output.sqnr_db
+
+
+def promotion_overrides(model: onnx.ModelProto, tensors: list[str], promote: str) -> dict[str, Any]:
+    """AIMET 1.0.0 partial overrides keeping these layers (output, and weight of weighted ops) at
+    16 bit or float; bitwidth-only entries take their range from calibration."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    entry = ({"dtype": "FLOAT", "bw": 32} if promote == "float" else {"dtype": "INT", "bw": 16, "is_sym": False})
+    acts, params = [], []
+    for tensor in tensors:
+        acts.append({"name": tensor, "enc_type": "PER_TENSOR", **entry})
+        node = producer.get(tensor)
+        if node is not None and node.op_type in WEIGHTED and len(node.input) > 1 and node.input[1] in inits:
+            params.append({"name": node.input[1], "enc_type": "PER_TENSOR", **entry,
+                           **({"is_sym": True} if promote == "16" else {})})
+    return {"version": "1.0.0", "activation_encodings": acts, "param_encodings": params, "excluded_layers": [],
+            "quantizer_args": {}}
+
+
+def _options_of(quantization: dict[str, Any]) -> QuantizeOptions:
+    known = {f for f in QuantizeOptions.__dataclass_fields__}
+    return QuantizeOptions.from_mapping({k: v for k, v in quantization.items() if k in known}, "<quantized container>")
+
+
+def debug(container: str | os.PathLike[str], quantized: str | os.PathLike[str], input_list: str | os.PathLike[str],
+          *, inputs: int = 8, target_sqnr: float | None = None, promote: str = "16", worst: int = 3,
+          overrides_out: str | os.PathLike[str] | None = None) -> DebugReport:
+    """Compare float and quantized containers layer by layer on the first `inputs` lines of the list."""
+    if promote not in PROMOTIONS:
+        raise EdgeloopError(f"promote must be one of {', '.join(PROMOTIONS)}, got {promote!r}")
+    model, meta = load_container(container)
+    qmodel, qmeta = load_container(quantized)
+    if meta.quantized or not qmeta.quantized or not qmeta.encodings:
+        raise EdgeloopError(f"{container} must be a float container and {quantized} a quantized one",
+                            "pass --container FLOAT.onnx --quantized Q.onnx")
+    parsed = read_input_list(input_list)
+    parsed.entries = parsed.entries[:max(1, inputs)]
+    validate_input_list(parsed, meta.inputs, str(input_list))
+    feeds = feeds_from(parsed, meta, str(input_list))
+    count = len(parsed.entries)
+    layers, output_sqnr = layer_sqnr(model, qmodel, qmeta.encodings, feeds(), count)
+    report = DebugReport(layers=layers, output_sqnr_db=round(output_sqnr, 3), overrides={},
+                         size_bytes=parameter_bytes(qmodel))
+    ranking = [layer.tensor for layer in report.ranking]
+    if target_sqnr is None:
+        report.promoted = ranking[:worst]
+    else:
+        report.target_met = output_sqnr >= target_sqnr
+        options = _options_of(qmeta.quantization or {})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "overrides.json"
+            for tensor in ranking:
+                if report.target_met:
+                    break
+                report.promoted.append(tensor)
+                path.write_text(json.dumps(promotion_overrides(model, report.promoted, promote)))
+                promoted = QuantizeOptions(**{**vars(options), "override_params": path})
+                candidate, _, agreements = quantize_model(model, feeds, count, promoted)
+                report.final_sqnr_db = round(pooled(agreements).sqnr_db, 3)
+                report.final_size_bytes = parameter_bytes(candidate)
+                report.target_met = report.final_sqnr_db >= target_sqnr
+    report.overrides = promotion_overrides(model, report.promoted, promote)
+    if overrides_out is not None:
+        atomic_write_text(overrides_out, json.dumps(report.overrides, indent=1) + "\n")
+    return report
+
