@@ -16,7 +16,7 @@ from typing import Any
 
 from deploy.container import TensorInfo
 from deploy.errors import EdgeloopError
-from deploy.packs.schema import ENV, Pack, Template
+from deploy.packs.schema import Pack, Template
 from deploy.profiles import Profile
 from deploy.yamlnode import did_you_mean
 
@@ -124,7 +124,7 @@ def _files(pack: Pack, context: dict[str, Any]) -> list[tuple[str, Path, int]]:
         if not matches and not rule.optional:
             where = f"${pack.sdk.env}" if pack.sdk else str(pack.folder)
             raise EdgeloopError(f"pack '{pack.name}': no file matches {where}/{pattern} (runtime {context['runtime']}, "
-                                f"ABI {context['abi']})", rule.hint and ENV.from_string(rule.hint).render(context))
+                                f"ABI {context['abi']})", rule.hint.render(context) if rule.hint else None)
         to = rule.to.render(context)
         for match in matches:
             dest = _safe_path(to + match.name if to.endswith("/") else to, rule.to)
@@ -147,6 +147,5 @@ def _run_script(pack: Pack, context: dict[str, Any], runtime_flags: tuple[Templa
         if var.inherit:
             parts.append(f"${var.name}")
         env.append((var.name, '"' + var.separator.join(parts) + '"'))
-    text = ENV.from_string(pack.template.read_text()).render(
-        {**context, "env": env, "command": [shlex.quote(arg) for arg in command if arg != ""]})
-    return text
+    script = Template(pack.template.read_text(), str(pack.template))
+    return script.render({**context, "env": env, "command": [shlex.quote(arg) for arg in command if arg != ""]})

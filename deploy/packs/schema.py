@@ -46,7 +46,7 @@ class Template:
         try:
             return ENV.from_string(self.source).render(context)
         except jinja2.TemplateError as exc:
-            raise EdgeloopError(f"{self.where}: cannot render '{self.source}': {exc}") from None
+            raise EdgeloopError(f"{self.where}: cannot render the template: {exc}") from None
 
     def test(self, context: dict[str, Any]) -> bool:
         try:
@@ -64,7 +64,7 @@ class FileRule:
     when: Template | None
     mode: int
     optional: bool
-    hint: str | None
+    hint: Template | None  # rendered into the error when nothing matches
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def _file_rule(node: Node) -> FileRule:
         keys["mode"].fail(f"'{mode}' is not a file mode", "write it as a quoted octal string such as \"0755\"")
     return FileRule(source=Template.of(keys["from"]), to=to, when=_when(keys), mode=int(mode, 8),
                     optional=keys["optional"].typed(bool) if "optional" in keys else False,
-                    hint=keys["hint"].string() if "hint" in keys else None)
+                    hint=Template.of(keys["hint"]) if "hint" in keys else None)
 
 
 def _env_var(name: str, node: Node) -> EnvVar:

@@ -212,3 +212,11 @@ def test_template_syntax_error_names_the_template(tmp_path: Path) -> None:
     (tmp_path / "run.sh.j2").write_text(textwrap.dedent("ok\n{% for x in %}\n"))
     with pytest.raises(EdgeloopError, match=r"run\.sh\.j2:2: template error"):
         parse_pack(tmp_path / "pack.yaml")
+
+
+def test_undefined_template_variable_is_a_clear_error(sdk_pack: Path, project: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    container, inputs = project
+    (tmp_path / "packs/fakesdk/run.sh.j2").write_text(TEMPLATE + "{{ netrun_extra }}\n")
+    with pytest.raises(EdgeloopError, match=r"run\.sh\.j2: cannot render the template: 'netrun_extra' is undefined"):
+        bundle(container, load_profile("galaxy-s23"), "cpu", inputs, pack="fakesdk", root=tmp_path / "b")
