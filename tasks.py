@@ -170,7 +170,51 @@ def _quantize_collection() -> Collection:
         if encodings_out:
             console.print(f"encodings: {encodings_out}")
 
-    return Collection("quantize", quantize_task)
+    @task(name="debug", help={
+        "container": "the float container", "quantized": "the quantized container made from it",
+        "input_list": "SNPE input_list.txt; the first --inputs lines are used",
+        "inputs": "how many inputs to run (default 8)",
+        "target_sqnr": "promote the worst layers until the output SQNR (dB) reaches this",
+        "promote": "what promotion means: 16 (16-bit activations and weights) or float",
+        "worst": "without a target: how many of the worst layers the overrides file keeps (default 3)",
+        "overrides_out": "write the promotion overrides (AIMET 1.0.0) here, for --override-params",
+        "json": "print the report as JSON"})
+    @user_errors
+    def debug_task(c, container, quantized, input_list, inputs=8, target_sqnr=None, promote="16", worst=3,
+                   overrides_out=None, json=False):
+        """Per-layer SQNR of a quantized container against float (cumulative and isolated); rank the culprits."""
+        import json as json_module
+
+        from rich.table import Table
+
+        from deploy.quantize.debug import debug
+
+        report = debug(container, quantized, input_list, inputs=int(inputs),
+                       target_sqnr=float(target_sqnr) if target_sqnr is not None else None, promote=str(promote),
+                       worst=int(worst), overrides_out=overrides_out)
+        if json:
+            console.print_json(json_module.dumps(report.to_json()))
+            return
+        rank = {layer.tensor: i for i, layer in enumerate(report.ranking, 1)}
+        table = Table(title=f"output SQNR {report.output_sqnr_db:.2f} dB")
+        for column in ("rank", "layer output", "op", "cumulative SQNR dB", "isolated SQNR dB"):
+            table.add_column(column, justify="right" if "SQNR" in column or column == "rank" else "left")
+        for layer in report.layers:
+            mark = "[red]" if layer.tensor in report.promoted else ""
+            table.add_row(str(rank[layer.tensor]), f"{mark}{layer.tensor}", layer.op_type,
+                          f"{layer.cumulative_sqnr_db:.2f}", f"{layer.isolated_sqnr_db:.2f}")
+        console.print(table)
+        if report.target_met is not None:
+            verdict = "met" if report.target_met else "not met"
+            final = report.final_sqnr_db if report.final_sqnr_db is not None else report.output_sqnr_db
+            size = report.final_size_bytes or report.size_bytes
+            console.print(f"target {target_sqnr} dB {verdict}: {final:.2f} dB after promoting "
+                          f"{len(report.promoted)} layer(s) to {promote}; parameters {report.size_bytes} -> "
+                          f"{size} bytes")
+        console.print(f"worst layers: {', '.join(report.promoted) or '-'}"
+                      + (f"; overrides: {overrides_out}" if overrides_out else ""))
+
+    return Collection("quantize", quantize_task, debug_task)
 
 
 quantize_collection = _quantize_collection()
