@@ -15,6 +15,85 @@ from harness.console import console, user_errors
 
 # ---- emulator ----------------------------------------------------------------------------
 
+_FAULT_HELP = ("fault as name=value (repeatable): drop_after_bytes=N, throttle_bps=N, storage_full, "
+               "netrun_crash, netrun_hang, drop_once")
+
+
+def _emulator_collection() -> Collection:
+    """emulator.* (defined here so they are not also top-level tasks)."""
+
+    @task(name="start", iterable=["fault"], help={
+        "profile": "device profile (pixel, pixel4, galaxy-s23, generic-arm64 or a YAML path)",
+        "port": "TCP port on 127.0.0.1 (default: a free one; an odd port in 5555-5585 is found by adb itself)",
+        "name": "device name (default: the profile's name, then <profile>-2, ...)",
+        "fault": _FAULT_HELP,
+        "connect": "also `adb connect` it to the adb server on --adb-port",
+        "adb_port": "adb server port for --connect (default 5037)"})
+    @user_errors
+    def emulator_start(c, profile="pixel", port=None, name=None, fault=None, connect=False, adb_port=5037):
+        """Start an emulated Android device in the background and print its adb serial."""
+        from emulator.device import Faults, parse_fault_items
+        from emulator.lifecycle import start_device
+
+        faults = Faults.from_mapping(parse_fault_items(fault or []), "--fault")
+        device = start_device(profile, name=name, port=int(port) if port else None, faults=faults)
+        if connect:
+            device.connect(int(adb_port))
+        console.print(device.serial)
+
+    @task(name="list")
+    @user_errors
+    def emulator_list(c):
+        """List the emulated devices running now."""
+        from rich.table import Table
+
+        from emulator.lifecycle import list_devices
+
+        table = Table()
+        for column in ("name", "profile", "serial", "pid", "faults", "sandbox"):
+            table.add_column(column)
+        for d in list_devices():
+            faults = ", ".join(f"{k}={v}" for k, v in d.faults.active().items()) or "-"
+            table.add_row(d.name, d.profile, d.serial, str(d.pid), faults, str(d.sandbox_root))
+        console.print(table if table.row_count else "no emulated device is running")
+
+    @task(name="stop", help={"name": "device to stop", "all": "stop every running device"})
+    @user_errors
+    def emulator_stop(c, name="", all=False):
+        """Stop one emulated device (-n NAME) or all of them (--all)."""
+        from deploy.errors import EdgeloopError
+        from emulator.lifecycle import stop_all, stop_device
+
+        if all:
+            stopped = stop_all()
+            console.print(f"stopped {', '.join(stopped)}" if stopped else "no emulated device was running")
+        elif name:
+            stop_device(name)
+            console.print(f"stopped {name}")
+        else:
+            raise EdgeloopError("which device?", "give -n NAME or --all")
+
+    @task(name="fault", positional=["name"], iterable=["set"], help={"name": "device name", "set": _FAULT_HELP,
+                                                "clear": "switch every fault off first"})
+    @user_errors
+    def emulator_fault(c, name, set=None, clear=False):
+        """Change the faults of a running emulated device (in effect for everything it does next)."""
+        from deploy.errors import EdgeloopError
+        from emulator.device import Faults, parse_fault_items
+        from emulator.lifecycle import list_devices
+
+        device = next((d for d in list_devices() if d.name == name), None)
+        if device is None:
+            raise EdgeloopError(f"no running emulated device named '{name}'", "see: invoke emulator.list")
+        base = vars(Faults()) if clear else {}
+        faults = device.set_faults(**{**base, **parse_fault_items(set or [])})
+        console.print(", ".join(f"{k}={v}" for k, v in faults.active().items()) or "no faults")
+
+    return Collection("emulator", emulator_start, emulator_list, emulator_stop, emulator_fault)
+
+
+emulator_collection = _emulator_collection()
+
 # ---- build pipeline (convert, info, inputs, bundle, clean) -------------------------------
 
 @task(iterable=["input_dim", "out_node"], help={
@@ -344,6 +423,7 @@ def version(c):
 
 ns = Collection.from_module(__import__(__name__))
 ns.add_collection(farm_collection)
+ns.add_collection(emulator_collection)
 ns.add_collection(report_collection)
 ns.add_collection(quantize_collection)
 

@@ -64,6 +64,15 @@ class Faults:
         return {k: v for k, v in asdict(self).items() if v not in (None, False)}
 
 
+def parse_fault_items(items: list[str]) -> dict[str, str]:
+    """Command-line faults: `name=value`, or a bare `name` meaning true (`storage_full`)."""
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        parsed[key.strip()] = value.strip() if sep else "true"
+    return parsed
+
+
 def _positive_or_none(key: str, value: Any, source: str) -> int | None:
     if value is None or value in ("", "none", "off"):
         return None
