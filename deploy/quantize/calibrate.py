@@ -56,8 +56,9 @@ class TensorStats:
 
 def progress(label: str) -> Progress:
     """The progress bar every long quantizer loop shows (on stderr, so stdout stays parseable)."""
+    console = Console(stderr=True)
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=True)
+                    console=console, transient=True, disable=not console.is_terminal)
 
 
 def calibrate(model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[str, np.ndarray]], total: int,

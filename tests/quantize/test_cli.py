@@ -1,0 +1,46 @@
+"""The quantize tasks as users run them: flags with SNPE names, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.deploy.models import conv_net
+from tests.quantize.util import make_container, make_input_list
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _edgeloop(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "EDGELOOP_BUILD": str(cwd / "build"), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(REPO), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_quantize_and_debug_tasks(tmp_path: Path) -> None:
+    model = conv_net()
+    make_container(model, tmp_path / "float.onnx")
+    make_input_list(model, tmp_path, 3)
+    done = _edgeloop("quantize", "--container", "float.onnx", "--input-list", "input_list.txt", "--output",
+                     "q.onnx", "--param-quantizer", "enhanced", "--use-per-channel-quantization",
+                     "--algorithms", "cle,bc", "--encodings-out", "enc.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "output SQNR" in done.stdout and (tmp_path / "q.onnx").is_file()
+    assert json.loads((tmp_path / "enc.json").read_text())["version"] == "1.0.0"
+    report = _edgeloop("quantize.debug", "--container", "float.onnx", "--quantized", "q.onnx", "--input-list",
+                       "input_list.txt", "--inputs", "2", "--json", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert len(json.loads(report.stdout)["layers"]) >= 10
+
+
+def test_bad_flag_value_is_one_line_exit_2(tmp_path: Path) -> None:
+    model = conv_net()
+    make_container(model, tmp_path / "float.onnx")
+    make_input_list(model, tmp_path, 1)
+    done = _edgeloop("quantize", "--container", "float.onnx", "--input-list", "input_list.txt",
+                     "--weights-bitwidth", "6", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: command line: weights_bitwidth must be one of 4, 8, 16, got 6"
