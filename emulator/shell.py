@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fnmatch
 import io
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -21,7 +20,16 @@ from typing import Any, BinaryIO
 from emulator import shell_files  # noqa: F401 - registers the file commands
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
 from emulator.sandbox import DeviceOSError, Sandbox
-from emulator.shell_builtins import APPLETS, BUILTINS, Invocation, LoopControl, ReturnFrom, ShellExit, UsageError
+from emulator.shell_builtins import (
+    APPLETS,
+    BUILTINS,
+    Invocation,
+    LoopControl,
+    ReturnFrom,
+    ShellExit,
+    UsageError,
+    read_line,
+)
 from emulator.shell_elf import elf_refusal
 from emulator.shell_expand import Expander, ExpansionError
 from emulator.shell_parse import (
@@ -41,6 +49,7 @@ from emulator.shell_parse import (
     Simple,
     parse,
 )
+from emulator.shell_procs import KILLED, Process, Session, table_for
 
 SH = "/system/bin/sh"
 SH_PATHS = frozenset({SH, "/system/bin/mksh", "/bin/sh"})
@@ -99,12 +108,13 @@ class State:
 class Interp:
     """Runs parsed trees for one shell process (the top level, a script or a subshell)."""
 
-    def __init__(self, shell: Shell, state: State, cancel: threading.Event, script: str | None = None) -> None:
+    def __init__(self, shell: Shell, state: State, process: Process, script: str | None = None) -> None:
         self.shell = shell
         self.fs: Sandbox = shell.fs
         self.device = shell.device
         self.state = state
-        self.cancel = cancel
+        self.process = process  # the session's entry in the device's process list
+        self.cancel = process.session.cancel
         self.script = script  # set for scripts: errors then read `name[line]: ...` like mksh
         self.line = 0
         self.expander = Expander(self)
@@ -119,7 +129,7 @@ class Interp:
 
     def lookup(self, name: str) -> str | None:
         special = {"?": lambda: str(self.state.status), "#": lambda: str(len(self.state.args)),
-                   "$": lambda: str(os.getpid() % 30000 + 1000), "!": lambda: "", "-": lambda: "e" * self.state.errexit,
+                   "$": lambda: str(self.process.pid), "!": lambda: "", "-": lambda: "e" * self.state.errexit,
                    "*": lambda: " ".join(self.state.args), "@": lambda: " ".join(self.state.args),
                    "0": lambda: self.state.name}
         if name in special:
@@ -146,7 +156,7 @@ class Interp:
         return buffer.getvalue().decode("utf-8", "replace")
 
     def subshell(self) -> Interp:
-        child = Interp(self.shell, self.state.copy(), self.cancel, self.script)
+        child = Interp(self.shell, self.state.copy(), self.process, self.script)
         child.stderr = self.stderr
         return child
 
@@ -172,8 +182,33 @@ class Interp:
         except (ReturnFrom, LoopControl) as exc:
             return exc.status
         finally:
-            for f in self.held_open:
-                f.close()
+            close_all(self.held_open)
+
+    def run_lines(self, stream: BinaryIO, fds: Fds) -> int:
+        """Read commands from a stream and run each as soon as it is complete, as an interactive
+        shell does (`adb shell` without a command); `exit` or the end of the stream ends it."""
+        fds, pending, status = dict(fds), "", 0
+        try:
+            while (line := read_line(stream)) is not None:
+                pending += line.decode("utf-8", "replace") + "\n"
+                try:
+                    tree = parse(pending)
+                except ParseError as exc:
+                    if not exc.incomplete:
+                        self.line, pending, status = exc.line, "", 2
+                        self.error(fds, str(exc))
+                    continue
+                pending = ""
+                status = self.run_sequence(tree, fds)
+            if pending.strip():
+                return self.run_source(pending, fds)
+            return status
+        except ShellExit as exc:
+            return exc.status
+        except (ReturnFrom, LoopControl) as exc:
+            return exc.status
+        finally:
+            close_all(self.held_open)
 
     def run_sequence(self, seq: Sequence, fds: Fds, tested: bool = False) -> int:
         status = 0
@@ -431,10 +466,10 @@ class Interp:
         context = ProgramContext(argv=argv, env=env, cwd=self.cwd, fs=self.fs, stdin=fds[0], stdout=fds[1],
                                  stderr=fds[2], device=self.device, cancel=self.cancel)
         self.device.log("program_start", program=path, argv=argv, cwd=self.cwd)
+        processes = table_for(self.device)
         try:
-            status = int(SYSTEM_PROGRAMS[path](context))
-        except (ShellExit, ReturnFrom, LoopControl):
-            raise
+            with processes.running(" ".join(argv), self.process.session, ppid=self.process.pid):
+                status = int(SYSTEM_PROGRAMS[path](context))
         except Exception as exc:  # a bug in a system program: the device reports a crash, not a traceback
             self.device.log("program_crash", program=path, error=repr(exc))
             write(fds[2], f"{argv[0]}: internal error: {exc}\n")
@@ -478,11 +513,13 @@ class Interp:
             return 127
         return self.spawn(source, argv[0], argv[1:], env, fds, script=argv[0], errexit=errexit)
 
-    def spawn(self, source: str, name: str, args: list[str], env: dict[str, str], fds: Fds, *,
+    def spawn(self, source: str | BinaryIO, name: str, args: list[str], env: dict[str, str], fds: Fds, *,
               script: str | None, errexit: bool = False) -> int:
-        """Run `source` in a new shell process that inherits `env` and this shell's cwd."""
+        """Run `source` (text, or a stream read line by line) in a new shell process that inherits
+        `env` and this shell's cwd."""
         state = State(dict(env), set(env), self.cwd, list(args), name, errexit=errexit)
-        return Interp(self.shell, state, self.cancel, script).run_source(source, fds)
+        child = Interp(self.shell, state, self.process, script)
+        return child.run_source(source, fds) if isinstance(source, str) else child.run_lines(source, fds)
 
 
 def write(stream: BinaryIO, text: str) -> None:
@@ -506,11 +543,14 @@ class Shell:
         """Run a command line or script text like `sh -c`; the exit status comes back, errors go to stderr."""
         variables = {**DEFAULT_ENV, **(env or {})}
         state = State(variables, set(variables), self.fs.norm(cwd), [])
-        interp = Interp(self, state, cancel or threading.Event())
+        session = Session(cancel or threading.Event())
         try:
-            status = interp.run_source(command, {0: stdin, 1: stdout, 2: stderr})
+            with table_for(self.device).running(f"{SH} -c {command}", session) as process:
+                status = Interp(self, state, process).run_source(command, {0: stdin, 1: stdout, 2: stderr})
         except (BrokenPipeError, ConnectionError):
             return 141  # the client went away mid-output: SIGPIPE
+        if session.killed:
+            status = KILLED
         for stream in (stdout, stderr):
             flush = getattr(stream, "flush", None)
             if flush is not None:

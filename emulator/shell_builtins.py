@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from emulator.programs import SYSTEM_PROGRAMS
 from emulator.sandbox import DeviceOSError, Sandbox
 from emulator.shell_elf import uname_machine
+from emulator.shell_procs import table_for
 
 if TYPE_CHECKING:
     from emulator.shell import Interp
@@ -388,9 +389,8 @@ def cmd_sh(inv: Invocation) -> int:
             return 2
         name = args[2] if len(args) > 2 else inv.argv[0]
         return inv.interp.spawn(args[1], name, args[3:], inv.env, inv.fds, script=None, errexit=errexit)
-    if not args or args[0] in ("-", "--"):
-        source = inv.stdin.read().decode("utf-8", "replace")
-        return inv.interp.spawn(source, inv.argv[0], args[1:], inv.env, inv.fds, script=None, errexit=errexit)
+    if not args or args[0] in ("-", "--"):  # commands from stdin, each run as soon as it is complete
+        return inv.interp.spawn(inv.stdin, inv.argv[0], args[1:], inv.env, inv.fds, script=None, errexit=errexit)
     return inv.interp.run_script(inv.fs.norm(args[0], inv.cwd), args, inv.env, inv.fds, errexit=errexit)
 
 
@@ -682,3 +682,57 @@ def cmd_test(inv: Invocation) -> int:
 def system_image() -> set[str]:
     """Executables the device image provides without a sandbox file: system programs and applets."""
     return set(SYSTEM_PROGRAMS) | {f"/system/bin/{name}" for name in APPLETS}
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+
+@builtin("ps")
+def cmd_ps(inv: Invocation) -> int:
+    """Sessions and system programs; -f (or -o args) shows whole command lines."""
+    flags, _ = split_flags([a for a in inv.args if a not in ("-o", "args", "ARGS")], "Aefw")
+    full = "f" in flags or bool({"args", "ARGS"} & set(inv.args))
+    inv.out(f"{'USER':<10} {'PID':>5} {'PPID':>5} {'CMD' if full else 'NAME'}\n")
+    for process in table_for(inv.interp.device).processes():
+        name = process.cmdline if full else process.cmdline.split(" ", 1)[0].rpartition("/")[2]
+        inv.out(f"{'shell':<10} {process.pid:>5} {process.ppid:>5} {name}\n")
+    return 0
+
+
+def _signal_args(args: list[str]) -> list[str]:
+    """Drop `-9`, `-TERM`, `-s SIG`: every signal stops the session (there is one way to stop)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "-s":
+            skip = True
+        elif not re.fullmatch(r"-(\d+|[A-Z]+)", arg):
+            kept.append(arg)
+    return kept
+
+
+@builtin("kill")
+def cmd_kill(inv: Invocation) -> int:
+    status = 0
+    for arg in _signal_args(inv.args):
+        if not arg.isdigit() or not table_for(inv.interp.device).kill(int(arg)):
+            inv.err(f"{arg}: No such process")
+            status = 1
+    return status
+
+
+@builtin("pkill")
+def cmd_pkill(inv: Invocation) -> int:
+    """pkill [-f] PATTERN: -f matches whole command lines; never the session running pkill itself."""
+    flags, operands = split_flags(_signal_args(inv.args), "fx")
+    if len(operands) != 1:
+        inv.err("needs 1 argument")
+        return 2
+    pattern = re.compile(operands[0])
+    table = table_for(inv.interp.device)
+    hits = [p for p in table.processes() if p.session is not inv.interp.process.session and (
+        pattern.search(p.cmdline if "f" in flags else p.cmdline.split(" ", 1)[0].rpartition("/")[2]))]
+    for process in hits:
+        table.kill(process.pid)
+    return 0 if hits else 1

@@ -148,9 +148,10 @@ Node = Simple | Pipeline | AndOr | Sequence | If | For | Loop | Group | Case | F
 class ParseError(Exception):
     """A syntax error; the message reads like mksh's (`syntax error: 'fi' unexpected`)."""
 
-    def __init__(self, message: str, line: int) -> None:
+    def __init__(self, message: str, line: int, incomplete: bool = False) -> None:
         super().__init__(message)
         self.line = line
+        self.incomplete = incomplete  # the text ended early: more lines may complete it
 
 
 # ---- tokens --------------------------------------------------------------------------------
@@ -215,7 +216,8 @@ class _WordReader:
         self.parts: list[Part] = []
 
     def error(self, message: str) -> ParseError:
-        return ParseError(message, self.line)
+        """Unterminated quotes and substitutions: the text ended before the word did."""
+        return ParseError(message, self.line, incomplete=True)
 
     def add(self, text: str, quoted: bool, keep_empty: bool = False) -> None:
         """Append text, merging with a neighbour of the same quoting; `keep_empty` makes '' a field."""
@@ -412,7 +414,7 @@ class _Parser:
         tok = self.tok
         what = "end of file" if tok.kind == "eof" else "newline" if tok.value == "\n" else tok.value
         quoted = what if tok.kind == "eof" else f"'{what}'"
-        return ParseError(f"syntax error: {quoted} unexpected", tok.line)
+        return ParseError(f"syntax error: {quoted} unexpected", tok.line, incomplete=tok.kind == "eof")
 
     def at_reserved(self, *names: str) -> bool:
         return self.tok.kind == "word" and self.tok.word is not None and self.tok.word.plain in names

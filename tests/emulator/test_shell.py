@@ -3,6 +3,7 @@ system programs and cancellation, against a real sandbox (the adb path is tested
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -375,3 +376,71 @@ def test_cancel_reaches_a_running_program(sh: ShellRunner, monkeypatch: pytest.M
     timer.start()
     assert sh("edgeloop-waits; echo never", cancel=cancel).status == 129
     timer.join()
+
+
+class _Watched:
+    """stdout that lets the test wait until some text has been written."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.changed = threading.Condition()
+
+    def write(self, data: bytes) -> int:
+        with self.changed:
+            self.data += bytes(data)
+            self.changed.notify_all()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def wait_for(self, text: bytes) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: text in self.data, timeout=10)
+
+
+def test_interactive_shell_runs_each_command_as_it_arrives(sh: ShellRunner) -> None:
+    read_fd, write_fd = os.pipe()
+    stdout, status = _Watched(), []
+    with open(read_fd, "rb", buffering=0) as stdin, open(write_fd, "wb", buffering=0) as feed:
+        worker = threading.Thread(target=lambda: status.append(
+            sh.shell.run("sh", stdin=stdin, stdout=stdout, stderr=stdout)))  # type: ignore[arg-type]
+        worker.start()
+        feed.write(b"echo one\n")
+        assert stdout.wait_for(b"one\n")  # answered while stdin is still open
+        feed.write(b"if true; then\n")
+        feed.write(b"  echo two\nfi\n")
+        assert stdout.wait_for(b"two\n")
+        feed.write(b"fi\ncd /data; pwd\nexit 3\necho never\n")
+        worker.join(10)
+    assert status == [3]
+    assert stdout.data == b"one\ntwo\n/system/bin/sh: syntax error: 'fi' unexpected\n/data\n"
+
+
+def test_ps_and_pkill_stop_a_running_session(sh: ShellRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = threading.Event()
+
+    def waits(ctx: ProgramContext) -> int:
+        started.set()
+        return 130 if ctx.cancel.wait(30) else 0
+
+    monkeypatch.setitem(SYSTEM_PROGRAMS, "/system/bin/edgeloop-waits", waits)
+    sh("mkdir -p /data/local/tmp/edgeloop/b1")
+    results = []
+    worker = threading.Thread(target=lambda: results.append(
+        sh("cd '/data/local/tmp/edgeloop/b1' && edgeloop-waits --x 1; echo never")))
+    worker.start()
+    assert started.wait(10)
+    listing = sh("ps -f").out.splitlines()
+    assert listing[0].split() == ["USER", "PID", "PPID", "CMD"]
+    program = next(line.split() for line in listing if line.endswith("edgeloop-waits --x 1"))
+    session = next(line.split() for line in listing if "/data/local/tmp/edgeloop/b1" in line)
+    assert program[2] == session[1]  # the program's parent is its shell session
+    assert sh("ps").out.count("edgeloop-waits") == 1
+    assert sh("pkill -f /data/local/tmp/edgeloop/none").status == 1
+    assert sh("pkill -f /data/local/tmp/edgeloop/b1").status == 0
+    worker.join(10)
+    assert not worker.is_alive()
+    assert (results[0].status, results[0].out) == (143, "")
+    assert sh("kill 99999").err == "kill: 99999: No such process\n"
+    assert "edgeloop-waits" not in sh("ps -f").out
