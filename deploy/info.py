@@ -66,11 +66,13 @@ class ContainerInfo:
     weight_bytes: int
     peak_activation_bytes: int
     opset: int
-    ops: list[OpSupport] = field(default_factory=list)
+    ops: list[OpSupport] = field(default_factory=list)  # every node, Q/DQ included
+    qdq_nodes: int = 0  # QuantizeLinear/DequantizeLinear nodes, not listed among the layers
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "meta": self.meta.to_json(), "opset": self.opset,
-                "totals": {"layers": len(self.layers), "params": self.params, "macs": self.macs,
+                "totals": {"layers": len(self.layers), "qdq_nodes": self.qdq_nodes, "params": self.params,
+                           "macs": self.macs,
                            "weight_bytes": self.weight_bytes, "peak_activation_bytes": self.peak_activation_bytes},
                 "layers": [layer.to_json() for layer in self.layers]}
 
@@ -82,16 +84,22 @@ def _tensor_json(t: Tensor) -> dict[str, Any]:
 def inspect_container(path: str | os.PathLike[str]) -> ContainerInfo:
     """Read a container and compute its layer table and totals."""
     model, meta = load_container(path)
+    if len(model.graph.value_info) < len(model.graph.node) - len(model.graph.output):
+        model = onnx.shape_inference.infer_shapes(model)  # quantized containers may not record shapes
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     tensors = _known_tensors(model)
     weights = _weight_sources(graph, inits)
+    producers = {node.output[0]: node.input[0] for node in graph.node if node.op_type in QDQ_OPS}
     ops = check_graph(graph)
     layers = []
     for node, support in zip(graph.node, ops, strict=True):
+        if node.op_type in QDQ_OPS:  # quantization plumbing: counted in qdq_nodes, not listed as layers
+            continue
         acts = [tensors.get(n, Tensor(n, None, "float32")) for n in node.input if n and n not in weights]
+        acts = [tensors.get(producers.get(t.name, t.name), t) for t in acts]  # a DQ output has its Q input's shape
         outs = [tensors.get(n, Tensor(n, None, "float32")) for n in node.output if n]
-        params = 0 if node.op_type in QDQ_OPS else sum(
+        params = sum(
             math.prod(inits[weights[n]].dims) for n in set(node.input) if n in weights
             and inits[weights[n]].data_type not in NOT_PARAMS)
         layers.append(Layer(node.name, node.op_type, acts, outs, params, _macs(node, tensors, inits, weights),
@@ -101,7 +109,8 @@ def inspect_container(path: str | os.PathLike[str]) -> ContainerInfo:
         path=Path(path), meta=meta, layers=layers,
         params=sum(layer.params for layer in layers), macs=sum(layer.macs for layer in layers),
         weight_bytes=sum(_stored_bytes(t) for t in graph.initializer),
-        peak_activation_bytes=_peak_activation(graph, tensors, set(weights)), opset=opset, ops=ops)
+        peak_activation_bytes=_peak_activation(graph, tensors, set(weights)), opset=opset, ops=ops,
+        qdq_nodes=sum(node.op_type in QDQ_OPS for node in graph.node))
 
 
 def _known_tensors(model: onnx.ModelProto) -> dict[str, Tensor]:
@@ -197,7 +206,8 @@ def render_info(info: ContainerInfo) -> list[Any]:
     meta = info.meta
     summary = Table(title=f"{info.path.name}: {meta.kind} container", show_header=False)
     for key, value in [("tool version", meta.tool_version), ("source sha256", meta.source_sha256[:16]),
-                       ("opset", info.opset), ("layers", len(info.layers)), ("params", _count(info.params)),
+                       ("opset", info.opset), ("layers", len(info.layers)), ("Q/DQ nodes", info.qdq_nodes),
+                       ("params", _count(info.params)),
                        ("MACs", _count(info.macs)), ("weight bytes", _count(info.weight_bytes)),
                        ("peak activation bytes", _count(info.peak_activation_bytes))]:
         summary.add_row(key, str(value))
@@ -217,7 +227,7 @@ def render_info(info: ContainerInfo) -> list[Any]:
                        _count(layer.params), _count(layer.macs), runtimes)
     out: list[Any] = [summary, io, layers]
     if meta.quantized:
-        out.append(render_encodings(meta))
+        out += [render_encodings(meta), render_quantization(meta)]
     return out
 
 
@@ -225,7 +235,7 @@ def render_encodings(meta: ContainerMeta) -> Table:
     """The encodings of a quantized container (AIMET 1.0.0-style lists, or 0.6.1-style dicts)."""
     table = Table(title="encodings")
     for col in ("kind", "tensor", "dtype", "bw", "sym", "scale", "offset"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     encodings = meta.encodings or {}
     for kind in ("activation", "param"):
         entries = encodings.get(f"{kind}_encodings", [])
@@ -238,13 +248,23 @@ def render_encodings(meta: ContainerMeta) -> Table:
             table.add_row(kind, str(enc.get("name", "")), str(enc.get("dtype", "")),
                           str(enc.get("bw", enc.get("bitwidth", ""))),
                           str(enc.get("is_sym", enc.get("is_symmetric", ""))), _first(scale), _first(offset))
+    return table
+
+
+def render_quantization(meta: ContainerMeta) -> Table:
+    """The quantizer's summary (options and accuracy figures), one row per key."""
+    table = Table(title="quantization", show_header=False)
     for key, value in sorted((meta.quantization or {}).items()):
-        table.caption = (table.caption + ", " if table.caption else "") + f"{key}={value}"
+        table.add_row(key, str(value))
     return table
 
 
 def _first(value: Any) -> str:
-    """A per-channel list shows its first value and its length."""
+    """A per-channel list shows its first value and how many more follow."""
     if isinstance(value, list):
-        return f"{value[0]:.6g} (+{len(value) - 1})" if len(value) > 1 else (f"{value[0]:.6g}" if value else "")
-    return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+        return "" if not value else _number(value[0]) + (f" (+{len(value) - 1})" if len(value) > 1 else "")
+    return "" if value is None else _number(value)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

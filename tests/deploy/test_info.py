@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.console import Console
 from deploy.container import ContainerMeta, TensorInfo, save_container
 from deploy.convert import convert
 from deploy.errors import EdgeloopError
-from deploy.info import inspect_container, render_info
+from deploy.info import ContainerInfo, inspect_container, render_info
 from tests.deploy.models import conv_net, save, transformer_block
 
 EDGELOOP = Path(sys.executable).parent / "edgeloop"
@@ -78,7 +79,7 @@ def test_render_shows_layers_and_a_quantized_containers_encodings(tmp_path: Path
     text = console.export_text()
     assert "quantized container" in text and "encodings" in text
     assert "relu1" in text and "0.0503" in text and "conv1.weight" in text and "0.01 (+2)" in text
-    assert "sqnr_db=31.5" in text
+    assert re.search(r"sqnr_db\s*│\s*31.5", text)
 
 
 def test_info_of_a_plain_onnx_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -96,3 +97,20 @@ def test_cli_json_has_the_totals(tmp_path: Path) -> None:
     assert data["totals"]["params"] == info.params and data["totals"]["macs"] == info.macs
     assert [layer["name"] for layer in data["layers"]] == [layer.name for layer in info.layers]
     assert data["meta"]["kind"] == "float" and data["meta"]["inputs"][0]["shape"] == [1, 3, 16, 16]
+
+
+def test_quantized_example_keeps_params_and_macs_and_saves_weight_bytes(tmp_path: Path) -> None:
+    from deploy.quantize import quantize
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "digits"
+    float_path = convert(example / "digits_cnn.onnx", tmp_path / "f.onnx").path
+    quantized = quantize(float_path, example / "calibration" / "input_list.txt", tmp_path / "q.onnx").path
+    f, q = inspect_container(float_path), inspect_container(quantized)
+    assert q.meta.quantized and q.qdq_nodes > 0 and f.qdq_nodes == 0
+    assert [(layer.name, layer.op_type) for layer in q.layers] == [(layer.name, layer.op_type) for layer in f.layers]
+    assert (q.params, q.macs) == (f.params, f.macs)
+    def shapes(info: ContainerInfo) -> list[tuple[int, ...] | None]:
+        return [t.shape for layer in info.layers for t in [*layer.inputs, *layer.outputs]]
+
+    assert shapes(q) == shapes(f)
+    assert q.weight_bytes < f.weight_bytes / 3  # int8 weights (int32 biases) instead of float32
