@@ -145,7 +145,9 @@ def load_inventory(path: Path) -> Inventory:
 
 
 def _profiles(names: list[str] | None) -> list[Profile]:
-    return [load_profile(name) for name in (names if names is not None else sorted(available_profiles()))]
+    """Most specific first (most match keys), so a device's first profile is what it most precisely is."""
+    profiles = [load_profile(name) for name in (names if names is not None else sorted(available_profiles()))]
+    return sorted(profiles, key=lambda p: -len(p.match))
 
 
 def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discovery:
