@@ -367,6 +367,9 @@ class Interp:
                 self.error(fds, str(exc))
                 close_all(opened)
                 return None, []
+            if redirect.op in ("<<", "<<-"):
+                result[redirect.fd] = io.BytesIO(target.encode("utf-8", "surrogateescape"))
+                continue
             if redirect.op in (">&", "<&"):
                 if target == "-":
                     result[redirect.fd] = NullFile()

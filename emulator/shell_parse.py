@@ -156,8 +156,8 @@ class ParseError(Exception):
 
 # ---- tokens --------------------------------------------------------------------------------
 
-OPERATORS = ("&&", "||", ";;", ">>", ">&", "<&", "<>", ">|", ";", "|", "&", "(", ")", "<", ">")
-REDIRECT_OPS = frozenset({"<", ">", ">>", ">|", "<>", ">&", "<&"})
+OPERATORS = ("<<-", "<<", "&&", "||", ";;", ">>", ">&", "<&", "<>", ">|", ";", "|", "&", "(", ")", "<", ">")
+REDIRECT_OPS = frozenset({"<", ">", ">>", ">|", "<>", ">&", "<&", "<<", "<<-"})
 _META = " \t\n;&|()<>"
 _SPECIAL_PARAMS = "?#@*$!-0123456789"
 _PARAM_OPS = (":-", ":=", ":+", ":?", "-", "=", "+", "?", "##", "#", "%%", "%")
@@ -267,19 +267,21 @@ class _WordReader:
                 self.pos += 1
         return Word(tuple(self.parts))
 
-    def read_double_quoted(self, to_end: bool = False) -> None:
-        """Read up to the closing quote, or with `to_end` the rest of the text as if quoted."""
+    def read_double_quoted(self, to_end: bool = False, heredoc: bool = False) -> None:
+        """Read up to the closing quote, or with `to_end` the rest of the text as if quoted; a here-document
+        body is read the same way except that `"` is an ordinary character there."""
         src = self.src
+        escapable = "$`\\\n" if heredoc else '$`"\\\n'
         while True:
             if self.pos >= len(src):
                 if to_end:
                     return
                 raise self.error("no closing quote")
             c = src[self.pos]
-            if c == '"':
+            if c == '"' and not heredoc:
                 self.pos += 1
                 return
-            if c == "\\" and self.pos + 1 < len(src) and src[self.pos + 1] in '$`"\\\n':
+            if c == "\\" and self.pos + 1 < len(src) and src[self.pos + 1] in escapable:
                 if src[self.pos + 1] != "\n":
                     self.add(src[self.pos + 1], True)
                 self.pos += 2
@@ -358,9 +360,36 @@ class _WordReader:
         self.pos = end + 1
 
 
+def _heredoc(src: str, i: int, delimiter: Token, strip_tabs: bool) -> tuple[Token, int]:
+    """Read a here-document body starting at `i`; returns the delimiter token with the body as its word."""
+    assert delimiter.word is not None
+    end_text = "".join(p.text for p in delimiter.word.parts if isinstance(p, Lit))
+    quoted = any(not isinstance(p, Lit) or p.quoted for p in delimiter.word.parts)
+    lines: list[str] = []
+    while i < len(src):
+        end = src.find("\n", i)
+        end = len(src) if end < 0 else end
+        text = src[i:end].lstrip("\t") if strip_tabs else src[i:end]
+        i = end + 1
+        if text == end_text:
+            break
+        lines.append(text + "\n")
+    else:
+        raise ParseError(f"here document '{end_text}' unclosed", delimiter.line, incomplete=True)
+    body = "".join(lines)
+    if quoted:
+        word = Word((Lit(body, True),))
+    else:
+        reader = _WordReader(body, 0, delimiter.line)
+        reader.read_double_quoted(to_end=True, heredoc=True)
+        word = Word(tuple(reader.parts) or (Lit("", True),))
+    return Token("word", delimiter.value, delimiter.line, word), i
+
+
 def tokenize(src: str) -> list[Token]:
     tokens: list[Token] = []
     i, line = 0, 1
+    heredocs: list[tuple[int, bool]] = []  # (index of the delimiter token, strip tabs) awaiting a newline
     while i < len(src):
         c = src[i]
         if c in " \t\r":
@@ -375,10 +404,17 @@ def tokenize(src: str) -> list[Token]:
             tokens.append(Token("op", "\n", line))
             line += 1
             i += 1
+            for index, strip_tabs in heredocs:
+                start = i
+                tokens[index], i = _heredoc(src, i, tokens[index], strip_tabs)
+                line += src[start:i].count("\n")
+            heredocs.clear()
         elif c in _META:
             op = next(o for o in OPERATORS if src.startswith(o, i))
             tokens.append(Token("op", op, line))
             i += len(op)
+            if op in ("<<", "<<-"):
+                heredocs.append((-1, op == "<<-"))
         else:
             reader = _WordReader(src, i, line)
             word = reader.read(stop=_META)
@@ -386,8 +422,12 @@ def tokenize(src: str) -> list[Token]:
             if text.isdigit() and src[reader.pos : reader.pos + 1] in ("<", ">"):
                 tokens.append(Token("io", text, line))
             else:
+                if heredocs and heredocs[-1][0] == -1:
+                    heredocs[-1] = (len(tokens), heredocs[-1][1])
                 tokens.append(Token("word", text, line, word))
             i, line = reader.pos, reader.line
+    if heredocs:
+        raise ParseError("here document unclosed", line, incomplete=True)
     tokens.append(Token("eof", "", line))
     return tokens
 
@@ -516,7 +556,7 @@ class _Parser:
             raise self.unexpected()
         target = self.next().word
         assert target is not None
-        return Redirect(fd if fd is not None else (0 if op in ("<", "<&", "<>") else 1), op, target)
+        return Redirect(fd if fd is not None else (0 if op.startswith("<") else 1), op, target)
 
     def simple(self) -> Simple:
         line = self.tok.line

@@ -168,6 +168,25 @@ def test_stderr_redirections_and_their_order(sh: ShellRunner) -> None:
     assert logged.out == "o\ncat: /nope: No such file or directory\n"
 
 
+HEREDOCS = r"""cat <<EOF > /data/local/tmp/h.txt
+home=$HOME "kept" \$literal $(echo sub)
+	indented
+EOF
+cat /data/local/tmp/h.txt; cat <<'RAW'
+$HOME `x`
+RAW
+cat <<-END | wc -l
+	one
+	END
+echo done"""
+
+
+def test_here_documents(sh: ShellRunner) -> None:
+    result = sh(HEREDOCS)
+    assert result.out == 'home=/ "kept" $literal sub\n\tindented\n$HOME `x`\n1\ndone\n'
+    assert sh("cat <<EOF\nnever closed\n").status == 2
+
+
 def test_redirection_failure_skips_the_command(sh: ShellRunner) -> None:
     result = sh("echo hi > /system/x; echo $?; cat < /nope; echo $?")
     assert result.out == "1\n1\n"
