@@ -219,7 +219,9 @@ class AdbDevice:
         self._stopped = threading.Event()
 
     def serve_forever(self) -> None:
+        """Accept until shutdown(), then wait for the connections to wind down."""
         self.device.log("listening", port=self.port, profile=self.device.profile.name)
+        threads: list[threading.Thread] = []
         while not self._stopped.is_set():
             try:
                 conn, addr = self.sock.accept()
@@ -228,7 +230,12 @@ class AdbDevice:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._connections.add(conn)
-            threading.Thread(target=self._serve, args=(conn, f"{addr[0]}:{addr[1]}"), daemon=True).start()
+            thread = threading.Thread(target=self._serve, args=(conn, f"{addr[0]}:{addr[1]}"), daemon=True)
+            thread.start()
+            threads = [t for t in threads if t.is_alive()] + [thread]
+        for thread in threads:
+            thread.join(timeout=5)
+        self.device.log("stopped")
 
     def _serve(self, conn: socket.socket, peer: str) -> None:
         try:
@@ -252,4 +259,3 @@ class AdbDevice:
             for conn in list(self._connections):
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-        self.device.log("stopped")

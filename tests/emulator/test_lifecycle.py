@@ -1,0 +1,178 @@
+"""Background device processes: start, list, stop, the registry, faults while running, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import adbutils
+import pytest
+
+from deploy.errors import DeviceError, EdgeloopError
+from deploy.profiles import load_profile
+from emulator.device import EmulatedDevice, Faults
+from emulator.lifecycle import emulated_device, list_devices, start_device, stop_all, stop_device
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    """Wait for a process that is not our child to end (a pidfd is readable once it has exited)."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def test_start_list_stop(tmp_path: Path) -> None:
+    first = start_device("pixel", home=tmp_path, exit_with_parent=True)
+    second = start_device("pixel", home=tmp_path, exit_with_parent=True)
+    try:
+        assert (first.name, second.name) == ("pixel", "pixel-2")
+        assert first.port != second.port
+        assert {d.name: d.serial for d in list_devices(tmp_path)} == {"pixel": first.serial, "pixel-2": second.serial}
+        with pytest.raises(EdgeloopError, match="already running"):
+            start_device("pixel4", name="pixel", home=tmp_path)
+        with pytest.raises(EdgeloopError, match="no running emulated device"):
+            stop_device("nope", home=tmp_path)
+        with socket.create_connection(("127.0.0.1", first.port), timeout=5):
+            pass
+        stop_device("pixel", home=tmp_path)
+        assert not first.alive()
+        assert [d.name for d in list_devices(tmp_path)] == ["pixel-2"]
+    finally:
+        assert stop_all(tmp_path) == ["pixel-2"]
+    assert not second.alive()
+    assert list_devices(tmp_path) == []
+    assert [e["event"] for e in first.events()][-1] == "stopped"
+
+
+def test_sandbox_survives_a_restart(tmp_path: Path) -> None:
+    with emulated_device("generic-arm64", name="keep", home=tmp_path) as device:
+        (device.sandbox_root / "sdcard/kept.txt").write_text("still here")
+    with emulated_device("generic-arm64", name="keep", home=tmp_path) as again:
+        assert (again.sandbox_root / "sdcard/kept.txt").read_text() == "still here"
+    assert not again.alive()
+
+
+def test_a_killed_device_leaves_the_registry(tmp_path: Path) -> None:
+    device = start_device("pixel", home=tmp_path, exit_with_parent=True)
+    os.kill(device.pid, signal.SIGKILL)
+    assert wait_gone(device.pid)
+    assert list_devices(tmp_path) == []
+    assert not (device.state / "device.json").exists()
+    device.stop()  # idempotent on a dead device
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(DeviceError, match=rf"did not start: error: cannot listen on 127.0.0.1:{port}"):
+            start_device("pixel", port=port, home=tmp_path)
+    assert list_devices(tmp_path) == []
+
+
+def test_device_exits_with_the_process_that_started_it(tmp_path: Path) -> None:
+    script = (
+        "from pathlib import Path; from emulator.lifecycle import start_device; "
+        f"print(start_device('pixel', home=Path({str(tmp_path)!r}), exit_with_parent=True).pid)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True, timeout=60, cwd=REPO)
+    pid = int(out.stdout)
+    assert wait_gone(pid), "the device outlived its parent"
+
+
+def test_faults_change_while_running(adb_server, start_emulated, tmp_path: Path) -> None:
+    device = start_emulated("pixel")
+    client = adb_server.client.device(device.serial)
+    payload = tmp_path / "payload"
+    payload.write_bytes(os.urandom(3 * 1024 * 1024))
+
+    device.set_faults(storage_full=True)
+    with pytest.raises(adbutils.AdbError):
+        client.sync.push(payload, "/sdcard/full.bin")
+    assert [e["error"] for e in device.events() if e["event"] == "push-failed"] == ["No space left on device"]
+    device.set_faults(storage_full=False, throttle_bps=2_000_000)
+    started = time.monotonic()
+    client.sync.push(payload, "/sdcard/slow.bin")
+    throttled = time.monotonic() - started
+    device.set_faults(throttle_bps=None)
+    started = time.monotonic()
+    client.sync.push(payload, "/sdcard/fast.bin")
+    fast = time.monotonic() - started
+    assert throttled >= 1.2  # 3 MiB at 2 MB/s is 1.57 s
+    assert fast < throttled / 4
+    assert not (device.sandbox_root / "sdcard/full.bin").exists()
+    changes = [e for e in device.events() if e["event"] == "faults"]
+    assert changes[0].get("storage_full") is True and changes[1].get("throttle_bps") == 2_000_000
+
+
+def test_fault_values_are_validated() -> None:
+    assert Faults.from_mapping({"drop-after-bytes": "100", "storage_full": "yes"}) == Faults(
+        drop_after_bytes=100, storage_full=True
+    )
+    for bad in ({"drop_after_bytes": "-3"}, {"throttle_bps": "fast"}, {"storage_full": "maybe"}, {"wobble": 1}):
+        with pytest.raises(EdgeloopError):
+            Faults.from_mapping(bad)
+
+
+def test_event_log_is_whole_json_lines_under_concurrency(tmp_path: Path) -> None:
+    device = EmulatedDevice(
+        load_profile("pixel"), name="log", port=1, sandbox_root=tmp_path / "sb", log_path=tmp_path / "log.jsonl"
+    )
+    threads = [
+        threading.Thread(target=lambda k=k: [device.log("tick", worker=k, i=i) for i in range(500)]) for k in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    device.close()
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(records) == 8 * 500
+    assert all({"t", "wall", "device", "event"} <= record.keys() for record in records)
+    for k in range(8):
+        ticks = [r["t"] for r in records if r.get("worker") == k]
+        assert ticks == sorted(ticks)
+
+
+def test_cli_start_list_fault_stop(tmp_path: Path) -> None:
+    env = {**os.environ, "EDGELOOP_HOME": str(tmp_path)}
+
+    def edgeloop(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", *args], env=env, capture_output=True, text=True, timeout=60, cwd=REPO
+        )
+
+    started = edgeloop("emulator.start", "--profile", "pixel4", "--name", "cli", "--fault", "throttle_bps=5000000")
+    assert started.returncode == 0, started.stderr
+    [device] = list_devices(tmp_path)
+    try:
+        assert started.stdout.strip() == device.serial
+        assert device.faults.throttle_bps == 5_000_000
+        listed = edgeloop("emulator.list")
+        assert "cli" in listed.stdout and "pixel4" in listed.stdout
+        changed = edgeloop("emulator.fault", "cli", "--clear", "--set", "netrun_crash")
+        assert changed.returncode == 0, changed.stderr
+        assert device.faults == Faults(netrun_crash=True)
+        bad = edgeloop("emulator.fault", "cli", "--set", "bogus=1")
+        assert bad.returncode == 2 and "unknown fault 'bogus'" in bad.stderr and "Traceback" not in bad.stderr
+        assert edgeloop("emulator.stop", "-n", "cli").returncode == 0
+        assert not device.alive()
+    finally:
+        device.stop()
