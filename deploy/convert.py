@@ -41,6 +41,7 @@ PASSES = [
     "eliminate_duplicate_initializer",
 ]
 MAX_ROUNDS = 4
+PASSTHROUGH = frozenset({"Identity", "Dropout"})  # no-ops at inference: converters drop them (seeds/000)
 # Ops never folded even when every input is constant: their value is not a function of the inputs.
 NOT_FOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                           "Bernoulli", "If", "Loop", "Scan"})
@@ -237,6 +238,7 @@ def _extract(model: onnx.ModelProto, out_nodes: list[str]) -> onnx.ModelProto:
 def _normalise(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold constants and BatchNorms, drop no-ops; outputs keep their names and values."""
     output_names = [v.name for v in model.graph.output]
+    _bypass_passthrough(model.graph)
     # Fusions such as fuse_bn_into_conv emit the new weights as small constant subgraphs: fold them,
     # then optimise again (folding can open more fusions) until nothing is left to fold. Each
     # onnxoptimizer call costs a serialisation round trip, so there are as few as possible.
@@ -252,6 +254,35 @@ def _normalise(model: onnx.ModelProto) -> onnx.ModelProto:
         if not node.name:
             node.name = f"{node.op_type.lower()}_{i}"
     return _infer_shapes(model)
+
+
+def _bypass_passthrough(graph: onnx.GraphProto) -> None:
+    """Drop Identity and inference Dropout nodes, even those producing a graph output (which
+    onnxoptimizer keeps so as not to rename outputs): their producer then writes the output name."""
+    outputs = {v.name for v in graph.output}
+    sources = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    for node in list(graph.node):
+        if node.op_type not in PASSTHROUGH or node.domain not in ("", "ai.onnx"):
+            continue
+        training = node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]
+        if training or any(node.output[1:]):  # a training-mode switch or a used mask: not a no-op
+            continue
+        src, dst = node.input[0], node.output[0]
+        if dst in outputs:
+            if src in outputs or src in sources:
+                continue
+            old, new = src, dst
+        else:
+            old, new = dst, src
+        graph.node.remove(node)
+        for other in graph.node:
+            for names in (other.input, other.output):
+                for i, name in enumerate(names):
+                    if name == old:
+                        names[i] = new
+        for value in graph.value_info:
+            if value.name == old:
+                value.name = new
 
 
 def _fold_constants(model: onnx.ModelProto) -> int:

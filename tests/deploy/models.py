@@ -9,6 +9,7 @@ Builders and the ops they exercise:
 - `branchy_net`: Conv, BatchNormalization, Concat, Add, Resize, AveragePool, Relu
 - `transformer_block`: MatMul, Add, LayerNormalization, Softmax, Transpose, Reshape, Mul (attention + MLP)
 - `resnet_like`: a ResNet-18-shaped net with 5.4 M params (Conv, BatchNormalization, Add, Relu, Gemm) for benchmarks
+- `exported_style_net`: exporter debris (Identity, Shape/Gather/Concat/Reshape, Constant, Cast, Dropout), dynamic batch
 - `unsupported_op_net`: a Det node that no runtime table supports
 - `dynamic_batch` / `static_batch`: rewrite the first input dim of every input and output
 """
@@ -156,6 +157,26 @@ def resnet_like(seed: int = 4, size: int = 64, widths: tuple[int, ...] = (64, 12
     g.node("Gemm", [x, g.weight("fc.weight", (classes, cin), scale=cin ** -0.5), g.weight("fc.bias", (classes,))],
            "logits", "fc", transB=1)
     return g.model("resnet_like", [_value("image", [1, 3, size, size])], [_value("logits", [1, classes])])
+
+
+def exported_style_net(seed: int = 5, features: tuple[int, int] = (4, 6), classes: int = 5) -> onnx.ModelProto:
+    """What exporters emit around a flatten: Identity, Shape-Gather-Unsqueeze-Concat-Reshape, Constant
+    nodes, a Cast of a constant and an inference-mode Dropout, on a dynamic batch 'N'; input 'x'."""
+    g = _Graph(seed)
+    size = features[0] * features[1]
+
+    def constant(name: str, value: np.ndarray) -> str:
+        return g.node("Constant", [], name, value=numpy_helper.from_array(value, name))
+
+    x = g.node("Identity", ["x"], "x_id")
+    batch = g.node("Gather", [g.node("Shape", [x], "shape"), constant("zero", np.array(0, np.int64))], "batch", axis=0)
+    batch = g.node("Unsqueeze", [batch, constant("axes", np.array([0], np.int64))], "batch1")
+    new_shape = g.node("Concat", [batch, constant("rest", np.array([-1], np.int64))], "new_shape", axis=0)
+    flat = g.node("Reshape", [x, new_shape], "flat")
+    mm = g.node("MatMul", [flat, g.weight("w", (size, classes))], "mm")
+    two = g.node("Cast", [constant("two_double", np.array(2.0, np.float64))], "two", to=TensorProto.FLOAT)
+    g.node("Dropout", [g.node("Mul", [mm, two], "scaled")], "y")
+    return g.model("exported_style_net", [_value("x", ["N", *features])], [_value("y", ["N", classes])])
 
 
 def unsupported_op_net(seed: int = 3) -> onnx.ModelProto:

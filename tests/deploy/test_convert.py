@@ -20,6 +20,7 @@ from deploy.opsupport import unsupported_by_runtime
 from tests.deploy.models import (
     ARCHITECTURES,
     conv_net,
+    exported_style_net,
     random_feeds,
     save,
     transformer_block,
@@ -97,6 +98,17 @@ def test_dynamic_batch_needs_input_dim_then_becomes_concrete(tmp_path: Path) -> 
     feeds = {"image": np.random.default_rng(3).standard_normal((2, 3, 16, 16)).astype(np.float32)}
     np.testing.assert_allclose(run_unoptimised(result.path, feeds)[0], run_unoptimised(source_model, feeds)[0],
                                rtol=1e-5, atol=1e-6)
+
+
+def test_exporter_debris_is_folded_away(tmp_path: Path) -> None:
+    source_model = exported_style_net()
+    result = convert(save(source_model, tmp_path / "e.onnx"), input_dims={"x": [2, 4, 6]})
+    container, meta = load_container(result.path)
+    assert [n.op_type for n in container.graph.node] == ["Reshape", "MatMul", "Mul"]
+    assert [(t.name, t.shape) for t in meta.outputs] == [("y", (2, 5))]  # the Dropout's output name is kept
+    feeds = {"x": np.random.default_rng(4).standard_normal((2, 4, 6)).astype(np.float32)}
+    np.testing.assert_allclose(run_unoptimised(result.path, feeds)[0], run_unoptimised(source_model, feeds)[0],
+                               rtol=1e-6, atol=1e-6)
 
 
 def test_input_dim_can_resize_a_fully_convolutional_input(tmp_path: Path) -> None:
