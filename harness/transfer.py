@@ -11,6 +11,7 @@ import contextlib
 import json
 import posixpath
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -27,6 +28,7 @@ MANIFEST = "manifest.json"
 LAST_USED = ".last_used"
 KEEP_BUNDLES = 5  # cleanup policy: the bundles used most recently stay on the device, the others go
 SHELL_TIMEOUT = 60.0
+PULL_BATCH = 64  # files per shell call: keeps the command line far below adb's service-name limit
 
 Progress = Callable[[int], None]  # called with the bytes just sent
 
@@ -73,6 +75,22 @@ def _remote_files(device: adbutils.AdbDevice, folder: PurePosixPath) -> set[str]
     return {line.strip().removeprefix("./") for line in result.stdout.splitlines() if line.strip()}
 
 
+def _remote_hashes(device: adbutils.AdbDevice, folder: PurePosixPath, paths: list[str]) -> dict[str, str]:
+    """sha256 of files on the device (toybox and the emulated shell both have sha256sum), batched."""
+    hashes: dict[str, str] = {}
+    for start in range(0, len(paths), PULL_BATCH):
+        quoted = " ".join(shell_quote(p) for p in paths[start:start + PULL_BATCH])
+        try:
+            result = device.shell2(f"cd {shell_quote(str(folder))} && sha256sum {quoted}", timeout=SHELL_TIMEOUT,
+                                   v2=True)
+        except DEVICE_FAILURES as exc:
+            raise _vanished(device, f"hashing files in {folder}", exc) from None
+        for line in result.stdout.splitlines():
+            digest, _, name = line.strip().partition(" ")
+            hashes[name.strip().lstrip("*").removeprefix("./")] = digest
+    return hashes
+
+
 @dataclass(frozen=True)
 class PushResult:
     remote_dir: PurePosixPath
@@ -86,10 +104,15 @@ def push_bundle(device: adbutils.AdbDevice, local_dir: Path, bundle_id: str, man
     """Send the files of `manifest` that the device lacks or holds in another version, then the manifest."""
     remote = bundle_dir(bundle_id)
     held = _remote_manifest(device, remote)
-    present = _remote_files(device, remote) if held else set()
-    # The manifest is written last and a bundle id names one content, so a listed file that is still
-    # there is complete; a file someone deleted on the device is sent again.
-    todo = [e for e in manifest if held.get(e["path"], {}).get("sha256") != e["sha256"] or e["path"] not in present]
+    present = _remote_files(device, remote)
+    if held:
+        # The manifest is written last and a bundle id names one content, so a listed file that is
+        # still there is complete; a file someone deleted on the device is sent again.
+        todo = [e for e in manifest if held.get(e["path"], {}).get("sha256") != e["sha256"] or e["path"] not in present]
+    else:
+        # No manifest: a first push, or one that was cut off. Keep what already arrived intact.
+        hashes = _remote_hashes(device, remote, sorted(p for p in present if p in {e["path"] for e in manifest}))
+        todo = [e for e in manifest if hashes.get(e["path"]) != e["sha256"]]
     sent = 0
     for entry in todo:
         sent += _push_file(device, local_dir / entry["path"], remote / entry["path"], _mode(entry), progress)
@@ -167,9 +190,6 @@ def pull_file(device: adbutils.AdbDevice, remote: PurePosixPath, local: Path) ->
     return True
 
 
-PULL_BATCH = 64  # files per shell call: keeps the command line far below adb's service-name limit
-
-
 def _relative_name(name: str) -> PurePosixPath:
     rel = PurePosixPath(name)
     if rel.is_absolute() or not rel.parts or any(p in ("", ".", "..") for p in rel.parts) or "\0" in name:
@@ -225,25 +245,39 @@ def remove_remote(device: adbutils.AdbDevice, path: PurePosixPath) -> None:
         device.shell2(f"rm -rf {shell_quote(str(path))}", timeout=SHELL_TIMEOUT)
 
 
-def mark_used(device: adbutils.AdbDevice, bundle_id: str) -> None:
-    """Record that a bundle was just used (the cleanup policy keeps the most recently used)."""
+def mark_used(device: adbutils.AdbDevice, bundle_id: str, when: float | None = None) -> None:
+    """Record when a bundle was last used, as the file's content (sync mtimes have 1 s resolution)."""
+    stamp = f"{time.time() if when is None else when:.6f}\n".encode()
     try:
-        device.sync.push(b"", str(bundle_dir(bundle_id) / LAST_USED), mode=0o644)
+        device.sync.push(stamp, str(bundle_dir(bundle_id) / LAST_USED), mode=0o644)
     except DEVICE_FAILURES as exc:
         raise _vanished(device, "marking the bundle as used", exc) from None
 
 
+def _last_used(device: adbutils.AdbDevice, name: str) -> float:
+    path = posixpath.join(str(DEVICE_ROOT), name, LAST_USED)
+    if not remote_exists(device, path):
+        return 0.0  # never marked: the oldest
+    try:
+        return float(device.sync.read_bytes(path).decode(errors="replace").strip() or 0.0)
+    except ValueError:
+        return 0.0
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, f"reading {path}", exc) from None
+
+
 def cleanup_bundles(device: adbutils.AdbDevice, keep: int = KEEP_BUNDLES, protect: tuple[str, ...] = ()) -> list[str]:
-    """Delete bundle folders beyond the `keep` most recently used (never those in `protect`)."""
+    """Cleanup policy: keep the `keep` most recently used bundle folders under DEVICE_ROOT, delete the
+    others (never one in `protect`). Returns the deleted bundle ids."""
     try:
         names = [i.path for i in device.sync.iter_directory(str(DEVICE_ROOT))
                  if stat.S_ISDIR(i.mode) and _safe_name(i.path)]
-        if len(names) <= keep:
-            return []
-        used = {name: device.sync.stat(posixpath.join(str(DEVICE_ROOT), name, LAST_USED)).mtime for name in names}
     except DEVICE_FAILURES as exc:
         raise _vanished(device, "listing old bundles", exc) from None
-    order = sorted(names, key=lambda n: (used[n] is not None, used[n].timestamp() if used[n] else 0.0), reverse=True)
+    if len(names) <= keep:
+        return []
+    used = {name: _last_used(device, name) for name in names}
+    order = sorted(names, key=lambda n: used[n], reverse=True)
     doomed = [n for n in order[keep:] if n not in protect]
     for name in doomed:
         remove_remote(device, DEVICE_ROOT / name)

@@ -1,0 +1,191 @@
+"""The device half of the loop against the emulated device through a real adb server:
+incremental push, safe pull, cleanup policy, and every fault a run can meet."""
+
+import json
+import re
+import threading
+import time
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pytest
+
+from deploy.config import load_config
+from deploy.container import TensorInfo
+from deploy.profiles import load_profile
+from harness.devices import connect, find_device
+from harness.pipeline import _JobFailed, load_outputs, plan, prepare, run_job
+from harness.report.results import ERROR, PASSED
+from harness.transfer import (
+    DEVICE_ROOT,
+    bundle_dir,
+    cleanup_bundles,
+    mark_used,
+    pull_files,
+    pull_tree,
+    push_bundle,
+    remove_remote,
+)
+from tests.harness.conftest import CONFIG
+
+
+def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def cpu_job(deploy_env):
+    return plan(load_config(CONFIG), load_profile("pixel"), runtimes=["cpu"])[0]
+
+
+@pytest.fixture
+def device(adb_server, start_emulated):
+    running = start_emulated("pixel")
+    return running, connect(adb_server.client, running.serial)
+
+
+def test_find_device_matches_profile_and_explains_misses(adb_server, start_emulated) -> None:
+    running = start_emulated("pixel4")
+    found = find_device(adb_server.client, load_profile("pixel4"), serial=running.serial)
+    assert found.props["ro.board.platform"] == "msmnile" and found.serial == running.serial
+    with pytest.raises(Exception, match=r"does not match profile 'pixel'") as info:
+        find_device(adb_server.client, load_profile("pixel"), serial=running.serial)
+    assert "--device" in info.value.hint
+    with pytest.raises(Exception, match=r"no device with serial 'nope'.*Google Pixel 4"):
+        find_device(adb_server.client, load_profile("pixel4"), serial="nope")
+
+
+def test_incremental_push_and_resume(device, cpu_job) -> None:
+    _, dev = device
+    art = prepare(cpu_job)
+    b = art.bundle
+    total = sum(e["size"] for e in b.manifest)
+    first = push_bundle(dev, b.path, b.id, b.manifest)
+    assert first.files_sent == len(b.manifest) and first.bytes_sent >= total
+    again = push_bundle(dev, b.path, b.id, b.manifest)
+    assert again.bytes_sent == 0 and again.files_kept == len(b.manifest)
+    # A file deleted on the device is sent again, and only it (plus the manifest).
+    victim = next(e for e in b.manifest if e["path"].startswith("inputs/"))
+    dev.shell2(f"rm {bundle_dir(b.id) / victim['path']}", v2=True)
+    third = push_bundle(dev, b.path, b.id, b.manifest)
+    assert third.files_sent == 1
+    assert third.bytes_sent == victim["size"] + (b.path / "manifest.json").stat().st_size
+    # Without a manifest (a push cut off before its end), files already there intact are kept.
+    dev.shell2(f"rm {bundle_dir(b.id) / 'manifest.json'} {bundle_dir(b.id) / victim['path']}", v2=True)
+    resumed = push_bundle(dev, b.path, b.id, b.manifest)
+    assert resumed.files_sent == 1 and resumed.files_kept == len(b.manifest) - 1
+
+
+def test_push_cut_off_by_the_device_is_a_clear_error_then_resumes(adb_server, start_emulated, cpu_job) -> None:
+    running = start_emulated("pixel")
+    dev = connect(adb_server.client, running.serial)
+    prepare(cpu_job)
+    running.set_faults(drop_after_bytes=20_000, drop_once=True)  # the inputs get through, the model does not
+    result = run_job(cpu_job, dev, work_dir=Path(running.state) / "run1")
+    assert result.status == ERROR and not result.passed and result.outputs == []
+    assert re.search(r"stopped answering while pushing \S+ to /data/local/tmp/edgeloop/", result.failure)
+    # The device reconnects; the next deploy sends only what is missing.
+    wait_for(lambda: _reconnected(adb_server, running.serial), what="the device to come back")
+    dev = connect(adb_server.client, running.serial)
+    again = run_job(cpu_job, dev, work_dir=Path(running.state) / "run2")
+    assert again.status == PASSED, again.failure
+    total = sum(e["size"] for e in prepare(cpu_job).bundle.manifest)
+    assert 0 < again.bytes_pushed < total
+
+
+def _reconnected(adb_server, serial: str) -> bool:
+    adb_server.client.connect(serial, timeout=5)
+    return any(i.serial == serial and i.state == "device" for i in adb_server.client.list())
+
+
+def test_crash_hang_and_recovery(device, cpu_job, tmp_path: Path) -> None:
+    running, dev = device
+    running.set_faults(netrun_crash=True)
+    crashed = run_job(cpu_job, dev, work_dir=tmp_path / "crash")
+    assert crashed.status == ERROR and "exit code 139 (SIGSEGV)" in crashed.failure and crashed.outputs == []
+    assert json.loads((tmp_path / "crash" / "run-1" / "exit.json").read_text())["exit_code"] == 139
+
+    running.set_faults(netrun_crash=False, netrun_hang=True)
+    start = time.monotonic()
+    hung = run_job(cpu_job, dev, timeout=2.0, work_dir=tmp_path / "hang")
+    assert hung.status == ERROR and "did not finish within" in hung.failure
+    assert time.monotonic() - start < 30
+    # Closing the stream stopped net-run on the device: its end is logged.
+    wait_for(lambda: sum(e["event"] == "netrun.end" for e in running.events()) >= 2, what="net-run to stop")
+
+    running.set_faults(netrun_hang=False)
+    ok = run_job(cpu_job, dev, runs=2, work_dir=tmp_path / "ok")
+    assert ok.status == PASSED, ok.failure
+    assert ok.runs == 2 and (tmp_path / "ok" / "warmup" / "command.txt").is_file()
+    inferences = ok.outputs[0].metrics.inferences
+    assert len(ok.latency.inference_ms) == 2 * inferences  # the warm-up run is not counted
+    assert (tmp_path / "ok" / "run.sh").read_text().startswith("#!/system/bin/sh")
+    assert json.loads((tmp_path / "ok" / "device.json").read_text())["ro.product.model"] == "Pixel 7"
+    assert "sh run.sh" in (tmp_path / "ok" / "run-2" / "command.txt").read_text()
+    # Run outputs are removed from the device once pulled.
+    listing = dev.shell2(f"ls {bundle_dir(ok.bundle_id)}/runs", v2=True).stdout
+    assert listing.strip() == ""
+
+
+def test_device_vanishing_mid_run(device, cpu_job, tmp_path: Path) -> None:
+    running, dev = device
+    prepare(cpu_job)
+    running.set_faults(netrun_hang=True)
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(r=run_job(cpu_job, dev, work_dir=tmp_path / "r")))
+    worker.start()
+    wait_for(lambda: any(e["event"] == "netrun.start" for e in running.events()), what="net-run to start")
+    running.stop()
+    worker.join(60)
+    assert not worker.is_alive()
+    result = box["r"]
+    assert result.status == ERROR and "stopped answering during the run" in result.failure
+
+
+def test_pull_checks_presence_and_size(device, tmp_path: Path) -> None:
+    _, dev = device
+    remote = DEVICE_ROOT / "pulltest" / "out"
+    good = np.arange(10, dtype=np.float32)
+    dev.sync.push(good.tobytes(), str(remote / "Result_0" / "logits.raw"))
+    dev.sync.push(b"\x00" * 12, str(remote / "Result_1" / "logits.raw"))
+    names = [f"Result_{i}/logits.raw" for i in range(3)]
+    assert pull_files(dev, remote, names, tmp_path) == ["Result_2/logits.raw"]
+    assert not (tmp_path / "Result_2").exists()  # nothing made up for a missing file
+    tensors = [TensorInfo("logits", (1, 10))]
+    assert np.array_equal(load_outputs(tmp_path, tensors, 1)["logits"][0].ravel(), good)
+    with pytest.raises(_JobFailed, match=r"Result_1/logits.raw has 12 bytes, expected 40"):
+        load_outputs(tmp_path, tensors, 2)
+    with pytest.raises(ValueError, match="not a safe relative path"):
+        pull_files(dev, remote, ["../escape.raw"], tmp_path)
+    # A local symlink cannot redirect a pull outside the run folder.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    local = tmp_path / "tree"
+    local.mkdir()
+    (local / "Result_0").symlink_to(outside, target_is_directory=True)
+    written = pull_tree(dev, remote, local)
+    assert not any(outside.iterdir())
+    assert all(p.resolve().is_relative_to(local.resolve()) for p in written) and written
+    assert pull_tree(dev, DEVICE_ROOT / "no-such-folder", tmp_path / "none") == []
+    remove_remote(dev, DEVICE_ROOT / "pulltest")
+
+
+def test_cleanup_keeps_the_most_recently_used(device) -> None:
+    _, dev = device
+    ids = [f"bundle{i}" for i in range(7)]
+    for i, bundle_id in enumerate(ids):
+        mark_used(dev, bundle_id, when=1000.0 + i)
+    removed = cleanup_bundles(dev, keep=3, protect=("bundle0",))
+    assert sorted(removed) == ["bundle1", "bundle2", "bundle3"]
+    left = dev.shell2(f"ls {DEVICE_ROOT}", v2=True).stdout.split()
+    assert sorted(left) == ["bundle0", "bundle4", "bundle5", "bundle6"]
+    with pytest.raises(ValueError):
+        remove_remote(dev, PurePosixPath("/data/local/tmp"))
+
+
