@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from emulator import shell_files  # noqa: F401 - registers the file commands
+from emulator import shell_files, shell_utils  # noqa: F401 - they register their commands
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
 from emulator.sandbox import DeviceOSError, Sandbox
 from emulator.shell_builtins import (
@@ -49,7 +49,7 @@ from emulator.shell_parse import (
     Simple,
     parse,
 )
-from emulator.shell_procs import KILLED, Process, Session, table_for
+from emulator.shell_procs import CANCELLED, KILLED, Process, Session, table_for
 
 SH = "/system/bin/sh"
 SH_PATHS = frozenset({SH, "/system/bin/mksh", "/bin/sh"})
@@ -67,7 +67,6 @@ DEFAULT_ENV = {
     "SHELL": SH,
 }
 NOEXEC_MOUNTS = ("/sdcard",)  # Android mounts shared storage noexec
-CANCELLED = 129  # what a command ends with when the client hangs up (SIGHUP)
 Fds = dict[int, BinaryIO]
 
 

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-KILLED = 143  # 128 + SIGTERM
+KILLED = 143  # 128 + SIGTERM: a session stopped by kill or pkill
+CANCELLED = 129  # 128 + SIGHUP: what a command ends with when the client hangs up
 
 
 @dataclass
