@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import onnx
 import yaml
+from onnx import helper
 from rich.table import Table
 
 from deploy.errors import EdgeloopError
@@ -28,6 +30,7 @@ class OpTable:
     runtime: str
     ops: frozenset[str]
     notes: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)  # op -> attribute -> allowed
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,14 @@ class OpSupport:
     op_type: str
     runtimes: tuple[str, ...]
     notes: dict[str, str] = field(default_factory=dict)  # runtime -> limitation worth knowing
+    reasons: dict[str, str] = field(default_factory=dict)  # runtime -> why a listed op is excluded here
 
     def supported_on(self, runtime: str) -> bool:
         return runtime in self.runtimes
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "op_type": self.op_type, "runtimes": list(self.runtimes), "notes": self.notes}
+        return {"name": self.name, "op_type": self.op_type, "runtimes": list(self.runtimes), "notes": self.notes,
+                "reasons": self.reasons}
 
 
 def _load_table(path: Path) -> OpTable:
@@ -57,10 +62,16 @@ def _load_table(path: Path) -> OpTable:
     if not isinstance(ops, list) or not all(isinstance(op, str) for op in ops):
         raise EdgeloopError(f"{path}: 'ops' must be a list of ONNX op types")
     notes = data.get("notes") or {}
-    stray = sorted(set(notes) - set(ops))
-    if stray:
-        raise EdgeloopError(f"{path}: note for op '{stray[0]}', which is not in 'ops'")
-    return OpTable(path.stem, frozenset(ops), {str(k): str(v) for k, v in notes.items()})
+    limits = data.get("limits") or {}
+    for section, entries in (("note", notes), ("limit", limits)):
+        stray = sorted(set(entries) - set(ops))
+        if stray:
+            raise EdgeloopError(f"{path}: {section} for op '{stray[0]}', which is not in 'ops'")
+    for op, attrs in limits.items():
+        if not isinstance(attrs, dict) or not all(isinstance(v, list) for v in attrs.values()):
+            raise EdgeloopError(f"{path}: limits.{op} must map attribute names to lists of allowed values")
+    return OpTable(path.stem, frozenset(ops), {str(k): str(v) for k, v in notes.items()},
+                   {op: {attr: tuple(values) for attr, values in attrs.items()} for op, attrs in limits.items()})
 
 
 @functools.cache
@@ -74,12 +85,41 @@ def load_tables(root: Path = TABLES_DIR) -> dict[str, OpTable]:
 
 
 def node_support(node: onnx.NodeProto, tables: dict[str, OpTable] | None = None) -> OpSupport:
-    """Which runtimes list this node's op; ops outside the default ONNX domain are in no table."""
+    """Which runtimes list this node's op and accept its attributes (`limits`); ops outside the
+    default ONNX domain are in no table."""
     tables = tables or load_tables()
     op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
-    runtimes = tuple(rt for rt, table in RUNTIME_TABLES.items() if op in tables[table].ops)
-    notes = {rt: tables[RUNTIME_TABLES[rt]].notes[op] for rt in runtimes if op in tables[RUNTIME_TABLES[rt]].notes}
-    return OpSupport(node.name, op, runtimes, notes)
+    runtimes, notes, reasons = [], {}, {}
+    for runtime, name in RUNTIME_TABLES.items():
+        table = tables[name]
+        if op not in table.ops:
+            continue
+        refused = [f"{attr}={value!r} (supported: {', '.join(map(str, allowed))})"
+                   for attr, allowed in table.limits.get(op, {}).items()
+                   if (value := _attribute(node, attr)) not in allowed]
+        if refused:
+            reasons[runtime] = "; ".join(refused)
+            continue
+        runtimes.append(runtime)
+        if op in table.notes:
+            notes[runtime] = table.notes[op]
+    return OpSupport(node.name, op, tuple(runtimes), notes, reasons)
+
+
+def _attribute(node: onnx.NodeProto, name: str) -> Any:
+    """The node's attribute value, or the ONNX schema's default when the node leaves it out."""
+    for attr in node.attribute:
+        if attr.name == name:
+            value = helper.get_attribute_value(attr)
+            return value.decode() if isinstance(value, bytes) else value
+    try:
+        default = onnx.defs.get_schema(node.op_type).attributes[name].default_value
+    except (onnx.defs.SchemaError, KeyError):
+        return None
+    if not default.name:
+        return None
+    value = helper.get_attribute_value(default)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def check_graph(graph: onnx.GraphProto) -> list[OpSupport]:
@@ -88,7 +128,9 @@ def check_graph(graph: onnx.GraphProto) -> list[OpSupport]:
     report = [node_support(node, tables) for node in graph.node]
     for op in report:
         if not op.runtimes:
-            raise EdgeloopError(f"node '{op.name}' uses op {op.op_type}, which no runtime supports",
+            limited = "; ".join(f"{rt}: {why}" for rt, why in op.reasons.items())
+            raise EdgeloopError(f"node '{op.name}' uses op {op.op_type}, which no runtime supports"
+                                + (f" with these attributes ({limited})" if limited else ""),
                                 "replace it in the source model or cut it off with --out-node")
     return report
 
@@ -109,10 +151,11 @@ def render_unsupported(report: list[OpSupport]) -> Table | None:
     if not missing:
         return None
     table = Table(title="op support: nodes some runtimes cannot run")
-    for col in ("node", "op", "not on", "runs on"):
-        table.add_column(col)
+    for col in ("node", "op", "not on", "runs on", "why"):
+        table.add_column(col, overflow="fold")
     for op in report:
         absent = [rt for rt, nodes in missing.items() if op in nodes]
         if absent:
-            table.add_row(op.name, op.op_type, ",".join(absent), ",".join(op.runtimes))
+            why = "; ".join(f"{rt}: {op.reasons[rt]}" for rt in absent if rt in op.reasons) or "op not in table"
+            table.add_row(op.name, op.op_type, ",".join(absent), ",".join(op.runtimes), why)
     return table

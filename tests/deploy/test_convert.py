@@ -167,6 +167,17 @@ def test_ops_unsupported_on_some_runtimes_are_reported_per_node(tmp_path: Path) 
     assert ln.runtimes == ("cpu", "gpu", "gpu_fp16", "dsp")
 
 
+def test_attribute_limits_exclude_a_runtime_with_the_reason(tmp_path: Path) -> None:
+    model = ARCHITECTURES["branchy_net"]()
+    nearest = convert(save(model, tmp_path / "nearest.onnx"))
+    assert next(op for op in nearest.ops if op.name == "up").supported_on("aip")
+    resize = next(n for n in model.graph.node if n.op_type == "Resize")
+    next(a for a in resize.attribute if a.name == "mode").s = b"linear"
+    linear = next(op for op in convert(save(model, tmp_path / "linear.onnx")).ops if op.name == "up")
+    assert linear.runtimes == ("cpu", "gpu", "gpu_fp16", "dsp")
+    assert linear.reasons == {"aip": "mode='linear' (supported: nearest)"}
+
+
 def _bad_sources(tmp_path: Path) -> dict[str, tuple[Path, dict, str]]:
     good = save(conv_net(), tmp_path / "good.onnx")
     corrupt = tmp_path / "corrupt.onnx"

@@ -75,6 +75,8 @@ def test_op_tables_cover_every_runtime_and_example_op() -> None:
     ("runtime: gpu\nops: [Conv]\n", "'runtime' must be 'cpu'"),
     ("runtime: cpu\nops: Conv\n", "'ops' must be a list"),
     ("runtime: cpu\nops: [Conv]\nnotes: {Relu: fast}\n", "note for op 'Relu', which is not in 'ops'"),
+    ("runtime: cpu\nops: [Conv]\nlimits: {Relu: {x: [1]}}\n", "limit for op 'Relu', which is not in 'ops'"),
+    ("runtime: cpu\nops: [Conv]\nlimits: {Conv: {group: 1}}\n", "limits.Conv must map attribute names to lists"),
 ])
 def test_a_malformed_op_table_is_a_clear_error(text: str, message: str, tmp_path: Path) -> None:
     (tmp_path / "cpu.yaml").write_text(text)
