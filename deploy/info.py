@@ -49,11 +49,12 @@ class Layer:
     params: int
     macs: int
     runtimes: tuple[str, ...]
+    reasons: dict[str, str] = field(default_factory=dict)  # runtime -> why its table's limits exclude this node
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "op_type": self.op_type, "params": self.params, "macs": self.macs,
                 "inputs": [_tensor_json(t) for t in self.inputs], "outputs": [_tensor_json(t) for t in self.outputs],
-                "runtimes": list(self.runtimes)}
+                "runtimes": list(self.runtimes), "reasons": self.reasons}
 
 
 @dataclass
@@ -103,7 +104,7 @@ def inspect_container(path: str | os.PathLike[str]) -> ContainerInfo:
             math.prod(inits[weights[n]].dims) for n in set(node.input) if n in weights
             and inits[weights[n]].data_type not in NOT_PARAMS)
         layers.append(Layer(node.name, node.op_type, acts, outs, params, _macs(node, tensors, inits, weights),
-                            support.runtimes))
+                            support.runtimes, support.reasons))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return ContainerInfo(
         path=Path(path), meta=meta, layers=layers,
