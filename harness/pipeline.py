@@ -58,6 +58,8 @@ from harness.transfer import (
 )
 
 PhaseHook = Callable[[str], None]  # told the name of each phase as it starts
+# Asked of every pack that offers it: per-layer times for the report's slowest layers.
+PACK_OPTIONS = {"profiling_level": "basic"}
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,11 @@ def prepare(job: Job) -> Artifacts:
                                 "deploy to cpu/gpu runtimes with --runtime") from None
         quantized = quantize(container, model.calibration_list or model.input_list, options=model.quantization)
         container, meta = quantized.path, quantized.meta
-    built = bundle(container, job.profile, job.runtime, model.input_list, pack=job.pack, name=model.name)
+    pack = packs.load_pack(job.pack)
+    options = {key: value for key, value in PACK_OPTIONS.items()
+               if key in pack.options and value in (pack.options[key].choices or (value,))}
+    built = bundle(container, job.profile, job.runtime, model.input_list, pack=job.pack, name=model.name,
+                   options=options)
     return Artifacts(converted.path, container, meta, built, sha256_file(model.source))
 
 
