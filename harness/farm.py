@@ -81,7 +81,10 @@ def load_matrix(path: Path) -> Matrix:
     if profiles is None:
         raise EdgeloopError(f"{path}: 'profiles' is required (which device profiles to run on)", MATRIX_HINT)
     for name in profiles:
-        load_profile(name)
+        try:
+            load_profile(name)
+        except EdgeloopError as exc:
+            raise EdgeloopError(f"{path}: profiles: {exc.message}", exc.hint) from None
     config = Path(path).parent / str(data.get("config", DEFAULT_CONFIG))
     return Matrix(path=Path(path), config=config, profiles=profiles, models=_names(data, "models", path),
                   runtimes=_names(data, "runtimes", path), labels=_names(data, "labels", path) or (),

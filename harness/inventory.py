@@ -116,7 +116,10 @@ def _device_spec(serial: str, item: Any, where: str) -> DeviceSpec:
         raise EdgeloopError(f"{where}: labels of '{serial}' must be a list of strings", HINT)
     profile = item.get("profile")
     if profile is not None:
-        load_profile(str(profile))
+        try:
+            load_profile(str(profile))
+        except EdgeloopError as exc:
+            raise EdgeloopError(f"{where}: device '{serial}': {exc.message}", exc.hint) from None
     return DeviceSpec(labels=tuple(labels), profile=None if profile is None else str(profile))
 
 

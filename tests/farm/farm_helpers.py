@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -58,3 +59,29 @@ def assert_no_overlap(intervals: list[tuple[float, float]], what: str) -> None:
     ordered = sorted(intervals)
     for (s1, e1), (s2, _) in itertools.pairwise(ordered):
         assert s2 >= e1, f"{what}: two jobs at once ({s1:.3f}-{e1:.3f} and from {s2:.3f})"
+
+
+def echo_job(task: Any, device: Any, attempt: int) -> Any:
+    """A trivial farm job: one real shell round trip to the device, judged like a deploy result
+    (the number the device echoes is its 'output', compared with the expected one)."""
+    import numpy as np
+
+    from harness.compare import default_limits, judge, measure
+    from harness.report.results import ERROR, PASSED, JobResult, OutputResult
+
+    answer = device.adb().shell2("echo 1 2 3", timeout=10).output.split()
+    got = [np.array([[float(x) for x in answer]], dtype=np.float32)] if len(answer) == 3 else None
+    if got is None:
+        return JobResult(model=task.model, runtime=task.runtime, profile=task.profile, device=device.serial,
+                         status=ERROR, failure=f"device answered {answer!r}")
+    metrics, limits = measure([np.array([[1.0, 2.0, 3.0]], dtype=np.float32)], got), default_limits("cpu")
+    output = OutputResult("echo", (1, 3), metrics, limits, judge(metrics, limits))
+    return JobResult(model=task.model, runtime=task.runtime, profile=task.profile, device=device.serial,
+                     status=PASSED if output.verdict.passed else ERROR, outputs=[output],
+                     failure=None if output.verdict.passed else "; ".join(output.verdict.reasons))
+
+
+def tasks(n: int, profile: str = "pixel", model: str = "m") -> list[Any]:
+    from harness.scheduler import Task
+
+    return [Task(id=f"{model}{i}/{profile}/cpu", profile=profile, model=f"{model}{i}", runtime="cpu") for i in range(n)]

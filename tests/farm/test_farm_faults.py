@@ -1,0 +1,127 @@
+"""Farm faults with trivial jobs (one shell round trip each): an adb server that goes away, a job
+that hangs, a device another run holds past its lease, bad inventory and matrix files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from deploy.errors import EdgeloopError
+from harness.farm import farm_run, load_matrix
+from harness.inventory import load_inventory
+from harness.lease import LeaseBook
+from tests.farm.farm_helpers import echo_job, tasks, write_config, write_inventory, write_matrix
+
+pytestmark = pytest.mark.e2e
+
+
+def test_jobs_move_off_an_adb_server_that_goes_away(tmp_path: Path, adb_server, second_adb_server,
+                                                    start_emulated) -> None:
+    near, far = start_emulated("pixel", connect=False), start_emulated("pixel", connect=False)
+    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [near.serial],
+                                                         second_adb_server.port: [far.serial]})
+    matrix = write_matrix(tmp_path / "matrix.yaml", profiles=["pixel"], timeout_s=30)
+    killed = threading.Event()
+
+    def execute(task, device, attempt):
+        if device.serial == far.serial and not killed.is_set():
+            killed.set()
+            second_adb_server.run("kill-server")  # the far host's adb server dies under a running job
+        return echo_job(task, device, attempt)
+
+    run = farm_run(inventory, matrix, tasks=tasks(6), execute=execute, out_dir=tmp_path / "r",
+                   lock_dir=tmp_path / "locks")
+    assert killed.is_set()
+    assert [o.status for o in run.outcomes] == ["passed"] * 6 and run.passed
+    assert {o.device.serial for o in run.outcomes} == {near.serial}
+    moved = [o for o in run.outcomes if o.retried]
+    assert len(moved) == 1 and [a.outcome for a in moved[0].attempts] == ["lost", "passed"]
+    assert "adb says server-down" in moved[0].attempts[0].detail
+    assert [e["kind"] for e in run.events].count("server-down") == 1
+
+
+def test_hung_job_and_device_held_past_its_lease(tmp_path: Path, adb_server, start_emulated) -> None:
+    free, held = start_emulated("pixel", connect=False), start_emulated("pixel", connect=False)
+    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [free.serial, held.serial]})
+    matrix = write_matrix(tmp_path / "matrix.yaml", profiles=["pixel"], timeout_s=2)
+    book = LeaseBook(tmp_path / "locks")
+    devices = {d.serial: d for d in farm_devices(inventory)}
+    other_run = book.try_acquire(devices[held.serial].key, "another farm run", lease_s=0.01)
+    release = threading.Event()
+    jobs = tasks(4)
+
+    def execute(task, device, attempt):
+        if task.id == jobs[-1].id:
+            release.wait(60)  # never answers within the job timeout
+        return echo_job(task, device, attempt)
+
+    try:
+        run = farm_run(inventory, matrix, tasks=jobs, execute=execute, out_dir=tmp_path / "r",
+                       lock_dir=tmp_path / "locks", lease_wait_s=1.0)
+    finally:
+        release.set()
+        other_run.release()
+    assert [o.status for o in run.outcomes] == ["passed", "passed", "passed", "timeout"] and not run.passed
+    assert {o.device.serial for o in run.outcomes} == {free.serial}
+    assert "job hung" in run.outcomes[-1].detail
+    busy = [e for e in run.events if e["kind"] == "busy-past-lease"]
+    assert busy and "another farm run" in busy[0]["detail"] and busy[0]["device"].startswith(held.serial)
+    retired = {e["device"].split("@")[0]: e["detail"] for e in run.events if e["kind"] == "device-retired"}
+    assert "hung" in retired[free.serial]
+    farm = json.loads(run.paths.json.read_text())
+    assert farm["verdict"] == "failed" and farm["summary"]["timeout"] == 1
+
+
+def farm_devices(inventory: Path) -> list:
+    from harness.inventory import discover
+
+    return discover(load_inventory(inventory), ["pixel"]).devices
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("servers: []", "at least one adb server"),
+    ("servers: [nohost]", "'nohost' is not host:port"),
+    ("servers: ['127.0.0.1:99999']", "is not host:port"),
+    ("servers: [{address: '127.0.0.1:5037', conect: []}]", "unknown key(s) ['conect']"),
+    ("servers: ['127.0.0.1:5037']\ndevices: {X: {labels: fast}}", "labels of 'X' must be a list"),
+    ("servers: ['127.0.0.1:5037']\ndevices: {X: {profile: nokia}}", "unknown device profile 'nokia'"),
+    ("servers: [", "not valid YAML"),
+])
+def test_inventory_errors_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "farm.yaml"
+    path.write_text(text)
+    with pytest.raises(EdgeloopError) as caught:
+        load_inventory(path)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("models: [digits]", "'profiles' is required"),
+    ("profiles: [pixel, nokia]", "unknown device profile 'nokia'"),
+    ("profiles: [pixel]\nruns: 0", "'runs' must be a positive int"),
+    ("profiles: [pixel]\ntimeout: 5", "unknown key(s) ['timeout']"),
+    ("profiles: pixel", "'profiles' must be a non-empty list"),
+])
+def test_matrix_errors_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_text(text)
+    with pytest.raises(EdgeloopError) as caught:
+        load_matrix(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_unreachable_farm_is_one_clear_line(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    inventory = write_inventory(tmp_path / "farm.yaml", {free_port(): []})
+    write_config(tmp_path / "edgeloop.yaml")
+    matrix = write_matrix(tmp_path / "matrix.yaml", profiles=["pixel"])
+    result = subprocess.run([str(Path(sys.executable).parent / "edgeloop"), "farm.run",
+                             "--inventory", str(inventory), "--matrix", str(matrix)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and "no adb server of" in result.stderr and "Traceback" not in result.stderr
