@@ -39,6 +39,16 @@ def test_batchnorm_is_in_the_source_and_folded_in_the_container(container: Path)
         op for op in source_ops if op != "BatchNormalization"]
 
 
+def test_container_logits_equal_the_source_model(container: Path) -> None:
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    source = ort.InferenceSession(str(EXAMPLE / "digits_cnn.onnx"), plain, providers=["CPUExecutionProvider"])
+    folded = ort.InferenceSession(str(container), plain, providers=["CPUExecutionProvider"])
+    _, meta = load_container(container)
+    for feeds in iter_feeds(read_input_list(EXAMPLE / "validation" / "input_list.txt"), meta.inputs):
+        np.testing.assert_allclose(folded.run(None, feeds)[0], source.run(None, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
 def test_validation_samples_match_their_labels(container: Path) -> None:
     listing = read_input_list(EXAMPLE / "validation" / "input_list.txt")
     labels = [int(line) for line in (EXAMPLE / "validation" / "labels.txt").read_text().split()]
