@@ -134,10 +134,11 @@ def export_for_sdk(container: Path, float_onnx: Path, encodings: Path) -> Contai
     return meta
 
 
-def _act_bitwidth(meta: ContainerMeta) -> str:
+def activation_bitwidth(meta: ContainerMeta) -> int:
+    """The widest integer activation encoding of a quantized container (8 when it has none)."""
     acts = (meta.encodings or {}).get("activation_encodings") or []
     bws = [int(e.get("bw", 8)) for e in acts if isinstance(e, dict) and str(e.get("dtype", "INT")).upper() == "INT"]
-    return "16" if bws and max(bws) > 8 else "8"
+    return 16 if bws and max(bws) > 8 else 8
 
 
 def convert_snpe(root: Path, layout: str, version: str | None, container: Path, output: Path) -> None:
@@ -155,7 +156,7 @@ def convert_snpe(root: Path, layout: str, version: str | None, container: Path, 
         run_tool(host_tool("snpe", "snpe-onnx-to-dlc", root), args)
         if meta.quantized:
             args = ["--input_dlc", str(float_dlc), "--output_dlc", str(output), "--override_params",
-                    "--act_bitwidth", _act_bitwidth(meta)]
+                    "--act_bitwidth", str(activation_bitwidth(meta))]
             if layout == "snpe1":
                 args += ["--input_list", str(_zero_inputs(meta, work))]
             else:
@@ -176,7 +177,7 @@ def convert_qnn(root: Path, version: str | None, abi: str, container: Path, outp
         args = ["--input_network", str(work / "model.onnx"), "--output_path", str(work / "model.cpp")]
         if meta.quantized:
             args += ["--quantization_overrides", str(work / "encodings.json"), "--float_fallback",
-                     "--act_bw", _act_bitwidth(meta)]
+                     "--act_bw", str(activation_bitwidth(meta))]
         run_tool(host_tool("qnn", "qnn-onnx-converter", root), args)
         args = ["-c", str(work / "model.cpp"), "-b", str(work / "model.bin"), "-o", str(work / "libs"),
                 "-t", target, "-l", "model"]

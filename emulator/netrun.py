@@ -25,6 +25,7 @@ import onnx
 from deploy.container import ContainerMeta, TensorInfo, read_meta
 from deploy.errors import EdgeloopError
 from deploy.inputlist import InputList, bind_entry, parse_input_list_text, result_path, write_input_list
+from deploy.sdk import activation_bitwidth
 from emulator import runtimes
 from emulator.programs import ProgramContext, register
 from emulator.sandbox import DeviceOSError
@@ -275,6 +276,10 @@ def _load(ctx: ProgramContext, args: argparse.Namespace, runtime: str) -> Job:
         raise NetRunError(301, f"Failed to load container {container}: {exc.message}") from None
     except Exception:  # protobuf DecodeError and friends
         raise NetRunError(301, f"Failed to load container {container}: not a valid container") from None
+    hexagon = ctx.device.profile.hexagon
+    if runtime == "dsp" and meta.quantized and hexagon and hexagon.kind == "dsp" and activation_bitwidth(meta) > 8:
+        raise NetRunError(205, f"Runtime DSP on Hexagon {hexagon.arch} (HVX) supports 8-bit activations only; "
+                               f"container {container} has 16-bit activations (they need an HTP, v68 or newer)")
     if runtime == "aip" and not meta.quantized:
         raise NetRunError(204, f"Runtime AIP does not support non-quantized container {container}; "
                                f"quantize it first")

@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-from deploy.container import ContainerMeta, TensorInfo, write_meta
+from deploy.container import ContainerMeta, TensorInfo, load_container, save_container, write_meta
 from deploy.errors import EdgeloopError
 from deploy.inputlist import result_path
 from deploy.profiles import Profile, load_profile
@@ -419,3 +419,24 @@ def test_full_storage_and_cancel_stop_the_run_cleanly(fs: Sandbox, model: onnx.M
     cancelled = run(fs, gpu_device(), cancel=cancel)
     assert cancelled.rc == 130
     assert not fs.exists(f"{BUNDLE}/out/Result_0") and not fs.exists(f"{BUNDLE}/out/{netrun.DIAG_NAME}")
+
+
+def test_16bit_activations_run_on_htp_but_not_on_an_hvx_dsp(fs: Sandbox, model: onnx.ModelProto,
+                                                           tmp_path: Path) -> None:
+    from deploy.quantize import QuantizeOptions, quantize
+
+    feeds = feeds_for(model, 2)
+    float_path = tmp_path / "float.onnx"
+    save_container(onnx.ModelProto.FromString(model.SerializeToString()), meta_for(model), float_path)
+    for i, feed in enumerate(feeds):
+        feed["image"].astype("<f4").tofile(tmp_path / f"calib_{i}.raw")
+    (tmp_path / "calib.txt").write_text("calib_0.raw\ncalib_1.raw\n")
+    result = quantize(float_path, tmp_path / "calib.txt", tmp_path / "a16.onnx", QuantizeOptions(act_bitwidth=16),
+                      cache=False)
+    qmodel, meta = load_container(result.path)
+    install(fs, qmodel, meta, feeds)
+    hvx = run(fs, Device(load_profile("pixel4")), "--use_dsp")
+    assert hvx.rc != 0 and "8-bit activations only" in hvx.stderr and "v66" in hvx.stderr
+    htp = run(fs, Device(load_profile("galaxy-s23")), "--use_dsp")
+    assert htp.rc == 0, htp.stderr
+    np.testing.assert_allclose(output(fs, 0, meta.outputs[0]), host_run(model, feeds[0])[0], atol=2e-3)
