@@ -121,6 +121,24 @@ def split_flags(args: list[str], known: str) -> tuple[set[str], list[str]]:
     return flags, args[k:]
 
 
+def take_option(args: list[str], letter: str) -> str | None:
+    """Remove `-X VALUE` or `-XVALUE` from `args` (before `--`) and return VALUE (the last one wins)."""
+    value = None
+    k = 0
+    while k < len(args) and args[k] != "--":
+        if args[k] == f"-{letter}":
+            if k + 1 >= len(args):
+                raise UsageError(f"option requires an argument -- {letter}")
+            value = args[k + 1]
+            del args[k : k + 2]
+        elif args[k].startswith(f"-{letter}"):
+            value = args[k][2:]
+            del args[k]
+        else:
+            k += 1
+    return value
+
+
 def read_line(stream: BinaryIO) -> bytes | None:
     """One line from a stream, byte by byte so nothing after it is consumed (stdin may be a socket)."""
     line = bytearray()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import secrets
 import stat as statmod
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from emulator.shell_builtins import (
     read_operands,
     split_flags,
     system_image,
+    take_option,
 )
 
 # ---- file facts shared by ls, stat and find --------------------------------------------------
@@ -269,13 +271,10 @@ def cmd_tee(inv: Invocation) -> int:
 @builtin("mkdir")
 def cmd_mkdir(inv: Invocation) -> int:
     args = list(inv.args)
-    mode = 0o755
-    if "-m" in args:
-        k = args.index("-m")
-        mode = int(args[k + 1], 8) if k + 1 < len(args) and _is_octal(args[k + 1]) else -1
-        if mode < 0:
-            raise UsageError("bad mode")
-        del args[k : k + 2]
+    spec = take_option(args, "m") or "755"
+    if not _is_octal(spec):
+        raise UsageError(f"bad mode '{spec}'")
+    mode = int(spec, 8)
     flags, operands = split_flags(args, "pv")
     status = 0
     for operand in operands:
@@ -620,3 +619,62 @@ def _find_test(inv: Invocation, path: str, test: tuple[str, str]) -> bool:
     if value in "lbcps":
         return False
     raise UsageError(f"bad -type '{value}'")
+
+
+@builtin("mktemp")
+def cmd_mktemp(inv: Invocation) -> int:
+    """mktemp [-d] [-p DIR] [TEMPLATE]: a new empty file (or folder) under $TMPDIR by default."""
+    args = list(inv.args)
+    folder = take_option(args, "p") or inv.env.get("TMPDIR", "/data/local/tmp")
+    flags, operands = split_flags(args, "dqt")
+    template = operands[0] if operands else "tmp.XXXXXXXXXX"
+    stem = template.rstrip("X")
+    if len(template) - len(stem) < 3:
+        raise UsageError(f"template '{template}' needs at least 3 X")
+    path = _join(folder, stem) if "/" not in template else stem
+    for _ in range(100):
+        candidate = path + secrets.token_hex(8)[: len(template) - len(stem)]
+        if inv.fs.exists(candidate, inv.cwd):
+            continue
+        try:
+            if "d" in flags:
+                inv.fs.mkdir(candidate, inv.cwd, mode=0o700)
+            else:
+                inv.fs.open_write(candidate, inv.cwd, mode=0o600).close()
+        except DeviceOSError as exc:
+            return inv.fail(candidate, exc)
+        inv.out(candidate + "\n")
+        return 0
+    inv.err(f"cannot create a name from '{template}'")
+    return 1
+
+
+@builtin("realpath", "readlink")
+def cmd_realpath(inv: Invocation) -> int:
+    """Canonical device paths (the sandbox has no symlinks to follow); plain readlink prints nothing."""
+    flags, operands = split_flags(inv.args, "fenmq")
+    if inv.name == "readlink" and not flags & {"f", "e", "m"}:
+        return 1
+    status = 0
+    for operand in operands:
+        path = inv.fs.norm(operand, inv.cwd)
+        if "m" not in flags and not inv.fs.exists(path):
+            status = inv.fail(operand, DeviceOSError(operand, "No such file or directory"))
+            continue
+        inv.out(path + "\n")
+    return status
+
+
+@builtin("du")
+def cmd_du(inv: Invocation) -> int:
+    """du [-s] [-k|-h] [PATH...]: kilobytes (rounded up) of the files below each path."""
+    flags, operands = split_flags(inv.args, "skha")
+    status = 0
+    for root in operands or ["."]:
+        if not inv.fs.exists(root, inv.cwd):
+            status = inv.fail(root, DeviceOSError(root, "No such file or directory"))
+            continue
+        total = sum(inv.fs.stat(p, inv.cwd).st_size for p in _walk(inv, root) if inv.fs.is_file(p, inv.cwd))
+        size = _human(total) if "h" in flags else str((total + 1023) // 1024)
+        inv.out(f"{size}\t{root}\n")
+    return status

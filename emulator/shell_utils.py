@@ -3,9 +3,19 @@ uname, sleep, test, ps, kill, ...)."""
 
 from __future__ import annotations
 
+import io
 import re
+import time
 
-from emulator.shell_builtins import Invocation, UsageError, builtin, read_operands, split_flags, system_image
+from emulator.shell_builtins import (
+    Invocation,
+    UsageError,
+    builtin,
+    read_operands,
+    split_flags,
+    system_image,
+    take_option,
+)
 from emulator.shell_cond import ConditionError, evaluate
 from emulator.shell_elf import uname_machine
 from emulator.shell_procs import CANCELLED, table_for
@@ -344,3 +354,148 @@ def cmd_pkill(inv: Invocation) -> int:
     for process in hits:
         table.kill(process.pid)
     return 0 if hits else 1
+
+
+# ---- more text tools -----------------------------------------------------------------------
+
+
+def _text_lines(inv: Invocation, operands: list[str]) -> tuple[list[str], int]:
+    """All lines of the operands (or stdin), and 1 if some operand could not be read."""
+    lines, status = [], 0
+    for _name, content in read_operands(inv, operands):
+        if content is None:
+            status = 1
+            continue
+        lines += content.decode("utf-8", "surrogateescape").splitlines()
+    return lines, status
+
+
+@builtin("sort")
+def cmd_sort(inv: Invocation) -> int:
+    """sort [-n] [-r] [-u] [-t SEP] [-k FIELD]: whole lines, or from field FIELD on."""
+    args = list(inv.args)
+    separator, field = take_option(args, "t"), take_option(args, "k")
+    flags, operands = split_flags(args, "nru")
+    lines, status = _text_lines(inv, operands)
+    start = int(field.split(",")[0].split(".")[0]) - 1 if field and field[0].isdigit() else 0
+
+    def key(line: str) -> tuple[float, str]:
+        text = " ".join(line.split(separator)[start:]) if separator else " ".join(line.split()[start:])
+        match = re.match(r"\s*(-?\d+(?:\.\d*)?)", text)
+        return (float(match.group(1)) if match else 0.0, text) if "n" in flags else (0.0, text)
+
+    ordered = sorted(lines, key=key, reverse="r" in flags)
+    if "u" in flags:
+        ordered = list(dict.fromkeys(ordered))
+    inv.out("".join(f"{line}\n" for line in ordered))
+    return status
+
+
+@builtin("uniq")
+def cmd_uniq(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "cdu")
+    lines, status = _text_lines(inv, operands[:1])
+    runs: list[list[str | int]] = []
+    for line in lines:
+        if runs and runs[-1][0] == line:
+            runs[-1][1] = int(runs[-1][1]) + 1
+        else:
+            runs.append([line, 1])
+    for line, count in runs:
+        if ("d" in flags and count == 1) or ("u" in flags and count != 1):
+            continue
+        inv.out(f"{count:>7} {line}\n" if "c" in flags else f"{line}\n")
+    return status
+
+
+def _tr_set(spec: str) -> str:
+    """tr's SET syntax: ranges a-z, escapes, and the [:alpha:] style classes."""
+    classes = {"[:upper:]": "A-Z", "[:lower:]": "a-z", "[:digit:]": "0-9", "[:alpha:]": "a-zA-Z",
+               "[:alnum:]": "a-zA-Z0-9", "[:space:]": " \\t\\n\\r\\f\\v"}
+    for name, value in classes.items():
+        spec = spec.replace(name, value)
+    spec = unescape(spec)[0]
+    out, k = [], 0
+    while k < len(spec):
+        if k + 2 < len(spec) and spec[k + 1] == "-":
+            out += [chr(c) for c in range(ord(spec[k]), ord(spec[k + 2]) + 1)]
+            k += 3
+        else:
+            out.append(spec[k])
+            k += 1
+    return "".join(out)
+
+
+@builtin("tr")
+def cmd_tr(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "ds")
+    if len(operands) != (1 if "d" in flags else 2):
+        raise UsageError("needs 1 argument with -d, else 2")
+    text = inv.stdin.read().decode("utf-8", "surrogateescape")
+    source = _tr_set(operands[0])
+    if "d" in flags:
+        inv.out(text.translate({ord(c): None for c in source}))
+        return 0
+    target = _tr_set(operands[1])
+    target = (target + target[-1:] * len(source))[: len(source)]
+    inv.out(text.translate(str.maketrans(source, target)))
+    return 0
+
+
+def _ranges(spec: str) -> list[tuple[int, int]]:
+    """cut's LIST: 1,3-4,7- as 0-based [start, end) ranges."""
+    ranges = []
+    for part in spec.split(","):
+        first, dash, last = part.partition("-")
+        if not (first or last) or not (first or "1").isdigit() or not (last or "1").isdigit():
+            raise UsageError(f"bad list '{spec}'")
+        start = int(first or 1) - 1
+        ranges.append((start, int(last) if last else (1 << 30) if dash else start + 1))
+    return ranges
+
+
+@builtin("cut")
+def cmd_cut(inv: Invocation) -> int:
+    args = list(inv.args)
+    delimiter, fields, chars = take_option(args, "d") or "\t", take_option(args, "f"), take_option(args, "c")
+    if (fields is None) == (chars is None):
+        raise UsageError("needs -f or -c")
+    lines, status = _text_lines(inv, args)
+    for line in lines:
+        if chars is not None:
+            inv.out("".join(line[a:b] for a, b in _ranges(chars)) + "\n")
+            continue
+        parts = line.split(delimiter)
+        chosen = [f for a, b in _ranges(fields or "") for f in parts[a:b]]
+        inv.out((delimiter.join(chosen) if len(parts) > 1 else line) + "\n")
+    return status
+
+
+@builtin("xargs")
+def cmd_xargs(inv: Invocation) -> int:
+    """xargs [-n N] [command...]: runs the command (echo by default) with words read from stdin."""
+    args = list(inv.args)
+    per_call = None
+    if args[:1] == ["-n"] and len(args) > 1 and args[1].isdigit():
+        per_call, args = int(args[1]), args[2:]
+    words = inv.stdin.read().decode("utf-8", "surrogateescape").split()
+    command = args or ["echo"]
+    batches = [words[k : k + per_call] for k in range(0, len(words), per_call)] if per_call else [words]
+    status = 0
+    for batch in batches or [[]]:
+        code = inv.interp.dispatch([*command, *batch], inv.env, {**inv.fds, 0: io.BytesIO()})
+        status = status or (123 if 0 < code < 126 else code)
+    return status
+
+
+@builtin("date")
+def cmd_date(inv: Invocation) -> int:
+    """date [-u] [+FORMAT]: strftime formats plus %s (epoch seconds) and %N (nanoseconds)."""
+    now = time.time_ns()
+    utc = "-u" in inv.args
+    formats = [a[1:] for a in inv.args if a.startswith("+")]
+    fmt = formats[0] if formats else "%a %b %e %H:%M:%S %Z %Y"
+    fmt = fmt.replace("%s", str(now // 10**9)).replace("%N", f"{now % 10**9:09d}")
+    moment = time.gmtime(now / 1e9) if utc else time.localtime(now / 1e9)
+    inv.out(time.strftime(fmt, moment) + "\n")
+    return 0

@@ -7,6 +7,7 @@ import hashlib
 import os
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -344,3 +345,35 @@ def test_native_binaries_are_refused_naming_their_arch(sh: ShellRunner, host_sta
     assert "aarch64" in native.err and "/system/bin/edgeloop-net-run" in native.err
     assert "32-bit ELF file (arm;" in sh("/data/local/tmp/arm32").err
     assert host_starts == []
+
+
+def test_text_tools(sh: ShellRunner) -> None:
+    assert sh("printf 'b 2\\na 10\\nc 1\\n' | sort").out == "a 10\nb 2\nc 1\n"
+    assert sh("printf 'b 2\\na 10\\nc 1\\n' | sort -k2 -n -r").out == "a 10\nb 2\nc 1\n"
+    assert sh("printf 'x,3\\ny,1\\nx,3\\n' | sort -u -t, -k2").out == "y,1\nx,3\n"
+    assert sh("printf 'x\\nx\\ny\\n' | uniq; printf 'x\\nx\\ny\\n' | uniq -c").out == "x\ny\n      2 x\n      1 y\n"
+    assert sh("echo Hello | tr a-z A-Z; echo hello | tr -d l; echo a.b | tr . '\\n'").out == "HELLO\nheo\na\nb\n"
+    assert sh("echo a:b:c | cut -d: -f2,3; echo a:b:c | cut -d : -f 1; echo abcdef | cut -c 2-4").out == (
+        "b:c\na\nbcd\n")
+    assert sh("echo a b c | xargs -n 2 echo item").out == "item a b\nitem c\n"
+    assert sh("echo a b | xargs").out == "a b\n"
+    assert sh("seq 3; seq 2 4 | wc -l").out == "1\n2\n3\n3\n"
+
+
+def test_date_mktemp_realpath_du(sh: ShellRunner) -> None:
+    before = int(time.time())
+    stamp = int(sh("date +%s").out)
+    assert before <= stamp <= time.time() + 1
+    assert sh("date -u +%Y").out == time.strftime("%Y\n", time.gmtime())
+    made = sh("mktemp").out.strip()
+    assert made.startswith("/data/local/tmp/tmp.") and sh.fs.is_file(made)
+    assert sh(f"stat -c %a {made}").out == "600\n"
+    folder = sh("mktemp -d -p /sdcard run.XXXXXX").out.strip()
+    assert folder.startswith("/sdcard/run.") and sh.fs.is_dir(folder) and len(folder) == len("/sdcard/run.XXXXXX")
+    assert sh("mktemp -p /system").status == 1
+    assert sh("cd /data/local/tmp && realpath ../tmp/./ /").out == "/data/local/tmp\n/\n"
+    assert sh("readlink -f /data/local/../local/tmp").out == "/data/local/tmp\n"
+    assert sh("realpath /nope").status == 1
+    sh.fs.mkdir(f"{TMP}/k")
+    sh.write(f"{TMP}/k/a", b"x" * 3000)
+    assert sh("du -s /data/local/tmp/k").out == "3\t/data/local/tmp/k\n"
