@@ -159,6 +159,9 @@ def main(ctx: ProgramContext) -> int:
     except DeviceOSError as exc:
         _err(ctx, f"error_code=300; error_message=Failed to access {exc.path}: {exc.message}")
         rc = 1
+    except EdgeloopError as exc:  # a shared helper's check (e.g. an output name that cannot be a file name)
+        _err(ctx, f"error_code=301; error_message={exc.message}")
+        rc = 1
     log("netrun.end", rc=rc)
     return rc
 
@@ -208,7 +211,10 @@ def _run(ctx: ProgramContext) -> int:
             if ctx.cancel.is_set():
                 return 130
             t0 = time.perf_counter()
-            results.append((i, session.run(names, feeds)))
+            try:
+                results.append((i, session.run(names, feeds)))
+            except Exception as exc:  # onnxruntime's own failure while executing: reported, never a traceback
+                raise NetRunError(500, f"Execution of inference {i} failed: {str(exc).splitlines()[0]}") from None
             inference_ms.append((time.perf_counter() - t0) * 1000.0)
         for i, values in results:
             ctx.stdout.write(f"Processing DNN input(s):\n{_line(job, i)}\n".encode())
@@ -289,6 +295,10 @@ def _load(ctx: ProgramContext, args: argparse.Namespace, runtime: str) -> Job:
     except EdgeloopError as exc:
         raise NetRunError(302, exc.message) from None
     requested = [t for t in args.set_output_tensors.split(",") if t] or input_list.output_tensors
+    known = {o for node in model.graph.node for o in node.output} | {i.name for i in model.graph.input}
+    unknown = [t for t in requested if t not in known]
+    if unknown:
+        raise NetRunError(306, f"Requested output tensor '{unknown[0]}' is not in container {container}")
     outputs = requested or [t.name for t in meta.outputs]
     return Job(ctx, args, runtime, model, data, meta, input_list, outputs)
 

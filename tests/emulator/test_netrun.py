@@ -287,6 +287,8 @@ def test_bad_flags_and_missing_container_are_one_line_errors(fs: Sandbox, model:
     install(fs, model, meta_for(model), feeds_for(model, 1))
     bad = run(fs, gpu_device(), "--gpu_mode", "float8")
     assert bad.rc != 0 and "gpu_mode" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    unknown = run(fs, gpu_device(), "--set_output_tensors", "logits,no_such_tensor")
+    assert unknown.rc != 0 and "'no_such_tensor' is not in container" in unknown.stderr
     missing = run(fs, gpu_device(), container="model/nothere.onnx")
     assert missing.rc != 0 and "nothere.onnx" in missing.stderr and "No such file" in missing.stderr
 
