@@ -44,6 +44,17 @@ def test_jobs_move_off_an_adb_server_that_goes_away(tmp_path: Path, adb_server, 
     assert "adb says server-down" in moved[0].attempts[0].detail
     assert [e["kind"] for e in run.events].count("server-down") == 1
 
+    # The farm without that host, against the first run as baseline: unchanged jobs pass, a job
+    # that no longer ran is a regression, and the dead server is listed as unreachable.
+    again = farm_run(inventory, matrix, tasks=tasks(6), execute=echo_job, out_dir=tmp_path / "r2",
+                     lock_dir=tmp_path / "locks", baseline=run.paths.json)
+    assert again.passed and not again.baseline.regressed and again.baseline.compared == 6
+    assert list(again.discovery.unreachable) == [f"127.0.0.1:{second_adb_server.port}"]
+    fewer = farm_run(inventory, matrix, tasks=tasks(5), execute=echo_job, out_dir=tmp_path / "r3",
+                     lock_dir=tmp_path / "locks", baseline=run.paths.json)
+    assert not fewer.passed and [(f.job, f.kind) for f in fewer.baseline.regressions] == [("m5/pixel/cpu", "missing")]
+    assert "Against the baseline" in fewer.paths.html.read_text()
+
 
 def test_hung_job_and_device_held_past_its_lease(tmp_path: Path, adb_server, start_emulated) -> None:
     free, held = start_emulated("pixel", connect=False), start_emulated("pixel", connect=False)
