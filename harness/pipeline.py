@@ -190,7 +190,7 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
     atomic_write_text(work_dir / "run.sh", (art.bundle.path / "run.sh").read_text())
     with clock.phase("device"):
         atomic_write_text(work_dir / "device.json", json.dumps(device_props(device), indent=2, sort_keys=True) + "\n")
-        packs.load_pack(art.bundle.pack).check_device(emulated=has_builtin_netrun(device))
+        _check_runner(device, art.bundle.pack)
     with clock.phase("push"):
         pushed = push_bundle(device, art.bundle.path, art.bundle.id, art.bundle.manifest, on_bytes)
         result.bytes_pushed = pushed.bytes_sent
@@ -237,6 +237,20 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
     failures = [f"{o.name}: {reason}" for o in result.outputs for reason in o.verdict.reasons]
     result.status = FAILED if failures else PASSED
     result.failure = "; ".join(failures) or None
+
+
+def _check_runner(device: adbutils.AdbDevice, pack_name: str) -> None:
+    """The built-in pack's net-run is part of the emulated device's system image; a real phone needs
+    a vendor SDK pack, and the line says which variable points edgeloop at it."""
+    emulated = has_builtin_netrun(device)
+    try:
+        packs.load_pack(pack_name).check_device(emulated=emulated)
+    except EdgeloopError:
+        if emulated:
+            raise
+        raise EdgeloopError(f"{device.serial} has no built-in net-run (a real phone) and pack '{pack_name}' runs only "
+                            "on the emulated device", "set SNPE_ROOT and `pack: snpe` (or QNN_SDK_ROOT and "
+                            "`pack: qnn`) in the deployment file") from None
 
 
 def _check_exit(outcome: RunOutcome) -> None:
@@ -368,7 +382,7 @@ def _target_device(client: adbutils.AdbClient, profile: Profile, serial: str | N
 
 def summary_table(outcome: DeployOutcome) -> Table:
     table = Table(title=f"edgeloop deploy · {outcome.device}", title_justify="left")
-    for column in ("model", "runtime", "status", "worst cosine", "SQNR dB", "median ms", "pushed", "why"):
+    for column in ("model", "runtime", "status", "worst cosine", "SQNR dB", "median ms", "pushed"):
         table.add_column(column, overflow="fold")
     colors = {PASSED: "green", FAILED: "red", ERROR: "red"}
     for r in outcome.results:
@@ -377,8 +391,13 @@ def summary_table(outcome: DeployOutcome) -> Table:
         median = r.latency.to_json()["median_ms"] if r.latency else None
         table.add_row(r.model, r.runtime, f"[{colors[r.status]}]{r.status}[/]",
                       f"{min(cosines):.6f}" if cosines else "-", f"{min(sqnrs):.1f}" if sqnrs else "-",
-                      f"{median:.3f}" if median is not None else "-", _size(r.bytes_pushed), r.failure or "")
+                      f"{median:.3f}" if median is not None else "-", _size(r.bytes_pushed))
     return table
+
+
+def failure_lines(outcome: DeployOutcome) -> list[str]:
+    """One line per job that did not pass: what went wrong, for the console under the table."""
+    return [f"{r.name}: {r.status}: {r.failure}" for r in outcome.results if not r.passed]
 
 
 def _size(n: int) -> str:

@@ -2,6 +2,7 @@
 incremental push, safe pull, cleanup policy, and every fault a run can meet."""
 
 import json
+import os
 import re
 import threading
 import time
@@ -189,3 +190,22 @@ def test_cleanup_keeps_the_most_recently_used(device) -> None:
         remove_remote(dev, PurePosixPath("/data/local/tmp"))
 
 
+
+
+def test_real_phone_without_an_sdk_pack(adb_server, start_emulated, cpu_job, tmp_path: Path, monkeypatch) -> None:
+    """A device without edgeloop's net-run stands in for a real phone: the emulator's net-run module
+    cannot load when a shadow `onnxruntime` that refuses to import comes first on PYTHONPATH, and the
+    device then serves files and its shell without it."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "onnxruntime.py").write_text("raise ImportError('no onnxruntime on this phone')\n")
+    with monkeypatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(shadow), os.environ.get("PYTHONPATH")) if p))
+        running = start_emulated("pixel")
+    dev = connect(adb_server.client, running.serial)
+    assert dev.shell2("test -x /system/bin/edgeloop-net-run", v2=True).returncode != 0
+    result = run_job(cpu_job, dev, work_dir=tmp_path / "run")
+    assert result.status == ERROR and not result.passed and result.outputs == []
+    assert "has no built-in net-run" in result.failure
+    assert "SNPE_ROOT" in result.failure and "QNN_SDK_ROOT" in result.failure
+    assert result.bytes_pushed == 0  # nothing is sent to a device that cannot run it
