@@ -4,16 +4,21 @@ It runs built-in commands and the device's own system programs (Python callables
 emulator.programs) and nothing else: no host program is ever started, whatever the client types.
 Files are reached only through the Sandbox, so the shell cannot see or change anything outside it.
 
-Layers: emulator.shell_parse (text -> tree), emulator.shell_expand (words -> arguments), this
-module (walks the tree, redirections, command lookup, scripts) and the command tables in
-emulator.shell_builtins and emulator.shell_files.
+Layers: emulator.shell_lex (text -> tokens), emulator.shell_parse (tokens -> tree),
+emulator.shell_expand (words -> arguments), this module (walks the tree: redirections, command
+lookup, scripts, system programs) and the command tables: emulator.shell_builtins (the shell
+itself), emulator.shell_utils (text, system information, processes), emulator.shell_files (files).
+emulator.shell_cond evaluates `test`, emulator.shell_elf refuses native code and
+emulator.shell_procs keeps the process list for ps/kill/pkill.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import io
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -174,20 +179,15 @@ class Interp:
             self.line = exc.line
             self.error(fds, str(exc))
             return 2
-        try:
-            return self.run_sequence(tree, fds)
-        except ShellExit as exc:
-            return exc.status
-        except (ReturnFrom, LoopControl) as exc:
-            return exc.status
-        finally:
-            close_all(self.held_open)
+        return self.as_process(lambda: self.run_sequence(tree, fds))
 
     def run_lines(self, stream: BinaryIO, fds: Fds) -> int:
         """Read commands from a stream and run each as soon as it is complete, as an interactive
         shell does (`adb shell` without a command); `exit` or the end of the stream ends it."""
-        fds, pending, status = dict(fds), "", 0
-        try:
+        fds = dict(fds)
+
+        def loop() -> int:
+            pending, status = "", 0
             while (line := read_line(stream)) is not None:
                 pending += line.decode("utf-8", "replace") + "\n"
                 try:
@@ -199,12 +199,18 @@ class Interp:
                     continue
                 pending = ""
                 status = self.run_sequence(tree, fds)
-            if pending.strip():
-                return self.run_source(pending, fds)
+            if pending.strip():  # the stream ended inside a command
+                self.error(fds, "syntax error: unexpected end of file")
+                return 2
             return status
-        except ShellExit as exc:
-            return exc.status
-        except (ReturnFrom, LoopControl) as exc:
+
+        return self.as_process(loop)
+
+    def as_process(self, body: Callable[[], int]) -> int:
+        """Run the body of this shell process: `exit` (or a stray return or break) ends it with a status."""
+        try:
+            return body()
+        except (ShellExit, LoopControl) as exc:
             return exc.status
         finally:
             close_all(self.held_open)
@@ -235,7 +241,8 @@ class Interp:
         for command in feeders:
             buffer = io.BytesIO()
             stage = {**fds, 1: buffer} if data is None else {**fds, 0: io.BytesIO(data), 1: buffer}
-            self.subshell().run_isolated(command, stage)
+            child = self.subshell()
+            child.as_process(functools.partial(child.run_command, command, stage, False))
             data = buffer.getvalue()
         if data is not None:
             fds = {**fds, 0: io.BytesIO(data)}
@@ -245,12 +252,6 @@ class Interp:
         self.state.status = status
         return status
 
-    def run_isolated(self, node: Node, fds: Fds) -> int:
-        """Run one command in this (sub)shell, turning `exit` into a status."""
-        try:
-            return self.run_command(node, fds, False)
-        except ShellExit as exc:
-            return exc.status
 
     def run_command(self, node: Node, fds: Fds, tested: bool) -> int:
         if isinstance(node, Simple):
@@ -266,10 +267,7 @@ class Interp:
         if isinstance(node, Group):
             if node.subshell:
                 child = self.subshell()
-                try:
-                    return child.run_sequence(node.body, fds, tested)
-                except ShellExit as exc:
-                    return exc.status
+                return child.as_process(lambda: child.run_sequence(node.body, fds, tested))
             return self.run_sequence(node.body, fds, tested)
         if isinstance(node, FunctionDef):
             self.state.functions[node.name] = node.body
@@ -289,13 +287,9 @@ class Interp:
         for item in items:
             self.check_cancel()
             self.assign(node.var, item)
-            try:
-                status = self.run_sequence(node.body, fds, tested)
-            except LoopControl as ctl:
-                if ctl.levels > 1:
-                    raise LoopControl(ctl.brk, ctl.levels - 1) from None
-                if ctl.brk:
-                    break
+            status, stop = self.run_loop_body(node.body, fds, tested)
+            if stop:
+                break
         return status
 
     def run_loop(self, node: Loop, fds: Fds, tested: bool) -> int:
@@ -304,13 +298,18 @@ class Interp:
             self.check_cancel()
             if (self.run_sequence(node.condition, fds, tested=True) == 0) == node.until:
                 return status
-            try:
-                status = self.run_sequence(node.body, fds, tested)
-            except LoopControl as ctl:
-                if ctl.levels > 1:
-                    raise LoopControl(ctl.brk, ctl.levels - 1) from None
-                if ctl.brk:
-                    return status
+            status, stop = self.run_loop_body(node.body, fds, tested)
+            if stop:
+                return status
+
+    def run_loop_body(self, body: Sequence, fds: Fds, tested: bool) -> tuple[int, bool]:
+        """One pass of a loop body: (status, True when `break` ends this loop)."""
+        try:
+            return self.run_sequence(body, fds, tested), False
+        except LoopControl as ctl:
+            if ctl.levels > 1:
+                raise LoopControl(ctl.brk, ctl.levels - 1) from None
+            return self.state.status, ctl.brk
 
     def run_case(self, node: Case, fds: Fds, tested: bool) -> int:
         subject = self.expander.string(node.subject)
