@@ -124,6 +124,7 @@ class Interp:
         self.expander = Expander(self)
         self.held_open: list[Any] = []  # files opened by `exec >file`, closed when this shell ends
         self.stderr: BinaryIO = NullFile()  # the running command's stderr, for errors during expansion
+        self.substitution_status = 0  # of the last $(...) expanded for the running command
 
     # ---- what expansion and builtins use ---------------------------------------------------
 
@@ -156,7 +157,7 @@ class Interp:
         """`$(...)`: run in a subshell, capture stdout; stderr still goes to the caller's."""
         buffer = io.BytesIO()
         child = self.subshell()
-        self.state.status = child.run_source(source, {0: NullFile(), 1: buffer, 2: self.stderr})
+        self.substitution_status = child.run_source(source, {0: NullFile(), 1: buffer, 2: self.stderr})
         return buffer.getvalue().decode("utf-8", "replace")
 
     def subshell(self) -> Interp:
@@ -326,27 +327,25 @@ class Interp:
         self.check_cancel()
         self.line = node.line
         self.stderr = fds[2]
+        self.substitution_status = 0
         try:
             argv = self.expander.fields(node.words)
             assigns = [(name, self.expander.string(word)) for name, word in node.assigns]
         except ExpansionError as exc:
             self.error(fds, str(exc))
             return 1
-        if argv == ["exec"]:  # `exec >file`: redirect the rest of this shell
-            redirected, opened = self.open_redirects(node.redirects, fds)
-            if redirected is None:
-                return 1
-            fds.update(redirected)
-            self.held_open.extend(opened)
-            return 0
         redirected, opened = self.open_redirects(node.redirects, fds)
         if redirected is None:
             return 1
+        if argv == ["exec"]:  # `exec >file`: redirect the rest of this shell
+            fds.update(redirected)
+            self.held_open.extend(opened)
+            return 0
         try:
-            if not argv:
+            if not argv:  # assignments only: the status is that of the last $(...) in them
                 for name, value in assigns:
                     self.assign(name, value)
-                return 0
+                return self.substitution_status
             status = self.invoke(argv, assigns, redirected)
         finally:
             close_all(opened)
@@ -501,6 +500,8 @@ class Interp:
             if interpreter not in SH_PATHS:
                 self.error(fds, f"{name}: No such file or directory")
                 return 127
+            errexit = bool(extra) and extra[0].startswith("-") and "e" in extra[0]  # `#!/system/bin/sh -e`
+            return self.run_script(path, argv, env, fds, errexit=errexit)
         return self.run_script(path, argv, env, fds)
 
     def run_script(self, path: str, argv: list[str], env: dict[str, str], fds: Fds,

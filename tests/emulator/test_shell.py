@@ -282,6 +282,12 @@ def test_set_e_stops_at_the_first_failure(sh: ShellRunner) -> None:
     assert result.out == "after=1\n"
 
 
+def test_shebang_dash_e_and_assignment_status(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/strict", b"#!/system/bin/sh -e\nfalse\necho unreachable\n", mode=0o755)
+    assert sh("/data/local/tmp/strict; echo $?").out == "1\n"
+    assert sh("x=$(false); echo $?; y=$(true); echo $?").out == "1\n0\n"
+
+
 def test_dot_sources_into_the_current_shell(sh: ShellRunner) -> None:
     sh.write(f"{TMP}/vars.sh", b"SOURCED=yes\ncd /data\n")
     assert sh(". /data/local/tmp/vars.sh; echo $SOURCED $(pwd)").out == "yes /data\n"
