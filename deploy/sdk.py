@@ -44,7 +44,11 @@ def sdk_root(kind: str, root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def host_tool(kind: str, name: str, root: str | os.PathLike[str] | None = None) -> Path:
-    """A host tool of the SDK (`bin/x86_64-linux-clang/<name>`), checked to exist and be executable."""
+    """A host tool of the SDK (`bin/x86_64-linux-clang/<name>`), checked to exist and be executable.
+    Without `root` or the SDK variable, a tool on PATH will do (the SDKs' envsetup.sh puts it there)."""
+    on_path = shutil.which(name)
+    if not root and not os.environ.get(SDK_ENV[kind]) and on_path:
+        return Path(on_path)
     tool = sdk_root(kind, root) / HOST_BIN / name
     if not (tool.is_file() and os.access(tool, os.X_OK)):
         raise EdgeloopError(f"{tool}: {name} not found in the {kind.upper()} SDK",

@@ -394,6 +394,9 @@ def test_vendor_profiling_logs_are_read_through_the_sdk_viewers(env: Path, tmp_p
     assert tool_calls(env)[-1] == ["snpe-diagview", "--input_log", str(log)]
     with pytest.raises(EdgeloopError, match="timings log not found"):
         parse_timings("snpe-diag-log", tmp_path / "nothing.log")
+    monkeypatch.delenv("SNPE_ROOT")  # after the SDK's envsetup.sh the tools are on PATH instead
+    monkeypatch.setenv("PATH", str(tmp_path / "2.20.0.240223/bin/x86_64-linux-clang"), prepend=os.pathsep)
+    assert parse_timings("snpe-diag-log", log).init_ms == pytest.approx(48.856)
 
     monkeypatch.setenv("QNN_SDK_ROOT", str(qnn(tmp_path)))
     (tmp_path / "report.txt").write_text(QNN_REPORT)
