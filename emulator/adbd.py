@@ -14,7 +14,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import BinaryIO
 
 from emulator.device import EmulatedDevice
 from emulator.proto import (
@@ -27,6 +26,7 @@ from emulator.proto import (
     VERSION,
     ProtocolError,
     Sender,
+    SocketReader,
     read_message,
 )
 from emulator.services import run_shell
@@ -35,7 +35,6 @@ from emulator.sync import SyncProtocolError, SyncSession
 
 FEATURES = ("shell_v2", "stat_v2", "fixed_push_mkdir")
 Service = Callable[[Stream, str], None]
-READ_BUFFER = 4 << 20
 
 
 def listen(port: int = 0) -> socket.socket:
@@ -92,7 +91,7 @@ class Connection:
         self._recv_throttle = _Throttle(device)
 
     def serve(self) -> None:
-        reader: BinaryIO = self.sock.makefile("rb", buffering=READ_BUFFER)
+        reader = SocketReader(self.sock)
         self.device.log("connect", peer=self.peer)
         reason = "closed by host"
         try:
@@ -108,11 +107,10 @@ class Connection:
                 self._streams.clear()
             for stream in streams:
                 stream.host_closed()
-            reader.close()
             self.sock.close()
             self.device.log("disconnect", peer=self.peer, reason=reason)
 
-    def _loop(self, reader: BinaryIO) -> bool:
+    def _loop(self, reader: SocketReader) -> bool:
         """Handle messages until the host hangs up (False) or a drop fault fires (True)."""
         received = 0
         generation = self.device.faults_generation
