@@ -18,6 +18,7 @@ import hashlib
 import json
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,27 +138,33 @@ class Prepared:
 
 
 class SessionCache:
-    """Onnxruntime sessions by (container hash, mode): a warm run pays no session creation."""
+    """Onnxruntime sessions by (container hash, mode): a warm run pays no session creation.
 
-    def __init__(self) -> None:
+    The least recently used session goes once `capacity` are held, so a long-lived device that
+    has run many containers keeps its memory bounded."""
+
+    def __init__(self, capacity: int = 16) -> None:
+        self.capacity = capacity
         self._lock = threading.Lock()
-        self._prepared: dict[tuple[str, Mode], Prepared] = {}
+        self._prepared: OrderedDict[tuple[str, Mode], Prepared] = OrderedDict()
 
     def get(self, model: onnx.ModelProto, model_bytes: bytes, quantized: bool, mode: Mode) -> tuple[Prepared, bool]:
         """Return (prepared session, hit)."""
         key = (hashlib.sha256(model_bytes).hexdigest(), mode)
         with self._lock:
             if key in self._prepared:
+                self._prepared.move_to_end(key)
                 return self._prepared[key], True
         graph = prepare(model, quantized, mode).SerializeToString()
         prepared = Prepared(new_session(graph), graph)
         with self._lock:
             self._prepared[key] = prepared
+            while len(self._prepared) > self.capacity:
+                self._prepared.popitem(last=False)
         return prepared, False
 
-    def clear(self) -> None:
-        with self._lock:
-            self._prepared.clear()
+    def __len__(self) -> int:
+        return len(self._prepared)
 
 
 def new_session(graph: bytes, *, profile_dir: Path | None = None) -> ort.InferenceSession:

@@ -442,3 +442,15 @@ def test_16bit_activations_run_on_htp_but_not_on_an_hvx_dsp(fs: Sandbox, model: 
     htp = run(fs, Device(load_profile("galaxy-s23")), "--use_dsp")
     assert htp.rc == 0, htp.stderr
     np.testing.assert_allclose(output(fs, 0, meta.outputs[0]), host_run(model, feeds[0])[0], atol=2e-3)
+
+
+def test_session_cache_is_bounded(model: onnx.ModelProto) -> None:
+    from emulator.runtimes import Mode, SessionCache
+
+    cache = SessionCache(capacity=2)
+    data = model.SerializeToString()
+    for runtime in ("cpu", "gpu", "cpu", "gpu_fp16"):  # cpu is used again, so gpu is the oldest at the end
+        cache.get(model, data, False, Mode(runtime))
+    assert len(cache) == 2
+    assert cache.get(model, data, False, Mode("cpu"))[1] is True
+    assert cache.get(model, data, False, Mode("gpu"))[1] is False
