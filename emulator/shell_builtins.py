@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from emulator.programs import SYSTEM_PROGRAMS
 from emulator.sandbox import DeviceOSError, Sandbox
+from emulator.shell_expand import ifs_split
 from emulator.shell_parse import ParseError, parse
 
 if TYPE_CHECKING:
@@ -87,18 +88,23 @@ class Invocation:
 @dataclass(frozen=True)
 class Command:
     fn: Callable[[Invocation], int]
-    special: bool  # changes the shell itself: prefix assignments persist, no /system/bin file
+    special: bool  # a POSIX special builtin: `VAR=value cmd` keeps VAR set afterwards
 
 
 BUILTINS: dict[str, Command] = {}
 APPLETS: set[str] = set()  # commands that also exist as /system/bin/<name> (toybox applets and sh)
 
 
-def builtin(*names: str, special: bool = False) -> Callable[[Callable[[Invocation], int]], Callable[[Invocation], int]]:
+def builtin(
+    *names: str, special: bool = False, applet: bool = True
+) -> Callable[[Callable[[Invocation], int]], Callable[[Invocation], int]]:
+    """Register a command. `special`: POSIX special builtin (prefix assignments persist);
+    `applet`: also an executable /system/bin/<name> (False for what only the shell itself has)."""
+
     def register(fn: Callable[[Invocation], int]) -> Callable[[Invocation], int]:
         for name in names:
             BUILTINS[name] = Command(fn, special)
-            if not special:
+            if applet and not special:
                 APPLETS.add(name)
         return fn
 
@@ -176,7 +182,7 @@ def cmd_false(inv: Invocation) -> int:
     return 1
 
 
-@builtin("cd", special=True)
+@builtin("cd", applet=False)
 def cmd_cd(inv: Invocation) -> int:
     target = inv.args[-1] if inv.args and inv.args[-1] != "-P" else inv.env.get("HOME", "/")
     if target == "-":
@@ -345,7 +351,7 @@ def cmd_exec(inv: Invocation) -> int:
     raise ShellExit(inv.interp.dispatch(inv.args, inv.env, inv.fds) if inv.args else 0)
 
 
-@builtin("command", special=True)
+@builtin("command", applet=False)
 def cmd_command(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "vVp")
     if not flags & {"v", "V"}:
@@ -370,7 +376,7 @@ def _which(inv: Invocation, names: list[str], *, show_builtins: bool) -> int:
     return status
 
 
-@builtin("read", special=True)
+@builtin("read", applet=False)
 def cmd_read(inv: Invocation) -> int:
     _flags, names = split_flags(inv.args, "rs")
     line = read_line(inv.stdin)
@@ -378,13 +384,18 @@ def cmd_read(inv: Invocation) -> int:
         return 1
     text = line.decode("utf-8", "replace")
     names = names or ["REPLY"]
-    values = text.split(None, len(names) - 1) if len(names) > 1 else [text.strip()]
+    ifs = inv.env.get("IFS", inv.interp.expander.ifs)  # `IFS=, read a b` applies to this read only
+    if len(names) == 1:
+        values = [text.strip("".join(c for c in ifs if c in " \t\n"))]
+    else:
+        values = ifs_split(text, ifs, maxsplit=len(names) - 1)
     for k, name in enumerate(names):
         inv.interp.assign(name, values[k] if k < len(values) else "")
     return 0
 
 
-@builtin("wait", "trap", "umask", "ulimit", special=True)
+@builtin("wait", "umask", "ulimit", applet=False)
+@builtin("trap", special=True)
 def cmd_accept(inv: Invocation) -> int:
     """Process-control builtins with nothing to do here: no background jobs, signals or limits."""
     return 0

@@ -50,22 +50,44 @@ class _Fields:
             self.fields.append(self.current)
         self.current.append((text, quoted))
 
-    def split_add(self, text: str) -> None:
+    def split_add(self, text: str, ifs: str) -> None:
+        """Add an unquoted expansion result: IFS characters end fields, as after `$x` or `$(cmd)`."""
         if not text:
             return
-        if text[0] in IFS_WHITESPACE:
+        if text[0] in ifs:
             self.current = None
-        for k, piece in enumerate(text.split()):
+        for k, piece in enumerate(ifs_split(text, ifs)):
             if k:
                 self.current = None
             self.add(piece, False)
-        if text[-1] in IFS_WHITESPACE:
+        if text[-1] in ifs:
             self.current = None
+
+
+def ifs_split(text: str, ifs: str, maxsplit: int = 0) -> list[str]:
+    """Split as POSIX field splitting does: runs of IFS white space separate fields and are trimmed at
+    the ends; every other IFS character ends one field (so `a,,b` with IFS=, has an empty field)."""
+    if not ifs:
+        return [text] if text else []
+    white = "".join(c for c in ifs if c in IFS_WHITESPACE)
+    other = "".join(c for c in ifs if c not in IFS_WHITESPACE)
+    text = text.strip(white)
+    if not text:
+        return []
+    spaces = f"[{re.escape(white)}]*" if white else ""
+    separators = [f"{spaces}[{re.escape(other)}]{spaces}"] if other else []
+    separators += [f"[{re.escape(white)}]+"] if white else []
+    return re.split("|".join(separators), text, maxsplit=maxsplit)
 
 
 class Expander:
     def __init__(self, vars: Variables) -> None:
         self.vars = vars
+
+    @property
+    def ifs(self) -> str:
+        value = self.vars.lookup("IFS")
+        return IFS_WHITESPACE if value is None else value
 
     # ---- public -------------------------------------------------------------------------
 
@@ -94,9 +116,10 @@ class Expander:
     # ---- parts --------------------------------------------------------------------------
 
     def _expand_into(self, word: Word, out: _Fields, *, split: bool) -> None:
-        for part in word.parts:
+        for k, part in enumerate(word.parts):
             if isinstance(part, Lit):
-                out.add(part.text, part.quoted)
+                tilde = k == 0 and not part.quoted and (part.text == "~" or part.text.startswith("~/"))
+                out.add((self.vars.lookup("HOME") or "/") + part.text[1:] if tilde else part.text, part.quoted)
             elif isinstance(part, Param) and part.name == "@" and not part.op and not part.length:
                 self._at(part.quoted, out, split)
             else:
@@ -104,7 +127,7 @@ class Expander:
                 if part.quoted or not split:
                     out.add(value, True)
                 else:
-                    out.split_add(value)
+                    out.split_add(value, self.ifs)
 
     def _at(self, quoted: bool, out: _Fields, split: bool) -> None:
         """"$@" gives one field per argument; unquoted $@ splits like $*."""
@@ -112,7 +135,7 @@ class Expander:
         if not quoted or not split:
             joined = " ".join(args)
             if split:
-                out.split_add(joined)
+                out.split_add(joined, self.ifs)
             else:
                 out.add(joined, True)
             return

@@ -255,7 +255,7 @@ def cmd_grep(inv: Invocation) -> int:
             raise UsageError("option requires an argument -- e")
         patterns.append(args.pop(k + 1))
         args.pop(k)
-    flags, operands = split_flags(args, "qvcinlEFwsh")
+    flags, operands = split_flags(args, "qvcinlEFwshx")
     if not patterns:
         if not operands:
             raise UsageError("no pattern")
@@ -263,6 +263,8 @@ def cmd_grep(inv: Invocation) -> int:
     sources = [re.escape(p) if "F" in flags else p for p in patterns]
     if "w" in flags:
         sources = [rf"\b(?:{s})\b" for s in sources]
+    if "x" in flags:
+        sources = [rf"^(?:{s})$" for s in sources]
     regex = re.compile("|".join(f"(?:{s})" for s in sources), re.IGNORECASE if "i" in flags else 0)
     found = False
     results = read_operands(inv, operands)

@@ -93,6 +93,24 @@ printf '<%s>' $*; echo; printf '<%s>' "$*"; echo; printf '<%s>' x"$@"y; echo; sh
     assert sh('set --; printf "<%s>" "$@"; echo $#').out == "<>0\n"  # printf runs its format once
 
 
+def test_field_splitting_follows_ifs(sh: ShellRunner) -> None:
+    result = sh('x="a,b,,c"; IFS=,; printf "<%s>" $x; echo; unset IFS; y=" a  b "; printf "<%s>" $y "$y"; echo')
+    assert result.out == "<a><b><><c>\n<a><b>< a  b >\n"
+    assert sh('IFS=; z="p q"; printf "<%s>" $z').out == "<p q>"
+
+
+def test_read_splits_lines_into_variables(sh: ShellRunner) -> None:
+    lines = b"k=v=w\n  lead  trail  \n1 2 3 4\n"
+    result = sh('IFS== read a b; echo "$a|$b"; IFS= read -r l; echo "[$l]"; read x y; echo "$x|$y"; '
+                'read z || echo eof=$?; echo "ifs unchanged: [$IFS]"', stdin=lines)
+    assert result.out == "k|v=w\n[  lead  trail  ]\n1|2 3 4\neof=1\nifs unchanged: []\n"
+
+
+def test_tilde_and_special_builtin_assignments(sh: ShellRunner) -> None:
+    assert sh('echo ~ ~/x "~" a~; HOME=/data; echo ~/y').out == "/ //x ~ a~\n/data/y\n"
+    assert sh("V=1 export W=2; echo $V $W; X=3 true; echo [$X]").out == "1 2\n[]\n"
+
+
 def test_glob_expands_in_the_sandbox_only(sh: ShellRunner) -> None:
     sh.fs.mkdir(f"{TMP}/g")
     for name in ("a.raw", "b.raw", "c.txt", ".hidden.raw"):
