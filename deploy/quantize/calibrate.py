@@ -31,7 +31,14 @@ class TensorStats:
     histogram: bool = field(default=False, repr=False)
 
     def update(self, x: np.ndarray) -> None:
+        if x.size == 0:
+            return
         x_min, x_max = float(x.min()), float(x.max())
+        if not (np.isfinite(x_min) and np.isfinite(x_max)):  # +-inf (e.g. masks): encode the finite part
+            x = x[np.isfinite(x)]
+            if x.size == 0:
+                return
+            x_min, x_max = float(x.min()), float(x.max())
         self.min, self.max = min(self.min, x_min), max(self.max, x_max)
         if not self.histogram:
             return
@@ -42,7 +49,7 @@ class TensorStats:
             self.counts = np.zeros(ENHANCED_BINS, dtype=np.int64)
         elif x_min < self.lo or x_max > self.hi:
             self._rebin(min(self.lo, x_min), max(self.hi, x_max))
-        self.counts += np.histogram(x, bins=ENHANCED_BINS, range=(self.lo, self.hi))[0]
+        self.counts += _bin_counts(x, self.lo, self.hi)
 
     def _rebin(self, lo: float, hi: float) -> None:
         """Move every old bin's count to the new bin holding its centre."""
@@ -52,6 +59,14 @@ class TensorStats:
         counts = np.zeros(ENHANCED_BINS, dtype=np.int64)
         np.add.at(counts, index, self.counts)
         self.counts, self.lo, self.hi = counts, lo, hi
+
+
+def _bin_counts(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Counts of `x` in ENHANCED_BINS equal bins over [lo, hi] (float64 index math: no overflow at
+    float32's extremes; a single bincount is also several times faster than np.histogram)."""
+    index = (x.astype(np.float64).ravel() - lo) * (ENHANCED_BINS / (hi - lo))
+    index = np.clip(index, 0, ENHANCED_BINS - 1).astype(np.int64)
+    return np.bincount(index, minlength=ENHANCED_BINS)
 
 
 def progress(label: str) -> Progress:

@@ -84,24 +84,31 @@ def _fold_batchnorms(g: _Graph) -> dict[str, _Conv]:
     return convs
 
 
-def _relu6_to_relu(g: _Graph) -> None:
-    for node in g.model.graph.node:
-        if node.op_type == "Clip" and len(node.input) == 3 and all(g.static(n) for n in node.input[1:]):
-            low, high = (float(g.inits[n]) for n in node.input[1:])
-            if low == 0.0 and high == 6.0:
-                node.op_type = "Relu"
-                del node.input[1:]
+def _is_relu6(g: _Graph, node: onnx.NodeProto) -> bool:
+    if node.op_type != "Clip":
+        return False
+    if len(node.input) == 3 and all(g.static(n) for n in node.input[1:]):
+        return [float(g.inits[n]) for n in node.input[1:]] == [0.0, 6.0]
+    attrs = {a.name: a.f for a in node.attribute}
+    return attrs.get("min") == 0.0 and attrs.get("max") == 6.0
 
 
-def _next_conv(g: _Graph, conv: _Conv, convs: dict[str, _Conv]) -> tuple[_Conv | None, bool]:
-    """The conv reading `conv`'s output through at most one ReLU on a single branch."""
+def _to_relu(node: onnx.NodeProto) -> None:
+    """ReLU6 -> ReLU (SNPE does the same): only the scale-equivariant ReLU lets CLE rescale."""
+    node.op_type = "Relu"
+    del node.input[1:]
+    del node.attribute[:]
+
+
+def _next_conv(g: _Graph, conv: _Conv, convs: dict[str, _Conv]) -> tuple[_Conv | None, onnx.NodeProto | None]:
+    """The conv reading `conv`'s output through at most one ReLU/ReLU6 on a single branch."""
     node = g.only_reader(conv.node.output[0])
-    relu = node is not None and node.op_type == "Relu"
-    if relu:
-        node = g.only_reader(node.output[0])
+    act = node if node is not None and (node.op_type == "Relu" or _is_relu6(g, node)) else None
+    if act is not None:
+        node = g.only_reader(act.output[0])
     if node is None or node.name not in convs or node.input[0] == "" or node.op_type != "Conv":
-        return None, relu
-    return convs[node.name], relu
+        return None, act
+    return convs[node.name], act
 
 
 def _out_range(w: np.ndarray) -> np.ndarray:
@@ -183,26 +190,23 @@ def equalize(model: onnx.ModelProto) -> onnx.ModelProto:
     out.CopyFrom(model)
     g = _Graph(out)
     convs = _fold_batchnorms(g)
-    _relu6_to_relu(g)
     g = _Graph(out)  # BN nodes are gone: rebuild the reader index
     for conv in list(convs.values()):
-        if conv.depthwise:
+        if conv.depthwise or conv.group != 1:
             continue
-        nxt, relu = _next_conv(g, conv, convs)
-        if nxt is None:
+        nxt, act = _next_conv(g, conv, convs)
+        if nxt is None or not (nxt.depthwise or nxt.group == 1):
             continue
-        if nxt.depthwise:
-            last, _ = _next_conv(g, nxt, convs)
-            if last is not None and not last.depthwise and last.group == 1:
-                _equalize_triplet(conv, nxt, last)
-            else:
-                _equalize_pair(conv, nxt)
-            if relu:
-                _absorb_high_bias(conv, nxt)
-        elif nxt.group == 1 and conv.group == 1:
+        last, last_act = _next_conv(g, nxt, convs) if nxt.depthwise else (None, None)
+        if last is not None and not last.depthwise and last.group == 1:
+            _equalize_triplet(conv, nxt, last)
+            if last_act is not None:
+                _to_relu(last_act)
+        else:
             _equalize_pair(conv, nxt)
-            if relu:
-                _absorb_high_bias(conv, nxt)
+        if act is not None:
+            _to_relu(act)
+            _absorb_high_bias(conv, nxt)
     _write_back(g, convs)
     out.graph.ClearField("value_info")
     onnx.checker.check_model(out)

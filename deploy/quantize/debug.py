@@ -46,7 +46,7 @@ class LayerReport:
     tensor: str
     node: str
     op_type: str
-    cumulative_sqnr_db: float
+    cumulative_sqnr_db: float | None  # None when the quantized graph has no such tensor (folded by CLE)
     isolated_sqnr_db: float
 
 
@@ -110,11 +110,15 @@ def layer_sqnr(model: onnx.ModelProto, qmodel: onnx.ModelProto, encodings: dict[
     """Per layer: cumulative SQNR at its output in the quantized model, and isolated SQNR at the
     model outputs with only that layer quantized (its sensitivity)."""
     plan = _plan_from(encodings, model)
-    nodes = [n for n in model.graph.node
-             if n.output and n.output[0] in plan.activations and not plan.activations[n.output[0]].is_float]
+    def quantized(node: onnx.NodeProto) -> bool:  # its output, or its weights when a fused op follows
+        out = plan.activations.get(node.output[0]) if node.output else None
+        return (out is not None and not out.is_float) or any(p in plan.params for p in node.input)
+
+    nodes = [n for n in model.graph.node if n.output and quantized(n)]
     names = [n.output[0] for n in nodes]
     outputs = [o.name for o in model.graph.output]
-    watched = list(dict.fromkeys([*names, *outputs]))
+    in_quantized = {o for n in qmodel.graph.node for o in n.output}  # CLE folds BN: some are gone
+    watched = list(dict.fromkeys([*(n for n in names if n in in_quantized), *outputs]))
     float_sess = session(expose(model, watched))
     quant_sess = session(expose(qmodel, watched))
     alone = [session(write_qdq(model, _only(plan, n))) for n in nodes]
@@ -127,14 +131,16 @@ def layer_sqnr(model: onnx.ModelProto, qmodel: onnx.ModelProto, encodings: dict[
             ref = dict(zip(watched, float_sess.run(watched, feed), strict=True))
             quant = dict(zip(watched, quant_sess.run(watched, feed), strict=True))
             for name in names:
-                cumulative[name].add(ref[name], quant[name])
+                if name in quant:
+                    cumulative[name].add(ref[name], quant[name])
             for name in outputs:
                 output.add(ref[name], quant[name])
             for name, sess in zip(names, alone, strict=True):
                 for out, value in zip(outputs, sess.run(outputs, feed), strict=True):
                     isolated[name].add(ref[out], value)
             bar.advance(task)
-    reports = [LayerReport(n.output[0], n.name, n.op_type, round(cumulative[n.output[0]].sqnr_db, 3),
+    reports = [LayerReport(n.output[0], n.name, n.op_type,
+                           round(cumulative[n.output[0]].sqnr_db, 3) if cumulative[n.output[0]].count else None,
                            round(isolated[n.output[0]].sqnr_db, 3)) for n in nodes]
     return reports, output.sqnr_db
 

@@ -31,6 +31,10 @@ WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # SNPE's ops whose outpu
 PARAM_INPUTS = {("Conv", 1), ("ConvTranspose", 1), ("Gemm", 1), ("MatMul", 0), ("MatMul", 1), ("PRelu", 1),
                 ("Add", 0), ("Add", 1), ("Sub", 0), ("Sub", 1), ("Mul", 0), ("Mul", 1), ("Div", 1)}
 BIAS_INPUTS = {("Conv", 2), ("ConvTranspose", 2), ("Gemm", 2)}
+# Runtimes fuse an activation (and an unfolded BN) into the op before it, so the tensor between
+# them never exists in fixed point: it gets no encoding (SNPE/QNN and onnxruntime's QDQ do the same).
+FUSING_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "BatchNormalization")
+FUSED_READERS = ("Relu", "Clip", "BatchNormalization")
 
 
 @dataclass
@@ -117,6 +121,16 @@ def _param_encoding(values: np.ndarray, node: onnx.NodeProto, options: QuantizeO
     return encoding_for_values(values, bw, options.param_quantizer, options.min_range)
 
 
+def fused_tensors(model: onnx.ModelProto) -> set[str]:
+    """Outputs of a FUSING_PRODUCERS op read only by one FUSED_READERS op (and not a graph output)."""
+    readers = _consumers(model)
+    outputs = {o.name for o in model.graph.output}
+    return {node.output[0] for node in model.graph.node
+            if node.op_type in FUSING_PRODUCERS and node.output[0] not in outputs
+            and len(readers.get(node.output[0], [])) == 1
+            and readers[node.output[0]][0][0].op_type in FUSED_READERS}
+
+
 def make_plan(model: onnx.ModelProto, activations: list[str], stats: dict[str, TensorStats],
               options: QuantizeOptions, overrides: Overrides | None = None) -> Plan:
     overrides = overrides or Overrides()
@@ -137,8 +151,9 @@ def make_plan(model: onnx.ModelProto, activations: list[str], stats: dict[str, T
 
     plan = Plan(activations={}, params={}, biases={}, float_nodes=float_nodes, conversions={},
                 bias_bitwidth=options.bias_bitwidth)
+    fused = fused_tensors(model)
     for name in activations:
-        if name not in stats or not np.isfinite(stats[name].min):
+        if name in fused or name not in stats or not np.isfinite(stats[name].min):
             continue
         node = producer.get(name)
         override = overrides.activations.get(name)

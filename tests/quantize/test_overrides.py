@@ -89,19 +89,20 @@ def test_partial_override_changes_only_what_it_names(setup) -> None:
 def test_float_island_keeps_the_op_float_with_conversions(setup) -> None:
     tmp, container, input_list = setup
     (tmp / "island.json").write_text(json.dumps({
-        "activation_encodings": {"conv3_out": [{"bitwidth": 32, "dtype": "float"}]}, "param_encodings": {}}))
+        "activation_encodings": {"logits": [{"bitwidth": 32, "dtype": "float"}]}, "param_encodings": {}}))
     result = quantize(container, input_list, tmp / "q.onnx", QuantizeOptions(override_params=tmp / "island.json"))
     qmodel, meta = load_container(result.path)
     inits = {i.name: numpy_helper.to_array(i) for i in qmodel.graph.initializer}
     # the output made the whole op float: weight and bias stay float initializers
-    assert inits["conv3.weight"].dtype == np.float32 and inits["conv3.bias"].dtype == np.float32
-    conv3 = next(n for n in qmodel.graph.node if n.name == "conv3")
-    assert conv3.output[0] == "conv3_out"  # no Q/DQ after it
-    bn3 = next(n for n in qmodel.graph.node if n.name == "bn3")
-    assert bn3.input[0] == "conv3_out_converted"  # float -> int convert for the int reader
-    producer = next(n for n in qmodel.graph.node if "conv3_out_converted" in n.output)
+    assert inits["fc.weight"].dtype == np.float32 and inits["fc.bias"].dtype == np.float32
+    fc = next(n for n in qmodel.graph.node if n.name == "fc")
+    assert fc.output[0] == "logits"  # no Q/DQ after it
+    assert fc.input[0] == "flat"  # it reads the dequantized int tensor: the int -> float convert
+    softmax = next(n for n in qmodel.graph.node if n.name == "probs")
+    assert softmax.input[0] == "logits_converted"  # float -> int convert for the int reader
+    producer = next(n for n in qmodel.graph.node if "logits_converted" in n.output)
     assert producer.op_type == "DequantizeLinear"
-    assert _by_name(meta.encodings, "activation_encodings")["conv3_out"]["dtype"] == "FLOAT"
+    assert _by_name(meta.encodings, "activation_encodings")["logits"]["dtype"] == "FLOAT"
     assert result.cosine > 0.99
 
 
