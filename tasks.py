@@ -281,7 +281,8 @@ def _quantize_collection() -> Collection:
         for layer in report.layers:
             mark = "[red]" if layer.tensor in report.promoted else ""
             table.add_row(str(rank[layer.tensor]), f"{mark}{layer.tensor}", layer.op_type,
-                          f"{layer.cumulative_sqnr_db:.2f}", f"{layer.isolated_sqnr_db:.2f}")
+                          "-" if layer.cumulative_sqnr_db is None else f"{layer.cumulative_sqnr_db:.2f}",
+                          f"{layer.isolated_sqnr_db:.2f}")
         console.print(table)
         if report.target_met is not None:
             verdict = "met" if report.target_met else "not met"
