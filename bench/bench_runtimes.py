@@ -1,13 +1,14 @@
 """Per-inference cost of each emulated runtime (cpu, gpu, gpu_fp16, dsp) relative to float cpu, in one run.
 
 Each model runs through the real `edgeloop-net-run` program (over a real Sandbox, as the device
-runs it) and the figure is the median of the per-inference times it writes to its diag file, after
-a warm-up run so every runtime's session is cached. Plain `onnxruntime.InferenceSession.run` on the
+runs it); a round takes the median of the per-inference times each runtime writes to its diag file
+(after a warm-up run so every session is cached), and the figure is the median over interleaved
+rounds. Plain `onnxruntime.InferenceSession.run` on the
 float model with the same inputs is measured in the same run as the peer for the cpu overhead.
 The dsp container is made with onnxruntime's static QDQ quantizer (the runtime cost, not the
 quantizer, is measured here).
 
-    .venv/bin/python bench/bench_runtimes.py [--inferences 200]
+    .venv/bin/python bench/bench_runtimes.py [--inferences 200] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def _plain_median(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inferences", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     table = Table("model", "runtime", "median ms / inference", "vs float cpu")
     overhead = Table("model", "plain InferenceSession.run ms", "net-run cpu ms", "ratio")
@@ -137,11 +139,16 @@ def main() -> None:
                 graph = onnx.ModelProto.FromString(graph.SerializeToString())
                 write_meta(graph, _meta(model, kind))
                 _put(fs, f"{BUNDLE}/{kind}.onnx", graph.SerializeToString())
-            medians = {rt: _netrun_median(fs, f"{'quantized' if rt == 'dsp' else 'float'}.onnx", flags)
-                       for rt, flags in RUNTIMES.items()}
-            for rt, ms in medians.items():
-                table.add_row(label, rt, f"{ms:.3f}", f"{ms / medians['cpu']:.2f}x")
-            plain = _plain_median(model, feeds)
+            rounds: dict[str, list[float]] = {rt: [] for rt in [*RUNTIMES, "plain"]}
+            for _ in range(args.rounds):  # interleaved, so a busy moment of the machine hits every runtime alike
+                for rt, flags in RUNTIMES.items():
+                    container = f"{'quantized' if rt == 'dsp' else 'float'}.onnx"
+                    rounds[rt].append(_netrun_median(fs, container, flags))
+                rounds["plain"].append(_plain_median(model, feeds))
+            medians = {rt: statistics.median(values) for rt, values in rounds.items()}
+            for rt in RUNTIMES:
+                table.add_row(label, rt, f"{medians[rt]:.3f}", f"{medians[rt] / medians['cpu']:.2f}x")
+            plain = medians["plain"]
             overhead.add_row(label, f"{plain:.3f}", f"{medians['cpu']:.3f}", f"{medians['cpu'] / plain:.2f}")
     console = Console()
     console.print(table)
