@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import io
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,10 +104,11 @@ class State:
     functions: dict[str, Node] = field(default_factory=dict)
     errexit: bool = False
     status: int = 0
+    last_job: int | None = None  # $!
 
     def copy(self) -> State:
         return State(dict(self.vars), set(self.exported), self.cwd, list(self.args), self.name,
-                     dict(self.functions), self.errexit, self.status)
+                     dict(self.functions), self.errexit, self.status, self.last_job)
 
 
 class Interp:
@@ -125,6 +127,7 @@ class Interp:
         self.held_open: list[Any] = []  # files opened by `exec >file`, closed when this shell ends
         self.stderr: BinaryIO = NullFile()  # the running command's stderr, for errors during expansion
         self.substitution_status = 0  # of the last $(...) expanded for the running command
+        self.shell_jobs: list[threading.Thread] = []  # background jobs started by this shell
 
     # ---- what expansion and builtins use ---------------------------------------------------
 
@@ -134,7 +137,9 @@ class Interp:
 
     def lookup(self, name: str) -> str | None:
         special = {"?": lambda: str(self.state.status), "#": lambda: str(len(self.state.args)),
-                   "$": lambda: str(self.process.pid), "!": lambda: "", "-": lambda: "e" * self.state.errexit,
+                   "$": lambda: str(self.process.pid), "!": lambda: str(self.state.last_job or ""),
+                   "-": lambda: "e" * self.state.errexit, "LINENO": lambda: str(self.line),
+                   "PPID": lambda: str(self.process.ppid), "RANDOM": lambda: str(random.randrange(32768)),
                    "*": lambda: " ".join(self.state.args), "@": lambda: " ".join(self.state.args),
                    "0": lambda: self.state.name}
         if name in special:
@@ -214,13 +219,38 @@ class Interp:
         except (ShellExit, LoopControl) as exc:
             return exc.status
         finally:
+            self.wait_jobs()
             close_all(self.held_open)
 
     def run_sequence(self, seq: Sequence, fds: Fds, tested: bool = False) -> int:
         status = 0
         for item in seq.items:
-            status = self.run_and_or(item, fds, tested)
+            status = self.start_job(item, fds) if item.background else self.run_and_or(item, fds, tested)
         return status
+
+    def start_job(self, node: AndOr, fds: Fds) -> int:
+        """`cmd &`: run in a subshell on its own thread; `$!` names it, `wait` (or the end of the
+        session, as adb waits for everything holding the output) joins it."""
+        child = self.subshell()
+        started = threading.Event()
+
+        def job() -> None:
+            with table_for(self.device).running(SH, self.process.session, ppid=self.process.pid) as process:
+                child.process = process
+                started.set()
+                child.as_process(lambda: child.run_and_or(node, dict(fds), True))
+
+        thread = threading.Thread(target=job, daemon=True, name=f"sh-job-{self.process.pid}")
+        thread.start()
+        started.wait()
+        self.state.last_job = child.process.pid
+        self.shell_jobs.append(thread)
+        return 0
+
+    def wait_jobs(self) -> None:
+        for thread in self.shell_jobs:
+            thread.join()
+        self.shell_jobs.clear()
 
     def run_and_or(self, node: AndOr, fds: Fds, tested: bool) -> int:
         status = self.run_pipeline(node.first, fds, tested or bool(node.rest))

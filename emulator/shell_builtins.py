@@ -394,10 +394,17 @@ def cmd_read(inv: Invocation) -> int:
     return 0
 
 
-@builtin("wait", "umask", "ulimit", applet=False)
+@builtin("umask", "ulimit", applet=False)
 @builtin("trap", special=True)
 def cmd_accept(inv: Invocation) -> int:
-    """Process-control builtins with nothing to do here: no background jobs, signals or limits."""
+    """Builtins with nothing to do here: no signals to trap, no umask or limits to change."""
+    return 0
+
+
+@builtin("wait", applet=False)
+def cmd_wait(inv: Invocation) -> int:
+    """Wait for this shell's background jobs (all of them, whatever pids are given)."""
+    inv.interp.wait_jobs()
     return 0
 
 

@@ -37,6 +37,7 @@ class Pipeline:
 class AndOr:
     first: Pipeline
     rest: list[tuple[str, Pipeline]] = field(default_factory=list)  # ("&&" | "||", pipeline)
+    background: bool = False  # ended by `&`
 
 
 @dataclass
@@ -146,7 +147,7 @@ class _Parser:
         while not self.at_list_end():
             items.append(self.and_or())
             if self.at_op(";", "&", "\n"):
-                self.i += 1
+                items[-1].background = self.next().value == "&"
                 self.linebreak()
             elif not self.at_list_end():
                 raise self.unexpected()

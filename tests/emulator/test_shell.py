@@ -332,6 +332,17 @@ greet there now; echo ret=$?
     assert result.status == 0 and result.err == ""
 
 
+def test_background_jobs_and_wait(sh: ShellRunner) -> None:
+    result = sh("cd /data/local/tmp; "
+                "(for i in $(seq 500); do [ -e go ] && break; sleep 0.01; done; echo late) & "
+                "echo early; echo pid=$!; touch go; wait; echo after")
+    lines = result.out.splitlines()
+    assert lines[0] == "early" and lines[1].startswith("pid=") and lines[1][4:].isdigit()
+    assert lines[2:] == ["late", "after"]
+    # the session ends only when its background jobs have, as adb waits for all holders of the output
+    assert sh("(sleep 0.05; echo bg) & echo fg").out == "fg\nbg\n"
+
+
 # ---- system programs -----------------------------------------------------------------------
 
 
