@@ -7,7 +7,6 @@ JSON line on stdout: that line is the readiness signal the parent waits for.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import select
@@ -16,15 +15,12 @@ import sys
 import threading
 from pathlib import Path
 
+import emulator.netrun  # noqa: F401 - its @register puts /system/bin/edgeloop-net-run into the system image
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
 from emulator.adbd import AdbDevice, listen
 from emulator.device import EmulatedDevice
 from emulator.lifecycle import DeviceRecord, device_paths
-
-# emulator.netrun's @register puts /system/bin/edgeloop-net-run into the device's system image.
-with contextlib.suppress(ImportError):  # without it the device still serves files and the shell
-    import emulator.netrun  # noqa: F401
 
 
 def _exit_with_parent(parent_pid: int, server: AdbDevice) -> None:

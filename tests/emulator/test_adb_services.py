@@ -168,3 +168,9 @@ def test_adb_cli_still_works_after_garbage(adb_server, start_emulated) -> None:
         timeout=30,
     )
     assert result.stdout == b"ok\n"
+
+
+def test_system_image_has_net_run(device: adbutils.AdbDevice) -> None:
+    assert device.shell2("ls /system/bin/edgeloop-net-run", v2=True).returncode == 0
+    usage = device.shell2("edgeloop-net-run", v2=True)
+    assert usage.returncode != 0 and "--container" in usage.output
