@@ -41,6 +41,7 @@ PASSES = [
     "eliminate_duplicate_initializer",
 ]
 MAX_ROUNDS = 4
+MAX_FOLD_GROWTH = 1 << 20  # bytes a folded node may add to the file
 PASSTHROUGH = frozenset({"Identity", "Dropout"})  # no-ops at inference: converters drop them (seeds/000)
 # Ops never folded even when every input is constant: their value is not a function of the inputs.
 NOT_FOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
@@ -301,6 +302,10 @@ def _fold_constants(model: onnx.ModelProto) -> int:
             continue
         feeds = {name: numpy_helper.to_array(consts[name]) for name in node.input if name}
         values = ReferenceEvaluator(_single_node_model(node, consts, opsets)).run(None, feeds)
+        grown = sum(np.asarray(v).nbytes for v in values) - sum(a.nbytes for a in feeds.values())
+        if grown > MAX_FOLD_GROWTH:  # e.g. an Expand or Tile of a scalar: cheaper to compute than to store
+            kept.append(node)
+            continue
         for name, value in zip(node.output, values, strict=True):
             if name:
                 consts[name] = numpy_helper.from_array(np.asarray(value), name)

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 import deploy.convert as convert_module
 from deploy.container import load_container
@@ -109,6 +110,27 @@ def test_exporter_debris_is_folded_away(tmp_path: Path) -> None:
     feeds = {"x": np.random.default_rng(4).standard_normal((2, 4, 6)).astype(np.float32)}
     np.testing.assert_allclose(run_unoptimised(result.path, feeds)[0], run_unoptimised(source_model, feeds)[0],
                                rtol=1e-6, atol=1e-6)
+
+
+def test_folding_does_not_store_a_large_broadcast(tmp_path: Path) -> None:
+    """An Expand of a scalar to 4 MiB stays a node; the small Mul of constants beside it is folded."""
+    inits = [numpy_helper.from_array(np.array([0.5], np.float32), "half"),
+             numpy_helper.from_array(np.array([1024, 1024], np.int64), "big_shape"),
+             numpy_helper.from_array(np.array([2.0], np.float32), "two")]
+    nodes = [helper.make_node("Expand", ["half", "big_shape"], ["big"], name="expand"),
+             helper.make_node("Mul", ["half", "two"], ["one"], name="one"),
+             helper.make_node("Add", ["x", "big"], ["plus"], name="plus"),
+             helper.make_node("Mul", ["plus", "one"], ["y"], name="y")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1024, 1024])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1024, 1024])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    result = convert(save(model, tmp_path / "e.onnx"))
+    container, _ = load_container(result.path)
+    assert [n.op_type for n in container.graph.node] == ["Expand", "Add", "Mul"]
+    assert result.path.stat().st_size < 100_000
+    feeds = {"x": np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)}
+    np.testing.assert_allclose(run_unoptimised(result.path, feeds)[0], feeds["x"] + 0.5, rtol=1e-6)
 
 
 def test_input_dim_can_resize_a_fully_convolutional_input(tmp_path: Path) -> None:
