@@ -212,3 +212,23 @@ def test_announced_to_a_running_server(adb_server, start_emulated) -> None:
     wait_for_state(adb_server, f"emulator-{device.port - 1}", "device", timeout=10)
     stat = adb_server.client.device(f"emulator-{device.port - 1}").sync.stat("/data/local/tmp")
     assert stat.mode & 0o040000
+
+
+def test_concurrent_streams_on_one_connection(adb_server, emulated_pixel: RunningDevice, tmp_path: Path) -> None:
+    """The adb server multiplexes all of a device's commands over one connection: pushes, pulls and
+    shells in parallel must not mix their bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    device = adb_server.client.device(emulated_pixel.serial)
+
+    def round_trip(k: int) -> bool:
+        data = os.urandom(4 * MB + k)
+        local = tmp_path / f"in{k}"
+        local.write_bytes(data)
+        device.sync.push(local, f"/data/local/tmp/concurrent/{k}.bin")
+        listing = device.shell2(f"ls /data/local/tmp/concurrent/{k}.bin", v2=True)
+        device.sync.pull(f"/data/local/tmp/concurrent/{k}.bin", tmp_path / f"out{k}")
+        return listing.returncode == 0 and (tmp_path / f"out{k}").read_bytes() == data
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert all(pool.map(round_trip, range(6)))
