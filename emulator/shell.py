@@ -500,6 +500,11 @@ class Interp:
         try:
             with processes.running(" ".join(argv), self.process.session, ppid=self.process.pid):
                 status = int(SYSTEM_PROGRAMS[path](context))
+        except (BrokenPipeError, ConnectionError):
+            raise  # the client is gone: not the program's fault
+        except DeviceOSError as exc:  # e.g. its redirected output ran out of space
+            write(fds[2], f"{argv[0]}: {exc.path}: {exc.message}\n")
+            status = 1
         except Exception as exc:  # a bug in a system program: the device reports a crash, not a traceback
             self.device.log("program_crash", program=path, error=repr(exc))
             write(fds[2], f"{argv[0]}: internal error: {exc}\n")
@@ -572,15 +577,13 @@ class Shell:
 
     def run(self, command: str, *, stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO,
             env: dict[str, str] | None = None, cwd: str = "/", cancel: threading.Event | None = None) -> int:
-        """Run a command line or script text like `sh -c`; the exit status comes back, errors go to stderr."""
+        """Run a command line or script text like `sh -c`; the exit status comes back, errors go to stderr.
+        Only a failing output stream itself (BrokenPipeError: the client is gone) propagates."""
         variables = {**DEFAULT_ENV, **(env or {})}
         state = State(variables, set(variables), self.fs.norm(cwd), [])
         session = Session(cancel or threading.Event())
-        try:
-            with table_for(self.device).running(f"{SH} -c {command}", session) as process:
-                status = Interp(self, state, process).run_source(command, {0: stdin, 1: stdout, 2: stderr})
-        except (BrokenPipeError, ConnectionError):
-            return 141  # the client went away mid-output: SIGPIPE
+        with table_for(self.device).running(f"{SH} -c {command}", session) as process:
+            status = Interp(self, state, process).run_source(command, {0: stdin, 1: stdout, 2: stderr})
         if session.killed:
             status = KILLED
         for stream in (stdout, stderr):

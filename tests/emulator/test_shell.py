@@ -3,6 +3,7 @@ system programs and cancellation, against a real sandbox (the adb path is tested
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -392,6 +393,31 @@ def test_crashing_program_is_reported_not_raised(sh: ShellRunner, monkeypatch: p
     result = sh("edgeloop-broken; echo next")
     assert (result.out, result.err) == ("next\n", "edgeloop-broken: internal error: boom\n")
     assert '"program_crash"' in Path(sh.device.log_path).read_text()
+
+
+def test_program_output_past_the_quota(sh: ShellRunner, probe: list[ProgramContext]) -> None:
+    sh.fs.quota_bytes = sh.fs.used_bytes() + 10
+    result = sh("edgeloop-probe some long arguments > /data/local/tmp/out; echo $?")
+    assert result.out == "1\n"
+    assert result.err == "edgeloop-probe: /data/local/tmp/out: No space left on device\n"
+
+
+class _HungUp:
+    """An output stream whose client has gone away."""
+
+    def write(self, data: bytes) -> int:
+        raise BrokenPipeError("client gone")
+
+
+def test_a_vanished_client_propagates_and_leaves_no_process(sh: ShellRunner, probe: list[ProgramContext]) -> None:
+    with pytest.raises(BrokenPipeError):
+        sh.shell.run("echo x; edgeloop-probe", stdin=io.BytesIO(), stdout=_HungUp(),  # type: ignore[arg-type]
+                     stderr=_HungUp())  # type: ignore[arg-type]
+    with pytest.raises(BrokenPipeError):
+        sh.shell.run("edgeloop-probe", stdin=io.BytesIO(), stdout=_HungUp(),  # type: ignore[arg-type]
+                     stderr=_HungUp())  # type: ignore[arg-type]
+    assert sh("ps -f").out.count("\n") == 2  # the header and `ps -f` itself
+    assert '"program_crash"' not in Path(sh.device.log_path).read_text()
 
 
 def test_script_with_a_system_program_interpreter(sh: ShellRunner, probe: list[ProgramContext]) -> None:
