@@ -5,6 +5,8 @@ no device ever ran two jobs at once (checked from the devices' own logs)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -34,6 +36,36 @@ def _kill_when_netrun_starts(device, deadline_s: float = 60.0) -> threading.Thre
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def test_farm_run_command_with_baseline(tmp_path: Path, adb_server, start_emulated) -> None:
+    """`edgeloop farm.run` as a user runs it, twice: the second run against the first passes."""
+    devices = [start_emulated("pixel", connect=False) for _ in range(2)]
+    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [d.serial for d in devices]},
+                                labels={devices[0].serial: ["rack-a"]})
+    write_config(tmp_path / "edgeloop.yaml", models=("digits",))
+    matrix = write_matrix(tmp_path / "matrix.yaml", profiles=["pixel"], runtimes=["cpu", "gpu"], runs=3,
+                          timeout_s=60)
+
+    def farm(folder: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(Path(sys.executable).parent / "edgeloop"), "farm.run", "--inventory", str(inventory),
+                               "--matrix", str(matrix), "--report-dir", str(tmp_path / folder), *extra],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=240)
+
+    first = farm("first")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "farm run passed" in first.stdout
+    report = json.loads((tmp_path / "first" / "farm.json").read_text())
+    assert sorted(j["id"] for j in report["jobs"]) == ["digits/pixel/cpu", "digits/pixel/gpu"]
+    assert {d["serial"] for d in report["devices"]} == {d.serial for d in devices}
+    assert next(d for d in report["devices"] if d["serial"] == devices[0].serial)["labels"] == ["rack-a"]
+    assert all(len(r["latency"]["inference_ms"]) >= 3 for r in report["results"])
+    # sub-millisecond latencies on a shared CI machine: a wide allowance here (the noise rule itself
+    # is tested in test_farm_diff); accuracy must match exactly as before.
+    again = farm("again", "--baseline", str(tmp_path / "first" / "farm.json"), "--latency-pct", "200")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "no regression" in again.stdout
+    assert json.loads((tmp_path / "again" / "farm.json").read_text())["baseline"]["compared"] == 2
 
 
 def test_farm_run_survives_a_lost_device(tmp_path: Path, adb_server, second_adb_server, start_emulated) -> None:
