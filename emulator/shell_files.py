@@ -29,8 +29,8 @@ def _image_names(folder: str) -> set[str]:
     return {path.rpartition("/")[2] for path in system_image() if path.rpartition("/")[0] == folder}
 
 
-def _lstat(inv: Invocation, path: str) -> os.stat_result | None:
-    """The sandbox's stat, or for image executables a 0755 empty file; None when there is nothing."""
+def _lstat(inv: Invocation, path: str) -> os.stat_result:
+    """The sandbox's stat, or for image executables a 0755 empty file; DeviceOSError when there is nothing."""
     try:
         return inv.fs.stat(path, inv.cwd)
     except DeviceOSError:
@@ -62,7 +62,6 @@ def _entries(inv: Invocation, folder: str) -> list[str]:
 
 def _long_line(inv: Invocation, path: str, label: str) -> str:
     st = _lstat(inv, path)
-    assert st is not None
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime))
     size = st.st_size if not statmod.S_ISDIR(st.st_mode) else 4096
     return f"{statmod.filemode(st.st_mode)} 1 {_owner(inv, path)} {_group(inv, path)} {size} {when} {label}"
@@ -82,7 +81,6 @@ def cmd_ls(inv: Invocation) -> int:
         except DeviceOSError as exc:
             status = inv.fail(operand, exc)
             continue
-        assert st is not None
         (folders if statmod.S_ISDIR(st.st_mode) and "d" not in flags else files).append(operand)
     for path in files:
         inv.out((_long_line(inv, path, path) if "l" in flags else path) + "\n")
@@ -524,7 +522,6 @@ def cmd_stat(inv: Invocation) -> int:
             inv.err(f"{operand}: {exc.message}")
             status = 1
             continue
-        assert st is not None
         inv.out(_format_stat(inv, operand, st, fmt))
     return status
 

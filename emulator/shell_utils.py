@@ -53,8 +53,11 @@ def cmd_echo(inv: Invocation) -> int:
     """mksh's echo: -n, -e, -E; backslash escapes are interpreted by default."""
     args, newline, escapes = inv.args, True, True
     while args and re.fullmatch(r"-[neE]+", args[0]):
-        newline = newline and "n" not in args[0]
-        escapes = "E" not in args[0] if "E" in args[0] or "e" in args[0] else escapes
+        for flag in args[0][1:]:
+            if flag == "n":
+                newline = False
+            else:
+                escapes = flag == "e"
         args = args[1:]
     text = " ".join(args)
     stopped = False
