@@ -11,6 +11,7 @@ Which SDK files go into a bundle is data in the packs; this module only runs hos
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -168,13 +169,18 @@ def convert_snpe(root: Path, layout: str, version: str | None, container: Path, 
             run_tool(host_tool("snpe", "snpe-dlc-quantize", root), args)
 
 
-def convert_qnn(root: Path, version: str | None, abi: str, container: Path, output: Path) -> None:
-    """qnn-onnx-converter (with edgeloop's encodings for a quantized container), then
-    qnn-model-lib-generator building the model library for the device's ABI."""
+def convert_qnn(root: Path, version: str | None, abi: str, container: Path, output: Path, *,
+                model_format: str = "library", runtime: str = "cpu", hexagon: str = "") -> None:
+    """qnn-onnx-converter (with edgeloop's encodings for a quantized container), then either
+    qnn-model-lib-generator building the model library for the device's ABI, or (model_format
+    "context", HTP only) a host model library turned into an HTP context binary for `hexagon`."""
     check_version("qnn", version)
-    target = QNN_TARGETS.get(abi)
+    target = "x86_64-linux-clang" if model_format == "context" else QNN_TARGETS.get(abi)
     if target is None:
         raise EdgeloopError(f"QNN model libraries are built for {', '.join(QNN_TARGETS)}, not {abi}")
+    if model_format == "context" and (runtime != "dsp" or not hexagon):
+        raise EdgeloopError(f"a QNN context binary is prepared for the HTP backend, not for {runtime}",
+                            "use the pack option model=library for cpu, gpu and Hexagon DSPs without HTP")
     with tempfile.TemporaryDirectory(prefix="edgeloop-qnn-") as tmp:
         work = Path(tmp)
         meta = export_for_sdk(container, work / "model.onnx", work / "encodings.json")
@@ -189,8 +195,29 @@ def convert_qnn(root: Path, version: str | None, abi: str, container: Path, outp
         built = work / "libs" / target / "libmodel.so"
         if not built.is_file():
             raise EdgeloopError(f"qnn-model-lib-generator did not write {built.relative_to(work)}",
-                                "check its output above; the target toolchain (Android NDK) must be installed")
+                                "its toolchain must be installed (the Android NDK for aarch64-android)")
+        if model_format == "context":
+            built = _context_binary(root, built, hexagon, work)
         shutil.copyfile(built, output)
+
+
+def _context_binary(root: Path, host_library: Path, hexagon: str, work: Path) -> Path:
+    """qnn-context-binary-generator with the host HTP backend, configured for the device's Hexagon arch."""
+    backend = root / "lib/x86_64-linux-clang/libQnnHtp.so"
+    extensions = root / "lib/x86_64-linux-clang/libQnnHtpNetRunExtensions.so"
+    for lib in (backend, extensions):
+        if not lib.is_file():
+            raise EdgeloopError(f"{lib}: not found in the QNN SDK", "context binaries need the host HTP backend")
+    (work / "htp_config.json").write_text(json.dumps({"devices": [{"dsp_arch": hexagon}]}))
+    (work / "htp_extensions.json").write_text(json.dumps({"backend_extensions": {
+        "shared_library_path": str(extensions), "config_file_path": str(work / "htp_config.json")}}))
+    run_tool(host_tool("qnn", "qnn-context-binary-generator", root),
+             ["--backend", str(backend), "--model", str(host_library), "--binary_file", "model",
+              "--output_dir", str(work / "context"), "--config_file", str(work / "htp_extensions.json")])
+    binary = work / "context" / "model.bin"
+    if not binary.is_file():
+        raise EdgeloopError("qnn-context-binary-generator did not write model.bin")
+    return binary
 
 
 def _zero_inputs(meta: ContainerMeta, work: Path) -> Path:
@@ -213,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--layout", required=True)
     convert.add_argument("--version", default="")
     convert.add_argument("--abi", default="arm64-v8a")
+    convert.add_argument("--model-format", choices=("library", "context"), default="library")
+    convert.add_argument("--runtime", default="cpu")
+    convert.add_argument("--hexagon", default="")
     convert.add_argument("container", type=Path)
     convert.add_argument("output", type=Path)
     args = parser.parse_args(argv)
@@ -221,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.kind == "snpe":
             convert_snpe(root, args.layout, args.version or None, args.container, args.output)
         else:
-            convert_qnn(root, args.version or None, args.abi, args.container, args.output)
+            convert_qnn(root, args.version or None, args.abi, args.container, args.output,
+                        model_format=args.model_format, runtime=args.runtime, hexagon=args.hexagon)
     except EdgeloopError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -74,12 +74,19 @@ elif name == "qnn-model-lib-generator":
     lib = Path(opt("-o")) / opt("-t") / f"lib{{opt('-l')}}.so"
     lib.parent.mkdir(parents=True)
     lib.write_text("model library from " + Path(opt("-c")).read_text())
+elif name == "qnn-context-binary-generator":
+    keep("--config_file", "extensions.json")
+    config = json.loads(Path(opt("--config_file")).read_text())["backend_extensions"]["config_file_path"]
+    shutil.copyfile(config, f"{{log}}.htp_config.json")
+    out = Path(opt("--output_dir")) / (opt("--binary_file") + ".bin")
+    out.parent.mkdir(parents=True)
+    out.write_text("context binary from " + Path(opt("--model")).read_text())
 else:  # snpe-diagview, qnn-profile-viewer: print the report prepared by the test
     print(Path(os.environ["FAKE_SDK_REPORT"]).read_text())
 """
 
 SNPE_TOOLS = ("snpe-onnx-to-dlc", "snpe-dlc-quantize", "snpe-diagview")
-QNN_TOOLS = ("qnn-onnx-converter", "qnn-model-lib-generator", "qnn-profile-viewer")
+QNN_TOOLS = ("qnn-onnx-converter", "qnn-model-lib-generator", "qnn-context-binary-generator", "qnn-profile-viewer")
 SNPE2_LIBS = ("libSNPE.so", "libc++_shared.so", "libSnpeHtpV73Stub.so", "libSnpeHtpPrepare.so", "libSnpeDspV66Stub.so",
               "libSnpeHta.so", "libhta_hexagon_runtime_snpe.so")
 
@@ -120,7 +127,9 @@ def snpe1(parent: Path) -> Path:
 def qnn(parent: Path) -> Path:
     files: dict[str, str | None] = {"bin/aarch64-android/qnn-net-run": NET_RUN,
                                     "lib/hexagon-v73/unsigned/libQnnHtpV73Skel.so": None,
-                                    "lib/hexagon-v66/unsigned/libQnnDspV66Skel.so": None}
+                                    "lib/hexagon-v66/unsigned/libQnnDspV66Skel.so": None,
+                                    "lib/x86_64-linux-clang/libQnnHtp.so": None,
+                                    "lib/x86_64-linux-clang/libQnnHtpNetRunExtensions.so": None}
     files.update({f"lib/aarch64-android/{lib}": None for lib in (
         "libQnnCpu.so", "libQnnGpu.so", "libQnnHtp.so", "libQnnHtpPrepare.so", "libQnnHtpV73Stub.so", "libQnnDsp.so",
         "libQnnDspV66Stub.so")})
@@ -300,6 +309,29 @@ def test_qnn_cpu_and_v66_dsp_backends(env: Path, containers: dict[str, Path], tm
     with pytest.raises(EdgeloopError, match="pack 'qnn' has no gpu_fp16 runtime"):
         bundle(containers["float"], load_profile("pixel"), "gpu_fp16", containers["inputs"], pack="qnn",
                root=tmp_path / "build")
+
+
+def test_qnn_htp_context_binary(env: Path, containers: dict[str, Path], tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    sdk = qnn(tmp_path)
+    monkeypatch.setenv("QNN_SDK_ROOT", str(sdk))
+    b = bundle(containers["quantized"], load_profile("galaxy-s23"), "dsp", containers["inputs"], pack="qnn",
+               root=tmp_path / "build", options={"model": "context"})
+    assert {p for p in files_of(b) if p.startswith(("lib/", "dsp/", "model/"))} == {
+        "lib/libQnnHtp.so", "lib/libQnnHtpV73Stub.so", "dsp/libQnnHtpV73Skel.so", "model/branchy_q.bin"}
+    binary = (b.path / "model/branchy_q.bin").read_text()
+    assert binary == "context binary from model library from qnn-onnx-converter output"
+    _, generator, context = (shape(c) for c in tool_calls(env))
+    assert generator[-4:] == ["-t", "x86_64-linux-clang", "-l", "model"]
+    assert context == ["qnn-context-binary-generator", "--backend", "libQnnHtp.so", "--model", "libmodel.so",
+                       "--binary_file", "model", "--output_dir", "context", "--config_file", "htp_extensions.json"]
+    assert tool_calls(env)[2][2] == str(sdk / "lib/x86_64-linux-clang/libQnnHtp.so")
+    assert json.loads(Path(f"{env}.htp_config.json").read_text()) == {"devices": [{"dsp_arch": "v73"}]}
+    assert "--retrieve_context model/branchy_q.bin --input_list input_list.txt --backend libQnnHtp.so" in (
+        b.path / "run.sh").read_text()
+    with pytest.raises(EdgeloopError, match="context binary is prepared for the HTP backend, not for cpu"):
+        bundle(containers["float"], load_profile("galaxy-s23"), "cpu", containers["inputs"], pack="qnn",
+               root=tmp_path / "build", options={"model": "context"})
 
 
 @pytest.mark.parametrize(("case", "message"), [
