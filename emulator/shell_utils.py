@@ -76,26 +76,28 @@ def cmd_printf(inv: Invocation) -> int:
         inv.err("needs 1 argument")
         return 1
     fmt, args = inv.args[0], list(inv.args[1:])
-    status = 0
+    invalid: list[str] = []
     while True:
         consumed_before = len(args)
-        text, stop, bad = _format_once(fmt, args)
+        text, stop = _format_once(fmt, args, invalid)
         inv.out(text)
-        status = status or bad
         if stop or not args or len(args) == consumed_before:
-            return status
+            break
+    for arg in invalid:
+        inv.err(f"invalid number '{arg}'")
+    return 1 if invalid else 0
 
 
-def _format_once(fmt: str, args: list[str]) -> tuple[str, bool, int]:
-    """One pass of the format; consumes from `args`. (text, stopped by \\c, status)."""
+def _format_once(fmt: str, args: list[str], invalid: list[str]) -> tuple[str, bool]:
+    """One pass of the format, consuming from `args` and noting non-numbers in `invalid`.
+    (text, True when \\c stopped all output)."""
     out: list[str] = []
-    bad = 0
     pos = 0
     for m in _SPEC.finditer(fmt):
         literal, stop = unescape(fmt[pos : m.start()])
         out.append(literal)
         if stop:
-            return "".join(out), True, bad
+            return "".join(out), True
         pos = m.end()
         flags, width, precision, conv = m.groups()
         if conv == "%":
@@ -105,23 +107,24 @@ def _format_once(fmt: str, args: list[str]) -> tuple[str, bool, int]:
         precision = args.pop(0) if precision == "*" and args else precision
         arg = args.pop(0) if args else ""
         spec = f"%{flags}{width or ''}{'.' + precision if precision is not None else ''}"
-        if conv in "diouxXc" and conv != "c":
+        if conv in "diouxX":
             number, ok = _to_int(arg)
-            bad = bad or int(not ok)
+            invalid.extend([] if ok else [arg])
             out.append((spec + {"i": "d", "u": "d"}.get(conv, conv)) % number)
         elif conv in "eEfgG":
             try:
-                out.append((spec + conv) % float(arg or 0))
+                value = float(arg or 0)
             except ValueError:
-                bad = 1
-                out.append((spec + conv) % 0.0)
+                invalid.append(arg)
+                value = 0.0
+            out.append((spec + conv) % value)
         elif conv == "c":
             out.append((spec + "s") % arg[:1])
         else:
             out.append((spec + "s") % (unescape(arg)[0] if conv == "b" else arg))
     tail, stop = unescape(fmt[pos:])
     out.append(tail)
-    return "".join(out), stop, bad
+    return "".join(out), stop
 
 
 def _to_int(text: str) -> tuple[int, bool]:

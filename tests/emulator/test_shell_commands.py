@@ -209,7 +209,9 @@ def test_echo_and_printf(sh: ShellRunner) -> None:
     assert sh(r"echo 'a\tb'; echo -E 'a\tb'").out == "a\tb\na\\tb\n"
     assert sh(r"printf '%s=%d %5.2f|%-3s|%x %%\n' n 42 3.14159 ab 255").out == "n=42  3.14|ab |ff %\n"
     assert sh("printf '%s,' a b c").out == "a,b,c,"
-    assert sh("printf '%d' abc").status == 1
+    bad = sh("printf '%d|%s\\n' abc x")
+    assert (bad.status, bad.out, bad.err) == (1, "0|x\n", "printf: invalid number 'abc'\n")
+    assert sh(r"printf '%b|%c|%5.1e\n' 'a\tb' xyz 1234.5").out == "a\tb|x|1.2e+03\n"
 
 
 def test_test_operators(sh: ShellRunner) -> None:
