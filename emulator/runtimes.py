@@ -98,10 +98,23 @@ def add_outputs(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto
 
 
 def layer_outputs(model: onnx.ModelProto) -> list[str]:
-    """Every float tensor a layer of the model produces, in graph order (QDQ bookkeeping excluded)."""
+    """Every float tensor a layer of the model produces, in graph order. In a QDQ graph a layer's
+    output is the value as stored, i.e. after its Quantize/Dequantize pair (edgeloop's quantizer
+    gives that tensor the float model's name)."""
     floats = _float_tensors(model)
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def stored(name: str) -> str:
+        for q in (r for r in readers.get(name, []) if r.op_type == "QuantizeLinear"):
+            for dq in (r for r in readers.get(q.output[0], []) if r.op_type == "DequantizeLinear"):
+                return dq.output[0]
+        return name
+
     skip = {"QuantizeLinear", "DequantizeLinear"}
-    return [o for n in model.graph.node if n.op_type not in skip and not n.name.startswith(INSERTED)
+    return [stored(o) for n in model.graph.node if n.op_type not in skip and not n.name.startswith(INSERTED)
             for o in n.output if o in floats]
 
 

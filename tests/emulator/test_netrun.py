@@ -437,6 +437,12 @@ def test_16bit_activations_run_on_htp_but_not_on_an_hvx_dsp(fs: Sandbox, model: 
                       cache=False)
     qmodel, meta = load_container(result.path)
     install(fs, qmodel, meta, feeds)
+    # --debug on the HTP: each layer as stored (after its QDQ pair), under the float model's tensor names.
+    debug = run(fs, Device(load_profile("galaxy-s23")), "--use_dsp", "--debug")
+    assert debug.rc == 0, debug.stderr
+    layers = [n.output[0] for n in model.graph.node]
+    for name, value in zip(layers, host_run(qmodel, feeds[0], layers), strict=True):
+        np.testing.assert_allclose(output(fs, 0, TensorInfo(name, value.shape)), value, rtol=1e-5, atol=1e-5)
     hvx = run(fs, Device(load_profile("pixel4")), "--use_dsp")
     assert hvx.rc != 0 and "8-bit activations only" in hvx.stderr and "v66" in hvx.stderr
     htp = run(fs, Device(load_profile("galaxy-s23")), "--use_dsp")
