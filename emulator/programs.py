@@ -6,6 +6,7 @@ A program gets a `ProgramContext` and returns its exit status.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,9 +32,15 @@ SystemProgram = Callable[[ProgramContext], int]
 SYSTEM_PROGRAMS: dict[str, SystemProgram] = {}
 
 
+# Device paths (colon separated) left out of the system image: a device without edgeloop's net-run
+# looks like a real phone to the harness (its tests of the "no SDK pack" path use this).
+OMIT_ENV = "EDGELOOP_EMULATOR_OMIT_PROGRAMS"
+
+
 def register(path: str) -> Callable[[SystemProgram], SystemProgram]:
     def wrap(fn: SystemProgram) -> SystemProgram:
-        SYSTEM_PROGRAMS[path] = fn
+        if path not in os.environ.get(OMIT_ENV, "").split(":"):
+            SYSTEM_PROGRAMS[path] = fn
         return fn
 
     return wrap

@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -332,28 +333,49 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
         reasons = [j.unsupported for j in jobs if j.unsupported]
         raise EdgeloopError(reasons[0] if reasons else f"nothing to deploy on profile '{profile.name}'",
                             f"choose among its runtimes: {', '.join(profile.runtimes)}")
-    with _progress(console) as progress:
-        task = progress.add_task("build", total=len(runnable))
-        for job in runnable:
-            progress.update(task, description=f"build {job.name}")
-            prepare(job)
-            progress.advance(task)
-    client = ensure_server(parse_adb_address(adb))
-    with _target_device(client, profile, serial, emulate, console) as found:
-        report_dir = new_report_dir(report_root, f"{profile.name}-{found.serial}")
-        results = []
+    booting = _boot(profile.name) if emulate else None  # the device starts while the host builds
+    try:
         with _progress(console) as progress:
-            task = progress.add_task("deploy", total=len(jobs))
-            for job in jobs:
-                def phase(name: str, job: Job = job) -> None:
-                    progress.update(task, description=f"{job.name}: {name}")
-
-                results.append(run_job(job, found.device, runs=runs, timeout=timeout, on_phase=phase,
-                                       work_dir=report_dir / "runs" / job.name.replace("/", "-")))
+            task = progress.add_task("build", total=len(runnable))
+            for job in runnable:
+                progress.update(task, description=f"build {job.name}")
+                prepare(job)
                 progress.advance(task)
-        paths = write_reports(results, report_dir, devices={found.serial: found.props},
-                              title=f"edgeloop deploy on {profile.name} ({found.label})")
+        client = ensure_server(parse_adb_address(adb))
+        with _target_device(client, profile, serial, booting, console) as found:
+            report_dir = new_report_dir(report_root, f"{profile.name}-{found.serial}")
+            results = []
+            with _progress(console) as progress:
+                task = progress.add_task("deploy", total=len(jobs))
+                for job in jobs:
+                    def phase(name: str, job: Job = job) -> None:
+                        progress.update(task, description=f"{job.name}: {name}")
+
+                    results.append(run_job(job, found.device, runs=runs, timeout=timeout, on_phase=phase,
+                                           work_dir=report_dir / "runs" / job.name.replace("/", "-")))
+                    progress.advance(task)
+            paths = write_reports(results, report_dir, devices={found.serial: found.props},
+                                  title=f"edgeloop deploy on {profile.name} ({found.label})")
+    finally:
+        if booting is not None:
+            _shutdown(booting)
     return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results))
+
+
+def _boot(profile: str) -> Future:
+    """Start an emulated device in the background; it never outlives this process."""
+    from emulator.lifecycle import start_device  # the harness starts an emulator only when asked
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeloop-boot")
+    try:
+        return pool.submit(start_device, profile, exit_with_parent=True)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _shutdown(booting: Future) -> None:
+    with contextlib.suppress(EdgeloopError):
+        booting.result().stop()
 
 
 def _progress(console: Console) -> RichProgress:
@@ -362,22 +384,20 @@ def _progress(console: Console) -> RichProgress:
 
 
 @contextlib.contextmanager
-def _target_device(client: adbutils.AdbClient, profile: Profile, serial: str | None, emulate: bool,
+def _target_device(client: adbutils.AdbClient, profile: Profile, serial: str | None, booting: Future | None,
                    console: Console) -> Iterator[FoundDevice]:
-    """The device to deploy to: a new emulated one of `profile` (stopped afterwards), or a matching one."""
-    if not emulate:
+    """The device to deploy to: the emulated one being started, or the one device matching `profile`."""
+    if booting is None:
         yield find_device(client, profile, serial)
         return
-    from emulator.lifecycle import emulated_device  # the harness starts an emulator only when asked
-
-    with emulated_device(profile.name) as running:
-        console.print(f"emulated {profile.name} started as {running.serial}")
-        device = connect(client, running.serial)
-        try:
-            yield FoundDevice(running.serial, device_props(device), device)
-        finally:
-            with contextlib.suppress(*DEVICE_FAILURES):
-                client.disconnect(running.serial)
+    running = booting.result()
+    console.print(f"emulated {profile.name} started as {running.serial}")
+    device = connect(client, running.serial)
+    try:
+        yield FoundDevice(running.serial, device_props(device), device)
+    finally:
+        with contextlib.suppress(*DEVICE_FAILURES):
+            client.disconnect(running.serial)
 
 
 def summary_table(outcome: DeployOutcome) -> Table:

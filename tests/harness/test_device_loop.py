@@ -2,7 +2,6 @@
 incremental push, safe pull, cleanup policy, and every fault a run can meet."""
 
 import json
-import os
 import re
 import threading
 import time
@@ -14,9 +13,11 @@ import pytest
 from deploy.config import load_config
 from deploy.container import TensorInfo
 from deploy.profiles import load_profile
+from emulator.programs import OMIT_ENV
 from harness.devices import connect, find_device
 from harness.pipeline import _JobFailed, load_outputs, plan, prepare, run_job
 from harness.report.results import ERROR, PASSED
+from harness.run import NETRUN
 from harness.transfer import (
     DEVICE_ROOT,
     bundle_dir,
@@ -193,14 +194,9 @@ def test_cleanup_keeps_the_most_recently_used(device) -> None:
 
 
 def test_real_phone_without_an_sdk_pack(adb_server, start_emulated, cpu_job, tmp_path: Path, monkeypatch) -> None:
-    """A device without edgeloop's net-run stands in for a real phone: the emulator's net-run module
-    cannot load when a shadow `onnxruntime` that refuses to import comes first on PYTHONPATH, and the
-    device then serves files and its shell without it."""
-    shadow = tmp_path / "shadow"
-    shadow.mkdir()
-    (shadow / "onnxruntime.py").write_text("raise ImportError('no onnxruntime on this phone')\n")
+    """A device whose system image lacks edgeloop's net-run stands in for a real phone."""
     with monkeypatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(shadow), os.environ.get("PYTHONPATH")) if p))
+        mp.setenv(OMIT_ENV, NETRUN)
         running = start_emulated("pixel")
     dev = connect(adb_server.client, running.serial)
     assert dev.shell2("test -x /system/bin/edgeloop-net-run", v2=True).returncode != 0

@@ -1,0 +1,126 @@
+"""Deploy loop benchmark (issue 4).
+
+(a) `invoke deploy --device pixel --emulate` of the example project, cold (empty build cache, new
+    device storage) and warm (everything cached, bundles already on the device), as the user runs
+    it (a fresh process each time), with the per-phase breakdown from report.json.
+(b) Per-inference latency reported by the emulated net-run (cpu runtime) against
+    `onnxruntime.InferenceSession.run` alone on the same float container and inputs, in one run.
+
+Usage: .venv/bin/python bench/bench_deploy.py [--runs 5] [--warm 3]
+A private adb server on a free port is started and killed; nothing touches port 5037.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deploy.config import load_config  # noqa: E402
+from deploy.container import load_container  # noqa: E402
+from deploy.convert import convert  # noqa: E402
+from deploy.inputlist import iter_feeds, read_input_list  # noqa: E402
+from harness.devices import adb_binary  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def deploy_once(env: dict[str, str], port: int, reports: Path, runs: int) -> tuple[float, dict]:
+    invoke = Path(sys.executable).with_name("invoke")
+    start = time.perf_counter()
+    done = subprocess.run([str(invoke), "-r", str(ROOT), "deploy", "--device", "pixel", "--emulate",
+                           "--adb", f"127.0.0.1:{port}", "--runs", str(runs), "--report-dir", str(reports)],
+                          env=env, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"deploy failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    latest = max(reports.iterdir(), key=lambda p: p.name)
+    return wall, json.loads((latest / "report.json").read_text())
+
+
+def phases(doc: dict) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for result in doc["results"]:
+        for name, seconds in result["phases_s"].items():
+            total[name] = total.get(name, 0.0) + seconds
+    return total
+
+
+def ort_alone(build: Path, runs: int) -> list[float]:
+    """onnxruntime on the same float container (the cached conversion) and inputs, as many timed runs."""
+    os.environ["EDGELOOP_BUILD"] = str(build)
+    model_config = load_config(ROOT / "edgeloop.yaml").models["digits"]
+    converted = convert(model_config.source, input_dims=model_config.input_dims, out_nodes=model_config.out_nodes)
+    assert converted.cached, "the deploy converted this model already"
+    model, meta = load_container(converted.path)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = list(iter_feeds(read_input_list(model_config.input_list), meta.inputs))
+    names = [t.name for t in meta.outputs]
+    for feed in feeds:  # warm-up, as net-run's warm-up run
+        session.run(names, feed)
+    times = []
+    for _ in range(runs):
+        for feed in feeds:
+            t0 = time.perf_counter()
+            session.run(names, feed)
+            times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="measured net-run runs per deploy (plus a warm-up)")
+    parser.add_argument("--warm", type=int, default=3, help="warm deploys to time")
+    args = parser.parse_args()
+    port = free_port()
+    adb = adb_binary()
+    with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
+        work = Path(tmp)
+        env = {**os.environ, "EDGELOOP_BUILD": str(work / "build"), "EDGELOOP_HOME": str(work / "home"),
+               "ANDROID_ADB_SERVER_PORT": str(port)}
+        subprocess.run([adb, "-P", str(port), "start-server"], env=env, check=True, capture_output=True)
+        try:
+            cold_wall, cold = deploy_once(env, port, work / "reports", 1)
+            warm = [deploy_once(env, port, work / "reports", 1) for _ in range(args.warm)]
+            _, timed = deploy_once(env, port, work / "reports", args.runs)
+            ours = [t for r in timed["results"] if r["runtime"] == "cpu" for t in r["latency"]["inference_ms"]]
+            alone = ort_alone(work / "build", args.runs)
+        finally:
+            subprocess.run([adb, "-P", str(port), "kill-server"], env=env, capture_output=True)
+    warm_walls = [w for w, _ in warm]
+    print("## (a) deploy --device pixel --emulate (example: digits on cpu, gpu, gpu_fp16)\n")
+    print("| | wall s | bytes pushed | " + " | ".join(phases(cold)) + " |")
+    print("|---|---|---|" + "---|" * len(phases(cold)))
+    for label, wall, doc in [("cold", cold_wall, cold), *[(f"warm {i + 1}", w, d) for i, (w, d) in enumerate(warm)]]:
+        pushed = sum(r["bytes_pushed"] for r in doc["results"])
+        row = phases(doc)
+        cells = " | ".join(f"{row.get(k, 0.0):.3f}" for k in phases(cold))
+        print(f"| {label} | {wall:.2f} | {pushed} | {cells} |")
+    print(f"\nwarm median {statistics.median(warm_walls):.2f} s (target <= 3 s)\n")
+    ratio = statistics.median(ours) / statistics.median(alone)
+    print("## (b) per-inference latency, cpu runtime, same container and inputs\n")
+    print("| | inferences | median ms | p90 ms |\n|---|---|---|---|")
+    for label, times in (("emulated net-run (diag)", ours), ("onnxruntime session.run alone", alone)):
+        print(f"| {label} | {len(times)} | {statistics.median(times):.4f} | {np.percentile(times, 90):.4f} |")
+    print(f"\noverhead ratio at the median: {ratio:.3f} (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
