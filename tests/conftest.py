@@ -45,7 +45,10 @@ class AdbServer:
     def run(
         self, *args: str, adb: str | None = None, timeout: float = 60, **kwargs: Any
     ) -> subprocess.CompletedProcess:
-        """Run an adb CLI command against this server (adb 36 unless another binary is given)."""
+        """Run an adb CLI command against this server (adb 36 unless another binary is given).
+        stdin is empty unless `input` is given: `adb shell` forwards whatever it reads."""
+        if "input" not in kwargs:
+            kwargs.setdefault("stdin", subprocess.DEVNULL)
         return subprocess.run(
             [adb or self.adb, "-P", str(self.port), *args],
             env=self.env,

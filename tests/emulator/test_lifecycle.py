@@ -116,7 +116,7 @@ def test_faults_change_while_running(adb_server, start_emulated, tmp_path: Path)
     client.sync.push(payload, "/sdcard/fast.bin")
     fast = time.monotonic() - started
     assert throttled >= 1.2  # 3 MiB at 2 MB/s is 1.57 s
-    assert fast < throttled / 4
+    assert fast < throttled / 2
     assert not (device.sandbox_root / "sdcard/full.bin").exists()
     changes = [e for e in device.events() if e["event"] == "faults"]
     assert changes[0].get("storage_full") is True and changes[1].get("throttle_bps") == 2_000_000
