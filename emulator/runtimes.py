@@ -32,6 +32,7 @@ from deploy.sdk import dequantized_graph
 
 INSERTED = "edgeloop/"  # prefix of the nodes the emulation adds; they are not layers of the model
 _FLOAT = TensorProto.FLOAT
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,7 @@ def layer_outputs(model: onnx.ModelProto) -> list[str]:
                 return dq.output[0]
         return name
 
-    skip = {"QuantizeLinear", "DequantizeLinear"}
-    return [stored(o) for n in model.graph.node if n.op_type not in skip and not n.name.startswith(INSERTED)
+    return [stored(o) for n in model.graph.node if n.op_type not in QDQ_OPS and not n.name.startswith(INSERTED)
             for o in n.output if o in floats]
 
 
@@ -203,14 +203,15 @@ def profile_layers(graph: bytes, feeds: Iterable[dict[str, np.ndarray]]) -> dict
 
 
 def layer_times(profile_json: list[dict]) -> dict[str, list[float]]:
-    """Per-layer kernel times in ms from onnxruntime's profile, one entry per inference, emulation nodes left out."""
+    """Per-layer kernel times in ms from onnxruntime's profile, one entry per inference. Emulation nodes
+    and QDQ bookkeeping are left out: a device's layer list has neither."""
     layers: dict[str, list[float]] = {}
     for event in profile_json:
         name = event.get("name", "")
         if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
             continue
         layer = name[: -len("_kernel_time")]
-        if not layer.startswith(INSERTED):
+        if not layer.startswith(INSERTED) and event.get("args", {}).get("op_name") not in QDQ_OPS:
             layers.setdefault(layer, []).append(event.get("dur", 0) / 1000.0)
     return layers
 

@@ -443,6 +443,11 @@ def test_16bit_activations_run_on_htp_but_not_on_an_hvx_dsp(fs: Sandbox, model: 
     layers = [n.output[0] for n in model.graph.node]
     for name, value in zip(layers, host_run(qmodel, feeds[0], layers), strict=True):
         np.testing.assert_allclose(output(fs, 0, TensorInfo(name, value.shape)), value, rtol=1e-5, atol=1e-5)
+    profiled = run(fs, Device(load_profile("galaxy-s23")), "--use_dsp", "--profiling_level", "detailed")
+    assert profiled.rc == 0, profiled.stderr
+    layer_names = set(parse_timings("edgeloop-diag", fs.host(f"{BUNDLE}/out/{netrun.DIAG_NAME}")).layers)
+    compute = {n.name for n in qmodel.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")}
+    assert {"conv1", "fc"} <= layer_names <= compute  # the model's layers, no QDQ bookkeeping
     hvx = run(fs, Device(load_profile("pixel4")), "--use_dsp")
     assert hvx.rc != 0 and "8-bit activations only" in hvx.stderr and "v66" in hvx.stderr
     htp = run(fs, Device(load_profile("galaxy-s23")), "--use_dsp")
