@@ -187,12 +187,18 @@ def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discove
 
 
 def device_state(device: FarmDevice) -> str:
-    """'device' when ready; 'offline', 'missing' or 'server-down' tell a lost device from a lost host."""
+    """'device' when ready and answering a shell round trip; otherwise 'offline', 'missing',
+    'unresponsive' (listed but not answering) or 'server-down', which tell a lost device from a lost host."""
+    adb = client(device.server)
     try:
-        infos = client(device.server).list()
+        infos = adb.list()
     except (adbutils.AdbError, OSError):
         return "server-down"
-    for info in infos:
-        if info.serial == device.serial:
-            return str(info.state)
-    return "missing"
+    state = next((str(info.state) for info in infos if info.serial == device.serial), "missing")
+    if state != "device":
+        return state
+    try:
+        answer = adb.device(device.serial).shell2("echo ok", timeout=ADB_TIMEOUT_S).output.strip()
+    except (adbutils.AdbError, OSError):
+        return "unresponsive"
+    return "device" if answer == "ok" else "unresponsive"

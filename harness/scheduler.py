@@ -228,7 +228,9 @@ class Scheduler:
                     self._fail_orphans()
                 self._cv.notify_all()
                 return state == READY
-            outcome = "failed" if kind == "result" else "error"
+            # a result keeps its own word for it (a deploy result says failed or error); an exception is an error
+            outcome = getattr(value, "status", "failed") if kind == "result" else "error"
+            outcome = outcome if outcome in ("failed", "error") else "failed"
             entry.attempts.append(Attempt(device.name, started, seconds, outcome, detail))
             self._finish(entry, outcome, result=value if kind == "result" else None, device=device, detail=detail)
             return True

@@ -56,6 +56,26 @@ def test_jobs_move_off_an_adb_server_that_goes_away(tmp_path: Path, adb_server, 
     assert "Against the baseline" in fewer.paths.html.read_text()
 
 
+def test_retries_are_bounded_and_nothing_is_double_counted(tmp_path: Path, adb_server, start_emulated) -> None:
+    """Every device dies under its first job: each job gets at most max_tries devices, each device
+    is tried once, and every job ends exactly once, as lost."""
+    devices = {d.serial: d for d in (start_emulated("pixel", connect=False) for _ in range(3))}
+    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: list(devices)})
+    matrix = write_matrix(tmp_path / "matrix.yaml", profiles=["pixel"], timeout_s=30, max_tries=2)
+
+    def execute(task, device, attempt):
+        devices[device.serial].stop()  # unplugged as the job starts
+        return echo_job(task, device, attempt)
+
+    run = farm_run(inventory, matrix, tasks=tasks(2), execute=execute, out_dir=tmp_path / "r",
+                   lock_dir=tmp_path / "locks")
+    assert [o.status for o in run.outcomes] == ["lost", "lost"] and not run.passed
+    attempts = [a for o in run.outcomes for a in o.attempts]
+    assert all(a.outcome == "lost" for a in attempts) and all(len(o.attempts) <= 2 for o in run.outcomes)
+    assert sorted(a.device.split("@")[0] for a in attempts) == sorted(devices), "each device tried exactly once"
+    assert all("lost" in o.detail or "no other pixel device" in o.detail for o in run.outcomes)
+
+
 def test_hung_job_and_device_held_past_its_lease(tmp_path: Path, adb_server, start_emulated) -> None:
     free, held = start_emulated("pixel", connect=False), start_emulated("pixel", connect=False)
     inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [free.serial, held.serial]})
