@@ -36,9 +36,8 @@ def _emulator_collection() -> Collection:
         from emulator.lifecycle import start_device
 
         faults = Faults.from_mapping(parse_fault_items(fault or []), "--fault")
-        device = start_device(profile, name=name, port=int(port) if port else None, faults=faults)
-        if connect:
-            device.connect(int(adb_port))
+        device = start_device(profile, name=name, port=int(port) if port else None, faults=faults,
+                              adb_port=int(adb_port) if connect else None)
         console.print(device.serial)
 
     @task(name="list")
@@ -371,15 +370,21 @@ def _farm_collections() -> tuple[Collection, Collection]:
     def farm_run(c, inventory, matrix, baseline=None, report_dir=None, latency_pct=10.0, noise_iqr=1.0,
                  cosine_margin=0.001, sqnr_margin=1.0, top1_margin=0.01):
         """Run a regression matrix on every matching device of a farm; exit 1 on any failure or regression."""
+        from rich.progress import Progress
         from rich.table import Table
 
         from deploy.errors import CheckFailed
         from harness.farm import farm_run as run
 
-        result = run(Path(inventory), Path(matrix), baseline=Path(baseline) if baseline else None,
-                     out_dir=Path(report_dir) if report_dir else None,
-                     diff_options=_diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin),
-                     on_event=lambda e: console.print(f"[yellow]{e['kind']}[/] {e['device'] or ''} {e['detail']}"))
+        with Progress(console=console, transient=True) as progress:
+            bar = progress.add_task("farm jobs", total=None)
+            result = run(Path(inventory), Path(matrix), baseline=Path(baseline) if baseline else None,
+                         out_dir=Path(report_dir) if report_dir else None,
+                         diff_options=_diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin),
+                         on_event=lambda e: progress.console.print(f"[yellow]{e['kind']}[/] {e['device'] or ''} "
+                                                                   f"{e['detail']}"),
+                         on_finish=lambda o, done, total: progress.update(bar, completed=done, total=total,
+                                                                          description=f"farm jobs ({o.task.id})"))
         table = Table(title=f"farm: {len(result.discovery.devices)} devices, {result.wall_s:.1f} s")
         for column in ("job", "status", "device", "attempts", "why"):
             table.add_column(column)

@@ -217,10 +217,12 @@ def start_device(
     faults: Faults | None = None,
     home: Path | None = None,
     exit_with_parent: bool = False,
+    adb_port: int | None = None,
 ) -> RunningDevice:
     """Start a device process and return once it accepts connections.
 
     exit_with_parent: the device stops when this process ends (for tests; the CLI leaves it running).
+    adb_port: also `adb connect` it to the adb server on that port; if that fails, the device is stopped.
     """
     resolved = load_profile(profile)  # fail here, with the profile error, rather than in the child
     root = emulators_home(home)
@@ -252,7 +254,14 @@ def start_device(
         _children.pop(process.pid, None)
         tail = paths.process_log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise DeviceError(f"emulated device '{state.name}' did not start: {tail[0]}", f"see {paths.process_log}")
-    return RunningDevice(state.name, resolved.name, int(ready["port"]), process.pid, state, process)
+    device = RunningDevice(state.name, resolved.name, int(ready["port"]), process.pid, state, process)
+    if adb_port is not None:
+        try:
+            device.connect(adb_port)
+        except DeviceError:
+            device.stop()
+            raise
+    return device
 
 
 def _wait_ready(process: subprocess.Popen[bytes], timeout: float) -> dict[str, Any] | None:

@@ -87,6 +87,15 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert list_devices(tmp_path) == []
 
 
+def test_failed_adb_connect_stops_the_new_device(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here
+    with pytest.raises(DeviceError, match=f"adb server on port {port} cannot connect"):
+        start_device("pixel", home=tmp_path, adb_port=port)
+    assert list_devices(tmp_path) == []
+
+
 def test_device_exits_with_the_process_that_started_it(tmp_path: Path) -> None:
     script = (
         "from pathlib import Path; from emulator.lifecycle import start_device; "
