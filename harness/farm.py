@@ -153,6 +153,7 @@ def farm_run(
     execute: Executor | None = None,
     tasks: list[Task] | None = None,
     on_event: Callable[[Event], None] | None = None,
+    on_finish: Callable[[Outcome, int, int], None] | None = None,
 ) -> FarmRun:
     """Discover devices, run every matrix job on a leased matching device, write the combined report
     (farm.json, farm.html with the device × model × runtime grid, report.json/html, junit.xml) and judge.
@@ -172,7 +173,8 @@ def farm_run(
     policy = Policy(timeout_s=mat.timeout_s, max_tries=mat.max_tries, lease_wait_s=lease_wait_s)
     scheduler = Scheduler(found.devices, execute or deploy_executor(mat, out / "jobs"),
                           passed=lambda r: bool(getattr(r, "passed", False)), leases=LeaseBook(lock_dir),
-                          policy=policy, on_event=on_event, run_id=f"farm:{os.getpid()}:{started:%H%M%S}")
+                          policy=policy, on_event=on_event, on_finish=on_finish,
+                          run_id=f"farm:{os.getpid()}:{started:%H%M%S}")
     outcomes = scheduler.run(jobs)
     wall_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
     diff = None

@@ -86,6 +86,7 @@ class Scheduler:
         policy: Policy = Policy(),
         probe: Callable[[FarmDevice], str] = device_state,
         on_event: Callable[[Event], None] | None = None,
+        on_finish: Callable[[Outcome, int, int], None] | None = None,
         run_id: str = "farm",
     ) -> None:
         self.devices = devices
@@ -95,6 +96,7 @@ class Scheduler:
         self.policy = policy
         self.probe = probe
         self.on_event = on_event
+        self.on_finish = on_finish  # (outcome, jobs finished, jobs in total): for progress bars
         self.run_id = run_id
         self.events: list[Event] = []
         self._cv = threading.Condition()
@@ -103,6 +105,7 @@ class Scheduler:
         self._live: dict[str, FarmDevice] = {}
         self._down_servers: set[str] = set()
         self._outcomes: dict[str, Outcome] = {}
+        self._total = 0
 
     # -- bookkeeping (callers hold self._cv) ------------------------------------------------------
 
@@ -116,8 +119,11 @@ class Scheduler:
     def _finish(self, entry: _Entry, status: str, *, result: Any = None, device: FarmDevice | None = None,
                 detail: str = "") -> None:
         assert entry.task.id not in self._outcomes, f"job {entry.task.id} finished twice"
-        self._outcomes[entry.task.id] = Outcome(entry.task, status, entry.attempts, result, device, detail)
+        outcome = Outcome(entry.task, status, entry.attempts, result, device, detail)
+        self._outcomes[entry.task.id] = outcome
         self._cv.notify_all()
+        if self.on_finish is not None:
+            self.on_finish(outcome, len(self._outcomes), self._total)
 
     def _usable(self, device: FarmDevice) -> bool:
         return device.name in self._live and device.server.address not in self._down_servers
@@ -295,6 +301,7 @@ class Scheduler:
         with self._cv:
             self._live = {d.name: d for d in self.devices}
             self._pending = [_Entry(t) for t in tasks]
+            self._total = len(tasks)
             self._fail_orphans()
         workers = [threading.Thread(target=self._worker, args=(d,), name=f"device-{d.name}") for d in self.devices]
         for worker in workers:
