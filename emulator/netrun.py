@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--use_native_input_files", action="store_true")
     p.add_argument("--use_native_output_files", action="store_true")
     p.add_argument("--set_output_tensors", default="")
+    p.add_argument("--enable_cpu_fxp", action="store_true")
     return p
 
 
@@ -185,7 +186,9 @@ def _run(ctx: ProgramContext) -> int:
     if runtime == "dsp" and not quantized:
         model, model_bytes = _quantize_at_init(job)
         quantized = True
-    mode = runtimes.Mode(runtime, extra_outputs=tuple(job.outputs), every_layer=args.debug)
+    # CPU fixed-point mode runs a quantized container's integer graph instead of dequantizing it.
+    executed = "cpu_fxp" if runtime == "cpu" and quantized and args.enable_cpu_fxp else runtime
+    mode = runtimes.Mode(executed, extra_outputs=tuple(job.outputs), every_layer=args.debug)
     try:
         prepared, warm = runtimes.SESSIONS.get(model, model_bytes, quantized, mode)
     except Exception as exc:  # onnxruntime refuses the graph: the device would fail to build the network

@@ -39,7 +39,7 @@ QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 class Mode:
     """What a session computes: the runtime, plus the extra tensors asked for (debug, set_output_tensors)."""
 
-    runtime: str  # cpu | gpu | gpu_fp16 | dsp | aip
+    runtime: str  # cpu | cpu_fxp (CPU fixed-point: QDQ graph as is) | gpu | gpu_fp16 | dsp | aip
     extra_outputs: tuple[str, ...] = ()
     every_layer: bool = False  # --debug: every float intermediate becomes an output
 

@@ -234,6 +234,9 @@ def test_dsp_runs_the_quantized_graph_as_is(fs: Sandbox, model: onnx.ModelProto,
     float_ref = host_run(model, feeds[0], ["logits"])[0]
     assert np.abs(dequantized - float_ref).max() < np.abs(quantized - float_ref).max()
     assert not np.array_equal(quantized, dequantized)
+    # CPU fixed-point mode keeps the integer graph, like the DSP.
+    assert run(fs, device, "--enable_cpu_fxp", "--set_output_tensors", "logits").rc == 0
+    np.testing.assert_allclose(output(fs, 0, logits), quantized, rtol=1e-6, atol=1e-6)
 
 
 def test_float_container_on_dsp_is_quantized_at_init_with_a_warning(fs: Sandbox, model: onnx.ModelProto) -> None:
