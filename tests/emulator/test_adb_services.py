@@ -13,7 +13,7 @@ import pytest
 
 from deploy.profiles import load_profile
 from emulator.lifecycle import RunningDevice
-from emulator.proto import A_CNXN, A_OKAY, A_OPEN, HEADER, MAX_PAYLOAD, VERSION, header
+from emulator.proto import A_CNXN, A_OKAY, A_OPEN, A_WRTE, HEADER, MAX_PAYLOAD, VERSION, header
 
 
 @pytest.fixture(params=["adb36", "adb29"])
@@ -93,9 +93,9 @@ def test_client_hanging_up_cancels_a_long_command(device: adbutils.AdbDevice, em
 # ---- raw transport ---------------------------------------------------------------------------
 
 
-def handshake(port: int) -> tuple[socket.socket, bytes]:
+def handshake(port: int, max_payload: int = MAX_PAYLOAD) -> tuple[socket.socket, bytes]:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(header(A_CNXN, VERSION, MAX_PAYLOAD, 15) + b"host::features\0")
+    sock.sendall(header(A_CNXN, VERSION, max_payload, 15) + b"host::features\0")
     command, arg0, arg1, length, _, _ = HEADER.unpack(recv_exact(sock, HEADER.size))
     assert (command, arg0, arg1) == (A_CNXN, VERSION, MAX_PAYLOAD)
     return sock, recv_exact(sock, length)
@@ -174,3 +174,37 @@ def test_system_image_has_net_run(device: adbutils.AdbDevice) -> None:
     assert device.shell2("ls /system/bin/edgeloop-net-run", v2=True).returncode == 0
     usage = device.shell2("edgeloop-net-run", v2=True)
     assert usage.returncode != 0 and "--container" in usage.output
+
+
+def read_packet(sock: socket.socket) -> tuple[int, int, int, bytes]:
+    command, arg0, arg1, length, _, _ = HEADER.unpack(recv_exact(sock, HEADER.size))
+    return command, arg0, arg1, recv_exact(sock, length)
+
+
+def test_flow_control_and_the_hosts_max_payload(start_emulated) -> None:
+    """With a host that accepts 4 KiB payloads, the device sends at most 4 KiB per WRTE and never
+    a second WRTE before the host's OKAY."""
+    device = start_emulated("pixel", connect=False)
+    blob = bytes(range(256)) * 64  # 16 KiB
+    (device.sandbox_root / "sdcard/blob").write_bytes(blob)
+    sock, _ = handshake(device.port, max_payload=4096)
+    sock.sendall(header(A_OPEN, 5, 0, 6) + b"sync:\0")
+    command, local_id, remote_id, _ = read_packet(sock)
+    assert (command, remote_id) == (A_OKAY, 5)
+    path = b"/sdcard/blob"
+    request = b"RECV" + struct.pack("<I", len(path)) + path
+    sock.sendall(header(A_WRTE, 5, local_id, len(request)) + request)
+    assert read_packet(sock)[:3] == (A_OKAY, local_id, 5)  # our WRTE acknowledged
+    received = b""
+    while not received.endswith(b"DONE\0\0\0\0"):
+        command, _, _, data = read_packet(sock)
+        assert command == A_WRTE and len(data) <= 4096
+        received += data
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):  # nothing more until we acknowledge
+            sock.recv(1)
+        sock.settimeout(10)
+        sock.sendall(header(A_OKAY, 5, local_id, 0))
+    assert received[:4] == b"DATA"
+    assert received[8 : 8 + len(blob)] == blob  # one DATA message (16 KiB < 64 KiB) split over WRTEs
+    sock.close()
