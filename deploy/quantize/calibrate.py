@@ -62,11 +62,14 @@ class TensorStats:
 
 
 def _bin_counts(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Counts of `x` in ENHANCED_BINS equal bins over [lo, hi] (float64 index math: no overflow at
-    float32's extremes; a single bincount is also several times faster than np.histogram)."""
-    index = (x.astype(np.float64).ravel() - lo) * (ENHANCED_BINS / (hi - lo))
-    index = np.clip(index, 0, ENHANCED_BINS - 1).astype(np.int64)
-    return np.bincount(index, minlength=ENHANCED_BINS)
+    """Counts of `x` in ENHANCED_BINS equal bins over [lo, hi]. One bincount over in-place float32
+    index math is several times faster than np.histogram; float64 only where float32 could overflow."""
+    dtype = np.float32 if max(abs(lo), abs(hi)) < 1e30 else np.float64
+    index = x.astype(dtype, copy=True).ravel()
+    index -= dtype(lo)
+    index *= dtype(ENHANCED_BINS / (hi - lo))
+    np.clip(index, 0, ENHANCED_BINS - 1, out=index)
+    return np.bincount(index.astype(np.intp), minlength=ENHANCED_BINS)
 
 
 def progress(label: str) -> Progress:
@@ -76,15 +79,35 @@ def progress(label: str) -> Progress:
                     console=console, transient=True, disable=not console.is_terminal)
 
 
+@dataclass
+class Calibration:
+    stats: dict[str, TensorStats]
+    # The float model's values of `keep` per feed, kept while they fit OUTPUT_BUDGET (else None):
+    # the final SQNR pass then need not run the float model again.
+    kept: list[list[np.ndarray]] | None
+
+
+OUTPUT_BUDGET = 64 << 20
+
+
 def calibrate(model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[str, np.ndarray]], total: int,
-              histograms: bool) -> dict[str, TensorStats]:
+              histograms: bool, keep: list[str] | None = None) -> Calibration:
     """Run the float model over every feed and return statistics for each named tensor."""
-    sess = session(expose(model, tensors))
+    keep = keep or []
+    names = list(dict.fromkeys([*tensors, *keep]))
+    sess = session(expose(model, names))
     stats = {name: TensorStats(histogram=histograms) for name in tensors}
+    kept: list[list[np.ndarray]] | None = []
+    kept_bytes = 0
     with progress("calibrating") as bar:
         task = bar.add_task("calibrating", total=total)
         for feed in feeds:
-            for name, value in zip(tensors, sess.run(tensors, feed), strict=True):
-                stats[name].update(value)
+            values = dict(zip(names, sess.run(names, feed), strict=True))
+            for name in tensors:
+                stats[name].update(values[name])
+            if kept is not None and keep:
+                kept.append([values[name] for name in keep])
+                kept_bytes += sum(v.nbytes for v in kept[-1])
+                kept = kept if kept_bytes <= OUTPUT_BUDGET else None
             bar.advance(task)
-    return stats
+    return Calibration(stats, kept if keep else None)

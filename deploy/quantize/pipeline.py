@@ -26,15 +26,18 @@ def feeds_from(input_list: InputList, meta: ContainerMeta, source: str) -> Feeds
 
 
 def compare(reference: onnx.ModelProto, test: onnx.ModelProto, feeds: Iterable[dict[str, np.ndarray]],
-            total: int, names: list[str] | None = None, label: str = "comparing") -> dict[str, Agreement]:
-    """Run both models on every feed; per tensor (default: the graph outputs) how well they agree."""
+            total: int, names: list[str] | None = None, label: str = "comparing",
+            known: list[list[np.ndarray]] | None = None) -> dict[str, Agreement]:
+    """Run both models on every feed; per tensor (default: the graph outputs) how well they agree.
+    `known` holds the reference's values per feed when they were already computed."""
     names = names or [o.name for o in reference.graph.output]
-    ref_sess, test_sess = session(reference), session(test)
+    ref_sess, test_sess = (None if known is not None else session(reference)), session(test)
     result = {name: Agreement() for name in names}
     with progress(label) as bar:
         task = bar.add_task(label, total=total)
-        for feed in feeds:
-            for name, ref, out in zip(names, ref_sess.run(names, feed), test_sess.run(names, feed), strict=True):
+        for i, feed in enumerate(feeds):
+            refs = known[i] if known is not None else ref_sess.run(names, feed)
+            for name, ref, out in zip(names, refs, test_sess.run(names, feed), strict=True):
                 result[name].add(ref, out)
             bar.advance(task)
     return result
@@ -65,7 +68,11 @@ def quantize_model(model: onnx.ModelProto, feeds: Feeds, total: int,
     if options.override_params is not None:
         overrides = read_encodings(options.override_params, {i.name for i in work.graph.initializer})
         check_override_names(work, activations, overrides, str(options.override_params))
-    stats = calibrate(work, activations, feeds(), total, histograms=options.act_quantizer == "enhanced")
+    outputs = [o.name for o in model.graph.output]
+    # CLE turns ReLU6 into ReLU: then the equalized model's outputs are not the float reference.
+    calibration = calibrate(work, activations, feeds(), total, histograms=options.act_quantizer == "enhanced",
+                            keep=outputs if work is model else None)
+    stats = calibration.stats
     plan = make_plan(work, activations, stats, options, overrides)
     if "bc" in options.algorithms:
         from deploy.quantize.biascorrect import correct_biases
@@ -73,4 +80,4 @@ def quantize_model(model: onnx.ModelProto, feeds: Feeds, total: int,
         work = correct_biases(work, plan, feeds, total, options.pack_4_bit_weights)
         plan = make_plan(work, activations, stats, options, overrides)
     qmodel = write_qdq(work, plan, options.pack_4_bit_weights)
-    return qmodel, plan, compare(model, qmodel, feeds(), total, label="measuring")
+    return qmodel, plan, compare(model, qmodel, feeds(), total, outputs, "measuring", calibration.kept)

@@ -120,7 +120,7 @@ def test_calibration_memory_does_not_grow_with_inputs(tmp_path: Path) -> None:
         input_list = read_input_list(make_input_list(model, folder, count))
         tensors = float_activations(model)
         tracemalloc.start()
-        stats = calibrate(model, tensors, feeds_from(input_list, meta, "l")(), count, histograms=True)
+        stats = calibrate(model, tensors, feeds_from(input_list, meta, "l")(), count, histograms=True).stats
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert stats["relu1"].counts.sum() == count * 8 * 32 * 32
