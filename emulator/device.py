@@ -155,10 +155,6 @@ class EmulatedDevice:
         self._refresh_faults()
         return self._faults
 
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.set_faults(value)
-
     def set_faults(self, faults: Faults) -> None:
         """Change faults in-process (and in the control file, so both views agree)."""
         if self._faults_path is not None:

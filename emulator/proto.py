@@ -45,10 +45,6 @@ class Message(NamedTuple):
     arg1: int
     data: bytes
 
-    @property
-    def name(self) -> str:
-        return COMMAND_NAMES.get(self.command, f"0x{self.command:08x}")
-
 
 def header(command: int, arg0: int, arg1: int, length: int) -> bytes:
     return HEADER.pack(command, arg0, arg1, length, 0, command ^ 0xFFFFFFFF)
@@ -100,7 +96,6 @@ class Sender:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._lock = threading.Lock()
-        self.sent_bytes = 0
 
     def send(self, command: int, arg0: int, arg1: int, data: bytes | memoryview = b"") -> None:
         head = header(command, arg0, arg1, len(data))
@@ -110,4 +105,3 @@ class Sender:
             else:  # no 1 MiB copy just to prepend 24 bytes
                 self._sock.sendall(head)
                 self._sock.sendall(data)
-            self.sent_bytes += len(head) + len(data)

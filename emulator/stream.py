@@ -119,7 +119,3 @@ class Stream:
             with contextlib.suppress(OSError):
                 self._sender.send(A_CLSE, self.local_id, self.remote_id)
         self._on_close(self)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
