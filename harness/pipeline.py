@@ -157,8 +157,10 @@ class _JobFailed(Exception):
 
 
 def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: float | None = None, work_dir: Path,
-            on_phase: PhaseHook | None = None, on_bytes: Progress | None = None) -> JobResult:
-    """Prepare (cached), push, run (`runs` measured runs, plus a warm-up when runs > 1), pull, compare.
+            on_phase: PhaseHook | None = None, on_bytes: Progress | None = None,
+            artifacts: Artifacts | None = None) -> JobResult:
+    """Prepare (cached; or use `artifacts` already prepared), push, run (`runs` measured runs, plus a
+    warm-up when runs > 1), pull, compare.
 
     Never raises for a job-level problem: a device that vanished, a crash, missing outputs or bad
     input all become a result with status `error` and a one-line `failure`."""
@@ -169,7 +171,7 @@ def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: flo
         return result
     clock = _Clock(on_phase)
     try:
-        _run(job, device, runs, timeout, work_dir, clock, on_bytes, result)
+        _run(job, device, runs, timeout, work_dir, clock, on_bytes, result, artifacts)
     except _JobFailed as exc:
         result.status, result.failure = ERROR, str(exc)
     except EdgeloopError as exc:  # DeviceError included: reported, and the next job is tried
@@ -179,11 +181,10 @@ def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: flo
 
 
 def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None, work_dir: Path, clock: _Clock,
-         on_bytes: Progress | None, result: JobResult) -> None:
-    if runs < 1:
-        raise EdgeloopError(f"--runs must be at least 1, got {runs}")
+         on_bytes: Progress | None, result: JobResult, artifacts: Artifacts | None) -> None:
+    _check_runs(runs)
     with clock.phase("prepare"):
-        art = prepare(job)
+        art = artifacts or prepare(job)
     result.model_sha256, result.container_sha256 = art.model_sha256, sha256_file(art.container)
     result.container_kind, result.bundle_id = art.meta.kind, art.bundle.id
     result.encodings = summarize_encodings(art.meta.encodings, art.meta.quantization)
@@ -238,6 +239,11 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
     failures = [f"{o.name}: {reason}" for o in result.outputs for reason in o.verdict.reasons]
     result.status = FAILED if failures else PASSED
     result.failure = "; ".join(failures) or None
+
+
+def _check_runs(runs: int) -> None:
+    if runs < 1:
+        raise EdgeloopError(f"--runs must be at least 1, got {runs}")
 
 
 def _check_runner(device: adbutils.AdbDevice, pack_name: str) -> None:
@@ -323,8 +329,7 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
            report_root: Path = Path("reports"), console: Console | None = None) -> DeployOutcome:
     """The whole loop for one device profile; see docs/deploy.md."""
     console = console or Console(stderr=True)
-    if runs < 1:
-        raise EdgeloopError(f"--runs must be at least 1, got {runs}")
+    _check_runs(runs)
     config = load_config(find_config(config_path))
     profile = load_profile(profile_name)
     jobs = plan(config, profile, models, runtimes)
@@ -337,9 +342,10 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
     try:
         with _progress(console) as progress:
             task = progress.add_task("build", total=len(runnable))
+            built: dict[str, Artifacts] = {}
             for job in runnable:
                 progress.update(task, description=f"build {job.name}")
-                prepare(job)
+                built[job.name] = prepare(job)
                 progress.advance(task)
         client = ensure_server(parse_adb_address(adb))
         with _target_device(client, profile, serial, booting, console) as found:
@@ -352,7 +358,8 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
                         progress.update(task, description=f"{job.name}: {name}")
 
                     results.append(run_job(job, found.device, runs=runs, timeout=timeout, on_phase=phase,
-                                           work_dir=report_dir / "runs" / job.name.replace("/", "-")))
+                                           work_dir=report_dir / "runs" / job.name.replace("/", "-"),
+                                           artifacts=built.get(job.name)))
                     progress.advance(task)
             paths = write_reports(results, report_dir, devices={found.serial: found.props},
                                   title=f"edgeloop deploy on {profile.name} ({found.label})")
