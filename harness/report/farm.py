@@ -23,6 +23,7 @@ from harness.scheduler import Event, Outcome
 FARM_SCHEMA_VERSION = 1
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "."), autoescape=True,
                           undefined=jinja2.StrictUndefined)
+_ENV.filters["clock"] = lambda epoch: dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,15 @@ def _grid(document: dict[str, Any]) -> dict[str, Any]:
     rows = [d["name"] for d in document["devices"]]
     cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for job in document["jobs"]:
-        device = job["device"] or "-"
-        if device not in rows:
-            rows.append(device)
-        cells.setdefault((device, job["model"], job["runtime"]), []).append(job)
+        # earlier attempts (lost devices) show in their device's row too, pointing on to the final one
+        last = len(job["attempts"]) - 1
+        marks = [(a["device"], {"status": a["outcome"], "note": "retried elsewhere" if i < last else "",
+                                "attempts": []}) for i, a in enumerate(job["attempts"]) if a["device"] != job["device"]]
+        final = (job["device"] or "-", {"status": job["status"], "note": "", "attempts": job["attempts"]})
+        for device, mark in [*marks, final]:
+            if device not in rows:
+                rows.append(device)
+            cells.setdefault((device, job["model"], job["runtime"]), []).append(mark)
     models = sorted({m for m, _ in columns})
     return {"rows": rows, "columns": columns, "models": [(m, sum(1 for c in columns if c[0] == m)) for m in models],
             "cells": {"|".join(k): v for k, v in cells.items()}}

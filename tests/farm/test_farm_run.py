@@ -120,7 +120,7 @@ def test_farm_run_survives_a_lost_device(tmp_path: Path, adb_server, second_adb_
     job = next(j for j in farm["jobs"] if j["id"] == moved.task.id)
     assert [a["outcome"] for a in job["attempts"]] == ["lost", "passed"]
     html = run.paths.html.read_text()
-    assert "↻2" in html and victim.serial in html
+    assert "↻2" in html and victim.serial in html and "lost <span class=\"retry\">(retried elsewhere)" in html
     deploy_report = json.loads(run.paths.deploy.json.read_text())
     assert deploy_report["summary"] == {"total": 8, "passed": 8, "failed": 0, "errors": 0}
     assert run.paths.deploy.junit.exists()
