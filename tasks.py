@@ -395,6 +395,8 @@ def _farm_collections() -> tuple[Collection, Collection]:
         console.print(table)
         for server, why in result.discovery.unreachable.items():
             console.print(f"[red]adb server {server} unreachable:[/] {why}")
+        for device in result.discovery.unmatched:
+            console.print(f"not used: {device}")
         if result.baseline:
             _print_findings(result.baseline)
         console.print(f"report: {result.paths.html}")

@@ -156,3 +156,18 @@ def test_unreachable_farm_is_one_clear_line(tmp_path: Path) -> None:
                              "--inventory", str(inventory), "--matrix", str(matrix)],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 2 and "no adb server of" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_jobs_go_only_to_devices_with_their_profile_and_labels() -> None:
+    from harness.devices import AdbServer
+    from harness.inventory import FarmDevice
+    from harness.scheduler import Task
+
+    server = AdbServer("127.0.0.1", 5999)
+    pixel_rack = FarmDevice(server, "a", ("pixel", "generic-arm64"), ("rack-a", "cool"))
+    pixel = FarmDevice(server, "b", ("pixel", "generic-arm64"))
+    galaxy = FarmDevice(server, "c", ("galaxy-s23", "generic-arm64"), ("rack-a",))
+    job = Task("m/pixel/cpu", "pixel", labels=("rack-a",))
+    assert [d.serial for d in (pixel_rack, pixel, galaxy) if job.fits(d)] == ["a"]
+    generic = Task("m/generic-arm64/cpu", "generic-arm64")
+    assert all(generic.fits(d) for d in (pixel_rack, pixel, galaxy))
