@@ -232,3 +232,14 @@ def test_concurrent_streams_on_one_connection(adb_server, emulated_pixel: Runnin
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         assert all(pool.map(round_trip, range(6)))
+
+
+def test_drop_once_fires_a_single_time(adb_server, start_emulated, big_file) -> None:
+    device = start_emulated("pixel", faults=Faults(drop_after_bytes=2 * MB, drop_once=True))
+    first = adb_server.run("-s", device.serial, "push", str(big_file[0]), "/sdcard/a.bin")
+    assert first.returncode != 0
+    assert device.faults == Faults()  # switched itself off
+    wait_for_state(adb_server, device.serial, "device")
+    second = adb_server.run("-s", device.serial, "push", str(big_file[0]), "/sdcard/a.bin")
+    assert second.returncode == 0, second.stderr
+    assert [e["event"] for e in device.events()].count("fault-drop") == 1
