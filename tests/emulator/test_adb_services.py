@@ -7,13 +7,16 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
 
 import adbutils
 import pytest
 
 from deploy.profiles import load_profile
+from emulator.adbd import AdbDevice, listen
+from emulator.device import EmulatedDevice
 from emulator.lifecycle import RunningDevice
-from emulator.proto import A_CNXN, A_OKAY, A_OPEN, A_WRTE, HEADER, MAX_PAYLOAD, VERSION, header
+from emulator.proto import A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_WRTE, HEADER, MAX_PAYLOAD, VERSION, header
 
 
 @pytest.fixture(params=["adb36", "adb29"])
@@ -147,13 +150,28 @@ def test_malformed_packets_close_only_that_connection(start_emulated) -> None:
     assert sum(r.startswith("protocol error") for r in reasons) == len(GARBAGE)
 
 
-def test_unknown_service_is_refused(start_emulated) -> None:
-    device = start_emulated("pixel", connect=False)
-    sock, banner = handshake(device.port)
+@pytest.fixture
+def in_process(tmp_path) -> Iterator[AdbDevice]:
+    """A device served by a thread of the test process: for raw protocol tests, no process start."""
+    sock = listen(0)
+    state = EmulatedDevice(load_profile("pixel"), name="inproc", port=sock.getsockname()[1],
+                           sandbox_root=tmp_path / "sandbox", log_path=tmp_path / "device.log")  # fmt: skip
+    server = AdbDevice(state, sock)
+    thread = server.start()
+    yield server
+    server.shutdown()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    state.close()
+
+
+def test_unknown_service_is_refused(in_process: AdbDevice) -> None:
+    sock, banner = handshake(in_process.port)
     assert b"features=" in banner and b"shell_v2" in banner
+    assert b"model=Pixel 7" in banner
     sock.sendall(header(A_OPEN, 3, 0, 17) + b"jdwp:1234\0\0\0\0\0\0\0\0")
     command, arg0, arg1, *_ = HEADER.unpack(recv_exact(sock, HEADER.size))
-    assert (command, arg0, arg1) == (0x45534C43, 0, 3)  # CLSE
+    assert (command, arg0, arg1) == (A_CLSE, 0, 3)
     sock.close()
 
 
@@ -181,13 +199,12 @@ def read_packet(sock: socket.socket) -> tuple[int, int, int, bytes]:
     return command, arg0, arg1, recv_exact(sock, length)
 
 
-def test_flow_control_and_the_hosts_max_payload(start_emulated) -> None:
+def test_flow_control_and_the_hosts_max_payload(in_process: AdbDevice) -> None:
     """With a host that accepts 4 KiB payloads, the device sends at most 4 KiB per WRTE and never
     a second WRTE before the host's OKAY."""
-    device = start_emulated("pixel", connect=False)
     blob = bytes(range(256)) * 64  # 16 KiB
-    (device.sandbox_root / "sdcard/blob").write_bytes(blob)
-    sock, _ = handshake(device.port, max_payload=4096)
+    (in_process.device.fs.root / "sdcard/blob").write_bytes(blob)
+    sock, _ = handshake(in_process.port, max_payload=4096)
     sock.sendall(header(A_OPEN, 5, 0, 6) + b"sync:\0")
     command, local_id, remote_id, _ = read_packet(sock)
     assert (command, remote_id) == (A_OKAY, 5)
