@@ -42,11 +42,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def deploy_once(env: dict[str, str], port: int, reports: Path, runs: int) -> tuple[float, dict]:
+def deploy_once(env: dict[str, str], port: int, reports: Path, runs: int, *extra: str) -> tuple[float, dict]:
     invoke = Path(sys.executable).with_name("invoke")
     start = time.perf_counter()
     done = subprocess.run([str(invoke), "-r", str(ROOT), "deploy", "--device", "pixel", "--emulate",
-                           "--adb", f"127.0.0.1:{port}", "--runs", str(runs), "--report-dir", str(reports)],
+                           "--adb", f"127.0.0.1:{port}", "--runs", str(runs), "--report-dir", str(reports), *extra],
                           env=env, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
@@ -86,8 +86,9 @@ def ort_alone(build: Path, runs: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5, help="measured net-run runs per deploy (plus a warm-up)")
-    parser.add_argument("--warm", type=int, default=3, help="warm deploys to time")
+    parser.add_argument("--runs", type=int, default=3, help="(b): measured net-run runs per round (plus a warm-up)")
+    parser.add_argument("--rounds", type=int, default=5, help="(b): rounds of net-run then onnxruntime alone")
+    parser.add_argument("--warm", type=int, default=3, help="(a): warm deploys to time")
     args = parser.parse_args()
     port = free_port()
     adb = adb_binary()
@@ -99,9 +100,12 @@ def main() -> None:
         try:
             cold_wall, cold = deploy_once(env, port, work / "reports", 1)
             warm = [deploy_once(env, port, work / "reports", 1) for _ in range(args.warm)]
-            _, timed = deploy_once(env, port, work / "reports", args.runs)
-            ours = [t for r in timed["results"] if r["runtime"] == "cpu" for t in r["latency"]["inference_ms"]]
-            alone = ort_alone(work / "build", args.runs)
+            ours: list[float] = []
+            alone: list[float] = []
+            for _ in range(args.rounds):  # interleaved, so both see the same machine load
+                _, timed = deploy_once(env, port, work / "reports", args.runs, "--runtime", "cpu")
+                ours += [t for r in timed["results"] for t in r["latency"]["inference_ms"]]
+                alone += ort_alone(work / "build", args.runs)
         finally:
             subprocess.run([adb, "-P", str(port), "kill-server"], env=env, capture_output=True)
     warm_walls = [w for w, _ in warm]
@@ -115,7 +119,7 @@ def main() -> None:
         print(f"| {label} | {wall:.2f} | {pushed} | {cells} |")
     print(f"\nwarm median {statistics.median(warm_walls):.2f} s (target <= 3 s)\n")
     ratio = statistics.median(ours) / statistics.median(alone)
-    print("## (b) per-inference latency, cpu runtime, same container and inputs\n")
+    print(f"## (b) per-inference latency, cpu runtime, same container and inputs ({args.rounds} rounds)\n")
     print("| | inferences | median ms | p90 ms |\n|---|---|---|---|")
     for label, times in (("emulated net-run (diag)", ours), ("onnxruntime session.run alone", alone)):
         print(f"| {label} | {len(times)} | {statistics.median(times):.4f} | {np.percentile(times, 90):.4f} |")

@@ -342,10 +342,11 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
     try:
         with _progress(console) as progress:
             task = progress.add_task("build", total=len(runnable))
-            built: dict[str, Artifacts] = {}
+            built: dict[str, tuple[Artifacts, float]] = {}
             for job in runnable:
                 progress.update(task, description=f"build {job.name}")
-                built[job.name] = prepare(job)
+                start = time.perf_counter()
+                built[job.name] = prepare(job), time.perf_counter() - start
                 progress.advance(task)
         client = ensure_server(parse_adb_address(adb))
         with _target_device(client, profile, serial, booting, console) as found:
@@ -357,9 +358,12 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
                     def phase(name: str, job: Job = job) -> None:
                         progress.update(task, description=f"{job.name}: {name}")
 
-                    results.append(run_job(job, found.device, runs=runs, timeout=timeout, on_phase=phase,
-                                           work_dir=report_dir / "runs" / job.name.replace("/", "-"),
-                                           artifacts=built.get(job.name)))
+                    artifacts, build_s = built.get(job.name, (None, 0.0))
+                    result = run_job(job, found.device, runs=runs, timeout=timeout, on_phase=phase,
+                                     work_dir=report_dir / "runs" / job.name.replace("/", "-"), artifacts=artifacts)
+                    # built up front, before the device: its time belongs to this job's prepare phase
+                    result.phases_s["prepare"] = round(result.phases_s.get("prepare", 0.0) + build_s, 4)
+                    results.append(result)
                     progress.advance(task)
             paths = write_reports(results, report_dir, devices={found.serial: found.props},
                                   title=f"edgeloop deploy on {profile.name} ({found.label})")
