@@ -14,6 +14,7 @@ emulator.shell_procs keeps the process list for ps/kill/pkill.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import io
@@ -29,11 +30,13 @@ from emulator.sandbox import DeviceOSError, Sandbox
 from emulator.shell_builtins import (
     APPLETS,
     BUILTINS,
+    OPTION_LETTERS,
     Invocation,
     LoopControl,
     ReturnFrom,
     ShellExit,
     UsageError,
+    apply_options,
     read_line,
 )
 from emulator.shell_elf import elf_refusal
@@ -102,13 +105,13 @@ class State:
     args: list[str]
     name: str = SH  # $0
     functions: dict[str, Node] = field(default_factory=dict)
-    errexit: bool = False
+    options: set[str] = field(default_factory=set)  # errexit, nounset, xtrace, noglob, pipefail, ...
     status: int = 0
     last_job: int | None = None  # $!
 
     def copy(self) -> State:
         return State(dict(self.vars), set(self.exported), self.cwd, list(self.args), self.name,
-                     dict(self.functions), self.errexit, self.status, self.last_job)
+                     dict(self.functions), set(self.options), self.status, self.last_job)
 
 
 class Interp:
@@ -128,6 +131,7 @@ class Interp:
         self.stderr: BinaryIO = NullFile()  # the running command's stderr, for errors during expansion
         self.substitution_status = 0  # of the last $(...) expanded for the running command
         self.shell_jobs: list[threading.Thread] = []  # background jobs started by this shell
+        self.interactive = False  # reading commands line by line from a stream
 
     # ---- what expansion and builtins use ---------------------------------------------------
 
@@ -135,10 +139,15 @@ class Interp:
     def cwd(self) -> str:
         return self.state.cwd
 
+    @property
+    def options(self) -> set[str]:
+        return self.state.options
+
     def lookup(self, name: str) -> str | None:
         special = {"?": lambda: str(self.state.status), "#": lambda: str(len(self.state.args)),
                    "$": lambda: str(self.process.pid), "!": lambda: str(self.state.last_job or ""),
-                   "-": lambda: "e" * self.state.errexit, "LINENO": lambda: str(self.line),
+                   "-": lambda: "".join(k for k, v in OPTION_LETTERS.items() if v in self.state.options),
+                   "LINENO": lambda: str(self.line),
                    "PPID": lambda: str(self.process.ppid), "RANDOM": lambda: str(random.randrange(32768)),
                    "*": lambda: " ".join(self.state.args), "@": lambda: " ".join(self.state.args),
                    "0": lambda: self.state.name}
@@ -191,6 +200,7 @@ class Interp:
         """Read commands from a stream and run each as soon as it is complete, as an interactive
         shell does (`adb shell` without a command); `exit` or the end of the stream ends it."""
         fds = dict(fds)
+        self.interactive = True
 
         def loop() -> int:
             pending, status = "", 0
@@ -260,7 +270,7 @@ class Interp:
                 continue
             status = self.run_pipeline(pipeline, fds, tested or k < len(node.rest))
             last, last_negated = k, pipeline.negate
-        if status and self.state.errexit and not tested and last == len(node.rest) and not last_negated:
+        if status and "errexit" in self.state.options and not tested and last == len(node.rest) and not last_negated:
             raise ShellExit(status)
         return status
 
@@ -269,15 +279,18 @@ class Interp:
         The last runs in this shell (as in ksh), the others in subshells."""
         *feeders, last = node.commands
         data: bytes | None = None
+        failed = 0  # with `set -o pipefail`, the last failure of any stage
         for command in feeders:
             buffer = io.BytesIO()
             stage = {**fds, 1: buffer} if data is None else {**fds, 0: io.BytesIO(data), 1: buffer}
             child = self.subshell()
-            child.as_process(functools.partial(child.run_command, command, stage, False))
+            failed = child.as_process(functools.partial(child.run_command, command, stage, False)) or failed
             data = buffer.getvalue()
         if data is not None:
             fds = {**fds, 0: io.BytesIO(data)}
         status = self.run_command(last, fds, tested or node.negate)
+        if "pipefail" in self.state.options:
+            status = status or failed
         if node.negate:
             status = int(status == 0)
         self.state.status = status
@@ -361,9 +374,13 @@ class Interp:
         try:
             argv = self.expander.fields(node.words)
             assigns = [(name, self.expander.string(word)) for name, word in node.assigns]
-        except ExpansionError as exc:
+        except ExpansionError as exc:  # ends a script, as POSIX asks; an interactive shell goes on
             self.error(fds, str(exc))
+            if not self.interactive:
+                raise ShellExit(1) from None
             return 1
+        if "xtrace" in self.state.options:
+            write(fds[2], "+ " + " ".join([*(f"{n}={v}" for n, v in assigns), *argv]) + "\n")
         redirected, opened = self.open_redirects(node.redirects, fds)
         if redirected is None:
             return 1
@@ -535,12 +552,14 @@ class Interp:
             if interpreter not in SH_PATHS:
                 self.error(fds, f"{name}: No such file or directory")
                 return 127
-            errexit = bool(extra) and extra[0].startswith("-") and "e" in extra[0]  # `#!/system/bin/sh -e`
-            return self.run_script(path, argv, env, fds, errexit=errexit)
+            options: set[str] = set()
+            with contextlib.suppress(UsageError):  # `#!/system/bin/sh -e`; unknown options are ignored
+                apply_options(extra[:1], options)
+            return self.run_script(path, argv, env, fds, options=options)
         return self.run_script(path, argv, env, fds)
 
     def run_script(self, path: str, argv: list[str], env: dict[str, str], fds: Fds,
-                   errexit: bool = False) -> int:
+                   options: set[str] | None = None) -> int:
         """A script is a new shell process: it sees exported variables only and its own cwd."""
         try:
             with self.fs.open_read(path, self.cwd) as f:
@@ -548,13 +567,13 @@ class Interp:
         except DeviceOSError as exc:
             self.error(fds, f"{argv[0]}: {exc.message}")
             return 127
-        return self.spawn(source, argv[0], argv[1:], env, fds, script=argv[0], errexit=errexit)
+        return self.spawn(source, argv[0], argv[1:], env, fds, script=argv[0], options=options)
 
     def spawn(self, source: str | BinaryIO, name: str, args: list[str], env: dict[str, str], fds: Fds, *,
-              script: str | None, errexit: bool = False) -> int:
+              script: str | None, options: set[str] | None = None) -> int:
         """Run `source` (text, or a stream read line by line) in a new shell process that inherits
         `env` and this shell's cwd."""
-        state = State(dict(env), set(env), self.cwd, list(args), name, errexit=errexit)
+        state = State(dict(env), set(env), self.cwd, list(args), name, options=set(options or ()))
         child = Interp(self.shell, state, self.process, script)
         return child.run_source(source, fds) if isinstance(source, str) else child.run_lines(source, fds)
 

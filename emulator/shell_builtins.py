@@ -250,23 +250,46 @@ def cmd_unset(inv: Invocation) -> int:
     return 0
 
 
+OPTION_LETTERS = {"e": "errexit", "u": "nounset", "x": "xtrace", "f": "noglob", "v": "verbose"}
+OPTION_NAMES = frozenset([*OPTION_LETTERS.values(), "pipefail"])
+
+
+def apply_options(args: list[str], options: set[str], stop_at: tuple[str, ...] = ()) -> list[str]:
+    """Take leading `-eux`, `+e`, `-o pipefail`, `+o name` off `args` into `options`; return the rest."""
+    k = 0
+    while k < len(args) and args[k][:1] in ("-", "+") and len(args[k]) > 1 and args[k] not in ("--", *stop_at):
+        arg, switch = args[k], options.add if args[k][0] == "-" else options.discard
+        if arg[1:] == "o":
+            if k + 1 >= len(args) or args[k + 1] not in OPTION_NAMES:
+                raise UsageError(f"{arg}: {'unknown option ' + args[k + 1] if k + 1 < len(args) else 'needs a name'}")
+            switch(args[k + 1])
+            k += 2
+            continue
+        for letter in arg[1:]:
+            if letter not in OPTION_LETTERS:
+                raise UsageError(f"{arg[0]}{letter}: unknown option")
+            switch(OPTION_LETTERS[letter])
+        k += 1
+    return args[k:]
+
+
 @builtin("set", special=True)
 def cmd_set(inv: Invocation) -> int:
+    """set [-eufvx] [-o name] [--] [args]: shell options and positional parameters."""
     state = inv.interp.state
-    args = inv.args
-    if not args:
+    if not inv.args:
         for name, value in sorted(state.vars.items()):
             inv.out(f"{name}={_quote(value)}\n")
         return 0
-    while args and args[0][:1] in "-+" and args[0] not in ("-", "--"):
-        for flag in args[0][1:]:
-            if flag == "e":
-                state.errexit = args[0][0] == "-"
-            elif flag not in "uxvfo":
-                inv.interp.error(inv.fds, f"set: -{flag}: unknown option")
-                return 2
-        args = args[1:]
-    if args and args[0] in ("-", "--"):
+    if inv.args in (["-o"], ["+o"]):
+        inv.out("".join(f"{name:<10} {'on' if name in state.options else 'off'}\n" for name in sorted(OPTION_NAMES)))
+        return 0
+    try:
+        args = apply_options(list(inv.args), state.options)
+    except UsageError as exc:
+        inv.interp.error(inv.fds, f"set: {exc}")
+        return 2
+    if args[:1] in (["-"], ["--"]):
         state.args = args[1:]
     elif args:
         state.args = list(args)
@@ -410,20 +433,25 @@ def cmd_wait(inv: Invocation) -> int:
 
 @builtin("sh", "mksh")
 def cmd_sh(inv: Invocation) -> int:
+    """sh [-eux] [-o name] (-c COMMAND [NAME [ARGS]] | SCRIPT [ARGS] | reading stdin)."""
     args = list(inv.args)
-    errexit = False
-    while args and args[0].startswith("-") and args[0] not in ("-c", "-", "--"):
-        errexit = errexit or "e" in args[0]
-        args = args[1:]
+    if args and re.fullmatch(r"-[a-z]*c[a-z]*", args[0]) and args[0] != "-c":  # sh -ec '...'
+        args = ["-" + args[0][1:].replace("c", ""), "-c", *args[1:]]
+    options: set[str] = set()
+    try:
+        args = apply_options(args, options, stop_at=("-c",))
+    except UsageError as exc:
+        inv.interp.error(inv.fds, str(exc))
+        return 2
     if args and args[0] == "-c":
         if len(args) < 2:
             inv.interp.error(inv.fds, "-c: option requires an argument")
             return 2
         name = args[2] if len(args) > 2 else inv.argv[0]
-        return inv.interp.spawn(args[1], name, args[3:], inv.env, inv.fds, script=None, errexit=errexit)
+        return inv.interp.spawn(args[1], name, args[3:], inv.env, inv.fds, script=None, options=options)
     if not args or args[0] in ("-", "--"):  # commands from stdin, each run as soon as it is complete
-        return inv.interp.spawn(inv.stdin, inv.argv[0], args[1:], inv.env, inv.fds, script=None, errexit=errexit)
-    return inv.interp.run_script(inv.fs.norm(args[0], inv.cwd), args, inv.env, inv.fds, errexit=errexit)
+        return inv.interp.spawn(inv.stdin, inv.argv[0], args[1:], inv.env, inv.fds, script=None, options=options)
+    return inv.interp.run_script(inv.fs.norm(args[0], inv.cwd), args, inv.env, inv.fds, options=options)
 
 
 def system_image() -> set[str]:

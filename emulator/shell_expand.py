@@ -27,6 +27,7 @@ class Variables(Protocol):
 
     cwd: str
     fs: Sandbox
+    options: set[str]  # nounset and noglob matter here
 
     def lookup(self, name: str) -> str | None: ...
     def positional_args(self) -> list[str]: ...
@@ -98,7 +99,8 @@ class Expander:
             collected = _Fields()
             self._expand_into(word, collected, split=True)
             for field in collected.fields:
-                out.extend(self._glob(field) if glob else ["".join(t for t, _ in field)])
+                globbing = glob and "noglob" not in self.vars.options
+                out.extend(self._glob(field) if globbing else ["".join(t for t, _ in field)])
         return out
 
     def string(self, word: Word) -> str:
@@ -156,6 +158,8 @@ class Expander:
         if part.length:
             return str(len(value or ""))
         op = part.op
+        if value is None and not op and "nounset" in self.vars.options and part.name not in "@*":
+            raise ExpansionError(f"{part.name}: parameter not set")
         if not op:
             return value or ""
         unset = value is None or (op.startswith(":") and value == "")

@@ -301,6 +301,21 @@ def test_set_e_stops_at_the_first_failure(sh: ShellRunner) -> None:
     assert result.out == "after=1\n"
 
 
+def test_shell_options(sh: ShellRunner) -> None:
+    traced = sh("set -x; a=1 echo hi; set +x; echo quiet")
+    assert (traced.out, traced.err) == ("hi\nquiet\n", "+ a=1 echo hi\n+ set +x\n")
+    unset = sh("set -u; echo ${X:-ok}; echo $X; echo never")
+    assert (unset.out, unset.err, unset.status) == ("ok\n", "/system/bin/sh: X: parameter not set\n", 1)
+    assert sh("echo ${Y:?custom}; echo never").err == "/system/bin/sh: Y: custom\n"
+    assert sh("set -o pipefail; false | true; echo $?; set +o pipefail; false | true; echo $?").out == "1\n0\n"
+    assert sh("set -f; echo /dat*; set +f; echo /dat*").out == "/dat*\n/data\n"
+    assert sh("set -eu; echo $-").out == "eu\n"
+    assert sh('sh -ec "false; echo no"; echo $?').out == "1\n"
+    assert sh("set -o | grep pipefail").out == "pipefail   off\n"
+    bad = sh("set -z")
+    assert (bad.status, bad.err) == (2, "/system/bin/sh: set: -z: unknown option\n")
+
+
 def test_shebang_dash_e_and_assignment_status(sh: ShellRunner) -> None:
     sh.write(f"{TMP}/strict", b"#!/system/bin/sh -e\nfalse\necho unreachable\n", mode=0o755)
     assert sh("/data/local/tmp/strict; echo $?").out == "1\n"
