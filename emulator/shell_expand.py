@@ -256,8 +256,25 @@ _COMPARE: dict[type, Callable[[int, int], bool]] = {
 }
 
 
+_ASSIGN = re.compile(r"\s*([A-Za-z_]\w*)\s*([-+*/%]?)=(?!=)(.*)", re.S)
+_STEP = re.compile(r"\s*(\+\+|--)?\s*([A-Za-z_]\w*)\s*(\+\+|--)?\s*")
+
+
 def arithmetic(text: str, vars: Variables) -> int:
-    """Evaluate `$((...))` integer arithmetic: + - * / % << >> & | ^, comparisons, && || !, names."""
+    """Evaluate `$((...))` integer arithmetic: + - * / % << >> & | ^, comparisons, && || !, names,
+    and the assignments `x = e`, `x += e` (and -= *= /= %=), `x++`, `++x`, `x--`, `--x`."""
+    if m := _ASSIGN.fullmatch(text):
+        name, op, rest = m.groups()
+        value = arithmetic(rest, vars)
+        if op:
+            value = _combine(_eval(ast.Name(name), vars), op, value, text)
+        vars.assign(name, str(value))
+        return value
+    if (m := _STEP.fullmatch(text)) and bool(m.group(1)) != bool(m.group(3)):
+        before = _eval(ast.Name(m.group(2)), vars)
+        after = before + (1 if "+" in (m.group(1) or m.group(3)) else -1)
+        vars.assign(m.group(2), str(after))
+        return after if m.group(1) else before
     source = text.replace("&&", " and ").replace("||", " or ").replace("!=", "\0")
     source = re.sub(r"!", " not ", source).replace("\0", "!=")
     try:
@@ -267,6 +284,14 @@ def arithmetic(text: str, vars: Variables) -> int:
         raise ExpansionError(f"{text.strip()}: division by zero") from None
     except (SyntaxError, ValueError, KeyError, TypeError):
         raise ExpansionError(f"{text.strip()}: arithmetic syntax error") from None
+
+
+def _combine(left: int, op: str, right: int, text: str) -> int:
+    operators = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "%": ast.Mod}
+    try:
+        return _BINARY[operators[op]](left, right)
+    except ZeroDivisionError:
+        raise ExpansionError(f"{text.strip()}: division by zero") from None
 
 
 def _eval(node: ast.expr, vars: Variables) -> int:

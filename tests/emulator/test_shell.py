@@ -72,6 +72,8 @@ def test_syntax_errors(source: str, message: str, sh: ShellRunner) -> None:
         ("echo a#b #a comment", "a#b\n"),
         ("echo a;echo b ;  echo c", "a\nb\nc\n"),
         ("x=5; echo $((x * 2 + 1)) $((7 / 2)) $((7 % 3)) $(( (1 + 2) * 3 ))", "11 3 1 9\n"),
+        ("i=1; echo $((i+=2)) $((i++)) $i $((++i)) $((i--)) $i $((x=7)) $((i*=2))", "3 3 4 5 5 4 7 8\n"),
+        ("echo $((3 == 3)) $((1 != 2)) $((!0)) $((-7 / 2)) $((-7 % 3)) $((1 < 2 && 2 < 1))", "1 1 1 -3 -1 0\n"),
         ("f=/a/b/c.raw; echo ${f##*/} ${f%.raw} ${f#/a/} ${f%/*} ${#f}", "c.raw /a/b/c b/c.raw /a/b 10\n"),
         ("echo ${U:-d1} ${U-d2} [${U:+x}]; U=v; echo ${U:+set} ${U:-no}", "d1 d2 []\nset v\n"),
         ("E=; echo [${E-unset}] [${E:-empty}]", "[] [empty]\n"),
