@@ -27,6 +27,8 @@ from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
 from harness.inventory import Discovery, FarmDevice, discover, load_inventory
 from harness.lease import LeaseBook
+from harness.pipeline import plan, run_job
+from harness.report import new_report_dir
 from harness.report.diff import DiffOptions, DiffReport, diff_results, job_key, load_results
 from harness.report.farm import FarmPaths, job_result, write_farm_reports
 from harness.scheduler import Event, Executor, Outcome, Policy, Scheduler, Task
@@ -93,30 +95,21 @@ def load_matrix(path: Path) -> Matrix:
                   max_tries=_positive(data, "max_tries", 3, path, int))
 
 
-def _model_name(job: Any) -> str:
-    model = job.model
-    return model if isinstance(model, str) else model.name
-
-
 def plan_tasks(matrix: Matrix) -> list[Task]:
     """One task per (model, profile, runtime), from the deploy pipeline's own plan."""
-    from harness.pipeline import plan  # the deploy loop; imported late so the farm's tests can run without it
-
     config = load_config(matrix.config)
     models = list(matrix.models) if matrix.models else None
     runtimes = list(matrix.runtimes) if matrix.runtimes else None
     tasks = []
     for profile in matrix.profiles:
         for job in plan(config, load_profile(profile), models=models, runtimes=runtimes):
-            task_id = f"{_model_name(job)}/{profile}/{job.runtime}"
-            tasks.append(Task(id=task_id, profile=profile, payload=job, labels=matrix.labels,
-                              model=_model_name(job), runtime=job.runtime))
+            tasks.append(Task(id=f"{job.model.name}/{profile}/{job.runtime}", profile=profile, payload=job,
+                              labels=matrix.labels, model=job.model.name, runtime=job.runtime))
     return tasks
 
 
 def deploy_executor(matrix: Matrix, work_dir: Path) -> Executor:
     """Run one planned deploy job on a farm device; each attempt gets its own folder."""
-    from harness.pipeline import run_job
 
     def execute(task: Task, device: FarmDevice, attempt: int) -> Any:
         folder = work_dir / task.id.replace("/", "_") / f"attempt-{attempt}"
@@ -134,11 +127,6 @@ class FarmRun:
     paths: FarmPaths
     baseline: DiffReport | None
     wall_s: float
-
-
-def default_out_dir() -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return Path(os.environ.get("EDGELOOP_REPORTS", "reports")) / f"{stamp}-farm"
 
 
 def farm_run(
@@ -162,7 +150,7 @@ def farm_run(
     started = dt.datetime.now(dt.UTC)
     inv = load_inventory(inventory)
     mat = load_matrix(matrix)
-    out = out_dir or default_out_dir()
+    out = out_dir or new_report_dir(Path("reports"), "farm")
     base_results = load_results(baseline) if baseline else None
     jobs = tasks if tasks is not None else plan_tasks(mat)
     found = discover(inv, list(mat.profiles))
