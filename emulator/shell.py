@@ -38,12 +38,15 @@ from emulator.shell_builtins import (
     UsageError,
     apply_options,
     read_line,
+    system_image,
 )
+from emulator.shell_cond import ConditionError, evaluate
 from emulator.shell_elf import elf_refusal
 from emulator.shell_expand import Expander, ExpansionError
 from emulator.shell_parse import (
     AndOr,
     Case,
+    Conditional,
     For,
     FunctionDef,
     Group,
@@ -316,6 +319,8 @@ class Interp:
         if isinstance(node, FunctionDef):
             self.state.functions[node.name] = node.body
             return 0
+        if isinstance(node, Conditional):
+            return self.run_conditional(node, fds)
         runner = {If: self.run_if, For: self.run_for, Loop: self.run_loop, Case: self.run_case}[type(node)]
         return runner(node, fds, tested)
 
@@ -361,6 +366,17 @@ class Interp:
             if any(fnmatch.fnmatchcase(subject, self.expander.pattern(p)) for p in patterns):
                 return self.run_sequence(body, fds, tested)
         return 0
+
+    def run_conditional(self, node: Conditional, fds: Fds) -> int:
+        """`[[ ... ]]`: 0 true, 1 false, 2 for a malformed expression."""
+        self.line = node.line
+        try:
+            texts = [i if isinstance(i, str) else self.expander.string(i) for i in node.items]
+            patterns = [i if isinstance(i, str) else self.expander.pattern(i) for i in node.items]
+            return 0 if evaluate(texts, self.fs, self.cwd, system_image(), patterns) else 1
+        except (ExpansionError, ConditionError) as exc:
+            self.error(fds, f"[[: {exc}")
+            return 2
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():

@@ -6,6 +6,7 @@ so the caller passes their paths as `image` and they count as existing executabl
 
 from __future__ import annotations
 
+import fnmatch
 import operator
 import re
 from collections.abc import Callable, Collection
@@ -17,6 +18,7 @@ _INTEGER_OPS: dict[str, Callable[[int, int], bool]] = {
     "-le": operator.le, "-gt": operator.gt, "-ge": operator.ge,
 }
 _STRING_OPS: dict[str, Callable[[str, str], bool]] = {"=": operator.eq, "==": operator.eq, "!=": operator.ne}
+_COND_OPS = frozenset({"==", "=", "!=", "=~", "<", ">"})
 _UNARY = frozenset(["-e", "-f", "-d", "-r", "-w", "-x", "-s", "-L", "-h", "-z", "-n", "-b", "-c", "-p", "-S", "-t"])
 
 
@@ -59,8 +61,12 @@ class _Files:
 
 
 class _Parser:
-    def __init__(self, args: list[str], files: _Files) -> None:
-        self.args, self.i, self.files = args, 0, files
+    """`test` expressions; with `patterns` (one per argument) the `[[ ]]` dialect: && || for -a -o,
+    == and != match the right side as a pattern, =~ as a regular expression, < > compare strings."""
+
+    def __init__(self, args: list[str], files: _Files, patterns: list[str] | None = None) -> None:
+        self.args, self.i, self.files, self.patterns = args, 0, files, patterns
+        self.or_op, self.and_op = ("||", "&&") if patterns is not None else ("-o", "-a")
 
     def peek(self, offset: int = 0) -> str | None:
         k = self.i + offset
@@ -74,14 +80,14 @@ class _Parser:
 
     def expr(self) -> bool:
         value = self.conjunction()
-        while self.peek() == "-o":
+        while self.peek() == self.or_op:
             self.i += 1
             value = self.conjunction() or value
         return value
 
     def conjunction(self) -> bool:
         value = self.negation()
-        while self.peek() == "-a":
+        while self.peek() == self.and_op:
             self.i += 1
             value = self.negation() and value
         return value
@@ -95,6 +101,9 @@ class _Parser:
     def primary(self) -> bool:
         token = self.take()
         following = self.peek()
+        if self.patterns is not None and following in _COND_OPS:
+            self.i += 2
+            return self.compare(token, following, self.i - 1)
         if following in _STRING_OPS or following in _INTEGER_OPS:
             self.i += 1
             return self.binary(token, following, self.take())
@@ -112,6 +121,21 @@ class _Parser:
             return self.files.check(token, operand)
         return token != ""
 
+    def compare(self, left: str, op: str, right_index: int) -> bool:
+        if right_index >= len(self.args):
+            raise ConditionError("missing argument")
+        assert self.patterns is not None
+        right = self.args[right_index]
+        if op == "=~":
+            try:
+                return re.search(right, left) is not None
+            except re.error:
+                raise ConditionError(f"{right}: bad regular expression") from None
+        if op in ("<", ">"):
+            return left < right if op == "<" else left > right
+        matched = fnmatch.fnmatchcase(left, self.patterns[right_index])
+        return matched if op in ("==", "=") else not matched
+
     def binary(self, left: str, op: str, right: str) -> bool:
         if op in _STRING_OPS:
             return _STRING_OPS[op](left, right)
@@ -123,10 +147,12 @@ class _Parser:
         return _INTEGER_OPS[op](numbers[0], numbers[1])
 
 
-def evaluate(args: list[str], fs: Sandbox, cwd: str, image: Collection[str]) -> bool:
+def evaluate(args: list[str], fs: Sandbox, cwd: str, image: Collection[str],
+             patterns: list[str] | None = None) -> bool:
+    """`test` semantics, or `[[ ]]` semantics when each argument comes with its pattern form."""
     if not args:
         return False
-    parser = _Parser(args, _Files(fs, cwd, image))
+    parser = _Parser(args, _Files(fs, cwd, image), patterns)
     value = parser.expr()
     if parser.i != len(args):
         raise ConditionError(f"{args[parser.i]}: unexpected operator")

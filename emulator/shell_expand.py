@@ -126,8 +126,8 @@ class Expander:
                 self._at(part.quoted, out, split)
             else:
                 value = self._value(part)
-                if part.quoted or not split:
-                    out.add(value, True)
+                if part.quoted or not split:  # an unquoted $pat stays a pattern in [[ ]], case and ${x%$pat}
+                    out.add(value, part.quoted)
                 else:
                     out.split_add(value, self.ifs)
 

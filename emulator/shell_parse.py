@@ -84,6 +84,14 @@ class FunctionDef:
 
 
 @dataclass
+class Conditional:
+    """`[[ ... ]]`: operands stay words (expanded without splitting or globbing), operators are strings."""
+
+    items: list[Word | str]
+    line: int
+
+
+@dataclass
 class Redirected:
     """A compound command with redirections applied around it."""
 
@@ -91,7 +99,7 @@ class Redirected:
     redirects: list[Redirect]
 
 
-Node = Simple | Pipeline | AndOr | Sequence | If | For | Loop | Group | Case | FunctionDef | Redirected
+Node = Simple | Pipeline | AndOr | Sequence | If | For | Loop | Group | Case | FunctionDef | Conditional | Redirected
 
 
 # ---- parser --------------------------------------------------------------------------------
@@ -182,7 +190,7 @@ class _Parser:
 
     def command(self) -> Node:
         compound = {"if": self.if_clause, "for": self.for_clause, "while": self.loop, "until": self.loop,
-                    "case": self.case_clause, "{": self.brace_group}
+                    "case": self.case_clause, "{": self.brace_group, "[[": self.conditional}
         word = self.tok.word.plain if self.tok.kind == "word" and self.tok.word else None
         if word in compound:
             node = compound[word]()
@@ -198,6 +206,21 @@ class _Parser:
             return self.simple()
         redirects = self.redirects()
         return Redirected(node, redirects) if redirects else node
+
+    def conditional(self) -> Conditional:
+        line = self.next().line
+        items: list[Word | str] = []
+        while not (self.tok.kind == "word" and self.tok.word is not None and self.tok.word.plain == "]]"):
+            tok = self.next()
+            if tok.kind == "eof":
+                self.i -= 1
+                raise self.unexpected()
+            if tok.kind == "word" and tok.word is not None:
+                items.append(tok.word if tok.word.plain not in ("!", "(", ")") else tok.value)
+            elif tok.value != "\n":
+                items.append(tok.value)  # && || ( ) < > and friends are the expression's operators
+        self.i += 1
+        return Conditional(items, line)
 
     def redirects(self) -> list[Redirect]:
         found = []

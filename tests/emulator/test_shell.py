@@ -361,6 +361,25 @@ def test_background_jobs_and_wait(sh: ShellRunner) -> None:
     assert sh("(sleep 0.05; echo bg) & echo fg").out == "fg\nbg\n"
 
 
+def test_double_bracket_conditionals(sh: ShellRunner) -> None:
+    result = sh("""f=model.onnx; pat='*.onnx'; x="a b"
+[[ $f == *.onnx ]] && echo glob
+[[ $f == "*.onnx" ]] || echo quoted-is-literal
+[[ $f == $pat ]] && echo pattern-from-variable
+[[ -d /data && ! -e /nope ]] && echo files
+[[ abc =~ ^a.c$ ]] && echo regex
+[[ a < b ]] && echo less
+[[ $x == "a b" ]] && echo no-splitting
+[[ ( 1 -eq 2 ) || 3 -gt 2 ]] && echo grouped
+case $f in $pat) echo case-pattern;; esac
+s=.onnx; echo ${f%$s}""")
+    assert result.out.split() == ["glob", "quoted-is-literal", "pattern-from-variable", "files", "regex", "less",
+                                  "no-splitting", "grouped", "case-pattern", "model"]
+    bad = sh("[[ x -eq 1 ]]")
+    assert (bad.status, bad.err) == (2, "/system/bin/sh: [[: x: bad number\n")
+    assert sh("[[ -n x").status == 2
+
+
 # ---- system programs -----------------------------------------------------------------------
 
 
