@@ -8,13 +8,13 @@ Layers: emulator.shell_lex (text -> tokens), emulator.shell_parse (tokens -> tre
 emulator.shell_expand (words -> arguments), this module (walks the tree: redirections, command
 lookup, scripts, system programs) and the command tables: emulator.shell_builtins (the shell
 itself), emulator.shell_utils (text, system information, processes), emulator.shell_files (files).
-emulator.shell_cond evaluates `test`, emulator.shell_elf refuses native code and
+emulator.shell_cond evaluates `test` and `[[ ]]`, emulator.shell_exec decides how a file runs
+(scripts, `#!` system programs, refusals; emulator.shell_elf names native code) and
 emulator.shell_procs keeps the process list for ps/kill/pkill.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import functools
 import io
@@ -36,12 +36,11 @@ from emulator.shell_builtins import (
     ReturnFrom,
     ShellExit,
     UsageError,
-    apply_options,
     read_line,
     system_image,
 )
 from emulator.shell_cond import ConditionError, evaluate
-from emulator.shell_elf import elf_refusal
+from emulator.shell_exec import plan_exec
 from emulator.shell_expand import Expander, ExpansionError
 from emulator.shell_parse import (
     AndOr,
@@ -64,7 +63,6 @@ from emulator.shell_parse import (
 from emulator.shell_procs import CANCELLED, KILLED, Process, Session, table_for
 
 SH = "/system/bin/sh"
-SH_PATHS = frozenset({SH, "/system/bin/mksh", "/bin/sh"})
 DEFAULT_PATH = (
     "/product/bin:/apex/com.android.runtime/bin:/apex/com.android.art/bin:/system_ext/bin:/system/bin:"
     "/system/xbin:/odm/bin:/vendor/bin:/vendor/xbin"
@@ -78,7 +76,6 @@ DEFAULT_ENV = {
     "USER": "shell",
     "SHELL": SH,
 }
-NOEXEC_MOUNTS = ("/sdcard",)  # Android mounts shared storage noexec
 Fds = dict[int, BinaryIO]
 
 
@@ -547,32 +544,13 @@ class Interp:
 
     def exec_file(self, path: str, argv: list[str], env: dict[str, str], fds: Fds) -> int:
         """Run a file by path: shell scripts are interpreted, native code is refused."""
-        name = argv[0]
-        if self.fs.is_dir(path):
-            self.error(fds, f"{name}: can't execute: Is a directory")
-            return 126
-        noexec = any(path == m or path.startswith(m + "/") for m in NOEXEC_MOUNTS)
-        if noexec or not self.fs.stat(path).st_mode & 0o111:
-            self.error(fds, f"{name}: can't execute: Permission denied")
-            return 126
-        with self.fs.open_read(path) as f:
-            head = f.read(256)
-        refusal = elf_refusal(head, self.device.props)
-        if refusal:
-            self.error(fds, f"{name}: {refusal}")
-            return 126
-        if head.startswith(b"#!"):
-            interpreter, *extra = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split(maxsplit=1)
-            if interpreter in SYSTEM_PROGRAMS:
-                return self.run_program(interpreter, [interpreter, *extra, name, *argv[1:]], env, fds)
-            if interpreter not in SH_PATHS:
-                self.error(fds, f"{name}: No such file or directory")
-                return 127
-            options: set[str] = set()
-            with contextlib.suppress(UsageError):  # `#!/system/bin/sh -e`; unknown options are ignored
-                apply_options(extra[:1], options)
-            return self.run_script(path, argv, env, fds, options=options)
-        return self.run_script(path, argv, env, fds)
+        launch = plan_exec(self.fs, path, self.device.props)
+        if launch.refusal:
+            self.error(fds, f"{argv[0]}: {launch.refusal}")
+            return launch.status
+        if launch.program:
+            return self.run_program(launch.program, [launch.program, *launch.program_args, *argv], env, fds)
+        return self.run_script(path, argv, env, fds, options=launch.options)
 
     def run_script(self, path: str, argv: list[str], env: dict[str, str], fds: Fds,
                    options: set[str] | None = None) -> int:
