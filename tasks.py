@@ -418,7 +418,27 @@ def _farm_collections() -> tuple[Collection, Collection]:
         if report.regressed:
             raise CheckFailed(f"{len(report.regressions)} regression(s) against {base}")
 
-    return Collection("farm", farm_run), Collection("report", report_diff)
+    @task(name="devices", help={"inventory": "farm.yaml: adb servers and device labels"})
+    @user_errors
+    def farm_devices(c, inventory):
+        """List the devices a farm's adb servers report, with the profiles they match."""
+        from rich.table import Table
+
+        from harness.inventory import discover, load_inventory
+
+        found = discover(load_inventory(Path(inventory)))
+        table = Table(title=f"{len(found.devices)} usable devices")
+        for column in ("serial", "adb server", "model", "profiles", "labels"):
+            table.add_column(column)
+        for d in found.devices:
+            table.add_row(d.serial, d.server.address, d.model, ", ".join(d.profiles), ", ".join(d.labels))
+        console.print(table)
+        for server, why in found.unreachable.items():
+            console.print(f"[red]adb server {server} unreachable:[/] {why}")
+        for device in found.unmatched:
+            console.print(f"not used: {device}")
+
+    return Collection("farm", farm_run, farm_devices), Collection("report", report_diff)
 
 
 farm_collection, report_collection = _farm_collections()

@@ -5,6 +5,7 @@ no device ever ran two jobs at once (checked from the devices' own logs)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -38,6 +39,10 @@ def _kill_when_netrun_starts(device, deadline_s: float = 60.0) -> threading.Thre
     return thread
 
 
+def _wide_terminal() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200"}
+
+
 def test_farm_run_command_with_baseline(tmp_path: Path, adb_server, start_emulated) -> None:
     """`edgeloop farm.run` as a user runs it, twice: the second run against the first passes."""
     devices = [start_emulated("pixel", connect=False) for _ in range(2)]
@@ -51,6 +56,11 @@ def test_farm_run_command_with_baseline(tmp_path: Path, adb_server, start_emulat
         return subprocess.run([str(Path(sys.executable).parent / "edgeloop"), "farm.run", "--inventory", str(inventory),
                                "--matrix", str(matrix), "--report-dir", str(tmp_path / folder), *extra],
                               cwd=tmp_path, capture_output=True, text=True, timeout=240)
+
+    listed = subprocess.run([str(Path(sys.executable).parent / "edgeloop"), "farm.devices", "--inventory",
+                             str(inventory)], capture_output=True, text=True, timeout=60, env=_wide_terminal())
+    assert listed.returncode == 0, listed.stderr
+    assert all(d.serial in listed.stdout for d in devices) and "pixel, generic-arm64" in listed.stdout
 
     first = farm("first")
     assert first.returncode == 0, first.stdout + first.stderr
