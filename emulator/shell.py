@@ -7,7 +7,8 @@ Files are reached only through the Sandbox, so the shell cannot see or change an
 Layers: emulator.shell_lex (text -> tokens), emulator.shell_parse (tokens -> tree),
 emulator.shell_expand (words -> arguments), this module (walks the tree: redirections, command
 lookup, scripts, system programs) and the command tables: emulator.shell_builtins (the shell
-itself), emulator.shell_utils (text, system information, processes), emulator.shell_files (files).
+itself), emulator.shell_utils (text, system information, processes), emulator.shell_files and
+emulator.shell_fileops (reading and changing files).
 emulator.shell_cond evaluates `test` and `[[ ]]`, emulator.shell_exec decides how a file runs
 (scripts, `#!` system programs, refusals; emulator.shell_elf names native code) and
 emulator.shell_procs keeps the process list for ps/kill/pkill.
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from emulator import shell_files, shell_utils  # noqa: F401 - they register their commands
+from emulator import shell_fileops, shell_files, shell_utils  # noqa: F401 - they register their commands
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
 from emulator.sandbox import DeviceOSError, Sandbox
 from emulator.shell_builtins import (

@@ -1,11 +1,11 @@
-"""The device shell's file commands (toybox's ls, cat, cp, stat, df, find, ...), on the Sandbox only."""
+"""The device shell's commands that read files (toybox's ls, cat, stat, df, find, ...), on the Sandbox only;
+those that change files are in emulator.shell_fileops."""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
 import os
-import secrets
 import stat as statmod
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +18,6 @@ from emulator.shell_builtins import (
     read_operands,
     split_flags,
     system_image,
-    take_option,
 )
 
 # ---- file facts shared by ls, stat and find --------------------------------------------------
@@ -52,7 +51,7 @@ def _group(inv: Invocation, path: str) -> str:
     return "shell" if _owner(inv, path) == "shell" or device.startswith("/system/bin") else "root"
 
 
-def _join(folder: str, name: str) -> str:
+def join_path(folder: str, name: str) -> str:
     return f"{folder.rstrip('/')}/{name}" if folder else name
 
 
@@ -101,11 +100,11 @@ def _list_folder(inv: Invocation, folder: str, flags: set[str]) -> int:
     if "l" in flags:
         inv.out(f"total {len(shown)}\n")
     for name in shown:
-        inv.out((_long_line(inv, _join(folder, name), name) if "l" in flags else name) + "\n")
+        inv.out((_long_line(inv, join_path(folder, name), name) if "l" in flags else name) + "\n")
     status = 0
     if "R" in flags:
         for name in shown:
-            path = _join(folder, name)
+            path = join_path(folder, name)
             if name not in (".", "..") and inv.fs.is_dir(path, inv.cwd):
                 inv.out(f"\n{path}:\n")
                 status = _list_folder(inv, path, flags) or status
@@ -263,205 +262,6 @@ def cmd_tee(inv: Invocation) -> int:
     return status
 
 
-# ---- changing files ------------------------------------------------------------------------
-
-
-@builtin("mkdir")
-def cmd_mkdir(inv: Invocation) -> int:
-    args = list(inv.args)
-    spec = take_option(args, "m") or "755"
-    if not _is_octal(spec):
-        raise UsageError(f"bad mode '{spec}'")
-    mode = int(spec, 8)
-    flags, operands = split_flags(args, "pv")
-    status = 0
-    for operand in operands:
-        try:
-            inv.fs.mkdir(operand, inv.cwd, parents="p" in flags, mode=mode)
-        except DeviceOSError as exc:
-            inv.err(f"'{operand}': {exc.message}")
-            status = 1
-    return status
-
-
-def _is_octal(text: str) -> bool:
-    return bool(text) and all(c in "01234567" for c in text)
-
-
-@builtin("rm")
-def cmd_rm(inv: Invocation) -> int:
-    flags, operands = split_flags(inv.args, "rRfiv")
-    recursive = bool(flags & {"r", "R"})
-    status = 0
-    for operand in operands:
-        if not inv.fs.exists(operand, inv.cwd):
-            if "f" not in flags:
-                status = inv.fail(operand, DeviceOSError(operand, "No such file or directory"))
-            continue
-        if inv.fs.is_dir(operand, inv.cwd) and not recursive:
-            inv.err(f"{operand}: Is a directory")
-            status = 1
-            continue
-        try:
-            inv.fs.remove(operand, inv.cwd, recursive=recursive)
-        except DeviceOSError as exc:
-            status = inv.fail(operand, exc)
-    return status
-
-
-@builtin("rmdir")
-def cmd_rmdir(inv: Invocation) -> int:
-    _flags, operands = split_flags(inv.args, "p")
-    status = 0
-    for operand in operands:
-        try:
-            if not inv.fs.is_dir(operand, inv.cwd):
-                raise DeviceOSError(operand, "Not a directory" if inv.fs.exists(operand, inv.cwd)
-                                    else "No such file or directory")
-            if inv.fs.listdir(operand, inv.cwd):
-                raise DeviceOSError(operand, "Directory not empty")
-            inv.fs.remove(operand, inv.cwd, recursive=True)
-        except DeviceOSError as exc:
-            status = inv.fail(operand, exc)
-    return status
-
-
-def _destination(inv: Invocation, operands: list[str]) -> tuple[list[str], str, bool] | None:
-    """cp/mv operands -> (sources, destination, destination is a folder), or None after an error."""
-    if len(operands) < 2:
-        inv.err("needs 2 arguments")
-        return None
-    *sources, target = operands
-    into = inv.fs.is_dir(target, inv.cwd)
-    if len(sources) > 1 and not into:
-        inv.err(f"'{target}' not directory")
-        return None
-    return sources, target, into
-
-
-def _target_path(inv: Invocation, source: str, target: str, into: bool) -> str:
-    name = inv.fs.norm(source, inv.cwd).rpartition("/")[2]
-    return _join(target, name) if into else target
-
-
-@builtin("cp")
-def cmd_cp(inv: Invocation) -> int:
-    flags, operands = split_flags(inv.args, "rRfpavdP")
-    plan = _destination(inv, operands)
-    if plan is None:
-        return 1
-    sources, target, into = plan
-    status = 0
-    for source in sources:
-        dest = _target_path(inv, source, target, into)
-        try:
-            if inv.fs.is_dir(source, inv.cwd):
-                if not flags & {"r", "R", "a"}:
-                    inv.err(f"Skipped dir '{source}'")
-                    status = 1
-                    continue
-                _copy_tree(inv, source, dest)
-            else:
-                inv.fs.copy(source, dest, inv.cwd)
-        except DeviceOSError as exc:
-            status = inv.fail(exc.path, exc)
-    return status
-
-
-def _copy_tree(inv: Invocation, source: str, dest: str) -> None:
-    if not inv.fs.is_dir(dest, inv.cwd):
-        inv.fs.mkdir(dest, inv.cwd)
-    for name in inv.fs.listdir(source, inv.cwd):
-        src, dst = _join(source, name), _join(dest, name)
-        if inv.fs.is_dir(src, inv.cwd):
-            _copy_tree(inv, src, dst)
-        else:
-            inv.fs.copy(src, dst, inv.cwd)
-
-
-@builtin("mv")
-def cmd_mv(inv: Invocation) -> int:
-    _flags, operands = split_flags(inv.args, "fniv")
-    plan = _destination(inv, operands)
-    if plan is None:
-        return 1
-    sources, target, into = plan
-    status = 0
-    for source in sources:
-        try:
-            inv.fs.rename(source, _target_path(inv, source, target, into), inv.cwd)
-        except DeviceOSError as exc:
-            status = inv.fail(source, exc)
-    return status
-
-
-def parse_mode(spec: str, current: int, is_dir: bool) -> int:
-    """chmod's octal (`755`) or symbolic (`u+x,go-w`, `+x`, `a=rX`) mode applied to `current`."""
-    if _is_octal(spec):
-        return int(spec, 8)
-    mode = current & 0o7777
-    for clause in spec.split(","):
-        who = ""
-        k = 0
-        while k < len(clause) and clause[k] in "ugoa":
-            who += clause[k]
-            k += 1
-        if k >= len(clause) or clause[k] not in "+-=":
-            raise UsageError(f"bad mode '{spec}'")
-        op, perms = clause[k], clause[k + 1 :]
-        if any(c not in "rwxX" for c in perms):
-            raise UsageError(f"bad mode '{spec}'")
-        bits = sum({"r": 4, "w": 2, "x": 1}.get(c, 1 if is_dir or current & 0o111 else 0) for c in set(perms))
-        shifts = [{"u": 6, "g": 3, "o": 0}[w] for w in (who.replace("a", "ugo") or "ugo")]
-        mask = sum(7 << s for s in shifts)
-        value = sum(bits << s for s in shifts)
-        if op == "=":
-            mode = (mode & ~mask) | value
-        elif op == "+":
-            mode |= value
-        else:
-            mode &= ~value
-    return mode
-
-
-@builtin("chmod")
-def cmd_chmod(inv: Invocation) -> int:
-    flags, operands = split_flags(inv.args, "Rfv")
-    if len(operands) < 2:
-        inv.err("needs 2 arguments")
-        return 1
-    spec, *paths = operands
-    status = 0
-    for path in paths:
-        targets = list(_walk(inv, path)) if "R" in flags else [path]
-        for target in targets:
-            try:
-                st = inv.fs.stat(target, inv.cwd)
-                inv.fs.chmod(target, parse_mode(spec, st.st_mode, statmod.S_ISDIR(st.st_mode)), inv.cwd)
-            except DeviceOSError as exc:
-                status = inv.fail(target, exc)
-    return status
-
-
-@builtin("touch")
-def cmd_touch(inv: Invocation) -> int:
-    flags, operands = split_flags(inv.args, "acm")
-    status = 0
-    for operand in operands:
-        try:
-            if not inv.fs.exists(operand, inv.cwd):
-                if "c" in flags:
-                    continue
-                inv.fs.open_write(operand, inv.cwd).close()
-            else:
-                os.utime(inv.fs.host(operand, inv.cwd, write=True))
-        except (DeviceOSError, OSError) as exc:
-            message = exc.message if isinstance(exc, DeviceOSError) else "Permission denied"
-            inv.err(f"'{operand}': {message}")
-            status = 1
-    return status
-
-
 # ---- file facts ----------------------------------------------------------------------------
 
 
@@ -557,13 +357,13 @@ def _human(n: int) -> str:
     return f"{value:.1f}T"
 
 
-def _walk(inv: Invocation, top: str, depth: int = 0, max_depth: int | None = None) -> Iterator[str]:
+def walk(inv: Invocation, top: str, depth: int = 0, max_depth: int | None = None) -> Iterator[str]:
     """`top` and everything below it (pre-order, sorted), as paths spelled from `top`."""
     yield top
     if (max_depth is not None and depth >= max_depth) or not inv.fs.is_dir(top, inv.cwd):
         return
     for name in _entries(inv, top):
-        yield from _walk(inv, _join(top, name), depth + 1, max_depth)
+        yield from walk(inv, join_path(top, name), depth + 1, max_depth)
 
 
 @builtin("find")
@@ -593,7 +393,7 @@ def cmd_find(inv: Invocation) -> int:
         if not inv.fs.exists(root, inv.cwd):
             status = inv.fail(root, DeviceOSError(root, "No such file or directory"))
             continue
-        for path in _walk(inv, root, max_depth=max_depth):
+        for path in walk(inv, root, max_depth=max_depth):
             depth = path[len(root) :].count("/") if path != root else 0
             if depth >= min_depth and all(_find_test(inv, path, t) for t in tests):
                 inv.out(path + "\n")
@@ -616,34 +416,6 @@ def _find_test(inv: Invocation, path: str, test: tuple[str, str]) -> bool:
     if value in "lbcps":
         return False
     raise UsageError(f"bad -type '{value}'")
-
-
-@builtin("mktemp")
-def cmd_mktemp(inv: Invocation) -> int:
-    """mktemp [-d] [-p DIR] [TEMPLATE]: a new empty file (or folder) under $TMPDIR by default."""
-    args = list(inv.args)
-    folder = take_option(args, "p") or inv.env.get("TMPDIR", "/data/local/tmp")
-    flags, operands = split_flags(args, "dqt")
-    template = operands[0] if operands else "tmp.XXXXXXXXXX"
-    stem = template.rstrip("X")
-    if len(template) - len(stem) < 3:
-        raise UsageError(f"template '{template}' needs at least 3 X")
-    path = _join(folder, stem) if "/" not in template else stem
-    for _ in range(100):
-        candidate = path + secrets.token_hex(8)[: len(template) - len(stem)]
-        if inv.fs.exists(candidate, inv.cwd):
-            continue
-        try:
-            if "d" in flags:
-                inv.fs.mkdir(candidate, inv.cwd, mode=0o700)
-            else:
-                inv.fs.open_write(candidate, inv.cwd, mode=0o600).close()
-        except DeviceOSError as exc:
-            return inv.fail(candidate, exc)
-        inv.out(candidate + "\n")
-        return 0
-    inv.err(f"cannot create a name from '{template}'")
-    return 1
 
 
 @builtin("realpath", "readlink")
@@ -671,7 +443,7 @@ def cmd_du(inv: Invocation) -> int:
         if not inv.fs.exists(root, inv.cwd):
             status = inv.fail(root, DeviceOSError(root, "No such file or directory"))
             continue
-        total = sum(inv.fs.stat(p, inv.cwd).st_size for p in _walk(inv, root) if inv.fs.is_file(p, inv.cwd))
+        total = sum(inv.fs.stat(p, inv.cwd).st_size for p in walk(inv, root) if inv.fs.is_file(p, inv.cwd))
         size = _human(total) if "h" in flags else str((total + 1023) // 1024)
         inv.out(f"{size}\t{root}\n")
     return status

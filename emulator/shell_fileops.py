@@ -1,0 +1,236 @@
+"""The device shell's commands that change files (mkdir, rm, cp, mv, chmod, touch, mktemp), on the
+Sandbox only: its checks decide what is read-only, missing or full."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat as statmod
+
+from emulator.sandbox import DeviceOSError
+from emulator.shell_builtins import Invocation, UsageError, builtin, split_flags, take_option
+from emulator.shell_files import join_path, walk
+
+
+@builtin("mkdir")
+def cmd_mkdir(inv: Invocation) -> int:
+    args = list(inv.args)
+    spec = take_option(args, "m") or "755"
+    if not _is_octal(spec):
+        raise UsageError(f"bad mode '{spec}'")
+    mode = int(spec, 8)
+    flags, operands = split_flags(args, "pv")
+    status = 0
+    for operand in operands:
+        try:
+            inv.fs.mkdir(operand, inv.cwd, parents="p" in flags, mode=mode)
+        except DeviceOSError as exc:
+            inv.err(f"'{operand}': {exc.message}")
+            status = 1
+    return status
+
+
+def _is_octal(text: str) -> bool:
+    return bool(text) and all(c in "01234567" for c in text)
+
+
+@builtin("rm")
+def cmd_rm(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "rRfiv")
+    recursive = bool(flags & {"r", "R"})
+    status = 0
+    for operand in operands:
+        if not inv.fs.exists(operand, inv.cwd):
+            if "f" not in flags:
+                status = inv.fail(operand, DeviceOSError(operand, "No such file or directory"))
+            continue
+        if inv.fs.is_dir(operand, inv.cwd) and not recursive:
+            inv.err(f"{operand}: Is a directory")
+            status = 1
+            continue
+        try:
+            inv.fs.remove(operand, inv.cwd, recursive=recursive)
+        except DeviceOSError as exc:
+            status = inv.fail(operand, exc)
+    return status
+
+
+@builtin("rmdir")
+def cmd_rmdir(inv: Invocation) -> int:
+    _flags, operands = split_flags(inv.args, "p")
+    status = 0
+    for operand in operands:
+        try:
+            if not inv.fs.is_dir(operand, inv.cwd):
+                raise DeviceOSError(operand, "Not a directory" if inv.fs.exists(operand, inv.cwd)
+                                    else "No such file or directory")
+            if inv.fs.listdir(operand, inv.cwd):
+                raise DeviceOSError(operand, "Directory not empty")
+            inv.fs.remove(operand, inv.cwd, recursive=True)
+        except DeviceOSError as exc:
+            status = inv.fail(operand, exc)
+    return status
+
+
+def _destination(inv: Invocation, operands: list[str]) -> tuple[list[str], str, bool] | None:
+    """cp/mv operands -> (sources, destination, destination is a folder), or None after an error."""
+    if len(operands) < 2:
+        inv.err("needs 2 arguments")
+        return None
+    *sources, target = operands
+    into = inv.fs.is_dir(target, inv.cwd)
+    if len(sources) > 1 and not into:
+        inv.err(f"'{target}' not directory")
+        return None
+    return sources, target, into
+
+
+def _target_path(inv: Invocation, source: str, target: str, into: bool) -> str:
+    name = inv.fs.norm(source, inv.cwd).rpartition("/")[2]
+    return join_path(target, name) if into else target
+
+
+@builtin("cp")
+def cmd_cp(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "rRfpavdP")
+    plan = _destination(inv, operands)
+    if plan is None:
+        return 1
+    sources, target, into = plan
+    status = 0
+    for source in sources:
+        dest = _target_path(inv, source, target, into)
+        try:
+            if inv.fs.is_dir(source, inv.cwd):
+                if not flags & {"r", "R", "a"}:
+                    inv.err(f"Skipped dir '{source}'")
+                    status = 1
+                    continue
+                _copy_tree(inv, source, dest)
+            else:
+                inv.fs.copy(source, dest, inv.cwd)
+        except DeviceOSError as exc:
+            status = inv.fail(exc.path, exc)
+    return status
+
+
+def _copy_tree(inv: Invocation, source: str, dest: str) -> None:
+    if not inv.fs.is_dir(dest, inv.cwd):
+        inv.fs.mkdir(dest, inv.cwd)
+    for name in inv.fs.listdir(source, inv.cwd):
+        src, dst = join_path(source, name), join_path(dest, name)
+        if inv.fs.is_dir(src, inv.cwd):
+            _copy_tree(inv, src, dst)
+        else:
+            inv.fs.copy(src, dst, inv.cwd)
+
+
+@builtin("mv")
+def cmd_mv(inv: Invocation) -> int:
+    _flags, operands = split_flags(inv.args, "fniv")
+    plan = _destination(inv, operands)
+    if plan is None:
+        return 1
+    sources, target, into = plan
+    status = 0
+    for source in sources:
+        try:
+            inv.fs.rename(source, _target_path(inv, source, target, into), inv.cwd)
+        except DeviceOSError as exc:
+            status = inv.fail(source, exc)
+    return status
+
+
+def parse_mode(spec: str, current: int, is_dir: bool) -> int:
+    """chmod's octal (`755`) or symbolic (`u+x,go-w`, `+x`, `a=rX`) mode applied to `current`."""
+    if _is_octal(spec):
+        return int(spec, 8)
+    mode = current & 0o7777
+    for clause in spec.split(","):
+        who = ""
+        k = 0
+        while k < len(clause) and clause[k] in "ugoa":
+            who += clause[k]
+            k += 1
+        if k >= len(clause) or clause[k] not in "+-=":
+            raise UsageError(f"bad mode '{spec}'")
+        op, perms = clause[k], clause[k + 1 :]
+        if any(c not in "rwxX" for c in perms):
+            raise UsageError(f"bad mode '{spec}'")
+        bits = sum({"r": 4, "w": 2, "x": 1}.get(c, 1 if is_dir or current & 0o111 else 0) for c in set(perms))
+        shifts = [{"u": 6, "g": 3, "o": 0}[w] for w in (who.replace("a", "ugo") or "ugo")]
+        mask = sum(7 << s for s in shifts)
+        value = sum(bits << s for s in shifts)
+        if op == "=":
+            mode = (mode & ~mask) | value
+        elif op == "+":
+            mode |= value
+        else:
+            mode &= ~value
+    return mode
+
+
+@builtin("chmod")
+def cmd_chmod(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "Rfv")
+    if len(operands) < 2:
+        inv.err("needs 2 arguments")
+        return 1
+    spec, *paths = operands
+    status = 0
+    for path in paths:
+        targets = list(walk(inv, path)) if "R" in flags else [path]
+        for target in targets:
+            try:
+                st = inv.fs.stat(target, inv.cwd)
+                inv.fs.chmod(target, parse_mode(spec, st.st_mode, statmod.S_ISDIR(st.st_mode)), inv.cwd)
+            except DeviceOSError as exc:
+                status = inv.fail(target, exc)
+    return status
+
+
+@builtin("touch")
+def cmd_touch(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "acm")
+    status = 0
+    for operand in operands:
+        try:
+            if not inv.fs.exists(operand, inv.cwd):
+                if "c" in flags:
+                    continue
+                inv.fs.open_write(operand, inv.cwd).close()
+            else:
+                os.utime(inv.fs.host(operand, inv.cwd, write=True))
+        except (DeviceOSError, OSError) as exc:
+            message = exc.message if isinstance(exc, DeviceOSError) else "Permission denied"
+            inv.err(f"'{operand}': {message}")
+            status = 1
+    return status
+
+
+@builtin("mktemp")
+def cmd_mktemp(inv: Invocation) -> int:
+    """mktemp [-d] [-p DIR] [TEMPLATE]: a new empty file (or folder) under $TMPDIR by default."""
+    args = list(inv.args)
+    folder = take_option(args, "p") or inv.env.get("TMPDIR", "/data/local/tmp")
+    flags, operands = split_flags(args, "dqt")
+    template = operands[0] if operands else "tmp.XXXXXXXXXX"
+    stem = template.rstrip("X")
+    if len(template) - len(stem) < 3:
+        raise UsageError(f"template '{template}' needs at least 3 X")
+    path = join_path(folder, stem) if "/" not in template else stem
+    for _ in range(100):
+        candidate = path + secrets.token_hex(8)[: len(template) - len(stem)]
+        if inv.fs.exists(candidate, inv.cwd):
+            continue
+        try:
+            if "d" in flags:
+                inv.fs.mkdir(candidate, inv.cwd, mode=0o700)
+            else:
+                inv.fs.open_write(candidate, inv.cwd, mode=0o600).close()
+        except DeviceOSError as exc:
+            return inv.fail(candidate, exc)
+        inv.out(candidate + "\n")
+        return 0
+    inv.err(f"cannot create a name from '{template}'")
+    return 1
