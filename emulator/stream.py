@@ -1,8 +1,9 @@
 """One adb stream (an OPENed service) as its service thread sees it: blocking reads and writes
 with adb's flow control done underneath.
 
-Host → device: each WRTE is acknowledged with OKAY when the service takes it, so the host sends
-the next payload while the service still handles this one (one payload in flight, bounded memory).
+Host → device: a WRTE is acknowledged with OKAY as soon as it arrives while fewer than INBOX_WINDOW
+payloads wait for the service, so the host keeps sending while the service writes; beyond that the
+OKAY waits until the service takes a payload (bounded memory per stream).
 Device → host: at most max-payload bytes per WRTE, and the next WRTE only after the host's OKAY.
 """
 
@@ -14,6 +15,8 @@ from collections import deque
 from collections.abc import Callable
 
 from emulator.proto import A_CLSE, A_OKAY, A_WRTE, Sender
+
+INBOX_WINDOW = 4
 
 
 class StreamClosed(BrokenPipeError):
@@ -39,6 +42,7 @@ class Stream:
         self._on_close = on_close
         self._throttle = throttle
         self._inbox: deque[bytes] = deque()
+        self._owed_okays = 0  # payloads received but not yet acknowledged (the inbox was full)
         self._inbox_ready = threading.Condition()
         self._can_send = threading.Event()
         self._can_send.set()
@@ -51,7 +55,12 @@ class Stream:
     def deliver(self, data: bytes) -> None:
         with self._inbox_ready:
             self._inbox.append(data)
+            room = len(self._inbox) <= INBOX_WINDOW
+            if not room:
+                self._owed_okays += 1
             self._inbox_ready.notify()
+        if room:
+            self._sender.send(A_OKAY, self.local_id, self.remote_id)
 
     def acknowledged(self) -> None:
         self._can_send.set()
@@ -70,14 +79,17 @@ class Stream:
     # ---- called by the service ---------------------------------------------------------
 
     def recv(self) -> bytes:
-        """The next payload from the host (acknowledged now); b'' once the stream is closed."""
+        """The next payload from the host; b'' once the stream is closed."""
         with self._inbox_ready:
             while not self._inbox and not self._closed:
                 self._inbox_ready.wait()
             if not self._inbox:
                 return b""
             data = self._inbox.popleft()
-        if not self._closed:
+            owed = self._owed_okays > 0
+            if owed:
+                self._owed_okays -= 1
+        if owed and not self._closed:
             self._sender.send(A_OKAY, self.local_id, self.remote_id)
         return data
 
