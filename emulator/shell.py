@@ -5,13 +5,13 @@ emulator.programs) and nothing else: no host program is ever started, whatever t
 Files are reached only through the Sandbox, so the shell cannot see or change anything outside it.
 
 Layers: emulator.shell_lex (text -> tokens), emulator.shell_parse (tokens -> tree),
-emulator.shell_expand (words -> arguments), this module (walks the tree: redirections, command
-lookup, scripts, system programs) and the command tables: emulator.shell_builtins (the shell
-itself), emulator.shell_utils (text, system information, processes), emulator.shell_files and
-emulator.shell_fileops (reading and changing files).
-emulator.shell_cond evaluates `test` and `[[ ]]`, emulator.shell_exec decides how a file runs
-(scripts, `#!` system programs, refusals; emulator.shell_elf names native code) and
-emulator.shell_procs keeps the process list for ps/kill/pkill.
+emulator.shell_expand (words -> arguments) and this module, which walks the tree (redirections,
+command lookup, scripts, system programs, background jobs). Commands: emulator.shell_builtins (the
+registry and the shell's own: cd, set, export, sh, ...), shell_text (echo, printf, grep, sort, ...),
+shell_utils (getprop, uname, sleep, test, ...), shell_files and shell_fileops (reading and changing
+files), shell_procs (the device's process list: ps, kill, pkill). shell_cond evaluates `test` and
+`[[ ]]`; shell_exec decides how a file runs (scripts, `#!` system programs, refusals; shell_elf
+names native code).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from emulator import shell_fileops, shell_files, shell_utils  # noqa: F401 - they register their commands
+from emulator import shell_fileops, shell_files, shell_text, shell_utils  # noqa: F401 - they register commands
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
 from emulator.sandbox import DeviceOSError, Sandbox
 from emulator.shell_builtins import (

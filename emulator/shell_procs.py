@@ -9,6 +9,7 @@ that started it both end (status 143, as after SIGTERM).
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 import weakref
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from emulator.shell_builtins import Invocation, builtin, split_flags
 
 KILLED = 143  # 128 + SIGTERM: a session stopped by kill or pkill
 CANCELLED = 129  # 128 + SIGHUP: what a command ends with when the client hangs up
@@ -83,3 +86,57 @@ def table_for(device: Any) -> ProcessTable:
         if table is None:
             table = _TABLES[device] = ProcessTable()
         return table
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+
+@builtin("ps")
+def cmd_ps(inv: Invocation) -> int:
+    """Sessions and system programs; -f (or -o args) shows whole command lines."""
+    flags, _ = split_flags([a for a in inv.args if a not in ("-o", "args", "ARGS")], "Aefw")
+    full = "f" in flags or bool({"args", "ARGS"} & set(inv.args))
+    inv.out(f"{'USER':<10} {'PID':>5} {'PPID':>5} {'CMD' if full else 'NAME'}\n")
+    for process in table_for(inv.interp.device).processes():
+        name = process.cmdline if full else process.cmdline.split(" ", 1)[0].rpartition("/")[2]
+        inv.out(f"{'shell':<10} {process.pid:>5} {process.ppid:>5} {name}\n")
+    return 0
+
+
+def _signal_args(args: list[str]) -> list[str]:
+    """Drop `-9`, `-TERM`, `-s SIG`: every signal stops the session (there is one way to stop)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "-s":
+            skip = True
+        elif not re.fullmatch(r"-(\d+|[A-Z]+)", arg):
+            kept.append(arg)
+    return kept
+
+
+@builtin("kill")
+def cmd_kill(inv: Invocation) -> int:
+    status = 0
+    for arg in _signal_args(inv.args):
+        if not arg.isdigit() or not table_for(inv.interp.device).kill(int(arg)):
+            inv.err(f"{arg}: No such process")
+            status = 1
+    return status
+
+
+@builtin("pkill")
+def cmd_pkill(inv: Invocation) -> int:
+    """pkill [-f] PATTERN: -f matches whole command lines; never the session running pkill itself."""
+    flags, operands = split_flags(_signal_args(inv.args), "fx")
+    if len(operands) != 1:
+        inv.err("needs 1 argument")
+        return 2
+    pattern = re.compile(operands[0])
+    table = table_for(inv.interp.device)
+    hits = [p for p in table.processes() if p.session is not inv.interp.process.session and (
+        pattern.search(p.cmdline if "f" in flags else p.cmdline.split(" ", 1)[0].rpartition("/")[2]))]
+    for process in hits:
+        table.kill(process.pid)
+    return 0 if hits else 1
