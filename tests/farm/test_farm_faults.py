@@ -15,7 +15,14 @@ from deploy.errors import EdgeloopError
 from harness.farm import farm_run, load_matrix
 from harness.inventory import load_inventory
 from harness.lease import LeaseBook
-from tests.farm.farm_helpers import echo_job, tasks, write_config, write_inventory, write_matrix
+from tests.farm.farm_helpers import (
+    assert_no_overlap,
+    echo_job,
+    tasks,
+    write_config,
+    write_inventory,
+    write_matrix,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +61,39 @@ def test_jobs_move_off_an_adb_server_that_goes_away(tmp_path: Path, adb_server, 
                      lock_dir=tmp_path / "locks", baseline=run.paths.json)
     assert not fewer.passed and [(f.job, f.kind) for f in fewer.baseline.regressions] == [("m5/pixel/cpu", "missing")]
     assert "Against the baseline" in fewer.paths.html.read_text()
+
+
+def test_two_concurrent_farm_runs_share_devices_one_job_at_a_time(tmp_path: Path, adb_server,
+                                                                   start_emulated) -> None:
+    devices = [start_emulated("pixel", connect=False) for _ in range(2)]
+    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [d.serial for d in devices]})
+    matrix = write_matrix(tmp_path / "matrix.yaml", profiles=["pixel"], timeout_s=30)
+
+    def busy_job(task, device, attempt):
+        for _ in range(4):  # a few real round trips, so that two runs would collide without leases
+            echo_job(task, device, attempt)
+        return echo_job(task, device, attempt)
+
+    runs = {}
+
+    def farm(name: str) -> None:
+        runs[name] = farm_run(inventory, matrix, tasks=tasks(6, model=name), execute=busy_job,
+                              out_dir=tmp_path / name, lock_dir=tmp_path / "locks")
+
+    threads = [threading.Thread(target=farm, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert runs["a"].passed and runs["b"].passed
+    per_device: dict[str, list[tuple[float, float]]] = {}
+    for run in runs.values():
+        for outcome in run.outcomes:
+            for a in outcome.attempts:
+                per_device.setdefault(a.device, []).append((a.started, a.started + a.seconds))
+    assert len(per_device) == 2 and sum(len(v) for v in per_device.values()) == 12
+    for name, intervals in per_device.items():
+        assert_no_overlap(intervals, name)
 
 
 def test_retries_are_bounded_and_nothing_is_double_counted(tmp_path: Path, adb_server, start_emulated) -> None:
