@@ -111,3 +111,38 @@ def cmd_date(inv: Invocation) -> int:
     moment = time.gmtime(now / 1e9) if utc else time.localtime(now / 1e9)
     inv.out(time.strftime(fmt, moment) + "\n")
     return 0
+
+
+@builtin("whoami")
+def cmd_whoami(inv: Invocation) -> int:
+    inv.out("shell\n")
+    return 0
+
+
+@builtin("sync")
+def cmd_sync(inv: Invocation) -> int:
+    """Writes reach the sandbox when their file is closed: nothing is left to flush."""
+    return 0
+
+
+@builtin("nohup")
+def cmd_nohup(inv: Invocation) -> int:
+    """There are no hang-up signals to ignore: run the command (a client hanging up still cancels it)."""
+    if not inv.args:
+        inv.err("needs 1 argument")
+        return 127
+    return inv.interp.dispatch(inv.args, inv.env, inv.fds)
+
+
+@builtin("time")
+def cmd_time(inv: Invocation) -> int:
+    """Run a command and report its wall-clock and CPU time on stderr, in mksh's layout."""
+    started, cpu = time.monotonic(), time.thread_time()
+    status = inv.interp.dispatch(inv.args, inv.env, inv.fds) if inv.args else 0
+    real, user = time.monotonic() - started, time.thread_time() - cpu
+    inv.fds[2].write(f"    {_minutes(real)} real     {_minutes(user)} user     0m00.00s system\n".encode())
+    return status
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{seconds % 60:05.2f}s"

@@ -379,3 +379,11 @@ def test_date_mktemp_realpath_du(sh: ShellRunner) -> None:
     sh.fs.mkdir(f"{TMP}/k")
     sh.write(f"{TMP}/k/a", b"x" * 3000)
     assert sh("du -s /data/local/tmp/k").out == "3\t/data/local/tmp/k\n"
+
+
+def test_time_nohup_whoami(sh: ShellRunner) -> None:
+    timed = sh("time sleep 0.05")
+    real = timed.err.split()[0]
+    assert timed.status == 0 and real.startswith("0m") and 0.05 <= float(real[2:-1]) < 5
+    assert sh("nohup echo hi; whoami; sync && echo synced").out == "hi\nshell\nsynced\n"
+    assert sh("time false").status == 1
