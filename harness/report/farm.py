@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jsonschema
 
 from deploy import TOOL_VERSION
 from deploy.fsutil import atomic_write_text
@@ -21,6 +22,7 @@ from harness.report.results import ERROR, JobResult
 from harness.scheduler import Event, Outcome
 
 FARM_SCHEMA_VERSION = 1
+FARM_SCHEMA_PATH = Path(__file__).with_name("farm.schema.json")
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "."), autoescape=True,
                           undefined=jinja2.StrictUndefined)
 _ENV.filters["clock"] = lambda epoch: dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
@@ -100,6 +102,12 @@ def _grid(document: dict[str, Any]) -> dict[str, Any]:
             "cells": {"|".join(k): v for k, v in cells.items()}}
 
 
+def validate_farm_document(document: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when farm.json would not follow farm.schema.json."""
+    schema = json.loads(FARM_SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(document)
+
+
 def render_farm_html(document: dict[str, Any]) -> str:
     return _ENV.get_template("farm.html.j2").render(doc=document, grid=_grid(document))
 
@@ -110,6 +118,7 @@ def write_farm_reports(outcomes: list[Outcome], events: list[Event], discovery: 
     """Write farm.json and farm.html, then the per-job deploy reports, each atomically."""
     document = build_farm_document(outcomes, events, discovery, title=title, created=created, wall_s=wall_s,
                                    baseline=baseline)
+    validate_farm_document(document)
     devices = {d.serial: {"ro.product.model": d.model, "edgeloop.adb_server": d.server.address,
                           "edgeloop.profiles": ",".join(d.profiles), "edgeloop.labels": ",".join(d.labels)}
                for d in discovery.devices}
