@@ -597,7 +597,11 @@ class Shell:
         state = State(variables, set(variables), self.fs.norm(cwd), [])
         session = Session(cancel or threading.Event())
         with table_for(self.device).running(f"{SH} -c {command}", session) as process:
-            status = Interp(self, state, process).run_source(command, {0: stdin, 1: stdout, 2: stderr})
+            try:
+                status = Interp(self, state, process).run_source(command, {0: stdin, 1: stdout, 2: stderr})
+            except RecursionError:  # `f() { f; }; f` and the like
+                write(stderr, f"{SH}: recursion too deep\n")
+                status = 2
         if session.killed:
             status = KILLED
         for stream in (stdout, stderr):

@@ -324,6 +324,12 @@ def test_shebang_dash_e_and_assignment_status(sh: ShellRunner) -> None:
     assert sh("x=$(false); echo $?; y=$(true); echo $?").out == "1\n0\n"
 
 
+def test_runaway_recursion_is_an_error_not_a_crash(sh: ShellRunner) -> None:
+    result = sh("f() { f; }; f; echo never")
+    assert (result.status, result.out, result.err) == (2, "", "/system/bin/sh: recursion too deep\n")
+    assert sh("echo still fine").out == "still fine\n"
+
+
 def test_dot_sources_into_the_current_shell(sh: ShellRunner) -> None:
     sh.write(f"{TMP}/vars.sh", b"SOURCED=yes\ncd /data\n")
     assert sh(". /data/local/tmp/vars.sh; echo $SOURCED $(pwd)").out == "yes /data\n"
