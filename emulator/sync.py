@@ -88,7 +88,7 @@ class SyncSession:
             self._out.clear()
 
     def _fail(self, message: str) -> None:
-        encoded = message.encode()
+        encoded = message.encode("utf-8", "surrogateescape")
         self._emit(_REQUEST.pack(b"FAIL", len(encoded)) + encoded)
 
     # ---- requests ----------------------------------------------------------------------

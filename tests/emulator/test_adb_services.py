@@ -3,6 +3,7 @@ against malformed packets on raw sockets."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import subprocess
@@ -225,3 +226,38 @@ def test_flow_control_and_the_hosts_max_payload(in_process: AdbDevice) -> None:
     assert received[:4] == b"DATA"
     assert received[8 : 8 + len(blob)] == blob  # one DATA message (16 KiB < 64 KiB) split over WRTEs
     sock.close()
+
+
+def test_random_sync_requests_do_not_hurt_the_device(in_process: AdbDevice, tmp_path) -> None:
+    """Seeded garbage inside sync streams: each bad stream is closed, nothing lands outside the
+    writable areas, and the device still answers."""
+    import random
+
+    rng = random.Random(1234)
+    before = sorted(p for p in tmp_path.rglob("*") if "data/local/tmp" not in str(p) and "sdcard" not in str(p))
+    sock, _ = handshake(in_process.port)
+    ids = {b"STAT", b"LIST", b"SEND", b"RECV", b"STA2", b"DATA", b"DONE", b"QUIT", b"XXXX"}
+    for k in range(1, 120):
+        sock.sendall(header(A_OPEN, k, 0, 6) + b"sync:\0")
+        while True:  # skip what earlier streams still send, until the device accepts stream k
+            command, local_id, remote_id, _ = read_packet(sock)
+            if command == A_WRTE:
+                sock.sendall(header(A_OKAY, remote_id, local_id, 0))
+            if (command, remote_id) == (A_OKAY, k):
+                break
+        ident = rng.choice(sorted(ids))
+        body = rng.choice(
+            [b"../../../../etc/x,33188", b"/system/bin/sh", b"/sdcard/f,420", rng.randbytes(rng.randint(0, 40))]
+        )
+        payload = ident + struct.pack("<I", rng.choice([len(body), 0, 2**31, 70000])) + body + rng.randbytes(8)
+        sock.sendall(header(A_WRTE, k, local_id, len(payload)) + payload)
+        sock.sendall(header(A_CLSE, k, local_id, 0))
+    fresh, banner = handshake(in_process.port)
+    assert banner.startswith(b"device::")
+    fresh.close()
+    sock.close()
+    after = sorted(p for p in tmp_path.rglob("*") if "data/local/tmp" not in str(p) and "sdcard" not in str(p))
+    assert after == before
+    events = [json.loads(line)["event"] for line in (tmp_path / "device.log").read_text().splitlines()]
+    assert "service-error" not in events  # bad input handled, not a crash of the service
+    assert "sync-error" in events
