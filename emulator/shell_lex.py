@@ -320,6 +320,8 @@ def tokenize(src: str) -> list[Token]:
             line += 1
             i += 1
             for index, strip_tabs in heredocs:
+                if index < 0:  # `<<` with no delimiter word before the newline
+                    raise ParseError("syntax error: newline unexpected", line - 1)
                 start = i
                 tokens[index], i = _heredoc(src, i, tokens[index], strip_tabs)
                 line += src[start:i].count("\n")

@@ -133,7 +133,11 @@ def cmd_pkill(inv: Invocation) -> int:
     if len(operands) != 1:
         inv.err("needs 1 argument")
         return 2
-    pattern = re.compile(operands[0])
+    try:
+        pattern = re.compile(operands[0])
+    except re.error as exc:
+        inv.err(f"bad regex: {exc}")
+        return 2
     table = table_for(inv.interp.device)
     hits = [p for p in table.processes() if p.session is not inv.interp.process.session and (
         pattern.search(p.cmdline if "f" in flags else p.cmdline.split(" ", 1)[0].rpartition("/")[2]))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 
 from emulator.shell_builtins import Invocation, UsageError, builtin, read_operands, split_flags, take_option
 
@@ -183,7 +184,13 @@ def cmd_grep(inv: Invocation) -> int:
         sources = [rf"\b(?:{s})\b" for s in sources]
     if "x" in flags:
         sources = [rf"^(?:{s})$" for s in sources]
-    regex = re.compile("|".join(f"(?:{s})" for s in sources), re.IGNORECASE if "i" in flags else 0)
+    try:
+        with warnings.catch_warnings():  # Python's hints about its own future regex syntax are not ours
+            warnings.simplefilter("ignore", FutureWarning)
+            regex = re.compile("|".join(f"(?:{s})" for s in sources), re.IGNORECASE if "i" in flags else 0)
+    except re.error as exc:
+        inv.err(f"bad regex: {exc}")
+        return 2
     found = False
     results = read_operands(inv, operands)
     for name, content in results:

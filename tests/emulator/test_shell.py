@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -566,3 +567,25 @@ def test_ps_and_pkill_stop_a_running_session(sh: ShellRunner, monkeypatch: pytes
     assert (results[0].status, results[0].out) == (143, "")
     assert sh("kill 99999").err == "kill: 99999: No such process\n"
     assert "edgeloop-waits" not in sh("ps -f").out
+
+
+FUZZ_TEXT = (
+    "echo ls cat x $x ${x ${x:-a} $( ) ( ' \" \\ | || && ; & > >> < 2>&1 << EOF if then fi for in do done case esac ;; "
+    "{ } [[ ]] [ ] -e -z = == $(( )) 1+ * ? /data/local/tmp/f .. / sh -c set exit 3 read printf %s %d cut -f tr a-z "
+    "$@ $# ` ~ ! test find -name sort -k stat %q grep $? while until break continue return f() eval . export unset "
+    "IFS= mkdir -p rm -rf cp mv chmod +x seq xargs head -n tail wc date +% $((i+=1)) ${#x} ${x%%.*} ${x#*/} "
+    "$((1/0)) 2> <& >&- <<- \"$@\" ${1:?} -u -o pipefail pkill [a kill ps time nohup exec command -v which source"
+)
+FUZZ_PIECES = [*FUZZ_TEXT.split(), "\n", "\t"]
+
+
+def test_random_command_lines_never_crash_the_shell(sh: ShellRunner) -> None:
+    """Seeded garbage in: every run ends with a status in 0..255, never a Python exception."""
+    rng = random.Random(2026)
+    statuses = set()
+    for _ in range(400):
+        command = " ".join(rng.choice(FUZZ_PIECES) for _ in range(rng.randint(1, 12)))
+        result = sh(command, stdin=b"a b\nc\n")
+        assert 0 <= result.status <= 255, command
+        statuses.add(result.status)
+    assert {0, 1, 2, 127} <= statuses  # successes, failures, syntax errors and unknown commands all occurred
