@@ -261,3 +261,27 @@ def test_random_sync_requests_do_not_hurt_the_device(in_process: AdbDevice, tmp_
     events = [json.loads(line)["event"] for line in (tmp_path / "device.log").read_text().splitlines()]
     assert "service-error" not in events  # bad input handled, not a crash of the service
     assert "sync-error" in events
+
+
+def test_random_transport_messages_do_not_hurt_the_device(in_process: AdbDevice, tmp_path) -> None:
+    """Well-framed but meaningless messages (unknown ids, odd services, stray OKAY/CLSE/WRTE)."""
+    import random
+
+    rng = random.Random(99)
+    sock, _ = handshake(in_process.port)
+    messages = []
+    for _ in range(400):
+        command = rng.choice([A_OKAY, A_WRTE, A_CLSE, A_OPEN, A_CNXN])
+        data = rng.choice([b"", rng.randbytes(rng.randint(1, 300)), b"sync:\0", b"reboot:\0", b"tcpip:5555\0"])
+        messages.append(header(command, rng.randint(0, 5), rng.randint(0, 5), len(data)) + data)
+    sock.sendall(b"".join(messages))
+    sock.shutdown(socket.SHUT_WR)
+    while sock.recv(1 << 16):  # everything the device answers, until it closes after our EOF
+        pass
+    sock.close()
+    fresh, banner = handshake(in_process.port)
+    assert banner.startswith(b"device::")
+    fresh.close()
+    events = [json.loads(line)["event"] for line in (tmp_path / "device.log").read_text().splitlines()]
+    assert "service-error" not in events
+    assert "service-refused" in events
