@@ -244,8 +244,8 @@ _BINARY: dict[type, Callable[[int, int], int]] = {
     ast.Mult: operator.mul,
     ast.Mod: lambda a, b: int(a - b * int(a / b)),
     ast.Div: lambda a, b: int(a / b),
-    ast.LShift: operator.lshift,
-    ast.RShift: operator.rshift,
+    ast.LShift: lambda a, b: a << (b & 63),
+    ast.RShift: lambda a, b: a >> (b & 63),
     ast.BitAnd: operator.and_,
     ast.BitOr: operator.or_,
     ast.BitXor: operator.xor,
@@ -294,18 +294,23 @@ def _combine(left: int, op: str, right: int, text: str) -> int:
         raise ExpansionError(f"{text.strip()}: division by zero") from None
 
 
+def _wrap(value: int) -> int:
+    """Shell arithmetic is signed 64-bit: results wrap around instead of growing without bound."""
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
 def _eval(node: ast.expr, vars: Variables) -> int:
     if isinstance(node, ast.Constant) and isinstance(node.value, int):
-        return int(node.value)
+        return _wrap(int(node.value))
     if isinstance(node, ast.Name):
         value = (vars.lookup(node.id) or "0").strip()
-        return int(value) if re.fullmatch(r"-?\d+", value) else 0
+        return _wrap(int(value)) if re.fullmatch(r"-?\d+", value) else 0
     if isinstance(node, ast.BinOp):
-        return _BINARY[type(node.op)](_eval(node.left, vars), _eval(node.right, vars))
+        return _wrap(_BINARY[type(node.op)](_eval(node.left, vars), _eval(node.right, vars)))
     if isinstance(node, ast.UnaryOp):
         value = _eval(node.operand, vars)
         unary = {ast.USub: -value, ast.UAdd: value, ast.Not: int(not value), ast.Invert: ~value}
-        return unary[type(node.op)]
+        return _wrap(unary[type(node.op)])
     if isinstance(node, ast.BoolOp):
         values = [_eval(v, vars) for v in node.values]
         return int(all(values) if isinstance(node.op, ast.And) else any(values))
