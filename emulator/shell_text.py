@@ -8,6 +8,7 @@ import re
 import warnings
 
 from emulator.shell_builtins import Invocation, UsageError, builtin, read_operands, split_flags, take_option
+from emulator.shell_procs import CANCELLED
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
 
@@ -93,6 +94,7 @@ def _format_once(fmt: str, args: list[str], invalid: list[str]) -> tuple[str, bo
         width = args.pop(0) if width == "*" and args else width
         precision = args.pop(0) if precision == "*" and args else precision
         arg = args.pop(0) if args else ""
+        width, precision = _capped(width), _capped(precision)  # a client cannot make us allocate gigabytes
         spec = f"%{flags}{width or ''}{'.' + precision if precision is not None else ''}"
         if conv in "diouxX":
             number, ok = _to_int(arg)
@@ -112,6 +114,13 @@ def _format_once(fmt: str, args: list[str], invalid: list[str]) -> tuple[str, bo
     tail, stop = unescape(fmt[pos:])
     out.append(tail)
     return "".join(out), stop
+
+
+def _capped(number: str | None) -> str | None:
+    """printf widths and precisions, limited to 1 MiB (and '' for a non-number from `*`)."""
+    if number is None:
+        return None
+    return str(min(int(number), 1 << 20)) if number.isdigit() else ""
 
 
 def _to_int(text: str) -> tuple[int, bool]:
@@ -161,7 +170,13 @@ def cmd_seq(inv: Invocation) -> int:
         return 1
     first, step, last = (1, 1, numbers[0]) if len(numbers) == 1 else (
         (numbers[0], 1, numbers[1]) if len(numbers) == 2 else tuple(numbers))
-    inv.out("".join(f"{n}\n" for n in range(first, last + (1 if step > 0 else -1), step)) if step else "")
+    if not step:
+        return 0
+    values = range(first, last + (1 if step > 0 else -1), step)
+    for start in range(0, len(values), 10_000):  # in slices: a long sequence streams and can be cancelled
+        if inv.interp.cancel.is_set():
+            return CANCELLED
+        inv.out("".join(f"{n}\n" for n in values[start : start + 10_000]))
     return 0
 
 

@@ -359,7 +359,9 @@ def test_text_tools(sh: ShellRunner) -> None:
         "b:c\na\nbcd\n")
     assert sh("echo a b c | xargs -n 2 echo item").out == "item a b\nitem c\n"
     assert sh("echo a b | xargs").out == "a b\n"
-    assert sh("seq 3; seq 2 4 | wc -l").out == "1\n2\n3\n3\n"
+    assert sh("seq 3; seq 2 4 | wc -l; seq 10 -3 1 | tr '\\n' ,").out == "1\n2\n3\n3\n10,7,4,1,"
+    assert sh("seq 25000 | tail -n 1").out == "25000\n"
+    assert sh("printf '%*d|%1000000000s' 4 7 x | wc -c").out == f"{4 + 1 + (1 << 20)}\n"  # widths are capped
 
 
 def test_date_mktemp_realpath_du(sh: ShellRunner) -> None:
