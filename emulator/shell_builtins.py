@@ -153,6 +153,12 @@ def read_line(stream: BinaryIO) -> bytes | None:
     return bytes(line) if line or c else None
 
 
+def read_chunk(stream: BinaryIO, size: int = 1 << 16) -> bytes:
+    """What is available now (up to `size`), so stdin from a live client streams through `cat` and `tee`."""
+    read1 = getattr(stream, "read1", None)
+    return read1(size) if read1 is not None else stream.read(size)
+
+
 def read_operands(inv: Invocation, operands: list[str]) -> list[tuple[str, bytes | None]]:
     """(name, content or None after printing an error) for each operand; no operand or '-' is stdin."""
     results: list[tuple[str, bytes | None]] = []

@@ -15,6 +15,7 @@ from emulator.shell_builtins import (
     Invocation,
     UsageError,
     builtin,
+    read_chunk,
     read_operands,
     split_flags,
     system_image,
@@ -117,7 +118,7 @@ def cmd_cat(inv: Invocation) -> int:
     status = 0
     for operand in operands or ["-"]:
         if operand == "-":
-            while chunk := inv.stdin.read(1 << 16):
+            while chunk := read_chunk(inv.stdin):
                 inv.out(chunk)
             continue
         try:
@@ -252,7 +253,7 @@ def cmd_tee(inv: Invocation) -> int:
         except DeviceOSError as exc:
             status = inv.fail(operand, exc)
     try:
-        while chunk := inv.stdin.read(1 << 16):
+        while chunk := read_chunk(inv.stdin):
             inv.out(chunk)
             for f in outputs:
                 f.write(chunk)

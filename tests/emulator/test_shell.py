@@ -524,21 +524,14 @@ class _Watched:
 
 
 def test_interactive_shell_runs_each_command_as_it_arrives(sh: ShellRunner) -> None:
-    read_fd, write_fd = os.pipe()
-    stdout, status = _Watched(), []
-    with open(read_fd, "rb", buffering=0) as stdin, open(write_fd, "wb", buffering=0) as feed:
-        worker = threading.Thread(target=lambda: status.append(
-            sh.shell.run("sh", stdin=stdin, stdout=stdout, stderr=stdout)))  # type: ignore[arg-type]
-        worker.start()
-        feed.write(b"echo one\n")
-        assert stdout.wait_for(b"one\n")  # answered while stdin is still open
-        feed.write(b"if true; then\n")
-        feed.write(b"  echo two\nfi\n")
-        assert stdout.wait_for(b"two\n")
-        feed.write(b"fi\ncd /data; pwd\nexit 3\necho never\n")
-        worker.join(10)
-    assert status == [3]
-    assert stdout.data == b"one\ntwo\n/system/bin/sh: syntax error: 'fi' unexpected\n/data\n"
+    status, out = _run_fed(sh, "sh", [
+        (b"echo one\n", b"one\n"),
+        (b"if true; then\n", None),
+        (b"  echo two\nfi\n", b"two\n"),
+        (b"fi\ncd /data; pwd\nexit 3\necho never\n", None),
+    ])
+    assert status == 3
+    assert out == b"one\ntwo\n/system/bin/sh: syntax error: 'fi' unexpected\n/data\n"
 
 
 def test_ps_and_pkill_stop_a_running_session(sh: ShellRunner, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -590,3 +583,27 @@ def test_random_command_lines_never_crash_the_shell(sh: ShellRunner) -> None:
         assert 0 <= result.status <= 255, command
         statuses.add(result.status)
     assert {0, 1, 2, 127} <= statuses  # successes, failures, syntax errors and unknown commands all occurred
+
+
+def _run_fed(sh: ShellRunner, command: str, feed_steps: list[tuple[bytes, bytes | None]]) -> tuple[int, bytes]:
+    """Run `command` with a live stdin pipe; write each chunk and, when given, wait until the output
+    shows the expected bytes before writing more. Returns (status, output)."""
+    read_fd, write_fd = os.pipe()
+    stdout, status = _Watched(), []
+    with open(read_fd, "rb") as stdin:
+        worker = threading.Thread(target=lambda: status.append(
+            sh.shell.run(command, stdin=stdin, stdout=stdout, stderr=stdout)))  # type: ignore[arg-type]
+        worker.start()
+        with open(write_fd, "wb", buffering=0) as feed:
+            for chunk, expected in feed_steps:
+                feed.write(chunk)
+                if expected is not None:
+                    assert stdout.wait_for(expected), expected  # answered while stdin is still open
+        worker.join(10)
+    return status[0], stdout.data
+
+
+def test_cat_and_tee_stream_live_stdin(sh: ShellRunner) -> None:
+    assert _run_fed(sh, "cat", [(b"partial", b"partial"), (b" line\n", b"partial line\n")]) == (0, b"partial line\n")
+    status, out = _run_fed(sh, "tee /data/local/tmp/copy", [(b"first", b"first"), (b" second", None)])
+    assert (status, out) == (0, b"first second") and sh.read(f"{TMP}/copy") == b"first second"
