@@ -44,9 +44,13 @@ class _Graph:
         self.model = model
         self.inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
         self.outputs = {o.name for o in model.graph.output}
+        self._readers: dict[str, list[onnx.NodeProto]] = {}
+        for node in model.graph.node:
+            for name in dict.fromkeys(node.input):
+                self._readers.setdefault(name, []).append(node)
 
     def readers(self, tensor: str) -> list[onnx.NodeProto]:
-        return [n for n in self.model.graph.node if tensor in n.input]
+        return self._readers.get(tensor, [])
 
     def only_reader(self, tensor: str) -> onnx.NodeProto | None:
         readers = self.readers(tensor)

@@ -1,0 +1,343 @@
+"""Quantizer benchmark: edgeloop's settings against onnxruntime's quantize_static (and aimet-onnx
+when it is installed) on real trained models, at 8-bit weights and activations.
+
+Models: the digits classifier of examples/digits (its own calibration and labelled validation
+digits) and three PaddleOCR models shipped in the `rapidocr-onnxruntime` wheel (`pip install
+'.[bench]'`): text-line orientation (cls, 0/180 labels), text recognition (rec, CTC, exact-match
+accuracy) and text detection (det, DB probability map). Their inputs are text rendered with
+Pillow's built-in font, seeded, so every run sees the same images; calibration and evaluation
+sets are disjoint. Every quantized model is evaluated by the same onnxruntime session settings on
+the evaluation set: output SQNR and cosine against float, and task accuracy.
+
+    .venv/bin/python -m bench.bench_quantize [--models digits,ocr_cls,ocr_rec,ocr_det] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from PIL import Image, ImageDraw, ImageFont
+
+from deploy.container import load_container
+from deploy.convert import convert
+from deploy.inputlist import read_input_list, write_input_list
+from deploy.quantize import QuantizeOptions, quantize
+from deploy.quantize.metrics import Agreement
+from deploy.quantize.pipeline import feeds_from
+from deploy.quantize.qdq import upgrade_opset
+from deploy.quantize.runner import session
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "build" / "bench" / "quantize"
+VOCABULARY = ("edge loop model phone quantize tensor layer range offset scale delta noise signal image text line "
+              "android device kernel bundle cache float int8 calib 2024 7041 NPU DSP HTP GPU CPU Pixel Galaxy "
+              "alpha beta gamma omega vector matrix channel depth width height batch epoch train test value")
+WORDS = tuple(VOCABULARY.split())
+
+
+@dataclass
+class Task:
+    name: str
+    container: Path
+    calib: Path
+    evaluate: Path
+    score: Callable[[list[np.ndarray]], float] | None = None  # outputs (eval order) -> accuracy
+    accuracy_name: str = ""
+
+
+@dataclass
+class Row:
+    model: str
+    setting: str
+    seconds: float
+    sqnr_db: float
+    cosine: float
+    accuracy: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _line_image(rng: np.random.Generator, text: str) -> Image.Image:
+    size = int(rng.integers(26, 34))
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(text)
+    pad = int(rng.integers(4, 10))
+    image = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), int(rng.integers(200, 256)))
+    ImageDraw.Draw(image).text((pad - left, pad - top), text, fill=int(rng.integers(0, 70)), font=font)
+    noise = rng.normal(0, 6, (image.height, image.width))
+    return Image.fromarray(np.clip(np.asarray(image, np.float32) + noise, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def _normalise(image: Image.Image) -> np.ndarray:
+    return ((np.asarray(image, np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)
+
+
+def _fit_line(image: Image.Image, height: int, width: int) -> np.ndarray:
+    """PaddleOCR's resize: height fixed, width by aspect ratio (at most `width`), zero padding right."""
+    w = min(width, int(np.ceil(height * image.width / image.height)))
+    out = np.zeros((3, height, width), np.float32)
+    out[:, :, :w] = _normalise(image.resize((w, height), Image.BILINEAR))
+    return out
+
+
+def _text(rng: np.random.Generator, words: tuple[int, int] = (1, 3)) -> str:
+    return " ".join(rng.choice(WORDS, int(rng.integers(*words))))
+
+
+def _write_set(folder: Path, arrays: list[np.ndarray], name: str = "x") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, array in enumerate(arrays):
+        array.astype(np.float32)[None].tofile(folder / f"{i:03d}.raw")
+        entries.append({name: f"{i:03d}.raw"})
+    write_input_list(folder / "input_list.txt", entries)
+    return folder / "input_list.txt"
+
+
+def _split(key: str, sets: list[np.ndarray], calib: int) -> tuple[Path, Path]:
+    """The first `calib` inputs calibrate, the rest evaluate: disjoint sets."""
+    return _write_set(WORK / key / "calib", sets[:calib]), _write_set(WORK / key / "eval", sets[calib:])
+
+
+def _ocr_model(name: str) -> Path:
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the OCR models need `pip install '.[bench]'` (rapidocr-onnxruntime)")
+    return Path(spec.submodule_search_locations[0]) / "models" / name
+
+
+def _ctc_accuracy(texts: list[str], charset: list[str]) -> Callable[[list[np.ndarray]], float]:
+    def score(outputs: list[np.ndarray]) -> float:
+        hits = 0
+        for probs, want in zip(outputs, texts, strict=True):
+            ids = probs[0].argmax(axis=-1)
+            keep = [i for j, i in enumerate(ids) if i != 0 and (j == 0 or i != ids[j - 1])]
+            hits += "".join(charset[i - 1] for i in keep if i - 1 < len(charset)) == want
+        return hits / len(texts)
+    return score
+
+
+def _argmax_accuracy(labels: list[int]) -> Callable[[list[np.ndarray]], float]:
+    return lambda outputs: float(np.mean([int(o.reshape(-1).argmax()) == y for o, y in zip(outputs, labels,
+                                                                                           strict=True)]))
+
+
+def digits_task() -> Task:
+    folder = ROOT / "examples" / "digits"
+    container = convert(folder / "digits_cnn.onnx", WORK / "digits" / "float.onnx").path
+    labels = [int(x) for x in (folder / "validation" / "labels.txt").read_text().split()]
+    return Task("digits", container, folder / "calibration" / "input_list.txt",
+                folder / "validation" / "input_list.txt", _argmax_accuracy(labels), "top-1")
+
+
+def ocr_cls_task(calib: int = 48, count: int = 96) -> Task:
+    rng = np.random.default_rng(11)
+    sets, labels = [], []
+    for _ in range(calib + count):
+        image, flip = _line_image(rng, _text(rng)), int(rng.integers(0, 2))
+        sets.append(_fit_line(image.rotate(180) if flip else image, 48, 192))
+        labels.append(flip)
+    container = convert(_ocr_model("ch_ppocr_mobile_v2.0_cls_infer.onnx"), WORK / "ocr_cls" / "float.onnx",
+                        input_dims={"x": [1, 3, 48, 192]}).path
+    return Task("ocr_cls (PP-OCR mobile v2 orientation)", container,
+                *_split("ocr_cls", sets, calib),
+                _argmax_accuracy(labels[calib:]), "0/180 accuracy")
+
+
+def ocr_rec_task(calib: int = 24, count: int = 48) -> Task:
+    rng = np.random.default_rng(12)
+    texts = [_text(rng, (1, 3)) for _ in range(calib + count)]
+    sets = [_fit_line(_line_image(rng, t), 48, 320) for t in texts]
+    source = _ocr_model("ch_PP-OCRv4_rec_infer.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
+    charset = [*meta["character"].splitlines(), " "]
+    container = convert(source, WORK / "ocr_rec" / "float.onnx", input_dims={"x": [1, 3, 48, 320]}).path
+    return Task("ocr_rec (PP-OCRv4 recognition)", container,
+                *_split("ocr_rec", sets, calib),
+                _ctc_accuracy(texts[calib:], charset), "exact text")
+
+
+def _page(rng: np.random.Generator, size: int) -> np.ndarray:
+    page = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(190, 256, 3)))
+    for _ in range(int(rng.integers(3, 7))):
+        line = _line_image(rng, _text(rng, (1, 4)))
+        scale = rng.uniform(0.5, 1.0)
+        line = line.resize((max(8, int(line.width * scale)), max(8, int(line.height * scale))))
+        page.paste(line, (int(rng.integers(0, max(1, size - line.width))), int(rng.integers(0, size - line.height))))
+    return _normalise(page)
+
+
+def ocr_det_task(calib: int = 8, count: int = 8, size: int = 320) -> Task:
+    rng = np.random.default_rng(13)
+    sets = [_page(rng, size) for _ in range(calib + count)]
+    container = convert(_ocr_model("ch_PP-OCRv4_det_infer.onnx"), WORK / "ocr_det" / "float.onnx",
+                        input_dims={"x": [1, 3, size, size]}).path
+    return Task("ocr_det (PP-OCRv4 detection)", container,
+                *_split("ocr_det", sets, calib))
+
+
+TASKS = {"digits": digits_task, "ocr_cls": ocr_cls_task, "ocr_rec": ocr_rec_task, "ocr_det": ocr_det_task}
+
+
+# ---- evaluation ---------------------------------------------------------------------------
+
+def _outputs(model: onnx.ModelProto, feeds) -> list[np.ndarray]:
+    sess = session(model)
+    name = model.graph.output[0].name
+    return [sess.run([name], feed)[0] for feed in feeds]
+
+
+def evaluate(task: Task, model: onnx.ModelProto, reference: list[np.ndarray]) -> tuple[float, float, float | None]:
+    _, meta = load_container(task.container)
+    outputs = _outputs(model, feeds_from(read_input_list(task.evaluate), meta, str(task.evaluate))())
+    agreement = Agreement()
+    for ref, out in zip(reference, outputs, strict=True):
+        agreement.add(ref, out)
+    return agreement.sqnr_db, agreement.cosine, task.score(outputs) if task.score else None
+
+
+# ---- settings -----------------------------------------------------------------------------
+
+EDGELOOP = {
+    "edgeloop tf": QuantizeOptions(),
+    "edgeloop tf + per-channel": QuantizeOptions(use_per_channel_quantization=True),
+    "edgeloop enhanced": QuantizeOptions(param_quantizer="enhanced", act_quantizer="enhanced"),
+    "edgeloop enhanced + per-channel": QuantizeOptions(param_quantizer="enhanced", act_quantizer="enhanced",
+                                                       use_per_channel_quantization=True),
+    "edgeloop enhanced activations + tf per-channel weights": QuantizeOptions(
+        act_quantizer="enhanced", use_per_channel_quantization=True),
+    "edgeloop enhanced + per-channel + cle": QuantizeOptions(
+        param_quantizer="enhanced", act_quantizer="enhanced", use_per_channel_quantization=True,
+        algorithms=("cle",)),
+    "edgeloop enhanced + per-channel + cle + bc": QuantizeOptions(
+        param_quantizer="enhanced", act_quantizer="enhanced", use_per_channel_quantization=True,
+        algorithms=("cle", "bc")),
+}
+
+
+def run_edgeloop(task: Task, name: str, options: QuantizeOptions) -> tuple[onnx.ModelProto, float]:
+    target = WORK / task.name.split()[0] / f"{name.replace(' ', '_').replace('+', '')}.onnx"
+    start = time.perf_counter()
+    result = quantize(task.container, task.calib, target, options, cache=False)
+    return load_container(result.path)[0], time.perf_counter() - start
+
+
+def run_onnxruntime(task: Task, method: str, per_channel: bool) -> tuple[onnx.ModelProto, float]:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    model, meta = load_container(task.container)
+    source = WORK / task.name.split()[0] / "ort_input.onnx"
+    onnx.save(upgrade_opset(model, 13), str(source))  # per-channel needs opset 13, as for edgeloop
+    feeds = feeds_from(read_input_list(task.calib), meta, str(task.calib))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = feeds()
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    target = source.with_name(f"ort_{method}_{'pc' if per_channel else 'pt'}.onnx")
+    start = time.perf_counter()
+    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=getattr(CalibrationMethod, method))
+    return onnx.load(str(target)), time.perf_counter() - start
+
+
+def run_aimet(task: Task) -> tuple[onnx.ModelProto, float] | None:
+    """aimet-onnx QuantSim, tf_enhanced with per-channel weights (only when aimet_onnx is installed)."""
+    if importlib.util.find_spec("aimet_onnx") is None:
+        return None
+    from aimet_common.defs import QuantScheme
+    from aimet_onnx.quantsim import QuantizationSimModel
+
+    model, meta = load_container(task.container)
+    feeds = feeds_from(read_input_list(task.calib), meta, str(task.calib))
+    start = time.perf_counter()
+    sim = QuantizationSimModel(model, quant_scheme=QuantScheme.post_training_tf_enhanced, default_param_bw=8,
+                               default_activation_bw=8)
+
+    def forward(sess, _):
+        for feed in feeds():
+            sess.run(None, feed)
+
+    sim.compute_encodings(forward, None)
+    seconds = time.perf_counter() - start
+    return sim.model.model, seconds
+
+
+def bench(task: Task, repeat: int) -> list[Row]:
+    model, meta = load_container(task.container)
+    reference = _outputs(model, feeds_from(read_input_list(task.evaluate), meta, str(task.evaluate))())
+    rows = [Row(task.name, "float", 0.0, float("inf"), 1.0, task.score(reference) if task.score else None)]
+
+    def record(setting: str, make: Callable[[], tuple[onnx.ModelProto, float]]) -> None:
+        times = []
+        for _ in range(repeat):
+            quantized, seconds = make()
+            times.append(seconds)
+        sqnr, cosine, accuracy = evaluate(task, quantized, reference)
+        rows.append(Row(task.name, setting, float(np.median(times)), sqnr, cosine, accuracy))
+        print(f"  {setting:45s} {rows[-1].seconds:7.2f} s  {sqnr:7.2f} dB  {cosine:.5f}  {accuracy}", flush=True)
+
+    for name, options in EDGELOOP.items():
+        record(name, lambda n=name, o=options: run_edgeloop(task, n, o))
+    for method in ("MinMax", "Entropy", "Percentile"):
+        for per_channel in (False, True):
+            record(f"onnxruntime {method} {'per-channel' if per_channel else 'per-tensor'}",
+                   lambda m=method, p=per_channel: run_onnxruntime(task, m, p))
+    if importlib.util.find_spec("aimet_onnx") is not None:
+        record("aimet-onnx tf_enhanced per-channel", lambda: run_aimet(task))
+    return rows
+
+
+def table(rows: list[Row], tasks: dict[str, Task]) -> str:
+    lines = ["| model | setting | quantize s | SQNR dB | cosine | accuracy |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        task = next(t for t in tasks.values() if t.name == row.model)
+        acc = "-" if row.accuracy is None else f"{row.accuracy:.3f} ({task.accuracy_name})"
+        sqnr = "-" if row.setting == "float" else f"{row.sqnr_db:.2f}"
+        seconds = "-" if row.setting == "float" else f"{row.seconds:.2f}"
+        lines.append(f"| {row.model} | {row.setting} | {seconds} | {sqnr} | {row.cosine:.5f} | {acc} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(TASKS))
+    parser.add_argument("--repeat", type=int, default=1, help="quantize each setting this many times (median)")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args()
+    tasks = {}
+    rows: list[Row] = []
+    for key in args.models.split(","):
+        tasks[key] = TASKS[key]()
+        print(tasks[key].name, flush=True)
+        rows += bench(tasks[key], args.repeat)
+    print(table(rows, tasks))
+    if args.json:
+        args.json.write_text(json.dumps([vars(r) for r in rows], indent=1))
+
+
+if __name__ == "__main__":
+    main()
