@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -63,23 +64,72 @@ def run_command(remote_dir: PurePosixPath, output_dir: str, args: tuple[str, ...
 
 def run_bundle(device: adbutils.AdbDevice, remote_dir: PurePosixPath, output_dir: str, log_dir: Path, *,
                args: tuple[str, ...] = (), timeout: float | None = None) -> RunOutcome:
-    """Run the bundle once through shell v2; a timeout closes the stream (which stops the run) and
-    also asks the device to kill what is left. Logs go to `log_dir` whatever happens."""
+    """Run the bundle once through shell v2. `timeout` is a deadline for the whole run: past it the
+    stream is closed (which stops the run on the device) and the device is asked to kill what is
+    left. Logs, with the output received so far, go to `log_dir` whatever happens."""
     command = run_command(remote_dir, output_dir, args)
     start = time.monotonic()
+    received: tuple[bytearray, bytearray] = (bytearray(), bytearray())
     try:
-        result = device.shell2(command, timeout=timeout, encoding=None, v2=True)
-        outcome = RunOutcome(command, result.returncode, result.stdout.decode(errors="replace"),
-                             result.stderr.decode(errors="replace"), time.monotonic() - start)
-    except adbutils.AdbTimeout:
-        outcome = RunOutcome(command, None, "", "", time.monotonic() - start)
-        _kill_leftovers(device, remote_dir)
+        code = shell_v2(device, command, timeout, received)
     except DEVICE_FAILURES as exc:
-        _write_logs(log_dir, RunOutcome(command, None, "", f"{exc}", time.monotonic() - start))
+        _write_logs(log_dir, _outcome(command, None, received, start))
         raise DeviceError(f"device {device.serial} stopped answering during the run ({exc or type(exc).__name__})",
                           "reconnect it (`adb devices -l`) and run again") from None
+    outcome = _outcome(command, code, received, start)
+    if outcome.timed_out:
+        _kill_leftovers(device, remote_dir)
     _write_logs(log_dir, outcome)
     return outcome
+
+
+def _outcome(command: str, code: int | None, received: tuple[bytearray, bytearray], start: float) -> RunOutcome:
+    return RunOutcome(command, code, received[0].decode(errors="replace"), received[1].decode(errors="replace"),
+                      time.monotonic() - start)
+
+
+def shell_v2(device: adbutils.AdbDevice, command: str, timeout: float | None,
+             received: tuple[bytearray, bytearray]) -> int | None:
+    """Shell protocol v2 (SPEC §9: 1-byte id, 4-byte length; 1 stdout, 2 stderr, 3 exit) with a deadline
+    for the whole command, not for each read as adbutils' shell2 has. stdout and stderr are appended
+    to `received` as they arrive; returns the exit code, or None when the deadline passed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    conn = device.open_transport(timeout=None)
+    try:
+        conn.send_command(f"shell,v2:{command}")
+        conn.check_okay()
+        while True:
+            header = _read(conn.conn, 5, deadline)
+            if header is None:
+                return None
+            length = int.from_bytes(header[1:], "little")
+            data = _read(conn.conn, length, deadline) if length else b""
+            if data is None:
+                return None
+            if header[0] == 3:
+                return data[0] if data else 255
+            if header[0] in (1, 2):
+                received[header[0] - 1].extend(data)
+    finally:
+        conn.close()  # on the device, a closed stream hangs up the command
+
+
+def _read(sock: socket.socket, n: int, deadline: float | None) -> bytes | None:
+    data = bytearray()
+    while len(data) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            sock.settimeout(left)
+        try:
+            chunk = sock.recv(n - len(data))
+        except TimeoutError:
+            return None
+        if not chunk:
+            raise EOFError("the device closed the shell stream before the command's exit status")
+        data.extend(chunk)
+    return bytes(data)
 
 
 def _kill_leftovers(device: adbutils.AdbDevice, remote_dir: PurePosixPath) -> None:

@@ -17,7 +17,7 @@ from emulator.programs import OMIT_ENV
 from harness.devices import connect, find_device
 from harness.pipeline import _JobFailed, load_outputs, plan, prepare, run_job
 from harness.report.results import ERROR, PASSED
-from harness.run import NETRUN
+from harness.run import NETRUN, shell_v2
 from harness.transfer import (
     DEVICE_ROOT,
     bundle_dir,
@@ -205,3 +205,17 @@ def test_real_phone_without_an_sdk_pack(adb_server, start_emulated, cpu_job, tmp
     assert "has no built-in net-run" in result.failure
     assert "SNPE_ROOT" in result.failure and "QNN_SDK_ROOT" in result.failure
     assert result.bytes_pushed == 0  # nothing is sent to a device that cannot run it
+
+
+def test_run_timeout_is_a_deadline_even_for_a_chatty_command(device) -> None:
+    """adbutils' shell2 timeout is per read: a command that keeps printing would never time out."""
+    _, dev = device
+    received = (bytearray(), bytearray())
+    start = time.monotonic()
+    code = shell_v2(dev, "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo tick $i; sleep 0.5; done", 1.5, received)
+    elapsed = time.monotonic() - start
+    assert code is None and 1.4 < elapsed < 5.0
+    assert received[0].startswith(b"tick 1\n")  # the output so far is kept
+    finished = (bytearray(), bytearray())
+    assert shell_v2(dev, "echo done; echo oops >&2; exit 3", 10.0, finished) == 3
+    assert finished == (bytearray(b"done\n"), bytearray(b"oops\n"))
