@@ -109,6 +109,7 @@ class State:
     options: set[str] = field(default_factory=set)  # errexit, nounset, xtrace, noglob, pipefail, ...
     status: int = 0
     last_job: int | None = None  # $!
+    traps: dict[str, str] = field(default_factory=dict)  # condition -> command; subshells start without
 
     def copy(self) -> State:
         return State(dict(self.vars), set(self.exported), self.cwd, list(self.args), self.name,
@@ -195,7 +196,7 @@ class Interp:
             self.line = exc.line
             self.error(fds, str(exc))
             return 2
-        return self.as_process(lambda: self.run_sequence(tree, fds))
+        return self.as_process(lambda: self.run_sequence(tree, fds), fds)
 
     def run_lines(self, stream: BinaryIO, fds: Fds) -> int:
         """Read commands from a stream and run each as soon as it is complete, as an interactive
@@ -221,17 +222,34 @@ class Interp:
                 return 2
             return status
 
-        return self.as_process(loop)
+        return self.as_process(loop, fds)
 
-    def as_process(self, body: Callable[[], int]) -> int:
-        """Run the body of this shell process: `exit` (or a stray return or break) ends it with a status."""
+    def as_process(self, body: Callable[[], int], fds: Fds) -> int:
+        """Run the body of this shell process: `exit` (or a stray return or break) ends it with a
+        status, then its EXIT trap runs."""
         try:
-            return body()
-        except (ShellExit, LoopControl) as exc:
-            return exc.status
+            try:
+                status = body()
+            except (ShellExit, LoopControl) as exc:
+                status = exc.status
+            return self.run_exit_trap(status, fds)
         finally:
             self.wait_jobs()
             close_all(self.held_open)
+
+    def run_exit_trap(self, status: int, fds: Fds) -> int:
+        """`trap 'cleanup' EXIT`: runs once with `$?` set; its own `exit N` changes the status."""
+        action = self.state.traps.pop("EXIT", "")
+        if not action:
+            return status
+        self.state.status = status
+        try:
+            self.run_sequence(parse(action), fds)
+        except ParseError as exc:
+            self.error(fds, str(exc))
+        except (ShellExit, LoopControl) as exc:
+            return exc.status
+        return status
 
     def run_sequence(self, seq: Sequence, fds: Fds, tested: bool = False) -> int:
         status = 0
@@ -249,7 +267,7 @@ class Interp:
             with table_for(self.device).running(SH, self.process.session, ppid=self.process.pid) as process:
                 child.process = process
                 started.set()
-                child.as_process(lambda: child.run_and_or(node, dict(fds), True))
+                child.as_process(lambda: child.run_and_or(node, dict(fds), True), fds)
 
         thread = threading.Thread(target=job, daemon=True, name=f"sh-job-{self.process.pid}")
         thread.start()
@@ -285,7 +303,7 @@ class Interp:
             buffer = io.BytesIO()
             stage = {**fds, 1: buffer} if data is None else {**fds, 0: io.BytesIO(data), 1: buffer}
             child = self.subshell()
-            failed = child.as_process(functools.partial(child.run_command, command, stage, False)) or failed
+            failed = child.as_process(functools.partial(child.run_command, command, stage, False), stage) or failed
             data = buffer.getvalue()
         if data is not None:
             fds = {**fds, 0: io.BytesIO(data)}
@@ -312,7 +330,7 @@ class Interp:
         if isinstance(node, Group):
             if node.subshell:
                 child = self.subshell()
-                return child.as_process(lambda: child.run_sequence(node.body, fds, tested))
+                return child.as_process(lambda: child.run_sequence(node.body, fds, tested), fds)
             return self.run_sequence(node.body, fds, tested)
         if isinstance(node, FunctionDef):
             self.state.functions[node.name] = node.body

@@ -424,10 +424,44 @@ def cmd_read(inv: Invocation) -> int:
 
 
 @builtin("umask", "ulimit", applet=False)
-@builtin("trap", special=True)
 def cmd_accept(inv: Invocation) -> int:
-    """Builtins with nothing to do here: no signals to trap, no umask or limits to change."""
+    """Builtins with nothing to do here: no umask or limits to change."""
     return 0
+
+
+@builtin("trap", special=True)
+def cmd_trap(inv: Invocation) -> int:
+    """trap [ACTION CONDITION...]: EXIT (or 0) runs when the shell ends; signal conditions are kept but
+    never fire (a client hanging up cancels the whole session)."""
+    traps = inv.interp.state.traps
+    if not inv.args:
+        inv.out("".join(f"trap -- {_quote(action)} {name}\n" for name, action in sorted(traps.items())))
+        return 0
+    action, *conditions = inv.args
+    for condition in conditions:
+        name = "EXIT" if condition == "0" else condition.upper().removeprefix("SIG")
+        if action == "-":
+            traps.pop(name, None)
+        else:
+            traps[name] = action
+    return 0
+
+
+@builtin("type", applet=False)
+def cmd_type(inv: Invocation) -> int:
+    status = 0
+    for name in inv.args:
+        found = inv.interp.resolve(name)
+        if found is None:
+            inv.err(f"{name}: not found")
+            status = 1
+        elif found[0] == "function":
+            inv.out(f"{name} is a function\n")
+        elif found[0] == "builtin" and "/" not in found[1]:
+            inv.out(f"{name} is a shell builtin\n")
+        else:
+            inv.out(f"{name} is {found[1]}\n")
+    return status
 
 
 @builtin("wait", applet=False)

@@ -326,6 +326,25 @@ def test_shebang_dash_e_and_assignment_status(sh: ShellRunner) -> None:
     assert sh("x=$(false); echo $?; y=$(true); echo $?").out == "1\n0\n"
 
 
+def test_exit_traps(sh: ShellRunner) -> None:
+    result = sh('trap "echo cleanup \\$?" EXIT; echo body; false')
+    assert (result.out, result.status) == ("body\ncleanup 1\n", 1)
+    assert sh('trap "echo bye" 0; trap; exit 4').out == "trap -- 'echo bye' EXIT\nbye\n"
+    assert sh('trap "exit 9" EXIT; true').status == 9
+    assert sh('trap "echo t1" EXIT; trap - EXIT; echo none').out == "none\n"
+    assert sh('trap "echo outer" EXIT; (trap "echo sub" EXIT; echo in); echo out').out == "in\nsub\nout\nouter\n"
+    sh.write(f"{TMP}/tmpdir.sh", b'#!/system/bin/sh\nd=$(mktemp -d)\ntrap "rm -rf $d" EXIT\necho $d\nexit 3\n',
+             mode=0o755)
+    made = sh("/data/local/tmp/tmpdir.sh")
+    assert made.status == 3 and not sh.fs.exists(made.out.strip())
+
+
+def test_type_names_what_a_command_is(sh: ShellRunner) -> None:
+    result = sh("f() { :; }; type cd ls f nope")
+    assert result.out == "cd is a shell builtin\nls is /system/bin/ls\nf is a function\n"
+    assert (result.err, result.status) == ("type: nope: not found\n", 1)
+
+
 def test_runaway_recursion_is_an_error_not_a_crash(sh: ShellRunner) -> None:
     result = sh("f() { f; }; f; echo never")
     assert (result.status, result.out, result.err) == (2, "", "/system/bin/sh: recursion too deep\n")
