@@ -1,0 +1,36 @@
+"""Planning: models × the runtimes a profile has; explicit runtimes it lacks are kept as unsupported jobs."""
+
+import pytest
+
+from deploy.config import load_config
+from deploy.errors import EdgeloopError
+from deploy.profiles import load_profile
+from harness.pipeline import plan
+from tests.harness.conftest import CONFIG
+
+
+def test_configured_runtimes_meet_the_profile() -> None:
+    config = load_config(CONFIG)
+    configured = config.models["digits"].runtimes
+    for profile in ("pixel", "generic-arm64", "galaxy-s23"):
+        jobs = plan(config, load_profile(profile))
+        expected = [r for r in configured if r in load_profile(profile).runtimes]
+        assert [j.runtime for j in jobs] == expected and all(j.unsupported is None for j in jobs)
+    assert [j.runtime for j in plan(config, load_profile("generic-arm64"))] == ["cpu"]
+
+
+def test_explicit_runtimes_the_profile_lacks_are_reported_not_dropped() -> None:
+    config = load_config(CONFIG)
+    jobs = plan(config, load_profile("pixel"), runtimes=["cpu", "aip", "cpu"])
+    assert [(j.runtime, j.unsupported is None) for j in jobs] == [("cpu", True), ("aip", False)]
+    assert jobs[1].unsupported == "profile 'pixel' has no aip runtime (it has cpu, gpu, gpu_fp16)"
+    assert jobs[0].name == "digits/cpu"
+
+
+def test_unknown_model_or_runtime_is_bad_input() -> None:
+    config = load_config(CONFIG)
+    with pytest.raises(EdgeloopError, match="no model named 'mnist'") as info:
+        plan(config, load_profile("pixel"), models=["mnist"])
+    assert "digits" in info.value.hint
+    with pytest.raises(EdgeloopError, match="unknown runtime 'tpu'"):
+        plan(config, load_profile("pixel"), runtimes=["tpu"])
