@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 import adbutils
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
@@ -355,12 +355,11 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
             with _progress(console) as progress:
                 task = progress.add_task("deploy", total=len(jobs))
                 for job in jobs:
-                    def phase(name: str, job: Job = job) -> None:
-                        progress.update(task, description=f"{job.name}: {name}")
-
+                    status = _Status(progress, task, job.name)
                     artifacts, build_s = built.get(job.name, (None, 0.0))
-                    result = run_job(job, found.device, runs=runs, timeout=timeout, on_phase=phase,
-                                     work_dir=report_dir / "runs" / job.name.replace("/", "-"), artifacts=artifacts)
+                    result = run_job(job, found.device, runs=runs, timeout=timeout, on_phase=status.phase,
+                                     on_bytes=status.sent, artifacts=artifacts,
+                                     work_dir=report_dir / "runs" / job.name.replace("/", "-"))
                     # built up front, before the device: its time belongs to this job's prepare phase
                     result.phases_s["prepare"] = round(result.phases_s.get("prepare", 0.0) + build_s, 4)
                     results.append(result)
@@ -387,6 +386,25 @@ def _boot(profile: str) -> Future:
 def _shutdown(booting: Future) -> None:
     with contextlib.suppress(EdgeloopError):
         booting.result().stop()
+
+
+@dataclass
+class _Status:
+    """The progress line of the job being run: its phase, and the bytes pushed so far."""
+
+    progress: RichProgress
+    task: TaskID
+    job: str
+    current: str = ""
+    pushed: int = 0
+
+    def phase(self, name: str) -> None:
+        self.current = name
+        self.progress.update(self.task, description=f"{self.job}: {name}")
+
+    def sent(self, n: int) -> None:
+        self.pushed += n
+        self.progress.update(self.task, description=f"{self.job}: {self.current} {_size(self.pushed)}")
 
 
 def _progress(console: Console) -> RichProgress:
