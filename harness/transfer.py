@@ -32,7 +32,9 @@ LAST_USED = ".last_used"
 KEEP_BUNDLES = 5  # cleanup policy: the bundles used most recently stay on the device, the others go
 SHELL_TIMEOUT = 60.0
 SYNC_CHUNK = 64 * 1024  # the sync protocol's maximum DATA size
-PULL_BATCH = 64  # files per shell call: keeps the command line far below adb's service-name limit
+# Paths per shell call are capped by length: the command travels in one OPEN packet, which old
+# devices limit to 4 KiB (MAX_PAYLOAD of adb protocol version 1).
+COMMAND_BUDGET = 3000
 
 Progress = Callable[[int], None]  # called with the bytes just sent
 
@@ -82,8 +84,8 @@ def _remote_files(device: adbutils.AdbDevice, folder: PurePosixPath) -> set[str]
 def _remote_hashes(device: adbutils.AdbDevice, folder: PurePosixPath, paths: list[str]) -> dict[str, str]:
     """sha256 of files on the device (toybox and the emulated shell both have sha256sum), batched."""
     hashes: dict[str, str] = {}
-    for start in range(0, len(paths), PULL_BATCH):
-        quoted = " ".join(shell_quote(p) for p in paths[start:start + PULL_BATCH])
+    for batch in batches(paths):
+        quoted = " ".join(shell_quote(p) for p in batch)
         try:
             result = device.shell2(f"cd {shell_quote(str(folder))} && sha256sum {quoted}", timeout=SHELL_TIMEOUT,
                                    v2=True)
@@ -93,6 +95,21 @@ def _remote_hashes(device: adbutils.AdbDevice, folder: PurePosixPath, paths: lis
             digest, _, name = line.strip().partition(" ")
             hashes[name.strip().lstrip("*").removeprefix("./")] = digest
     return hashes
+
+
+def batches(paths: list[str], budget: int = COMMAND_BUDGET) -> list[list[str]]:
+    """Split paths into groups whose quoted, space-separated length stays within `budget` (a path
+    longer than the budget gets a group of its own)."""
+    groups: list[list[str]] = []
+    used = budget
+    for path in paths:
+        cost = len(shell_quote(path)) + 1
+        if used + cost > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(path)
+        used += cost
+    return groups
 
 
 @dataclass(frozen=True)
@@ -235,8 +252,8 @@ def pull_files(device: adbutils.AdbDevice, remote_dir: PurePosixPath, names: lis
     (a missing file, output that does not add up) falls back to exact per-file pulls."""
     missing: list[str] = []
     rels = [_relative_name(n) for n in names]
-    for start in range(0, len(rels), PULL_BATCH):
-        batch = rels[start:start + PULL_BATCH]
+    for names_batch in batches([r.as_posix() for r in rels]):
+        batch = [PurePosixPath(n) for n in names_batch]
         if not _pull_batch(device, remote_dir, batch, local_dir):
             missing += [r.as_posix() for r in batch if not pull_file(device, remote_dir / r, local_dir / r)]
     return missing

@@ -71,3 +71,14 @@ def test_reference_is_cached_by_content(deploy_env, tmp_path: Path) -> None:
     copy = tmp_path / "elsewhere.onnx"
     copy.write_bytes(Path(container).read_bytes())
     assert reference_outputs(copy, model.input_list, root=tmp_path)[1]
+
+
+def test_path_batches_respect_the_command_budget() -> None:
+    from harness.transfer import batches, shell_quote
+
+    paths = [f"Result_{i}/logits.raw" for i in range(500)] + ["x" * 5000]
+    groups = batches(paths, budget=3000)
+    assert [p for g in groups for p in g] == paths  # every path once, in order
+    assert all(sum(len(shell_quote(p)) + 1 for p in g) <= 3000 for g in groups[:-1])
+    assert groups[-1] == ["x" * 5000] and len(groups) > 2
+    assert batches([]) == []
