@@ -32,6 +32,7 @@ from deploy.errors import CheckFailed, EdgeloopError
 from deploy.fsutil import atomic_write_text, sha256_file
 from deploy.inputlist import read_input_list, result_path
 from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, load_profile
+from deploy.quantize import quantize
 from harness.compare import error_histogram, judge, limits_for, measure
 from harness.devices import (
     DEVICE_FAILURES,
@@ -45,8 +46,8 @@ from harness.devices import (
 from harness.reference import reference_outputs
 from harness.report import ReportPaths, new_report_dir, write_reports
 from harness.report.results import ERROR, FAILED, PASSED, JobResult, LatencyStats, OutputResult, summarize_encodings
-from harness.run import RunOutcome, has_builtin_netrun, run_bundle
-from harness.timings import parse_timings
+from harness.run import has_builtin_netrun, run_bundle
+from harness.timings import Timings, parse_timings
 from harness.transfer import (
     Progress,
     bundle_dir,
@@ -108,8 +109,10 @@ def plan(config: Config, profile: Profile, models: list[str] | None = None,
             if profile.supports(runtime):
                 jobs.append(Job(model, runtime, profile, config.pack))
             elif runtimes:
-                jobs.append(Job(model, runtime, profile, config.pack, unsupported=(
-                    f"profile '{profile.name}' has no {runtime} runtime (it has {', '.join(profile.runtimes)})")))
+                try:
+                    profile.require_runtime(runtime)
+                except EdgeloopError as exc:
+                    jobs.append(Job(model, runtime, profile, config.pack, unsupported=str(exc)))
     return jobs
 
 
@@ -119,11 +122,6 @@ def prepare(job: Job) -> Artifacts:
     converted = convert(model.source, input_dims=model.input_dims or None, out_nodes=model.out_nodes or None)
     container, meta = converted.path, converted.meta
     if job.runtime in QUANTIZED_RUNTIMES:
-        try:
-            from deploy.quantize import quantize
-        except ImportError:
-            raise EdgeloopError(f"{job.name}: the quantizer is not available in this edgeloop",
-                                "deploy to cpu/gpu runtimes with --runtime") from None
         quantized = quantize(container, model.calibration_list or model.input_list, options=model.quantization)
         container, meta = quantized.path, quantized.meta
     pack = packs.load_pack(job.pack)
@@ -199,26 +197,45 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
         mark_used(device, art.bundle.id)
         cleanup_bundles(device, protect=(art.bundle.id,))
     inferences = len(read_input_list(job.model.input_list).entries)
+    timings, outputs_dir = _execute(device, art, pushed.remote_dir, runs, timeout, work_dir, clock, inferences)
+    result.runs = len(timings)
+    result.latency = LatencyStats.from_timings(
+        timings[0].init_ms, [t for run in timings for t in run.inference_ms],
+        {name: [t for run in timings for t in run.layers.get(name, [])] for name in timings[-1].layers})
+    with clock.phase("compare"):
+        device_out = load_outputs(outputs_dir, art.meta.outputs, inferences)
+        reference, _ = reference_outputs(art.float_container, job.model.input_list)
+        classes = read_labels(job.model.labels) if job.model.labels else None
+        result.outputs = [_compare(job, tensor, reference[tensor.name], device_out[tensor.name], classes)
+                          for tensor in art.meta.outputs]
+    failures = [f"{o.name}: {reason}" for o in result.outputs for reason in o.verdict.reasons]
+    result.status = FAILED if failures else PASSED
+    result.failure = "; ".join(failures) or None
+
+
+def _execute(device: adbutils.AdbDevice, art: Artifacts, remote_dir: PurePosixPath, runs: int,
+             timeout: float | None, work_dir: Path, clock: _Clock, inferences: int) -> tuple[list[Timings], Path]:
+    """A warm-up run when runs > 1, then `runs` measured runs, each into its own output folder on the
+    device; pull every run's timings and the last run's outputs. Returns the timings and the local
+    folder holding the outputs to compare. The device's run folders are removed whatever happens."""
     remote_runs = PurePosixPath("runs") / uuid.uuid4().hex[:12]
-    timings = []
     labels = (["warmup"] if runs > 1 else []) + [f"run-{n}" for n in range(1, runs + 1)]
+    timings = []
     try:
         for label in labels:
-            warmup = label == "warmup"
             output_dir = (remote_runs / label).as_posix()
-            with clock.phase("warm-up" if warmup else "run"):
-                outcome = run_bundle(device, pushed.remote_dir, output_dir, work_dir / label, timeout=timeout)
-            _check_exit(outcome)
-            if warmup:
+            with clock.phase("warm-up" if label == "warmup" else "run"):
+                outcome = run_bundle(device, remote_dir, output_dir, work_dir / label, timeout=timeout)
+            if outcome.exit_code != 0:
+                raise _JobFailed(outcome.describe())
+            if label == "warmup":
                 continue
-            result.runs += 1
+            local, remote = work_dir / label / "output", remote_dir / output_dir
+            names = [art.bundle.timings_path]
+            if label == labels[-1]:  # the last run's outputs are the ones compared
+                names += [result_path(PurePosixPath("."), i, t.name).as_posix()
+                          for i in range(inferences) for t in art.meta.outputs]
             with clock.phase("pull"):
-                local = work_dir / label / "output"
-                remote = pushed.remote_dir / output_dir
-                names = [art.bundle.timings_path]
-                if label == labels[-1]:  # the last run's outputs are the ones compared
-                    names += [result_path(PurePosixPath("."), i, t.name).as_posix()
-                              for i in range(inferences) for t in art.meta.outputs]
                 missing = pull_files(device, remote, names, local)
                 if missing:
                     pull_tree(device, remote, local)  # keep whatever net-run did write, for the post-mortem
@@ -227,18 +244,7 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
             timings.append(parse_timings(art.bundle.timings_format, local / art.bundle.timings_path))
     finally:
         remove_remote(device, bundle_dir(art.bundle.id) / remote_runs)
-    result.latency = LatencyStats.from_timings(
-        timings[0].init_ms, [t for run in timings for t in run.inference_ms],
-        {name: [t for run in timings for t in run.layers.get(name, [])] for name in timings[-1].layers})
-    with clock.phase("compare"):
-        device_out = load_outputs(work_dir / labels[-1] / "output", art.meta.outputs, inferences)
-        reference, _ = reference_outputs(art.float_container, job.model.input_list)
-        classes = read_labels(job.model.labels) if job.model.labels else None
-        result.outputs = [_compare(job, tensor, reference[tensor.name], device_out[tensor.name], classes)
-                          for tensor in art.meta.outputs]
-    failures = [f"{o.name}: {reason}" for o in result.outputs for reason in o.verdict.reasons]
-    result.status = FAILED if failures else PASSED
-    result.failure = "; ".join(failures) or None
+    return timings, work_dir / labels[-1] / "output"
 
 
 def _check_runs(runs: int) -> None:
@@ -258,11 +264,6 @@ def _check_runner(device: adbutils.AdbDevice, pack_name: str) -> None:
         raise EdgeloopError(f"{device.serial} has no built-in net-run (a real phone) and pack '{pack_name}' runs only "
                             "on the emulated device", "set SNPE_ROOT and `pack: snpe` (or QNN_SDK_ROOT and "
                             "`pack: qnn`) in the deployment file") from None
-
-
-def _check_exit(outcome: RunOutcome) -> None:
-    if outcome.exit_code != 0:
-        raise _JobFailed(outcome.describe())
 
 
 def load_outputs(folder: Path, tensors: list[TensorInfo], inferences: int) -> dict[str, list[np.ndarray]]:
