@@ -98,3 +98,19 @@ def test_bad_input_is_one_line_with_exit_code_2(adb_server, deploy_env) -> None:
     line = missing.stderr.strip()
     assert "\n" not in line and "Traceback" not in line
     assert re.search(r"no device matches profile 'galaxy-s23' \(devices seen: .*\).*--emulate", line)
+
+
+def test_a_missed_threshold_fails_with_its_reason(adb_server, deploy_env, tmp_path: Path) -> None:
+    text = CONFIG.read_text().replace("examples/", f"{ROOT}/examples/")
+    limit = "      min_top1_agreement: 0.9"
+    text = text.replace(limit, f"{limit}\n      gpu_fp16: {{min_sqnr_db: 120}}")
+    config = tmp_path / "edgeloop.yaml"
+    config.write_text(text)
+    outcome = deploy("pixel", config_path=config, runtimes=["cpu", "gpu_fp16"], adb=f"127.0.0.1:{adb_server.port}",
+                     emulate=True, report_root=tmp_path / "reports")
+    cpu, fp16 = outcome.results
+    assert cpu.status == PASSED  # the override is for gpu_fp16 only
+    assert fp16.status == "failed" and fp16.outputs and not fp16.outputs[0].verdict.passed
+    assert re.fullmatch(r"logits: SQNR \d+\.\d\d dB < 120(\.0)? dB", fp16.failure)
+    with pytest.raises(CheckFailed, match=r"1 of 2 deploy checks did not pass \(digits/gpu_fp16\)"):
+        outcome.check()
