@@ -9,7 +9,8 @@ Pillow's built-in font, seeded, so every run sees the same images; calibration a
 sets are disjoint. Every quantized model is evaluated by the same onnxruntime session settings on
 the evaluation set: output SQNR and cosine against float, and task accuracy.
 
-    .venv/bin/python -m bench.bench_quantize [--models digits,ocr_cls,ocr_rec,ocr_det] [--json out.json]
+    .venv/bin/python -m bench.bench_quantize [--models digits,ocr_cls,ocr_rec,ocr_det] [--repeat N]
+        [--json out.json] [--aimet-python /path/to/venv-with-aimet/bin/python]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,23 +172,46 @@ def ocr_rec_task(calib: int = 24, count: int = 48) -> Task:
                 _ctc_accuracy(texts[calib:], charset), "exact text")
 
 
-def _page(rng: np.random.Generator, size: int) -> np.ndarray:
+def _page(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A page of text lines stacked without overlap; returns it and each line's box (x0, y0, x1, y1)."""
     page = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(190, 256, 3)))
-    for _ in range(int(rng.integers(3, 7))):
+    boxes, y = [], int(rng.integers(2, 20))
+    while True:
         line = _line_image(rng, _text(rng, (1, 4)))
         scale = rng.uniform(0.5, 1.0)
-        line = line.resize((max(8, int(line.width * scale)), max(8, int(line.height * scale))))
-        page.paste(line, (int(rng.integers(0, max(1, size - line.width))), int(rng.integers(0, size - line.height))))
-    return _normalise(page)
+        line = line.resize((min(size - 4, max(8, int(line.width * scale))), max(8, int(line.height * scale))))
+        if y + line.height > size:
+            break
+        x = int(rng.integers(0, max(1, size - line.width)))
+        page.paste(line, (x, y))
+        boxes.append((x, y, x + line.width, y + line.height))
+        y += line.height + int(rng.integers(4, 30))
+    return _normalise(page), boxes
 
 
-def ocr_det_task(calib: int = 8, count: int = 8, size: int = 320) -> Task:
+def _box_recall(pages: list[list[tuple[int, int, int, int]]]) -> Callable[[list[np.ndarray]], float]:
+    """A line counts as found when at least half of its box's central band is text (prob > 0.3,
+    the threshold rapidocr's DB post-processing uses)."""
+    def score(outputs: list[np.ndarray]) -> float:
+        found = total = 0
+        for probs, boxes in zip(outputs, pages, strict=True):
+            text = probs[0, 0] > 0.3
+            for x0, y0, x1, y1 in boxes:
+                h, w = y1 - y0, x1 - x0
+                band = text[y0 + h // 3: y1 - h // 3, x0 + w // 10: x1 - w // 10]
+                found += band.size > 0 and band.mean() >= 0.5
+                total += 1
+        return found / total
+    return score
+
+
+def ocr_det_task(calib: int = 8, count: int = 16, size: int = 320) -> Task:
     rng = np.random.default_rng(13)
-    sets = [_page(rng, size) for _ in range(calib + count)]
+    pages = [_page(rng, size) for _ in range(calib + count)]
     container = convert(_ocr_model("ch_PP-OCRv4_det_infer.onnx"), WORK / "ocr_det" / "float.onnx",
                         input_dims={"x": [1, 3, size, size]}).path
-    return Task("ocr_det (PP-OCRv4 detection)", container,
-                *_split("ocr_det", sets, calib))
+    return Task("ocr_det (PP-OCRv4 detection)", container, *_split("ocr_det", [p for p, _ in pages], calib),
+                _box_recall([b for _, b in pages[calib:]]), "line recall")
 
 
 TASKS = {"digits": digits_task, "ocr_cls": ocr_cls_task, "ocr_rec": ocr_rec_task, "ocr_det": ocr_det_task}
@@ -264,29 +289,16 @@ def run_onnxruntime(task: Task, method: str, per_channel: bool) -> tuple[onnx.Mo
     return onnx.load(str(target)), time.perf_counter() - start
 
 
-def run_aimet(task: Task) -> tuple[onnx.ModelProto, float] | None:
-    """aimet-onnx QuantSim, tf_enhanced with per-channel weights (only when aimet_onnx is installed)."""
-    if importlib.util.find_spec("aimet_onnx") is None:
-        return None
-    from aimet_common.defs import QuantScheme
-    from aimet_onnx.quantsim import QuantizationSimModel
-
-    model, meta = load_container(task.container)
-    feeds = feeds_from(read_input_list(task.calib), meta, str(task.calib))
-    start = time.perf_counter()
-    sim = QuantizationSimModel(model, quant_scheme=QuantScheme.post_training_tf_enhanced, default_param_bw=8,
-                               default_activation_bw=8)
-
-    def forward(sess, _):
-        for feed in feeds():
-            sess.run(None, feed)
-
-    sim.compute_encodings(forward, None)
-    seconds = time.perf_counter() - start
-    return sim.model.model, seconds
+def run_aimet(task: Task, python: Path) -> tuple[onnx.ModelProto, float]:
+    """aimet-onnx QuantSim (tf_enhanced, per-channel weights), run by `python`, a separate
+    environment that has aimet-onnx: it is a peer, never an edgeloop dependency."""
+    target = WORK / task.name.split()[0] / "aimet.onnx"
+    done = subprocess.run([str(python), "-m", "bench.aimet_peer", str(task.container), str(task.calib),
+                           str(target)], cwd=ROOT, capture_output=True, text=True, check=True)
+    return onnx.load(str(target)), json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def bench(task: Task, repeat: int) -> list[Row]:
+def bench(task: Task, repeat: int, aimet_python: Path | None) -> list[Row]:
     model, meta = load_container(task.container)
     reference = _outputs(model, feeds_from(read_input_list(task.evaluate), meta, str(task.evaluate))())
     rows = [Row(task.name, "float", 0.0, float("inf"), 1.0, task.score(reference) if task.score else None)]
@@ -306,8 +318,8 @@ def bench(task: Task, repeat: int) -> list[Row]:
         for per_channel in (False, True):
             record(f"onnxruntime {method} {'per-channel' if per_channel else 'per-tensor'}",
                    lambda m=method, p=per_channel: run_onnxruntime(task, m, p))
-    if importlib.util.find_spec("aimet_onnx") is not None:
-        record("aimet-onnx tf_enhanced per-channel", lambda: run_aimet(task))
+    if aimet_python is not None:
+        record("aimet-onnx tf_enhanced per-channel", lambda: run_aimet(task, aimet_python))
     return rows
 
 
@@ -327,13 +339,15 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(TASKS))
     parser.add_argument("--repeat", type=int, default=1, help="quantize each setting this many times (median)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--aimet-python", type=Path,
+                        help="a Python with aimet-onnx installed: adds the aimet-onnx peer (bench/aimet_peer.py)")
     args = parser.parse_args()
     tasks = {}
     rows: list[Row] = []
     for key in args.models.split(","):
         tasks[key] = TASKS[key]()
         print(tasks[key].name, flush=True)
-        rows += bench(tasks[key], args.repeat)
+        rows += bench(tasks[key], args.repeat, args.aimet_python)
     print(table(rows, tasks))
     if args.json:
         args.json.write_text(json.dumps([vars(r) for r in rows], indent=1))
