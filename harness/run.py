@@ -19,7 +19,7 @@ import adbutils
 
 from deploy.errors import DeviceError
 from deploy.fsutil import atomic_write_text
-from harness.transfer import DEVICE_FAILURES, SHELL_TIMEOUT, shell_quote
+from harness.transfer import DEVICE_FAILURES, SHELL_TIMEOUT, device_shell, shell_quote
 
 NETRUN = "/system/bin/edgeloop-net-run"
 
@@ -50,11 +50,7 @@ class RunOutcome:
 
 def has_builtin_netrun(device: adbutils.AdbDevice) -> bool:
     """The emulated device's system image has edgeloop's net-run; a real phone does not."""
-    try:
-        return device.shell2(f"test -x {NETRUN}", timeout=SHELL_TIMEOUT, v2=True).returncode == 0
-    except DEVICE_FAILURES as exc:
-        raise DeviceError(f"device {device.serial} stopped answering ({exc or type(exc).__name__})",
-                          "reconnect it (`adb devices -l`) and run again") from None
+    return device_shell(device, f"test -x {NETRUN}", f"looking for {NETRUN}").returncode == 0
 
 
 def run_command(remote_dir: PurePosixPath, output_dir: str, args: tuple[str, ...] = ()) -> str:

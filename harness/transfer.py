@@ -48,6 +48,14 @@ def _vanished(device: adbutils.AdbDevice, doing: str, exc: BaseException) -> Dev
                        "reconnect it (`adb devices -l`) and run again: what was already sent is kept")
 
 
+def device_shell(device: adbutils.AdbDevice, command: str, doing: str, *, binary: bool = False) -> Any:
+    """One shell v2 call (exit code, stdout and stderr apart); a vanished device is a DeviceError."""
+    try:
+        return device.shell2(command, timeout=SHELL_TIMEOUT, v2=True, encoding=None if binary else "utf-8")
+    except DEVICE_FAILURES as exc:
+        raise _vanished(device, doing, exc) from None
+
+
 def remote_exists(device: adbutils.AdbDevice, path: PurePosixPath | str) -> bool:
     """sync STAT answers mode 0 for a missing path (adbutils would pull it as an empty folder)."""
     try:
@@ -74,10 +82,7 @@ def _remote_manifest(device: adbutils.AdbDevice, folder: PurePosixPath) -> dict[
 def _remote_files(device: adbutils.AdbDevice, folder: PurePosixPath) -> set[str]:
     """Relative paths of the regular files under `folder`, in one shell call (a sync LIST per folder
     would cost a round trip each)."""
-    try:
-        result = device.shell2(f"cd {shell_quote(str(folder))} && find . -type f", timeout=SHELL_TIMEOUT, v2=True)
-    except DEVICE_FAILURES as exc:
-        raise _vanished(device, f"listing {folder}", exc) from None
+    result = device_shell(device, f"cd {shell_quote(str(folder))} && find . -type f", f"listing {folder}")
     return {line.strip().removeprefix("./") for line in result.stdout.splitlines() if line.strip()}
 
 
@@ -86,11 +91,8 @@ def _remote_hashes(device: adbutils.AdbDevice, folder: PurePosixPath, paths: lis
     hashes: dict[str, str] = {}
     for batch in batches(paths):
         quoted = " ".join(shell_quote(p) for p in batch)
-        try:
-            result = device.shell2(f"cd {shell_quote(str(folder))} && sha256sum {quoted}", timeout=SHELL_TIMEOUT,
-                                   v2=True)
-        except DEVICE_FAILURES as exc:
-            raise _vanished(device, f"hashing files in {folder}", exc) from None
+        command = f"cd {shell_quote(str(folder))} && sha256sum {quoted}"
+        result = device_shell(device, command, f"hashing files in {folder}")
         for line in result.stdout.splitlines():
             digest, _, name = line.strip().partition(" ")
             hashes[name.strip().lstrip("*").removeprefix("./")] = digest
@@ -263,10 +265,7 @@ def _pull_batch(device: adbutils.AdbDevice, remote_dir: PurePosixPath, batch: li
                 local_dir: Path) -> bool:
     quoted = " ".join(shell_quote(r.as_posix()) for r in batch)
     command = f"cd {shell_quote(str(remote_dir))} && stat -c %s {quoted} && cat {quoted}"
-    try:
-        result = device.shell2(command, timeout=SHELL_TIMEOUT, encoding=None, v2=True)
-    except DEVICE_FAILURES as exc:
-        raise _vanished(device, f"pulling from {remote_dir}", exc) from None
+    result = device_shell(device, command, f"pulling from {remote_dir}", binary=True)
     head = result.stdout.split(b"\n", len(batch))
     if result.returncode != 0 or len(head) <= len(batch) or not all(h.strip().isdigit() for h in head[:-1]):
         return False
@@ -289,7 +288,7 @@ def remove_remote(device: adbutils.AdbDevice, path: PurePosixPath) -> None:
     if not path.is_relative_to(DEVICE_ROOT) or path == DEVICE_ROOT:
         raise ValueError(f"refusing to remove {path} outside {DEVICE_ROOT}")
     with contextlib.suppress(*DEVICE_FAILURES):
-        device.shell2(f"rm -rf {shell_quote(str(path))}", timeout=SHELL_TIMEOUT)
+        device.shell2(f"rm -rf {shell_quote(str(path))}", timeout=SHELL_TIMEOUT, v2=True)
 
 
 def mark_used(device: adbutils.AdbDevice, bundle_id: str, when: float | None = None) -> None:
