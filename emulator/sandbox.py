@@ -232,6 +232,16 @@ class Sandbox:
         with _device_errors(self.norm(path, cwd)):
             return os.stat(host)
 
+    def lstat(self, path: str, cwd: str = "/") -> os.stat_result:
+        """Of the entry itself: a symlink is described, not followed (its folder is checked)."""
+        device = self.norm(path, cwd)
+        if device == "/":
+            return self.stat(device)
+        folder, name = device.rsplit("/", 1)
+        host = self.host(folder or "/") / name
+        with _device_errors(device):
+            return os.lstat(host)
+
     def listdir(self, path: str, cwd: str = "/") -> list[str]:
         host = self.host(path, cwd)
         with _device_errors(self.norm(path, cwd)):

@@ -102,7 +102,7 @@ class SyncSession:
 
     def _stat2(self, ident: bytes, path: str) -> None:
         try:
-            st = self.fs.stat(path)
+            st = self.fs.lstat(path) if ident == b"LST2" else self.fs.stat(path)
         except DeviceOSError as exc:
             self._emit(_STAT_V2.pack(ident, _ERRNO.get(exc.message, errno.EACCES), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
             return

@@ -120,7 +120,10 @@ def start_emulated(adb_server: AdbServer, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="session")
 def emulated_pixel(adb_server: AdbServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevice]:
-    """One `pixel` device for the whole session, connected to `adb_server` (do not stop it or set faults)."""
+    """One `pixel` device for the whole session, connected to `adb_server` (do not stop it or set faults).
+
+    Because of it (and of other tests' devices), `adb_server` is shared: a test that enumerates
+    every device of a server must filter by serial, or use its own server (`new_adb_server`)."""
     device = start_device("pixel", home=tmp_path_factory.mktemp("edgeloop-home"), exit_with_parent=True)
     device.connect(adb_server.port)
     yield device

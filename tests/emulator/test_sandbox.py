@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,14 @@ def test_symlink_out_of_the_sandbox_is_refused(fs: Sandbox, tmp_path: Path) -> N
     assert error_of(lambda: fs.open_write("/data/local/tmp/link/new")) == "Permission denied"
     assert error_of(lambda: fs.listdir("/data/local/tmp/link")) == "Permission denied"
     assert list(outside.iterdir()) == [outside / "passwd"]
+
+
+def test_lstat_describes_a_link_without_following_it(fs: Sandbox, tmp_path: Path) -> None:
+    os.symlink(tmp_path, fs.root / "data/local/tmp/out")
+    assert os.path.islink(fs.root / "data/local/tmp/out")
+    assert stat.S_ISLNK(fs.lstat("/data/local/tmp/out").st_mode)
+    assert error_of(lambda: fs.stat("/data/local/tmp/out")) == "Permission denied"
+    assert stat.S_ISDIR(fs.lstat("/").st_mode)
 
 
 def test_symlink_into_a_read_only_area_is_not_writable(fs: Sandbox) -> None:
