@@ -1,8 +1,9 @@
-"""The device shell's command table and the commands that work on the shell itself.
+"""The device shell's command table and the commands that work on the shell itself (cd, set, export,
+exit, eval, ., sh, read, trap, ...).
 
-Other commands live in emulator.shell_utils (text, system information, processes) and
-emulator.shell_files (files). Every command is one function taking an Invocation and returning
-its exit status; messages follow toybox's `name: what: why` wording.
+Other commands live in emulator.shell_text, shell_utils, shell_files, shell_fileops and
+shell_procs. Every command is one function taking an Invocation and returning its exit status;
+messages follow toybox's `name: what: why` wording.
 """
 
 from __future__ import annotations
