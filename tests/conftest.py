@@ -119,12 +119,18 @@ def start_emulated(adb_server: AdbServer, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
-def emulated_pixel(adb_server: AdbServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevice]:
-    """One `pixel` device for the whole session, connected to `adb_server` (do not stop it or set faults).
-
-    Because of it (and of other tests' devices), `adb_server` is shared: a test that enumerates
-    every device of a server must filter by serial, or use its own server (`new_adb_server`)."""
+def _pixel_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevice]:
     device = start_device("pixel", home=tmp_path_factory.mktemp("edgeloop-home"), exit_with_parent=True)
-    device.connect(adb_server.port)
     yield device
     device.stop()
+
+
+@pytest.fixture
+def emulated_pixel(adb_server: AdbServer, _pixel_process: RunningDevice) -> Iterator[RunningDevice]:
+    """A `pixel` device shared by the session's tests (do not stop it or set faults), `adb connect`ed
+    to `adb_server` for the duration of the test only, so that between tests the shared server lists
+    no device of ours (tests that enumerate all of a server's devices stay exact)."""
+    _pixel_process.connect(adb_server.port)
+    yield _pixel_process
+    with contextlib.suppress(adbutils.AdbError):
+        adb_server.client.disconnect(_pixel_process.serial)
