@@ -23,6 +23,8 @@ from emulator.shell_builtins import (
 
 # ---- file facts shared by ls, stat and find --------------------------------------------------
 
+IMAGE_TIME = 1230768000  # 2009-01-01 00:00 UTC: the fixed mtime Android's build gives system image files
+
 
 def _image_names(folder: str) -> set[str]:
     """Names the device image shows in `folder` without a sandbox file (system programs, applets)."""
@@ -35,7 +37,7 @@ def _lstat(inv: Invocation, path: str) -> os.stat_result:
         return inv.fs.stat(path, inv.cwd)
     except DeviceOSError:
         if inv.fs.norm(path, inv.cwd) in system_image():
-            return os.stat_result((statmod.S_IFREG | 0o755, 0, 0, 1, 0, 2000, 0, 0, 0, 0))
+            return os.stat_result((statmod.S_IFREG | 0o755, 0, 0, 1, 0, 2000, 0, *[IMAGE_TIME] * 3))
         raise
 
 

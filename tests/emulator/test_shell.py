@@ -444,7 +444,7 @@ def test_system_programs_appear_in_the_image(sh: ShellRunner, probe: list[Progra
     assert "edgeloop-probe" in listing and "ls" in listing and "sh" in listing
     assert sh("which edgeloop-probe ls; command -v cd").out == "/system/bin/edgeloop-probe\n/system/bin/ls\ncd\n"
     assert sh("test -x /system/bin/edgeloop-probe && [ -f /system/bin/ls ] && echo ok").out == "ok\n"
-    assert sh("stat -c '%a %n' /system/bin/edgeloop-probe").out == "755 /system/bin/edgeloop-probe\n"
+    assert sh("stat -c '%a %n %Y' /system/bin/edgeloop-probe").out == "755 /system/bin/edgeloop-probe 1230768000\n"
     assert sh("which nope").status == 1
 
 
