@@ -316,13 +316,13 @@ def deploy(c, device, config=None, model=None, runtime=None, serial=None, adb=No
            report_dir="reports", timeout=600.0):
     """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
     from harness.pipeline import deploy as deploy_loop
-    from harness.pipeline import failure_lines, summary_table
+    from harness.report.terminal import failure_lines, summary_table
 
     outcome = deploy_loop(device, config_path=Path(config) if config else None, models=list(model or []) or None,
                           runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
                           runs=int(runs), timeout=float(timeout), report_root=Path(report_dir))
-    console.print(summary_table(outcome))
-    for line in failure_lines(outcome):
+    console.print(summary_table(outcome.results, outcome.device))
+    for line in failure_lines(outcome.results):
         console.print(line, style="red", markup=False, soft_wrap=True)
     console.print(f"reports: {outcome.reports.folder} (report.html, report.json, junit.xml)", soft_wrap=True)
     outcome.check()

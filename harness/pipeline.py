@@ -21,7 +21,6 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
-from rich.table import Table
 
 from deploy import packs
 from deploy.bundle import Bundle, bundle
@@ -46,6 +45,7 @@ from harness.devices import (
 from harness.reference import reference_outputs
 from harness.report import ReportPaths, new_report_dir, write_reports
 from harness.report.results import ERROR, FAILED, PASSED, JobResult, LatencyStats, OutputResult, summarize_encodings
+from harness.report.terminal import human_size
 from harness.run import has_builtin_netrun, run_bundle
 from harness.timings import Timings, parse_timings
 from harness.transfer import (
@@ -405,7 +405,7 @@ class _Status:
 
     def sent(self, n: int) -> None:
         self.pushed += n
-        self.progress.update(self.task, description=f"{self.job}: {self.current} {_size(self.pushed)}")
+        self.progress.update(self.task, description=f"{self.job}: {self.current} {human_size(self.pushed)}")
 
 
 def _progress(console: Console) -> RichProgress:
@@ -428,27 +428,3 @@ def _target_device(client: adbutils.AdbClient, profile: Profile, serial: str | N
     finally:
         with contextlib.suppress(*DEVICE_FAILURES):
             client.disconnect(running.serial)
-
-
-def summary_table(outcome: DeployOutcome) -> Table:
-    table = Table(title=f"edgeloop deploy · {outcome.device}", title_justify="left")
-    for column in ("model", "runtime", "status", "worst cosine", "SQNR dB", "median ms", "pushed"):
-        table.add_column(column, overflow="fold")
-    colors = {PASSED: "green", FAILED: "red", ERROR: "red"}
-    for r in outcome.results:
-        cosines = [o.metrics.cosine for o in r.outputs]
-        sqnrs = [o.metrics.sqnr_db for o in r.outputs]
-        median = r.latency.to_json()["median_ms"] if r.latency else None
-        table.add_row(r.model, r.runtime, f"[{colors[r.status]}]{r.status}[/]",
-                      f"{min(cosines):.6f}" if cosines else "-", f"{min(sqnrs):.1f}" if sqnrs else "-",
-                      f"{median:.3f}" if median is not None else "-", _size(r.bytes_pushed))
-    return table
-
-
-def failure_lines(outcome: DeployOutcome) -> list[str]:
-    """One line per job that did not pass: what went wrong, for the console under the table."""
-    return [f"{r.name}: {r.status}: {r.failure}" for r in outcome.results if not r.passed]
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n} B"
