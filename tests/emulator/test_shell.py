@@ -385,7 +385,8 @@ def test_background_jobs_and_wait(sh: ShellRunner) -> None:
     assert lines[0] == "early" and lines[1].startswith("pid=") and lines[1][4:].isdigit()
     assert lines[2:] == ["late", "after"]
     # the session ends only when its background jobs have, as adb waits for all holders of the output
-    assert sh("(sleep 0.05; echo bg) & echo fg").out == "fg\nbg\n"
+    waits_for_go = "for i in $(seq 500); do [ -e /data/local/tmp/go2 ] && break; sleep 0.01; done"
+    assert sh(f"({waits_for_go}; echo bg) & echo fg; touch /data/local/tmp/go2").out == "fg\nbg\n"
 
 
 def test_double_bracket_conditionals(sh: ShellRunner) -> None:
