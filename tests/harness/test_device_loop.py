@@ -2,7 +2,9 @@
 incremental push, safe pull, cleanup policy, and every fault a run can meet."""
 
 import json
+import os
 import re
+import signal
 import threading
 import time
 from pathlib import Path, PurePosixPath
@@ -143,7 +145,7 @@ def test_device_vanishing_mid_run(device, cpu_job, tmp_path: Path) -> None:
     worker = threading.Thread(target=lambda: box.update(r=run_job(cpu_job, dev, work_dir=tmp_path / "r")))
     worker.start()
     wait_for(lambda: any(e["event"] == "netrun.start" for e in running.events()), what="net-run to start")
-    running.stop()
+    os.kill(running.pid, signal.SIGKILL)  # gone at once, like a phone unplugged mid-run
     worker.join(60)
     assert not worker.is_alive()
     result = box["r"]
