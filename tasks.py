@@ -313,7 +313,7 @@ quantize_collection = _quantize_collection()
     "timeout": "seconds a run may go without finishing before it is stopped (default 600)"})
 @user_errors
 def deploy(c, device, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs=1,
-           report_dir="reports", timeout=600.0):
+           report_dir="reports", timeout="600"):
     """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
     from harness.pipeline import deploy as deploy_loop
     from harness.report.terminal import failure_lines, summary_table

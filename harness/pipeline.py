@@ -30,7 +30,7 @@ from deploy.convert import convert
 from deploy.errors import CheckFailed, EdgeloopError
 from deploy.fsutil import atomic_write_text, sha256_file
 from deploy.inputlist import read_input_list, result_path
-from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, load_profile
+from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, available_profiles, load_profile
 from deploy.quantize import quantize
 from harness.compare import error_histogram, judge, limits_for, measure
 from harness.devices import (
@@ -336,9 +336,7 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
     jobs = plan(config, profile, models, runtimes)
     runnable = [j for j in jobs if not j.unsupported]
     if not runnable:
-        reasons = [j.unsupported for j in jobs if j.unsupported]
-        raise EdgeloopError(reasons[0] if reasons else f"nothing to deploy on profile '{profile.name}'",
-                            f"choose among its runtimes: {', '.join(profile.runtimes)}")
+        _nothing_to_run(profile, jobs)
     booting = _boot(profile.name) if emulate else None  # the device starts while the host builds
     try:
         with _progress(console) as progress:
@@ -371,6 +369,17 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
         if booting is not None:
             _shutdown(booting)
     return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results))
+
+
+def _nothing_to_run(profile: Profile, jobs: list[Job]) -> None:
+    """Bad input: say why, and which profiles have the runtimes asked for."""
+    if not jobs:
+        raise EdgeloopError(f"nothing to deploy on profile '{profile.name}': the deployment file's runtimes are "
+                            f"not among its runtimes", f"pick some with --runtime: {', '.join(profile.runtimes)}")
+    wanted = list(dict.fromkeys(j.runtime for j in jobs))
+    others = [name for name in available_profiles()
+              if all(load_profile(name).supports(r) for r in wanted)]
+    raise EdgeloopError(str(jobs[0].unsupported), f"profiles with {', '.join(wanted)}: {', '.join(others) or 'none'}")
 
 
 def _boot(profile: str) -> Future:

@@ -91,7 +91,9 @@ def test_deploy_dsp_runs_the_quantized_container(adb_server, deploy_env, tmp_pat
 def test_bad_input_is_one_line_with_exit_code_2(adb_server, deploy_env) -> None:
     with pytest.raises(EdgeloopError, match="profile 'pixel' has no dsp runtime") as info:
         deploy("pixel", config_path=CONFIG, runtimes=["dsp"], adb=f"127.0.0.1:{adb_server.port}")
-    assert info.value.exit_code == 2 and "cpu" in info.value.hint
+    assert info.value.exit_code == 2 and info.value.hint.startswith("profiles with dsp: ")
+    with_dsp = set(info.value.hint.removeprefix("profiles with dsp: ").split(", "))
+    assert {"pixel4", "galaxy-s23"} <= with_dsp and "pixel" not in with_dsp
     env = {"EDGELOOP_BUILD": str(deploy_env["build"]), "EDGELOOP_HOME": str(deploy_env["home"])}
     missing = _cli("deploy", "--device", "galaxy-s23", "--adb", f"127.0.0.1:{adb_server.port}", env=env)
     assert missing.returncode == 2
