@@ -39,11 +39,19 @@ COMMAND_BUDGET = 3000
 Progress = Callable[[int], None]  # called with the bytes just sent
 
 
+class Refused(adbutils.AdbError):
+    """The device answered a sync request with FAIL (no space, permission denied...): it is still there."""
+
+
 def bundle_dir(bundle_id: str) -> PurePosixPath:
     return DEVICE_ROOT / bundle_id
 
 
 def _vanished(device: adbutils.AdbDevice, doing: str, exc: BaseException) -> DeviceError:
+    """The error for a failed device request: refused (the device said why) or no answer at all."""
+    if isinstance(exc, Refused):
+        return DeviceError(f"device {device.serial} refused {doing}: {exc}",
+                           "free space on the device, or check the folder's permissions")
     return DeviceError(f"device {device.serial} stopped answering while {doing} ({exc or type(exc).__name__})",
                        "reconnect it (`adb devices -l`) and run again: what was already sent is kept")
 
@@ -179,10 +187,10 @@ def send_file(device: adbutils.AdbDevice, source: BinaryIO, remote: PurePosixPat
             total += len(chunk)
         conn.conn.sendall(b"DONE" + struct.pack("<I", int(time.time())))
         status = conn.read_string(4)
+        if status == "FAIL":
+            raise Refused(conn.read_string(struct.unpack("<I", conn.read(4))[0]))
         if status != "OKAY":
-            length = struct.unpack("<I", conn.read(4))[0] if status == "FAIL" else 0
-            message = conn.read_string(length) if length else status
-            raise adbutils.AdbError(f"the device refused {remote}: {message}")
+            raise EOFError(f"no answer to the push of {remote} (got {status!r})")
         conn.conn.sendall(b"QUIT" + struct.pack("<I", 0))
     return total
 

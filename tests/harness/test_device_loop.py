@@ -221,3 +221,12 @@ def test_run_timeout_is_a_deadline_even_for_a_chatty_command(device) -> None:
     finished = (bytearray(), bytearray())
     assert shell_v2(dev, "echo done; echo oops >&2; exit 3", 10.0, finished) == 3
     assert finished == (bytearray(b"done\n"), bytearray(b"oops\n"))
+
+
+def test_full_storage_is_named_as_such(device, cpu_job, tmp_path: Path) -> None:
+    running, dev = device
+    prepare(cpu_job)
+    running.set_faults(storage_full=True)
+    result = run_job(cpu_job, dev, work_dir=tmp_path / "full")
+    assert result.status == ERROR and "No space left on device" in result.failure
+    assert "stopped answering" not in result.failure and "free space" in result.failure
