@@ -99,3 +99,18 @@ def test_html_renders_in_headless_chromium_with_plots(written, tmp_path: Path) -
     assert dom.count('class="plot error-plot"') == 2
     assert "fc&lt;&amp;&gt;" in dom  # layer names are escaped, not injected
     assert "profile 'pixel' has no dsp runtime" in dom
+
+
+def test_terminal_summary_and_failure_lines() -> None:
+    from rich.console import Console
+
+    from harness.report.terminal import failure_lines, human_size, summary_table
+
+    results = sample_results()
+    console = Console(record=True, width=200)
+    console.print(summary_table(results, "127.0.0.1:40001"))
+    text = console.export_text()
+    assert "127.0.0.1:40001" in text and text.count("digits") == 3 and "1234 B" in text
+    assert failure_lines(results) == ["digits/gpu: failed: probs: cosine 0.5 < 0.995",
+                                      "digits/dsp: error: profile 'pixel' has no dsp runtime"]
+    assert human_size(2_500_000) == "2.50 MB"
