@@ -8,7 +8,7 @@ float model with the same inputs is measured in the same run as the peer for the
 The dsp container is made with onnxruntime's static QDQ quantizer (the runtime cost, not the
 quantizer, is measured here).
 
-    .venv/bin/python bench/bench_runtimes.py [--inferences 200] [--rounds 5]
+    .venv/bin/python -m bench.bench_runtimes [--inferences 200] [--rounds 5]      (from the repository root)
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import dataclasses
 import io
 import json
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -31,15 +30,14 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from deploy.container import ContainerMeta, TensorInfo, write_meta
+from deploy.profiles import load_profile
+from emulator import netrun
+from emulator.programs import ProgramContext
+from emulator.sandbox import Sandbox
+from tests.deploy.models import conv_net
 
-from deploy.container import ContainerMeta, TensorInfo, write_meta  # noqa: E402
-from deploy.profiles import load_profile  # noqa: E402
-from emulator import netrun  # noqa: E402
-from emulator.programs import ProgramContext  # noqa: E402
-from emulator.sandbox import Sandbox  # noqa: E402
-from tests.deploy.models import conv_net  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 RUNTIMES = {"cpu": (), "gpu": ("--use_gpu",), "gpu_fp16": ("--use_gpu", "--gpu_mode", "float16"), "dsp": ("--use_dsp",)}
 BUNDLE = "/data/local/tmp/edgeloop/bench"
