@@ -123,6 +123,9 @@ def load_profile(name: str) -> Profile:
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
         return load_profile_file(Path(name))
     known = available_profiles()
+    if not known:  # a non-editable install: device_profiles/ sits beside the packages in a checkout only
+        raise EdgeloopError(f"unknown device profile '{name}': no profiles in {', '.join(map(str, profile_dirs()))}",
+                            "set EDGELOOP_PROFILES to a folder of profile YAMLs (the checkout's device_profiles/)")
     if name not in known:
         raise EdgeloopError(f"unknown device profile '{name}'", f"known profiles: {', '.join(sorted(known))}")
     return load_profile_file(known[name])

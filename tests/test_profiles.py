@@ -42,3 +42,15 @@ def test_bad_profile_file(tmp_path: Path) -> None:
     bad.write_text("name: x\nabi: arm64-v8a\nunits: [cpu, npu]\nmatch: {}\nprops: {}\n")
     with pytest.raises(EdgeloopError, match="unknown compute unit"):
         load_profile_file(bad)
+
+
+def test_installed_without_profiles_points_at_edgeloop_profiles(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    # a non-editable install has no device_profiles/ beside its packages
+    monkeypatch.setattr("deploy.profiles.PROFILES_DIR", tmp_path / "absent")
+    monkeypatch.delenv("EDGELOOP_PROFILES", raising=False)
+    with pytest.raises(EdgeloopError) as err:
+        load_profile("pixel")
+    assert "EDGELOOP_PROFILES" in err.value.hint
+    monkeypatch.setenv("EDGELOOP_PROFILES", str(Path(__file__).resolve().parent.parent / "device_profiles"))
+    assert load_profile("pixel").name == "pixel"
