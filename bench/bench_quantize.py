@@ -299,27 +299,29 @@ def run_aimet(task: Task, python: Path) -> tuple[onnx.ModelProto, float]:
 
 
 def bench(task: Task, repeat: int, aimet_python: Path | None) -> list[Row]:
+    """Every setting once per round, `repeat` rounds: a load spike from elsewhere on the machine then
+    hits all settings alike, and the median of each setting's rounds is compared."""
     model, meta = load_container(task.container)
     reference = _outputs(model, feeds_from(read_input_list(task.evaluate), meta, str(task.evaluate))())
-    rows = [Row(task.name, "float", 0.0, float("inf"), 1.0, task.score(reference) if task.score else None)]
-
-    def record(setting: str, make: Callable[[], tuple[onnx.ModelProto, float]]) -> None:
-        times = []
-        for _ in range(repeat):
-            quantized, seconds = make()
-            times.append(seconds)
-        sqnr, cosine, accuracy = evaluate(task, quantized, reference)
-        rows.append(Row(task.name, setting, float(np.median(times)), sqnr, cosine, accuracy))
-        print(f"  {setting:45s} {rows[-1].seconds:7.2f} s  {sqnr:7.2f} dB  {cosine:.5f}  {accuracy}", flush=True)
-
-    for name, options in EDGELOOP.items():
-        record(name, lambda n=name, o=options: run_edgeloop(task, n, o))
+    runs: dict[str, Callable[[], tuple[onnx.ModelProto, float]]] = {
+        name: (lambda n=name, o=options: run_edgeloop(task, n, o)) for name, options in EDGELOOP.items()}
     for method in ("MinMax", "Entropy", "Percentile"):
         for per_channel in (False, True):
-            record(f"onnxruntime {method} {'per-channel' if per_channel else 'per-tensor'}",
-                   lambda m=method, p=per_channel: run_onnxruntime(task, m, p))
+            runs[f"onnxruntime {method} {'per-channel' if per_channel else 'per-tensor'}"] = (
+                lambda m=method, p=per_channel: run_onnxruntime(task, m, p))
     if aimet_python is not None:
-        record("aimet-onnx tf_enhanced per-channel", lambda: run_aimet(task, aimet_python))
+        runs["aimet-onnx tf_enhanced per-channel"] = lambda: run_aimet(task, aimet_python)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    models: dict[str, onnx.ModelProto] = {}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            models[name], seconds = run()
+            times[name].append(seconds)
+    rows = [Row(task.name, "float", 0.0, float("inf"), 1.0, task.score(reference) if task.score else None)]
+    for name in runs:
+        sqnr, cosine, accuracy = evaluate(task, models[name], reference)
+        rows.append(Row(task.name, name, float(np.median(times[name])), sqnr, cosine, accuracy))
+        print(f"  {name:55s} {rows[-1].seconds:7.2f} s  {sqnr:7.2f} dB  {cosine:.5f}  {accuracy}", flush=True)
     return rows
 
 

@@ -109,7 +109,7 @@ def _param_encoding(values: np.ndarray, node: onnx.NodeProto, options: QuantizeO
                     override: Encoding | None, per_channel: bool) -> Encoding:
     axis = weight_axis(node, values)
     if override is not None and override.resolved:
-        if override.channels > 1 or np.size(override.scale) > 1:
+        if np.size(override.scale) > 1:
             if axis is None or np.size(override.scale) != values.shape[axis]:
                 raise EdgeloopError(f"override for '{node.input[1]}' has {np.size(override.scale)} channel "
                                     f"encodings, the weight has shape {list(values.shape)}",
