@@ -53,6 +53,15 @@ class NetRunError(Exception):
         self.rc = rc
 
 
+class _HelpRequested(Exception):
+    """-h/--help: usage on stdout and exit 0, as snpe-net-run does (argparse's own would exit the emulator)."""
+
+
+class _Help(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        raise _HelpRequested(parser.format_help())
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse would exit the whole emulator process
         raise NetRunError(100, f"Invalid command line: {message}. See --help")
@@ -61,6 +70,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="edgeloop-net-run", add_help=False,
                 description="Runs a container on an emulated runtime (snpe-net-run's flags).")
+    p.add_argument("-h", "--help", action=_Help, nargs=0, help="show this help and exit")
     p.add_argument("--container", required=True)
     p.add_argument("--input_list", required=True)
     p.add_argument("--output_dir", default="output")
@@ -154,6 +164,9 @@ def main(ctx: ProgramContext) -> int:
     log("netrun.start", argv=ctx.argv[1:], cwd=ctx.cwd)
     try:
         rc = _run(ctx)
+    except _HelpRequested as usage:
+        ctx.stdout.write(str(usage).encode())
+        rc = 0
     except NetRunError as exc:
         _err(ctx, f"error_code={exc.code}; error_message={exc.message}")
         rc = exc.rc

@@ -3,20 +3,26 @@
 `Sandbox.host()` is the only place a device path becomes a host path, so its checks (no escape
 through `..`, symlinks or absolute host paths; writes only under the writable areas) cannot be
 bypassed. Storage use is a running total, so quota checks cost nothing per write.
+
+The system image's executables (emulator.programs.system_image()) have no host file: the Sandbox
+answers for them as empty read-only 0755 files, so every view of the tree (the shell, sync) agrees.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import secrets
 import shutil
 import stat as statmod
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from emulator.programs import system_image
 
 NOENT = "No such file or directory"
 ACCES = "Permission denied"
@@ -32,6 +38,9 @@ READ_ONLY = ("/system", "/vendor")
 TREE = ("/data/local/tmp", "/sdcard", "/system/bin", "/system/lib64", "/system/etc", "/vendor/lib64")
 HEXAGON_TREE = ("/vendor/lib/rfsa/adsp",)
 PARTIAL_PREFIX = ".edgeloop-partial-"  # in-flight atomic writes; hidden from listings
+IMAGE_TIME = 1230768000  # 2009-01-01 00:00 UTC: the fixed mtime Android's build gives system image files
+# An image executable: root-owned, group shell, 0755, empty (st_mode, ino, dev, nlink, uid, gid, size, times).
+IMAGE_STAT = os.stat_result((statmod.S_IFREG | 0o755, 0, 0, 1, 0, 2000, 0, IMAGE_TIME, IMAGE_TIME, IMAGE_TIME))
 
 _ERRNO_MESSAGES = {
     errno.ENOENT: NOENT,
@@ -209,28 +218,26 @@ class Sandbox:
 
     # ---- queries -----------------------------------------------------------------------
 
-    def exists(self, path: str, cwd: str = "/") -> bool:
+    def _mode(self, path: str, cwd: str) -> int | None:
         try:
-            return self.host(path, cwd).exists()
+            return self.stat(path, cwd).st_mode
         except DeviceOSError:
-            return False
+            return None
+
+    def exists(self, path: str, cwd: str = "/") -> bool:
+        return self._mode(path, cwd) is not None
 
     def is_dir(self, path: str, cwd: str = "/") -> bool:
-        try:
-            return self.host(path, cwd).is_dir()
-        except DeviceOSError:
-            return False
+        return statmod.S_ISDIR(self._mode(path, cwd) or 0)
 
     def is_file(self, path: str, cwd: str = "/") -> bool:
-        try:
-            return self.host(path, cwd).is_file()
-        except DeviceOSError:
-            return False
+        return statmod.S_ISREG(self._mode(path, cwd) or 0)
 
     def stat(self, path: str, cwd: str = "/") -> os.stat_result:
-        host = self.host(path, cwd)
-        with _device_errors(self.norm(path, cwd)):
-            return os.stat(host)
+        device = self.norm(path, cwd)
+        host = self.host(device)
+        with _device_errors(device):
+            return _image_fallback(device, os.stat, host)
 
     def lstat(self, path: str, cwd: str = "/") -> os.stat_result:
         """Of the entry itself: a symlink is described, not followed (its folder is checked)."""
@@ -240,12 +247,15 @@ class Sandbox:
         folder, name = device.rsplit("/", 1)
         host = self.host(folder or "/") / name
         with _device_errors(device):
-            return os.lstat(host)
+            return _image_fallback(device, os.lstat, host)
 
     def listdir(self, path: str, cwd: str = "/") -> list[str]:
-        host = self.host(path, cwd)
-        with _device_errors(self.norm(path, cwd)):
-            return sorted(name for name in os.listdir(host) if not name.startswith(PARTIAL_PREFIX))
+        device = self.norm(path, cwd)
+        host = self.host(device)
+        with _device_errors(device):
+            names = {name for name in os.listdir(host) if not name.startswith(PARTIAL_PREFIX)}
+        image = {p.rpartition("/")[2] for p in system_image() if p.rpartition("/")[0] == device}
+        return sorted(names | image)
 
     def used_bytes(self) -> int:
         return self._used
@@ -267,6 +277,8 @@ class Sandbox:
         with _device_errors(device):
             if host.is_dir():
                 raise DeviceOSError(device, ISDIR)
+            if not os.path.lexists(host) and device in system_image():
+                return io.BytesIO()  # an image executable reads as the empty file its stat describes
             return open(host, "rb")
 
     def open_write(
@@ -347,6 +359,16 @@ class Sandbox:
         host = self.host(device, write=True)
         with _device_errors(device):
             os.chmod(host, _host_mode(mode, folder=host.is_dir()))
+
+
+def _image_fallback(device: str, stat: Callable[[Path], os.stat_result], host: Path) -> os.stat_result:
+    """stat(host), or for an image executable without a host file, IMAGE_STAT."""
+    try:
+        return stat(host)
+    except FileNotFoundError:
+        if device in system_image():
+            return IMAGE_STAT
+        raise
 
 
 def _host_mode(mode: int, *, folder: bool = False) -> int:

@@ -38,7 +38,6 @@ from emulator.shell_builtins import (
     ShellExit,
     UsageError,
     read_line,
-    system_image,
 )
 from emulator.shell_cond import ConditionError, evaluate
 from emulator.shell_exec import plan_exec
@@ -389,7 +388,7 @@ class Interp:
         try:
             texts = [i if isinstance(i, str) else self.expander.string(i) for i in node.items]
             patterns = [i if isinstance(i, str) else self.expander.pattern(i) for i in node.items]
-            return 0 if evaluate(texts, self.fs, self.cwd, system_image(), patterns) else 1
+            return 0 if evaluate(texts, self.fs, self.cwd, patterns) else 1
         except (ExpansionError, ConditionError) as exc:
             self.error(fds, f"[[: {exc}")
             return 2

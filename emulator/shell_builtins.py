@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from emulator.programs import SYSTEM_PROGRAMS
+from emulator.programs import APPLETS
 from emulator.sandbox import DeviceOSError, Sandbox
 from emulator.shell_expand import ifs_split
 from emulator.shell_parse import ParseError, parse
@@ -93,7 +93,6 @@ class Command:
 
 
 BUILTINS: dict[str, Command] = {}
-APPLETS: set[str] = set()  # commands that also exist as /system/bin/<name> (toybox applets and sh)
 
 
 def builtin(
@@ -493,8 +492,3 @@ def cmd_sh(inv: Invocation) -> int:
     if not args or args[0] in ("-", "--"):  # commands from stdin, each run as soon as it is complete
         return inv.interp.spawn(inv.stdin, inv.argv[0], args[1:], inv.env, inv.fds, script=None, options=options)
     return inv.interp.run_script(inv.fs.norm(args[0], inv.cwd), args, inv.env, inv.fds, options=options)
-
-
-def system_image() -> set[str]:
-    """Executables the device image provides without a sandbox file: system programs and applets."""
-    return set(SYSTEM_PROGRAMS) | {f"/system/bin/{name}" for name in APPLETS}

@@ -1,15 +1,12 @@
-"""`test` / `[`: POSIX expressions (! -a -o and parentheses) over strings, integers and sandbox files.
-
-System programs and applets have no file in the sandbox but are executables of the device image,
-so the caller passes their paths as `image` and they count as existing executable files.
-"""
+"""`test` / `[`: POSIX expressions (! -a -o and parentheses) over strings, integers and sandbox files
+(the Sandbox also answers for the system image's executables, so `test -x /system/bin/ls` holds)."""
 
 from __future__ import annotations
 
 import fnmatch
 import operator
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from emulator.sandbox import DeviceOSError, Sandbox
 
@@ -27,22 +24,19 @@ class ConditionError(Exception):
 
 
 class _Files:
-    def __init__(self, fs: Sandbox, cwd: str, image: Collection[str]) -> None:
-        self.fs, self.cwd, self.image = fs, cwd, image
+    def __init__(self, fs: Sandbox, cwd: str) -> None:
+        self.fs, self.cwd = fs, cwd
 
     def check(self, op: str, path: str) -> bool:
-        in_image = self.fs.norm(path, self.cwd) in self.image
         fs, cwd = self.fs, self.cwd
-        if op == "-e":
-            return in_image or fs.exists(path, cwd)
+        if op in ("-e", "-r"):
+            return fs.exists(path, cwd)
         if op == "-f":
-            return in_image or fs.is_file(path, cwd)
+            return fs.is_file(path, cwd)
         if op == "-d":
             return fs.is_dir(path, cwd)
-        if op == "-r":
-            return in_image or fs.exists(path, cwd)
         if op == "-x":
-            return in_image or fs.is_dir(path, cwd) or (fs.is_file(path, cwd) and bool(self.mode(path) & 0o111))
+            return fs.is_dir(path, cwd) or (fs.is_file(path, cwd) and bool(self.mode(path) & 0o111))
         if op == "-s":
             return fs.is_file(path, cwd) and fs.stat(path, cwd).st_size > 0
         if op == "-w":
@@ -147,12 +141,11 @@ class _Parser:
         return _INTEGER_OPS[op](numbers[0], numbers[1])
 
 
-def evaluate(args: list[str], fs: Sandbox, cwd: str, image: Collection[str],
-             patterns: list[str] | None = None) -> bool:
+def evaluate(args: list[str], fs: Sandbox, cwd: str, patterns: list[str] | None = None) -> bool:
     """`test` semantics, or `[[ ]]` semantics when each argument comes with its pattern form."""
     if not args:
         return False
-    parser = _Parser(args, _Files(fs, cwd, image), patterns)
+    parser = _Parser(args, _Files(fs, cwd), patterns)
     value = parser.expr()
     if parser.i != len(args):
         raise ConditionError(f"{args[parser.i]}: unexpected operator")

@@ -18,27 +18,9 @@ from emulator.shell_builtins import (
     read_chunk,
     read_operands,
     split_flags,
-    system_image,
 )
 
 # ---- file facts shared by ls, stat and find --------------------------------------------------
-
-IMAGE_TIME = 1230768000  # 2009-01-01 00:00 UTC: the fixed mtime Android's build gives system image files
-
-
-def _image_names(folder: str) -> set[str]:
-    """Names the device image shows in `folder` without a sandbox file (system programs, applets)."""
-    return {path.rpartition("/")[2] for path in system_image() if path.rpartition("/")[0] == folder}
-
-
-def _lstat(inv: Invocation, path: str) -> os.stat_result:
-    """The sandbox's stat, or for image executables a 0755 empty file; DeviceOSError when there is nothing."""
-    try:
-        return inv.fs.stat(path, inv.cwd)
-    except DeviceOSError:
-        if inv.fs.norm(path, inv.cwd) in system_image():
-            return os.stat_result((statmod.S_IFREG | 0o755, 0, 0, 1, 0, 2000, 0, *[IMAGE_TIME] * 3))
-        raise
 
 
 def _owner(inv: Invocation, path: str) -> str:
@@ -58,12 +40,8 @@ def join_path(folder: str, name: str) -> str:
     return f"{folder.rstrip('/')}/{name}" if folder else name
 
 
-def _entries(inv: Invocation, folder: str) -> list[str]:
-    return sorted(set(inv.fs.listdir(folder, inv.cwd)) | _image_names(inv.fs.norm(folder, inv.cwd)))
-
-
 def _long_line(inv: Invocation, path: str, label: str) -> str:
-    st = _lstat(inv, path)
+    st = inv.fs.stat(path, inv.cwd)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime))
     size = st.st_size if not statmod.S_ISDIR(st.st_mode) else 4096
     return f"{statmod.filemode(st.st_mode)} 1 {_owner(inv, path)} {_group(inv, path)} {size} {when} {label}"
@@ -79,7 +57,7 @@ def cmd_ls(inv: Invocation) -> int:
     files, folders = [], []
     for operand in operands or ["."]:
         try:
-            st = _lstat(inv, operand)
+            st = inv.fs.stat(operand, inv.cwd)
         except DeviceOSError as exc:
             status = inv.fail(operand, exc)
             continue
@@ -95,7 +73,7 @@ def cmd_ls(inv: Invocation) -> int:
 
 def _list_folder(inv: Invocation, folder: str, flags: set[str]) -> int:
     try:
-        names = _entries(inv, folder)
+        names = inv.fs.listdir(folder, inv.cwd)
     except DeviceOSError as exc:
         return inv.fail(folder, exc)
     shown = ([".", ".."] if "a" in flags else []) + [n for n in names if "a" in flags or "A" in flags
@@ -320,7 +298,7 @@ def cmd_stat(inv: Invocation) -> int:
     status = 0
     for operand in operands:
         try:
-            st = _lstat(inv, operand)
+            st = inv.fs.stat(operand, inv.cwd)
         except DeviceOSError as exc:
             inv.err(f"{operand}: {exc.message}")
             status = 1
@@ -365,7 +343,7 @@ def walk(inv: Invocation, top: str, depth: int = 0, max_depth: int | None = None
     yield top
     if (max_depth is not None and depth >= max_depth) or not inv.fs.is_dir(top, inv.cwd):
         return
-    for name in _entries(inv, top):
+    for name in inv.fs.listdir(top, inv.cwd):
         yield from walk(inv, join_path(top, name), depth + 1, max_depth)
 
 

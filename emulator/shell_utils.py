@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from emulator.shell_builtins import Invocation, builtin, split_flags, system_image
+from emulator.shell_builtins import Invocation, builtin, split_flags
 from emulator.shell_cond import ConditionError, evaluate
 from emulator.shell_elf import uname_machine
 from emulator.shell_procs import CANCELLED
@@ -94,7 +94,7 @@ def cmd_test(inv: Invocation) -> int:
             return 2
         args = args[:-1]
     try:
-        return 0 if evaluate(args, inv.fs, inv.cwd, system_image()) else 1
+        return 0 if evaluate(args, inv.fs, inv.cwd) else 1
     except ConditionError as exc:
         inv.err(str(exc))
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 import struct
 import subprocess
 import time
@@ -193,6 +194,21 @@ def test_system_image_has_net_run(device: adbutils.AdbDevice) -> None:
     assert device.shell2("ls /system/bin/edgeloop-net-run", v2=True).returncode == 0
     usage = device.shell2("edgeloop-net-run", v2=True)
     assert usage.returncode != 0 and "--container" in usage.output
+    helped = device.shell2("edgeloop-net-run --help", v2=True)
+    assert (helped.returncode, helped.stderr) == (0, "") and helped.stdout.startswith("usage: edgeloop-net-run")
+    assert "--use_dsp" in helped.stdout
+
+
+def test_sync_and_shell_see_the_same_system_image(device: adbutils.AdbDevice) -> None:
+    """The image's executables have no sandbox file, yet sync's STAT/LIST show them as the shell does."""
+    st = device.sync.stat("/system/bin/edgeloop-net-run")
+    assert stat.S_ISREG(st.mode) and stat.S_IMODE(st.mode) == 0o755
+    listed = {entry.path for entry in device.sync.list("/system/bin")}
+    shown = set(device.shell2("ls /system/bin", v2=True).stdout.split())
+    assert {"edgeloop-net-run", "sh", "ls"} <= listed and listed == shown
+    assert device.shell2("test -x /system/bin/sh && stat -c %a /system/bin/sh", v2=True).stdout == "755\n"
+    assert device.sync.read_bytes("/system/bin/edgeloop-net-run") == b""  # empty, as its stat says
+    assert stat.S_IMODE(device.sync.stat("/system/bin/no-such-tool").mode) == 0
 
 
 def read_packet(sock: socket.socket) -> tuple[int, int, int, bytes]:

@@ -109,7 +109,7 @@ def test_rm_files_and_folders(sh: ShellRunner) -> None:
     assert sh("rm /data/local/tmp/gone").err == "rm: /data/local/tmp/gone: No such file or directory\n"
     assert sh("rm -f /data/local/tmp/gone").status == 0
     assert sh("rm -rf /data/local/tmp/t").status == 0 and not sh.fs.exists(f"{TMP}/t")
-    assert sh("rm /system/bin/ls").err == "rm: /system/bin/ls: No such file or directory\n"
+    assert sh("rm /system/bin/ls").err == "rm: /system/bin/ls: Read-only file system\n"
     sh.image_file("/system/etc/hosts", b"127.0.0.1 localhost\n", mode=0o644)
     assert sh("rm /system/etc/hosts").err == "rm: /system/etc/hosts: Read-only file system\n"
     assert sh("rmdir /data/local/tmp/none").status == 1
