@@ -8,7 +8,7 @@ optimises and writes the file) and onnxsim (`onnxsim.simplify` + save) when it i
 (`pip install onnxsim`; it is not an edgeloop dependency). edgeloop's figure is a full
 `convert(..., cache=False)`: load, shape inference, folding, op check, metadata, atomic save.
 Each tool's output is run under onnxruntime and compared with the source model, so a fast
-but wrong tool would show. Times are medians of `--repeat` runs.
+but wrong tool would show. Times are medians of `--repeat` rounds, each round running every tool once.
 """
 
 from __future__ import annotations
@@ -30,13 +30,15 @@ from deploy.convert import convert
 from tests.deploy.models import random_feeds, resnet_like, save
 
 
-def median_seconds(fn: Callable[[], None], repeat: int) -> float:
-    times = []
+def median_seconds(tools: dict[str, Callable[[], None]], repeat: int) -> dict[str, float]:
+    """Each tool's median over `repeat` interleaved rounds, so load on a shared machine hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in tools}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in tools.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def ort_offline(level: ort.GraphOptimizationLevel, source: Path, dest: Path) -> Callable[[], None]:
@@ -89,7 +91,7 @@ def main() -> None:
         sim = onnxsim_peer(source, work / "onnxsim.onnx")
         if sim is not None:
             tools["onnxsim"] = (sim, work / "onnxsim.onnx")
-        results = {name: median_seconds(fn, args.repeat) for name, (fn, _) in tools.items()}
+        results = median_seconds({name: fn for name, (fn, _) in tools.items()}, args.repeat)
         ours = results["edgeloop convert"]
         table = Table(title=f"conversion of a {params / 1e6:.1f} M-param ResNet-ish model "
                             f"({len(model.graph.node)} nodes), median of {args.repeat}")

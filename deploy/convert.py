@@ -240,9 +240,11 @@ def _normalise(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold constants and BatchNorms, drop no-ops; outputs keep their names and values."""
     output_names = [v.name for v in model.graph.output]
     _bypass_passthrough(model.graph)
-    # Fusions such as fuse_bn_into_conv emit the new weights as small constant subgraphs: fold them,
-    # then optimise again (folding can open more fusions) until nothing is left to fold. Each
-    # onnxoptimizer call costs a serialisation round trip, so there are as few as possible.
+    # Each onnxoptimizer call costs a serialisation round trip of the whole model, so there are as few
+    # as possible: BatchNorms are folded here in numpy (onnxoptimizer's fuse_bn_into_conv would emit the
+    # new weights as constant subgraphs, needing a fold and a second round trip); a round only follows a
+    # fold, since folding can open more fusions.
+    _fold_batchnorms(model.graph)
     model = onnxoptimizer.optimize(model, PASSES, fixed_point=True)
     for _ in range(MAX_ROUNDS):
         if not _fold_constants(model):
@@ -284,6 +286,55 @@ def _bypass_passthrough(graph: onnx.GraphProto) -> None:
         for value in graph.value_info:
             if value.name == old:
                 value.name = new
+
+
+def _fold_batchnorms(graph: onnx.GraphProto) -> None:
+    """Fold each inference BatchNormalization into the Conv before it when the Conv's output feeds only
+    it and all parameters are initializers: W' = W·s, B' = (B - mean)·s + beta with s = gamma/√(var+ε).
+    New initializers are written (the old ones may be shared); unused ones are dropped later."""
+    inits = {t.name: t for t in graph.initializer}
+    consumers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    producers = {node.output[0]: node for node in graph.node if node.output}
+    graph_outputs = {v.name for v in graph.output}
+    for bn in list(graph.node):
+        conv = producers.get(bn.input[0]) if bn.op_type == "BatchNormalization" else None
+        if (conv is None or conv.op_type != "Conv" or bn.domain not in ("", "ai.onnx")
+                or conv.domain not in ("", "ai.onnx") or len(bn.input) < 5 or any(bn.output[1:])
+                or any(a.name == "training_mode" and a.i for a in bn.attribute)
+                or consumers.get(conv.output[0]) != 1 or conv.output[0] in graph_outputs
+                or not all(name in inits for name in [*conv.input[1:], *bn.input[1:5]] if name)):
+            continue
+        weight = numpy_helper.to_array(inits[conv.input[1]])
+        gamma, beta, mean, var = (numpy_helper.to_array(inits[name]) for name in bn.input[1:5])
+        epsilon = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        scale = gamma / np.sqrt(var + np.float32(epsilon))
+        bias = numpy_helper.to_array(inits[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] else 0
+        folded = {"_bn_weight": (weight * scale.reshape(-1, *[1] * (weight.ndim - 1))).astype(weight.dtype),
+                  "_bn_bias": ((bias - mean) * scale + beta).astype(weight.dtype)}
+        names = []
+        for suffix, value in folded.items():
+            name = _unused_name(f"{bn.output[0]}{suffix}", inits)
+            inits[name] = numpy_helper.from_array(value, name)
+            graph.initializer.append(inits[name])
+            names.append(name)
+        stale = [v for v in graph.value_info if v.name == conv.output[0]]
+        for value in stale:
+            graph.value_info.remove(value)
+        del conv.input[1:]
+        conv.input.extend(names)
+        conv.output[0] = bn.output[0]
+        graph.node.remove(bn)
+
+
+def _unused_name(base: str, taken: dict[str, object]) -> str:
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    return name
 
 
 def _fold_constants(model: onnx.ModelProto) -> int:

@@ -88,6 +88,44 @@ def test_batchnorm_folding_removes_nodes_and_records_options(tmp_path: Path) -> 
     assert result.meta.inputs[0].layout == "NCHW" and result.meta.outputs[0].layout == "NC"
 
 
+def test_batchnorms_fold_in_one_optimiser_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = convert_module.onnxoptimizer.optimize
+
+    def counting(*args: object, **kwargs: object) -> onnx.ModelProto:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(convert_module.onnxoptimizer, "optimize", counting)
+    result = convert(save(conv_net(), tmp_path / "m.onnx"), cache=False, output=tmp_path / "c.onnx")
+    assert len(calls) == 1  # each call serialises the whole model (bench/README.md)
+    assert "BatchNormalization" not in {op.op_type for op in result.ops}
+
+
+def test_shared_conv_weights_and_chained_batchnorms_keep_the_numbers(tmp_path: Path) -> None:
+    """Two Convs share one weight tensor (each folds into its own copy); a BN after a BN folds too."""
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="conv_a", pads=[1] * 4),
+             helper.make_node("Conv", ["x", "w"], ["b"], name="conv_b", pads=[1] * 4)]
+    for i, (src, dst) in enumerate([("a", "a1"), ("a1", "a2"), ("b", "b1")]):
+        params = [rng.uniform(0.5, 1.5, 4), rng.uniform(-0.3, 0.3, 4), rng.uniform(-0.2, 0.2, 4),
+                  rng.uniform(0.5, 2.0, 4)]
+        names = [f"bn{i}_{k}" for k in range(4)]
+        inits += [numpy_helper.from_array(v.astype(np.float32), n) for v, n in zip(params, names, strict=True)]
+        nodes.append(helper.make_node("BatchNormalization", [src, *names], [dst], name=f"bn{i}", epsilon=1e-3))
+    nodes.append(helper.make_node("Add", ["a2", "b1"], ["y"], name="add"))
+    graph = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    source_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    source_model.ir_version = 8
+    result = convert(save(source_model, tmp_path / "m.onnx"), tmp_path / "c.onnx", cache=False)
+    assert [op.op_type for op in result.ops].count("BatchNormalization") == 0
+    feeds = random_feeds(source_model, seed=1)
+    np.testing.assert_allclose(run_unoptimised(result.path, feeds)[0], run_unoptimised(source_model, feeds)[0],
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_dynamic_batch_needs_input_dim_then_becomes_concrete(tmp_path: Path) -> None:
     source_model = with_batch(conv_net(), "N")
     source = save(source_model, tmp_path / "dyn.onnx")
