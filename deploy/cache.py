@@ -21,6 +21,7 @@ from typing import Any
 
 from deploy import TOOL_VERSION
 from deploy.errors import EdgeloopError
+from deploy.fsutil import atomic_path
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,18 @@ def cached(kind: str, key_parts: dict[str, Any], build: Callable[[Path], None], 
         if not (tmp / filename).exists():
             raise RuntimeError(f"cache build for '{kind}' did not write {filename}")
     return CacheResult(artifact, hit=False)
+
+
+def cached_copy(kind: str, key_parts: dict[str, Any], build: Callable[[Path], None], filename: str,
+                output: Path | None, root: Path | None = None) -> CacheResult:
+    """`cached`, then the artifact copied atomically to `output` when one is given (its path returned):
+    the cache keeps its own copy, so a later identical build still hits."""
+    result = cached(kind, key_parts, build, filename, root)
+    if output is None:
+        return result
+    with atomic_path(output) as tmp:
+        shutil.copyfile(result.path, tmp)
+    return CacheResult(Path(output), result.hit)
 
 
 def clean(folders: list[Path]) -> list[Path]:

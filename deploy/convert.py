@@ -9,7 +9,6 @@ cached by the source's content hash and the options (deploy.cache).
 from __future__ import annotations
 
 import difflib
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import onnxoptimizer
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from deploy.cache import build_root, cached
+from deploy.cache import build_root, cached_copy
 from deploy.container import ContainerMeta, TensorInfo, load_container, load_model, save_container
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_path, sha256_file
@@ -90,12 +89,9 @@ def convert(model: Path, output: Path | None = None, *, input_dims: dict[str, li
         built["result"] = _convert_to(model, folder / filename, source_sha256, input_dims, out_nodes)
 
     if cache:
-        result = cached("convert", {"source_sha256": source_sha256, "options": options}, build, filename)
+        result = cached_copy("convert", {"source_sha256": source_sha256, "options": options}, build, filename,
+                             output)
         path, hit = result.path, result.hit
-        if output is not None:
-            with atomic_path(output) as tmp:
-                shutil.copyfile(path, tmp)
-            path = Path(output)
     else:
         path, hit = Path(output) if output is not None else build_root() / "containers" / filename, False
         with atomic_path(path) as tmp:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.cache import cache_key, cached, clean
+from deploy.cache import cache_key, cached, cached_copy, clean
 from deploy.errors import EdgeloopError
 
 
@@ -69,3 +69,14 @@ def test_clean_removes_folders_but_never_the_working_directory(tmp_path: Path,
     with pytest.raises(EdgeloopError, match="refusing to delete"):
         clean([Path(".")])
     assert tmp_path.is_dir()
+
+
+def test_cached_copy_writes_the_output_and_keeps_the_cache_entry(tmp_path: Path) -> None:
+    calls: list[Path] = []
+    first = cached_copy("thing", {"sha": "c"}, _writer(calls), "out.bin", tmp_path / "o" / "a.bin", root=tmp_path)
+    assert first == type(first)(tmp_path / "o" / "a.bin", False) and first.path.read_text() == "artifact"
+    second = cached_copy("thing", {"sha": "c"}, _writer(calls, "other"), "out.bin", tmp_path / "b.bin",
+                         root=tmp_path)
+    assert second.hit and second.path.read_text() == "artifact" and len(calls) == 1
+    assert cached_copy("thing", {"sha": "c"}, _writer(calls), "out.bin", None, root=tmp_path).path.parent.parent \
+        == tmp_path / "cache" / "thing"
