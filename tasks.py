@@ -171,9 +171,10 @@ def inputs(c, source=None, output=None, container=None, name=None, size=None, me
     "runtime": "cpu, gpu, gpu_fp16, dsp or aip", "input-list": "input_list.txt whose raw files go into the bundle",
     "pack": "runtime pack name or folder (default builtin: the emulated device)",
     "option": "pack option NAME=VALUE, e.g. perf_profile=burst, profiling_level=detailed (repeatable)",
-    "sdk": "SDK root for packs that need one (default: the pack's environment variable, e.g. SNPE_ROOT)"})
+    "sdk": "SDK root for packs that need one (default: the pack's environment variable, e.g. SNPE_ROOT)",
+    "calibration-list": "inputs for the SDK's own quantizer, for a float container (snpe, qnn packs)"})
 @user_errors
-def bundle(c, container, device, runtime, input_list, pack="builtin", option=None, sdk=None):
+def bundle(c, container, device, runtime, input_list, pack="builtin", option=None, sdk=None, calibration_list=None):
     """Assemble a push bundle under build/bundles/<id>/ (reused when nothing changed)."""
     from deploy.bundle import bundle as make_bundle
     from deploy.errors import EdgeloopError
@@ -186,7 +187,8 @@ def bundle(c, container, device, runtime, input_list, pack="builtin", option=Non
             raise EdgeloopError(f"--option {item!r}: expected NAME=VALUE", "e.g. --option perf_profile=burst")
         options[key] = value
     made = make_bundle(Path(container), load_profile(device), runtime, Path(input_list), pack=pack,
-                       options=options, sdk=Path(sdk) if sdk else None)
+                       options=options, sdk=Path(sdk) if sdk else None,
+                       calibration_list=Path(calibration_list) if calibration_list else None)
     size = sum(f["size"] for f in made.manifest)
     console.print(f"bundle {made.id}: {made.path} ({len(made.manifest)} files, {size} bytes; "
                   f"pack {made.pack}, {made.profile} {made.runtime})")

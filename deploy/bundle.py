@@ -65,16 +65,21 @@ class Bundle:
 
 def bundle(container: Path, profile: Profile, runtime: str, input_list: Path, *, pack: str = "builtin",
            options: dict | None = None, root: Path | None = None, name: str | None = None,
-           sdk: Path | None = None) -> Bundle:
+           sdk: Path | None = None, calibration_list: Path | None = None) -> Bundle:
     """Assemble (or reuse) the bundle of `container` for `profile` and `runtime` with the inputs of
     `input_list`; `options` are the pack's options (perf_profile, profiling_level, ...), `sdk` the
-    SDK root for packs that need one."""
+    SDK root for packs that need one, `calibration_list` the inputs a pack's host tools may
+    quantize a float container with (SNPE's snpe-dlc-quantize, QNN's converter)."""
     container = Path(container)
     _, meta = load_container(container)
     name = _safe_name(name or container.stem)
     plan = packs.plan(packs.load_pack(pack), profile, runtime, meta.kind, name, meta.outputs, options, sdk)
     inputs = read_input_list(input_list)
     validate_input_list(inputs, meta.inputs, str(input_list))
+    calibration = None
+    if calibration_list is not None:
+        calibration = read_input_list(calibration_list)
+        validate_input_list(calibration, meta.inputs, str(calibration_list))
     files: dict[str, tuple[Source, int]] = {}
 
     def add(path: str, source: Source, mode: int = FILE_MODE) -> None:
@@ -83,7 +88,7 @@ def bundle(container: Path, profile: Profile, runtime: str, input_list: Path, *,
                                 "rename one of the tensors or pack files")
         files[path] = (source, mode)
 
-    add(plan.container_file, _model_file(container, plan, root))
+    add(plan.container_file, _model_file(container, plan, root, calibration_list, calibration))
     list_text = _bundle_input_list(inputs, meta.inputs, plan.pack.input_list_format, str(input_list), add)
     add("input_list.txt", list_text.encode())
     add("run.sh", plan.run_script.encode(), SCRIPT_MODE)
@@ -157,15 +162,19 @@ def _bundle_input_list(inputs: InputList, tensors: list[TensorInfo], fmt: str, s
     return "".join(header) + format_input_list(entries, inputs.output_tensors)
 
 
-def _model_file(container: Path, plan: packs.PackPlan, root: Path | None) -> Path:
-    """The container itself, or what the pack's host commands make of it (cached by content)."""
+def _model_file(container: Path, plan: packs.PackPlan, root: Path | None, calibration_list: Path | None,
+                calibration: InputList | None) -> Path:
+    """The container itself, or what the pack's host commands make of it (cached by content: the
+    calibration inputs count by their bytes, not their paths)."""
     if not plan.convert:
         return container
     filename = Path(plan.container_file).name
 
     def build(tmp: Path) -> None:
+        markers = {"source": str(container), "output": str(tmp / filename),
+                   "calibration_list": str(Path(calibration_list).resolve()) if calibration_list else ""}
         for command in plan.convert:
-            args = [a.replace("{source}", str(container)).replace("{output}", str(tmp / filename)) for a in command]
+            args = [_replace_markers(a, markers) for a in command]
             try:
                 done = subprocess.run(args, capture_output=True, text=True, check=False)
             except OSError as exc:
@@ -179,5 +188,13 @@ def _model_file(container: Path, plan: packs.PackPlan, root: Path | None) -> Pat
             raise EdgeloopError(f"pack '{plan.pack.name}': the convert commands did not write {filename}")
 
     key = {"container": sha256_file(container), "commands": plan.convert, "pack": plan.pack.name,
-           "sdk_version": plan.context["sdk_version"]}
+           "sdk_version": plan.context["sdk_version"],
+           "calibration": [{name: sha256_file(calibration.resolve(path)) for name, path in entry.items()}
+                           for entry in calibration.entries] if calibration else None}
     return cached("pack-convert", key, build, filename, root).path
+
+
+def _replace_markers(arg: str, markers: dict[str, str]) -> str:
+    for name, value in markers.items():
+        arg = arg.replace(f"{{{name}}}", value)
+    return arg

@@ -25,6 +25,7 @@ from onnx import helper, numpy_helper
 
 from deploy.container import ContainerMeta, load_container
 from deploy.errors import EdgeloopError
+from deploy.inputlist import read_input_list, write_input_list
 
 HOST_BIN = "bin/x86_64-linux-clang"
 SDK_ENV = {"snpe": "SNPE_ROOT", "qnn": "QNN_SDK_ROOT"}
@@ -146,15 +147,18 @@ def activation_bitwidth(meta: ContainerMeta) -> int:
     return 16 if bws and max(bws) > 8 else 8
 
 
-def convert_snpe(root: Path, layout: str, version: str | None, container: Path, output: Path) -> None:
+def convert_snpe(root: Path, layout: str, version: str | None, container: Path, output: Path,
+                 calibration: Path | None = None) -> None:
     """snpe-onnx-to-dlc, then for a quantized container snpe-dlc-quantize with edgeloop's encodings
     (--override_params). SNPE 2.x needs no calibration data then (--float_fallback); 1.x always wants
-    an input list, so it gets one all-zero input per tensor, which the overrides make irrelevant."""
+    an input list, so it gets one all-zero input per tensor, which the overrides make irrelevant.
+    A float container with a `calibration` list is quantized by snpe-dlc-quantize itself."""
     check_version(layout, version)
     with tempfile.TemporaryDirectory(prefix="edgeloop-snpe-") as tmp:
         work = Path(tmp)
         meta = export_for_sdk(container, work / "model.onnx", work / "encodings.json")
-        float_dlc = work / "model_float.dlc" if meta.quantized else output
+        sdk_quantizes = not meta.quantized and calibration is not None
+        float_dlc = work / "model_float.dlc" if meta.quantized or sdk_quantizes else output
         args = ["--input_network", str(work / "model.onnx"), "--output_path", str(float_dlc)]
         if meta.quantized:
             args += ["--quantization_overrides", str(work / "encodings.json")]
@@ -167,11 +171,17 @@ def convert_snpe(root: Path, layout: str, version: str | None, container: Path, 
             else:
                 args += ["--float_fallback"]
             run_tool(host_tool("snpe", "snpe-dlc-quantize", root), args)
+        elif sdk_quantizes:
+            args = ["--input_dlc", str(float_dlc), "--input_list", str(_absolute_list(calibration, work)),
+                    "--output_dlc", str(output)]
+            run_tool(host_tool("snpe", "snpe-dlc-quantize", root), args)
 
 
 def convert_qnn(root: Path, version: str | None, abi: str, container: Path, output: Path, *,
-                model_format: str = "library", runtime: str = "cpu", hexagon: str = "") -> None:
-    """qnn-onnx-converter (with edgeloop's encodings for a quantized container), then either
+                model_format: str = "library", runtime: str = "cpu", hexagon: str = "",
+                calibration: Path | None = None) -> None:
+    """qnn-onnx-converter (with edgeloop's encodings for a quantized container, or quantizing a float
+    container itself from a `calibration` list, its --input_list), then either
     qnn-model-lib-generator building the model library for the device's ABI, or (model_format
     "context", HTP only) a host model library turned into an HTP context binary for `hexagon`."""
     check_version("qnn", version)
@@ -188,6 +198,8 @@ def convert_qnn(root: Path, version: str | None, abi: str, container: Path, outp
         if meta.quantized:
             args += ["--quantization_overrides", str(work / "encodings.json"), "--float_fallback",
                      "--act_bw", str(activation_bitwidth(meta))]
+        elif calibration is not None:
+            args += ["--input_list", str(_absolute_list(calibration, work))]
         run_tool(host_tool("qnn", "qnn-onnx-converter", root), args)
         args = ["-c", str(work / "model.cpp"), "-b", str(work / "model.bin"), "-o", str(work / "libs"),
                 "-t", target, "-l", "model"]
@@ -220,6 +232,14 @@ def _context_binary(root: Path, host_library: Path, hexagon: str, work: Path) ->
     return binary
 
 
+def _absolute_list(calibration: Path, work: Path) -> Path:
+    """The calibration list with absolute paths: the SDK tools run in their own folders."""
+    parsed = read_input_list(calibration)
+    entries = [{name: str(parsed.resolve(path).resolve()) for name, path in entry.items()} for entry in parsed.entries]
+    write_input_list(work / "calibration_list.txt", entries)
+    return work / "calibration_list.txt"
+
+
 def _zero_inputs(meta: ContainerMeta, work: Path) -> Path:
     items = []
     for tensor in meta.inputs:
@@ -243,16 +263,19 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--model-format", choices=("library", "context"), default="library")
     convert.add_argument("--runtime", default="cpu")
     convert.add_argument("--hexagon", default="")
+    convert.add_argument("--calibration-list", default="", help="inputs for the SDK's own quantizer (float only)")
     convert.add_argument("container", type=Path)
     convert.add_argument("output", type=Path)
     args = parser.parse_args(argv)
     try:
         root = sdk_root(args.kind, args.root)
+        calibration = Path(args.calibration_list) if args.calibration_list else None
         if args.kind == "snpe":
-            convert_snpe(root, args.layout, args.version or None, args.container, args.output)
+            convert_snpe(root, args.layout, args.version or None, args.container, args.output, calibration)
         else:
             convert_qnn(root, args.version or None, args.abi, args.container, args.output,
-                        model_format=args.model_format, runtime=args.runtime, hexagon=args.hexagon)
+                        model_format=args.model_format, runtime=args.runtime, hexagon=args.hexagon,
+                        calibration=calibration)
     except EdgeloopError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

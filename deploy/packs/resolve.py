@@ -20,6 +20,10 @@ from deploy.packs.schema import Pack, Template
 from deploy.profiles import Profile
 from deploy.yamlnode import did_you_mean
 
+# Host paths known only when the bundle is built: convert commands keep them as `{name}` markers,
+# which the bundler replaces (calibration_list is "" without one).
+CONVERT_MARKERS = ("source", "output", "calibration_list")
+
 
 @dataclass(frozen=True)
 class PackPlan:
@@ -28,7 +32,7 @@ class PackPlan:
     pack: Pack
     context: dict[str, Any]  # what templates saw (also recorded in the manifest)
     container_file: str  # bundle path of the model
-    convert: list[list[str]]  # host commands still holding {output} and {source} markers
+    convert: list[list[str]]  # host commands still holding the CONVERT_MARKERS
     files: list[tuple[str, Path, int]]  # (bundle path, host file, mode)
     run_script: str
 
@@ -60,8 +64,8 @@ def plan(pack: Pack, profile: Profile, runtime: str, container_kind: str, name: 
     context["container"] = container_file = _safe_path(pack.container_file.render(context), pack.container_file)
     return PackPlan(
         pack=pack, context=context, container_file=container_file,
-        convert=[[arg.render({**context, "source": "{source}", "output": "{output}"}) for arg in command]
-                 for command in pack.convert],
+        convert=[[arg.render({**context, **{marker: f"{{{marker}}}" for marker in CONVERT_MARKERS}})
+                  for arg in command] for command in pack.convert],
         files=_files(pack, context),
         run_script=_run_script(pack, context, flags),
     )

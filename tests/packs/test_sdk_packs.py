@@ -270,6 +270,37 @@ def test_snpe1_layout_v66_dsp(env: Path, containers: dict[str, Path], tmp_path: 
     assert ran["ADSP_LIBRARY_PATH"].startswith(f"{ran['cwd']}/dsp;")
 
 
+def test_float_container_quantized_by_the_sdk_from_a_calibration_list(env: Path, containers: dict[str, Path],
+                                                                       tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """SNPE's snpe-dlc-quantize and QNN's converter calibrate a float container themselves when given
+    edgeloop.yaml's calibration list: its raw files reach them as absolute paths."""
+    inputs = containers["inputs"]
+    want = [f"{name}:={(inputs.parent / path).resolve()}" for name, path in
+            (item.split(":=") for line in inputs.read_text().splitlines() if not line.startswith("%")
+             for item in line.split())]
+    monkeypatch.setenv("SNPE_ROOT", str(snpe2(tmp_path)))
+    b = bundle(containers["float"], load_profile("galaxy-s23"), "dsp", inputs, pack="snpe", root=tmp_path / "build",
+               calibration_list=inputs)
+    assert (b.path / "model/branchy_float.dlc").read_text() == "quantized snpe-onnx-to-dlc output"
+    to_dlc, quant = tool_calls(env)
+    assert shape(to_dlc) == ["snpe-onnx-to-dlc", "--input_network", "model.onnx", "--output_path", "model_float.dlc"]
+    assert shape(quant) == ["snpe-dlc-quantize", "--input_dlc", "model_float.dlc", "--input_list",
+                            "calibration_list.txt", "--output_dlc", "branchy_float.dlc"]
+    assert Path(f"{env}.calibration.txt").read_text().split() == want
+    env.unlink()
+    monkeypatch.setenv("QNN_SDK_ROOT", str(qnn(tmp_path)))
+    bundle(containers["float"], load_profile("galaxy-s23"), "dsp", inputs, pack="qnn", root=tmp_path / "build",
+           calibration_list=inputs)
+    assert shape(tool_calls(env)[0]) == ["qnn-onnx-converter", "--input_network", "model.onnx", "--output_path",
+                                         "model.cpp", "--input_list", "calibration_list.txt"]
+    bad = tmp_path / "bad_list.txt"
+    bad.write_text("left:=missing.raw right:=missing.raw\n")
+    with pytest.raises(EdgeloopError, match=r"missing\.raw: input file not found"):
+        bundle(containers["float"], load_profile("galaxy-s23"), "dsp", inputs, pack="snpe", root=tmp_path / "build",
+               calibration_list=bad)
+
+
 def test_qnn_htp_model_library(env: Path, containers: dict[str, Path], tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QNN_SDK_ROOT", str(qnn(tmp_path)))
