@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from deploy.config import DEFAULT_CONFIG, load_config
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
-from harness.inventory import Discovery, FarmDevice, discover, load_inventory
+from harness.inventory import Discovery, FarmDevice, discover, load_inventory, read_yaml_mapping
 from harness.lease import LeaseBook
 from harness.pipeline import plan, run_job
 from harness.report import new_report_dir
@@ -68,17 +66,7 @@ def _positive(data: dict[str, Any], key: str, default: float, path: Path, kind: 
 
 def load_matrix(path: Path) -> Matrix:
     """Read and validate `matrix.yaml`; profiles are checked to exist."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise EdgeloopError(f"cannot read matrix {path}: {exc.strerror}", MATRIX_HINT) from None
-    except yaml.YAMLError as exc:
-        raise EdgeloopError(f"{path}: not valid YAML: {exc}".splitlines()[0], MATRIX_HINT) from None
-    if not isinstance(data, dict):
-        raise EdgeloopError(f"{path}: the matrix must be a mapping with 'profiles'", MATRIX_HINT)
-    unknown = sorted(set(data) - _MATRIX_KEYS)
-    if unknown:
-        raise EdgeloopError(f"{path}: unknown key(s) {unknown}", f"known: {', '.join(sorted(_MATRIX_KEYS))}")
+    data = read_yaml_mapping(path, "matrix", _MATRIX_KEYS, "profiles", MATRIX_HINT)
     profiles = _names(data, "profiles", path)
     if profiles is None:
         raise EdgeloopError(f"{path}: 'profiles' is required (which device profiles to run on)", MATRIX_HINT)

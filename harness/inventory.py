@@ -123,19 +123,25 @@ def _device_spec(serial: str, item: Any, where: str) -> DeviceSpec:
     return DeviceSpec(labels=tuple(labels), profile=None if profile is None else str(profile))
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Read and validate `farm.yaml`; every problem names the file and the key."""
+def read_yaml_mapping(path: Path, what: str, keys: set[str], required: str, hint: str) -> dict[str, Any]:
+    """A farm file (inventory or matrix): a YAML mapping of known keys; every problem names the file."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise EdgeloopError(f"cannot read inventory {path}: {exc.strerror}", HINT) from None
+        raise EdgeloopError(f"cannot read {what} {path}: {exc.strerror}", hint) from None
     except yaml.YAMLError as exc:
-        raise EdgeloopError(f"{path}: not valid YAML: {exc}".splitlines()[0], HINT) from None
+        raise EdgeloopError(f"{path}: not valid YAML: {exc}".splitlines()[0], hint) from None
     if not isinstance(data, dict):
-        raise EdgeloopError(f"{path}: the inventory must be a mapping with 'servers'", HINT)
-    unknown = sorted(set(data) - {"servers", "devices"})
+        raise EdgeloopError(f"{path}: the {what} must be a mapping with '{required}'", hint)
+    unknown = sorted(set(data) - keys)
     if unknown:
-        raise EdgeloopError(f"{path}: unknown key(s) {unknown}", "known: servers, devices")
+        raise EdgeloopError(f"{path}: unknown key(s) {unknown}", f"known: {', '.join(sorted(keys))}")
+    return data
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read and validate `farm.yaml`; every problem names the file and the key."""
+    data = read_yaml_mapping(path, "inventory", {"servers", "devices"}, "servers", HINT)
     servers = data.get("servers")
     if not isinstance(servers, list) or not servers:
         raise EdgeloopError(f"{path}: 'servers' must list at least one adb server as host:port", HINT)

@@ -27,7 +27,7 @@ from deploy.bundle import Bundle, bundle
 from deploy.config import Config, ModelConfig, find_config, load_config
 from deploy.container import ContainerMeta, TensorInfo
 from deploy.convert import convert
-from deploy.errors import CheckFailed, EdgeloopError
+from deploy.errors import CheckFailed, DeviceError, EdgeloopError
 from deploy.fsutil import atomic_write_text, sha256_file
 from deploy.inputlist import read_input_list, result_path
 from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, available_profiles, load_profile
@@ -60,7 +60,8 @@ from harness.transfer import (
 )
 
 PhaseHook = Callable[[str], None]  # told the name of each phase as it starts
-# Asked of every pack that offers it: per-layer times for the report's slowest layers.
+# Asked of every pack that offers it, unless the deployment file's `pack_options` say otherwise:
+# per-layer times for the report's slowest layers.
 PACK_OPTIONS = {"profiling_level": "basic"}
 
 
@@ -73,6 +74,8 @@ class Job:
     profile: Profile
     pack: str = "builtin"
     unsupported: str | None = None
+    pack_options: tuple[tuple[str, str], ...] = ()  # the deployment file's, validated against the pack
+
 
     @property
     def name(self) -> str:
@@ -103,16 +106,17 @@ def plan(config: Config, profile: Profile, models: list[str] | None = None,
         if runtime not in RUNTIME_UNITS:
             raise EdgeloopError(f"unknown runtime '{runtime}'", f"choose among {', '.join(RUNTIME_UNITS)}")
     jobs = []
+    options = tuple(sorted(config.pack_options.items()))
     for name in models or list(config.models):
         model = config.models[name]
         for runtime in dict.fromkeys(runtimes or model.runtimes):
             if profile.supports(runtime):
-                jobs.append(Job(model, runtime, profile, config.pack))
+                jobs.append(Job(model, runtime, profile, config.pack, pack_options=options))
             elif runtimes:
                 try:
                     profile.require_runtime(runtime)
                 except EdgeloopError as exc:
-                    jobs.append(Job(model, runtime, profile, config.pack, unsupported=str(exc)))
+                    jobs.append(Job(model, runtime, profile, config.pack, unsupported=str(exc), pack_options=options))
     return jobs
 
 
@@ -124,12 +128,18 @@ def prepare(job: Job) -> Artifacts:
     if job.runtime in QUANTIZED_RUNTIMES:
         quantized = quantize(container, model.calibration_list or model.input_list, options=model.quantization)
         container, meta = quantized.path, quantized.meta
-    pack = packs.load_pack(job.pack)
-    options = {key: value for key, value in PACK_OPTIONS.items()
-               if key in pack.options and value in (pack.options[key].choices or (value,))}
     built = bundle(container, job.profile, job.runtime, model.input_list, pack=job.pack, name=model.name,
-                   options=options)
+                   options=pack_options(job))
     return Artifacts(converted.path, container, meta, built, sha256_file(model.source))
+
+
+def pack_options(job: Job) -> dict[str, str]:
+    """The options the bundle is made with: ours (PACK_OPTIONS, where the pack offers them) under the
+    deployment file's own."""
+    pack = packs.load_pack(job.pack)
+    ours = {key: value for key, value in PACK_OPTIONS.items()
+            if key in pack.options and value in (pack.options[key].choices or (value,))}
+    return {**ours, **dict(job.pack_options)}
 
 
 @dataclass
@@ -174,6 +184,7 @@ def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: flo
         result.status, result.failure = ERROR, str(exc)
     except EdgeloopError as exc:  # DeviceError included: reported, and the next job is tried
         result.status, result.failure = ERROR, str(exc)
+        result.device_fault = isinstance(exc, DeviceError)
     result.phases_s = {k: round(v, 4) for k, v in clock.phases.items()}
     return result
 
@@ -190,18 +201,22 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
     atomic_write_text(work_dir / "run.sh", (art.bundle.path / "run.sh").read_text())
     with clock.phase("device"):
         atomic_write_text(work_dir / "device.json", json.dumps(device_props(device), indent=2, sort_keys=True) + "\n")
-        _check_runner(device, art.bundle.pack)
+        _check_runner(device, job.pack)  # the name or folder the file gave (bundle.pack is the bare name)
     with clock.phase("push"):
         pushed = push_bundle(device, art.bundle.path, art.bundle.id, art.bundle.manifest, on_bytes)
         result.bytes_pushed = pushed.bytes_sent
         mark_used(device, art.bundle.id)
         cleanup_bundles(device, protect=(art.bundle.id,))
     inferences = len(read_input_list(job.model.input_list).entries)
-    timings, outputs_dir = _execute(device, art, pushed.remote_dir, runs, timeout, work_dir, clock, inferences)
-    result.runs = len(timings)
-    result.latency = LatencyStats.from_timings(
-        timings[0].init_ms, [t for run in timings for t in run.inference_ms],
-        {name: [t for run in timings for t in run.layers.get(name, [])] for name in timings[-1].layers})
+    timings, outputs_dir, unreadable = _execute(device, art, pushed.remote_dir, runs, timeout, work_dir, clock,
+                                                inferences)
+    result.runs = runs
+    if unreadable:
+        result.warnings.append(f"no latency figures: {unreadable}")
+    else:
+        result.latency = LatencyStats.from_timings(
+            timings[0].init_ms, [t for run in timings for t in run.inference_ms],
+            {name: [t for run in timings for t in run.layers.get(name, [])] for name in timings[-1].layers})
     with clock.phase("compare"):
         device_out = load_outputs(outputs_dir, art.meta.outputs, inferences)
         reference, _ = reference_outputs(art.float_container, job.model.input_list)
@@ -214,13 +229,17 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
 
 
 def _execute(device: adbutils.AdbDevice, art: Artifacts, remote_dir: PurePosixPath, runs: int,
-             timeout: float | None, work_dir: Path, clock: _Clock, inferences: int) -> tuple[list[Timings], Path]:
+             timeout: float | None, work_dir: Path, clock: _Clock,
+             inferences: int) -> tuple[list[Timings], Path, EdgeloopError | None]:
     """A warm-up run when runs > 1, then `runs` measured runs, each into its own output folder on the
     device; pull every run's timings and the last run's outputs. Returns the timings and the local
-    folder holding the outputs to compare. The device's run folders are removed whatever happens."""
+    folder holding the outputs to compare, and why the timings could not be read (a vendor's binary
+    log without its SDK's host tool, a malformed file), if so: the outputs are still compared and
+    the missing latency is reported as a warning. The device's run folders are removed whatever happens."""
     remote_runs = PurePosixPath("runs") / uuid.uuid4().hex[:12]
     labels = (["warmup"] if runs > 1 else []) + [f"run-{n}" for n in range(1, runs + 1)]
-    timings = []
+    timings: list[Timings] = []
+    unreadable: EdgeloopError | None = None
     try:
         for label in labels:
             output_dir = (remote_runs / label).as_posix()
@@ -241,10 +260,13 @@ def _execute(device: adbutils.AdbDevice, art: Artifacts, remote_dir: PurePosixPa
                     pull_tree(device, remote, local)  # keep whatever net-run did write, for the post-mortem
                     raise _JobFailed(f"net-run wrote no {missing[0]}" + (
                         f" (and {len(missing) - 1} more files are missing)" if len(missing) > 1 else ""))
-            timings.append(parse_timings(art.bundle.timings_format, local / art.bundle.timings_path))
+            try:
+                timings.append(parse_timings(art.bundle.timings_format, local / art.bundle.timings_path))
+            except EdgeloopError as exc:
+                unreadable = unreadable or exc
     finally:
         remove_remote(device, bundle_dir(art.bundle.id) / remote_runs)
-    return timings, work_dir / labels[-1] / "output"
+    return timings, work_dir / labels[-1] / "output", unreadable
 
 
 def _check_runs(runs: int) -> None:

@@ -215,7 +215,9 @@ class Scheduler:
         detail = _describe(value) if kind == "error" else _result_failure(value)
         with self._cv:
             self._running.pop(device.name, None)
-            lost = state != READY or isinstance(value, DeviceError)
+            # The device's fault, even when it still answers now (it dropped the connection mid-push,
+            # refused a file): the job is retried on another device; the model's own failures are not.
+            lost = state != READY or isinstance(value, DeviceError) or bool(getattr(value, "device_fault", False))
             if lost:
                 why = f"adb says {state}" if state != READY else detail
                 entry.attempts.append(Attempt(device.name, started, seconds, "lost", why))
@@ -225,7 +227,8 @@ class Scheduler:
                     self._event("server-down", device, entry.task, f"adb server {device.server.address} gone")
                 if len(entry.attempts) < self.policy.max_tries:
                     self._pending.insert(0, entry)
-                    self._event("retry", device, entry.task, f"lost device ({why}); retrying on another device")
+                    what = "lost device" if state != READY else "device error"
+                    self._event("retry", device, entry.task, f"{what} ({why}); retrying on another device")
                 else:
                     self._finish(entry, "lost", device=device, detail=f"{len(entry.attempts)} devices lost: {why}")
                 if state != READY:

@@ -36,7 +36,12 @@ def parse_timings(fmt: str, path: Path) -> Timings:
         kind, tool, fmt = TOOL_FORMATS[fmt]
         if not path.is_file():
             raise EdgeloopError(f"{path}: timings log not found", "did net-run finish? check its stderr")
-        return TEXT_PARSERS[fmt](run_tool(host_tool(kind, tool), ["--input_log", str(path)]), str(path))
+        try:
+            reader = host_tool(kind, tool)
+        except EdgeloopError as exc:
+            raise EdgeloopError(f"{path.name} is read by the {kind.upper()} SDK's {tool}: {exc.message}",
+                                exc.hint) from None
+        return TEXT_PARSERS[fmt](run_tool(reader, ["--input_log", str(path)]), str(path))
     parser = TEXT_PARSERS.get(fmt)
     if parser is None:
         known = sorted([*TEXT_PARSERS, *TOOL_FORMATS])

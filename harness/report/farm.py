@@ -41,14 +41,15 @@ def job_result(outcome: Outcome) -> JobResult:
     result that says why, so nothing is reported as passed that did not run."""
     result = outcome.result
     device = outcome.device.serial if outcome.device else ""
-    if isinstance(result, JobResult):
-        if not result.device:
-            result.device = device
-        return result
-    task = outcome.task
-    failure = outcome.detail or outcome.status
-    return JobResult(model=task.model or task.id, runtime=task.runtime, profile=task.profile, device=device,
-                     status=ERROR if outcome.status != "passed" else outcome.status, failure=failure)
+    if not isinstance(result, JobResult):
+        task = outcome.task
+        result = JobResult(model=task.model or task.id, runtime=task.runtime, profile=task.profile, device=device,
+                           status=ERROR if outcome.status != "passed" else outcome.status,
+                           failure=outcome.detail or outcome.status)
+    result.device = result.device or device
+    result.attempts = [{"device": a.device, "outcome": a.outcome, "seconds": round(a.seconds, 3), "detail": a.detail}
+                       for a in outcome.attempts]
+    return result
 
 
 def _job(outcome: Outcome) -> dict[str, Any]:

@@ -19,11 +19,19 @@ def junit_xml(document: dict[str, Any]) -> bytes:
     for result in results:
         case = ET.SubElement(suite, "testcase", classname=f"{result['model']}.{result['profile']}",
                              name=result["runtime"], time=f"{sum(result['phases_s'].values()):.3f}")
+        attempts = result.get("attempts", [])
+        if attempts:  # a farm job: CI shows a retry as the test case's properties and output
+            properties = ET.SubElement(case, "properties")
+            ET.SubElement(properties, "property", name="attempts", value=str(len(attempts)))
+            ET.SubElement(properties, "property", name="retried", value=str(len(attempts) > 1).lower())
         if result["status"] in (FAILED, ERROR):
             tag = "failure" if result["status"] == FAILED else "error"
             detail = ET.SubElement(case, tag, message=result["failure"] or result["status"])
             detail.text = "\n".join(f"{o['name']}: {reason}" for o in result["outputs"] for reason in o["reasons"])
-        out = ET.SubElement(case, "system-out")
-        out.text = f"device {result['device'] or '-'}; run folder {result['run_dir'] or '-'}"
+        lines = [f"device {result['device'] or '-'}; run folder {result['run_dir'] or '-'}"]
+        lines += [f"attempt {n} on {a['device']}: {a['outcome']} after {a['seconds']:.1f} s"
+                  + (f" ({a['detail']})" if a["detail"] else "") for n, a in enumerate(attempts, 1)]
+        lines += [f"warning: {w}" for w in result.get("warnings", [])]
+        ET.SubElement(case, "system-out").text = "\n".join(lines)
     ET.indent(suites)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)

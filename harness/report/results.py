@@ -80,6 +80,12 @@ class JobResult:
     bytes_pushed: int = 0
     phases_s: dict[str, float] = field(default_factory=dict)  # wall time of each phase
     run_dir: str = ""
+    warnings: list[str] = field(default_factory=list)  # what is missing from a job that did run (e.g. latency)
+    # the job ended on a DeviceError (the device dropped or refused a request), not on the model or
+    # the input: a farm retries it on another device. Not part of report.json.
+    device_fault: bool = False
+    # farm runs: every device the job was tried on, in order ({device, outcome, seconds, detail})
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -98,7 +104,8 @@ class JobResult:
             "outputs": [o.to_json() for o in self.outputs],
             "latency": self.latency.to_json() if self.latency else None,
             "runs": self.runs, "bytes_pushed": self.bytes_pushed,
-            "phases_s": dict(self.phases_s), "run_dir": self.run_dir,
+            "phases_s": dict(self.phases_s), "run_dir": self.run_dir, "warnings": list(self.warnings),
+            **({"attempts": list(self.attempts)} if self.attempts else {}),
         }
 
 

@@ -12,12 +12,17 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "digits"
 
 
+# Every device a test starts carries this label and every job asks for it: a server shared with other
+# tests (the session's adb server) may list devices of theirs, which must never take our jobs.
+OWN = "this-test"
+
+
 def write_inventory(path: Path, servers: dict[int, list[str]], labels: dict[str, list[str]] | None = None) -> Path:
-    """farm.yaml: each adb server port with the emulated devices it should `adb connect`."""
+    """farm.yaml: each adb server port with the emulated devices it should `adb connect`, all labelled OWN."""
     data: dict = {"servers": [{"address": f"127.0.0.1:{port}", "connect": serials}
                               for port, serials in servers.items()]}
-    if labels:
-        data["devices"] = {serial: {"labels": tags} for serial, tags in labels.items()}
+    ours = [serial for serials in servers.values() for serial in serials]
+    data["devices"] = {serial: {"labels": [*(labels or {}).get(serial, []), OWN]} for serial in ours}
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -33,7 +38,8 @@ def write_config(path: Path, models: tuple[str, ...] = ("digits", "digits_b")) -
 
 
 def write_matrix(path: Path, **keys: object) -> Path:
-    path.write_text(yaml.safe_dump(keys))
+    """matrix.yaml whose jobs go only to this test's devices (label OWN)."""
+    path.write_text(yaml.safe_dump({"labels": [OWN], **keys}))
     return path
 
 
@@ -84,4 +90,5 @@ def echo_job(task: Any, device: Any, attempt: int) -> Any:
 def tasks(n: int, profile: str = "pixel", model: str = "m") -> list[Any]:
     from harness.scheduler import Task
 
-    return [Task(id=f"{model}{i}/{profile}/cpu", profile=profile, model=f"{model}{i}", runtime="cpu") for i in range(n)]
+    return [Task(id=f"{model}{i}/{profile}/cpu", profile=profile, model=f"{model}{i}", runtime="cpu", labels=(OWN,))
+            for i in range(n)]

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,49 @@ def test_retries_are_bounded_and_nothing_is_double_counted(tmp_path: Path, adb_s
     assert all("lost" in o.detail or "no other pixel device" in o.detail for o in run.outcomes)
 
 
+def test_a_device_that_refuses_but_still_answers_has_its_jobs_retried_elsewhere(tmp_path: Path, adb_server,
+                                                                                 start_emulated) -> None:
+    """Full storage: pushes are refused (a DeviceError) though the device answers every probe. Its
+    jobs move to the other device, the refusing one stays in the farm, and junit.xml shows the retries."""
+    good, full = start_emulated("pixel", connect=False), start_emulated("pixel", connect=False)
+    full.set_faults(storage_full=True)
+    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [good.serial, full.serial]})
+    matrix = write_matrix(tmp_path / "matrix.yaml", profiles=["pixel"], timeout_s=30)
+
+    def push_then_echo(task, device, attempt):
+        """As run_job does: a DeviceError becomes an error result marked as the device's fault."""
+        from deploy.errors import DeviceError
+        from harness.report.results import ERROR, JobResult
+        from harness.transfer import mark_used
+
+        try:
+            mark_used(device.adb(), "farm-test")
+        except DeviceError as exc:
+            return JobResult(model=task.model, runtime=task.runtime, profile=task.profile, device=device.serial,
+                             status=ERROR, failure=str(exc), device_fault=True)
+        return echo_job(task, device, attempt)
+
+    run = farm_run(inventory, matrix, tasks=tasks(4), execute=push_then_echo, out_dir=tmp_path / "r",
+                   lock_dir=tmp_path / "locks")
+    assert run.passed and {o.device.serial for o in run.outcomes} == {good.serial}
+    moved = [o for o in run.outcomes if o.retried]
+    assert moved, "the refusing device took no job"
+    for outcome in moved:
+        assert [(a.device.split("@")[0], a.outcome) for a in outcome.attempts] == [(full.serial, "lost"),
+                                                                                   (good.serial, "passed")]
+        assert "No space left on device" in outcome.attempts[0].detail
+    retired = [e["device"] for e in run.events if e["kind"] == "device-retired" and e["detail"]]
+    assert not any(d.startswith(full.serial) for d in retired), "a device that answers is not retired"
+    suite = ET.parse(run.paths.deploy.junit).getroot()
+    cases = {case.get("classname").split(".")[0]: case for case in suite.iter("testcase")}
+    for outcome in moved:
+        case = cases[outcome.task.model]
+        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+        assert properties == {"attempts": "2", "retried": "true"}
+        out = case.findtext("system-out")
+        assert f"attempt 1 on {full.serial}" in out and "No space" in out
+
+
 def test_hung_job_and_device_held_past_its_lease(tmp_path: Path, adb_server, start_emulated) -> None:
     free, held = start_emulated("pixel", connect=False), start_emulated("pixel", connect=False)
     inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [free.serial, held.serial]})
@@ -154,35 +198,28 @@ def farm_devices(inventory: Path) -> list:
     return discover(load_inventory(inventory), ["pixel"]).devices
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("servers: []", "at least one adb server"),
-    ("servers: [nohost]", "'nohost' is not host:port"),
-    ("servers: ['127.0.0.1:99999']", "is not host:port"),
-    ("servers: [{address: '127.0.0.1:5037', conect: []}]", "unknown key(s) ['conect']"),
-    ("servers: ['127.0.0.1:5037']\ndevices: {X: {labels: fast}}", "labels of 'X' must be a list"),
-    ("servers: ['127.0.0.1:5037']\ndevices: {X: {profile: nokia}}", "unknown device profile 'nokia'"),
-    ("servers: [", "not valid YAML"),
+@pytest.mark.parametrize(("load", "text", "message"), [
+    (load_inventory, "servers: []", "at least one adb server"),
+    (load_inventory, "servers: [nohost]", "'nohost' is not host:port"),
+    (load_inventory, "servers: ['127.0.0.1:99999']", "is not host:port"),
+    (load_inventory, "servers: [{address: '127.0.0.1:5037', conect: []}]", "unknown key(s) ['conect']"),
+    (load_inventory, "servers: ['127.0.0.1:5037']\ndevices: {X: {labels: fast}}", "labels of 'X' must be a list"),
+    (load_inventory, "servers: ['127.0.0.1:5037']\ndevices: {X: {profile: nokia}}", "unknown device profile 'nokia'"),
+    (load_inventory, "servers: [", "not valid YAML"),
+    (load_inventory, "- a list", "must be a mapping with 'servers'"),
+    (load_matrix, "models: [digits]", "'profiles' is required"),
+    (load_matrix, "profiles: [pixel, nokia]", "unknown device profile 'nokia'"),
+    (load_matrix, "profiles: [pixel]\nruns: 0", "'runs' must be a positive int"),
+    (load_matrix, "profiles: [pixel]\ntimeout: 5", "unknown key(s) ['timeout']"),
+    (load_matrix, "profiles: pixel", "'profiles' must be a non-empty list"),
+    (load_matrix, "profiles: [pixel", "not valid YAML"),
 ])
-def test_inventory_errors_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+def test_inventory_and_matrix_errors_name_the_file_and_the_problem(tmp_path: Path, load, text: str,
+                                                                   message: str) -> None:
     path = tmp_path / "farm.yaml"
     path.write_text(text)
     with pytest.raises(EdgeloopError) as caught:
-        load_inventory(path)
-    assert message in str(caught.value)
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    ("models: [digits]", "'profiles' is required"),
-    ("profiles: [pixel, nokia]", "unknown device profile 'nokia'"),
-    ("profiles: [pixel]\nruns: 0", "'runs' must be a positive int"),
-    ("profiles: [pixel]\ntimeout: 5", "unknown key(s) ['timeout']"),
-    ("profiles: pixel", "'profiles' must be a non-empty list"),
-])
-def test_matrix_errors_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "matrix.yaml"
-    path.write_text(text)
-    with pytest.raises(EdgeloopError) as caught:
-        load_matrix(path)
+        load(path)
     assert message in str(caught.value) and str(path) in str(caught.value)
 
 

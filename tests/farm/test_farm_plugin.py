@@ -65,9 +65,10 @@ def test_plugin_is_inert_without_its_options(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_leases_hold_across_xdist_workers(tmp_path: Path, adb_server, start_emulated) -> None:
+def test_leases_hold_across_xdist_workers(tmp_path: Path, second_adb_server, start_emulated) -> None:
+    """On a server of its own: the plugin leases any matching device its server lists."""
     device = start_emulated("pixel", connect=False)
-    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [device.serial]})
+    inventory = write_inventory(tmp_path / "farm.yaml", {second_adb_server.port: [device.serial]})
     out = tmp_path / "out"
     out.mkdir()
     env = {"EDGELOOP_TEST_OUT": str(out), "EDGELOOP_LOCK_DIR": str(tmp_path / "locks")}

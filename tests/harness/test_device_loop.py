@@ -4,6 +4,7 @@ incremental push, safe pull, cleanup policy, and every fault a run can meet."""
 import json
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -30,7 +31,7 @@ from harness.transfer import (
     push_bundle,
     remove_remote,
 )
-from tests.harness.conftest import CONFIG
+from tests.harness.conftest import CONFIG, ROOT, config_with
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
@@ -230,3 +231,23 @@ def test_full_storage_is_named_as_such(device, cpu_job, tmp_path: Path) -> None:
     result = run_job(cpu_job, dev, work_dir=tmp_path / "full")
     assert result.status == ERROR and "No space left on device" in result.failure
     assert "stopped answering" not in result.failure and "free space" in result.failure
+    assert result.device_fault  # the device's fault: a farm retries the job on another device
+
+
+def test_unreadable_timings_keep_the_accuracy_and_say_why(device, deploy_env, tmp_path: Path, monkeypatch) -> None:
+    """A pack whose timings are a vendor's binary log needs its SDK's host tool to read them; without
+    it the outputs are still compared and the missing latency is a warning, not a failed job."""
+    _, dev = device
+    pack = tmp_path / "vendorlog"
+    shutil.copytree(ROOT / "deploy" / "packs" / "builtin", pack)
+    spec = (pack / "pack.yaml").read_text()
+    (pack / "pack.yaml").write_text(spec.replace("name: builtin", "name: vendorlog")
+                                    .replace("format: edgeloop-diag", "format: snpe-diag-log"))
+    monkeypatch.delenv("SNPE_ROOT", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no snpe-diagview on it
+    job = plan(load_config(config_with(tmp_path, pack="vendorlog")), load_profile("pixel"), runtimes=["cpu"])[0]
+    result = run_job(job, dev, work_dir=tmp_path / "run")
+    assert result.status == PASSED, result.failure
+    assert result.outputs and result.outputs[0].metrics.inferences == 32 and result.latency is None
+    assert len(result.warnings) == 1 and "no latency figures" in result.warnings[0]
+    assert "snpe-diagview" in result.warnings[0] and "SNPE_ROOT" in result.warnings[0]

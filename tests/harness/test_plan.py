@@ -5,8 +5,8 @@ import pytest
 from deploy.config import load_config
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
-from harness.pipeline import plan
-from tests.harness.conftest import CONFIG
+from harness.pipeline import plan, prepare
+from tests.harness.conftest import CONFIG, config_with
 
 
 def test_configured_runtimes_meet_the_profile() -> None:
@@ -34,3 +34,13 @@ def test_unknown_model_or_runtime_is_bad_input() -> None:
     assert "digits" in info.value.hint
     with pytest.raises(EdgeloopError, match="unknown runtime 'tpu'"):
         plan(config, load_profile("pixel"), runtimes=["tpu"])
+
+
+def test_pack_options_of_the_deployment_file_reach_the_bundle(tmp_path, deploy_env) -> None:
+    """`pack_options` override edgeloop's own default (profiling_level basic) and add to it."""
+    config_path = config_with(tmp_path, pack_options="{perf_profile: burst, profiling_level: detailed}")
+    job = plan(load_config(config_path), load_profile("pixel"), runtimes=["cpu"])[0]
+    script = prepare(job).bundle.path.joinpath("run.sh").read_text()
+    assert "--perf_profile burst" in script and "--profiling_level detailed" in script
+    default = plan(load_config(CONFIG), load_profile("pixel"), runtimes=["cpu"])[0]
+    assert "--profiling_level basic" in prepare(default).bundle.path.joinpath("run.sh").read_text()
