@@ -144,11 +144,11 @@ def info(c, container, json=False):
     "layout": "NCHW or NHWC (default: the container's, else NCHW)", "gray": "read images as one channel",
     "dtype": "numpy dtype of the raw files", "check": "only validate this input list against --container"})
 @user_errors
-def inputs(c, source=None, output=None, container=None, name=None, size=None, mean="0", std="1", scale=1.0,
+def inputs(c, source=None, output=None, container=None, name=None, size=None, mean="0", std="1", scale="1",
            layout="NCHW", gray=False, dtype="float32", check=None):
     """Make .raw inputs and an input_list.txt from .npy files and images, or validate a list."""
     from deploy.errors import EdgeloopError
-    from deploy.inputs import Preprocess, group_sources, parse_numbers, prepare_inputs, validate
+    from deploy.inputs import Preprocess, group_sources, parse_number, parse_numbers, prepare_inputs, validate
 
     if check:
         if not container:
@@ -158,7 +158,7 @@ def inputs(c, source=None, output=None, container=None, name=None, size=None, me
     if not source or not output:
         raise EdgeloopError("give --source (repeatable) and --output", "or --check LIST --container C")
     pre = Preprocess(size=parse_numbers(size, "size", int) if size else None, mean=parse_numbers(mean, "mean"),
-                     std=parse_numbers(std, "std"), scale=float(scale), layout=layout.upper(),
+                     std=parse_numbers(std, "std"), scale=parse_number(scale, "scale"), layout=layout.upper(),
                      channels=1 if gray else 3, dtype=dtype)
     prepared = prepare_inputs(group_sources(source), Path(output),
                               container=Path(container) if container else None, pre=pre, input_name=name)

@@ -157,8 +157,7 @@ def prepare_inputs(sources: Sequence[Path] | Mapping[str, Sequence[Path]], out_d
     for name, paths in groups.items():
         tensor = tensors.get(name)
         own = _preprocess_for(tensor, pre) if tensor is not None else pre
-        if own.layout not in LAYOUTS:
-            raise EdgeloopError(f"unknown layout '{own.layout}'", f"choose {' or '.join(LAYOUTS)}")
+        _check_preprocess(own)
         files = source_files(paths)
         loaded = [load_array(p, own.dtype) if p.suffix.lower() == ".npy" else load_image(p, own) for p in files]
         if tensor is not None:
@@ -202,12 +201,34 @@ def validate(input_list: Path, container: Path) -> int:
     return len(parsed.entries)
 
 
+def _check_preprocess(pre: Preprocess) -> None:
+    """Refuse settings that numpy or Pillow would only trip over with a traceback."""
+    if pre.layout not in LAYOUTS:
+        raise EdgeloopError(f"unknown layout '{pre.layout}'", f"choose {' or '.join(LAYOUTS)}")
+    try:
+        kind = np.dtype(pre.dtype).kind
+    except TypeError:
+        kind = ""
+    if kind == "" or kind not in "biuf":
+        raise EdgeloopError(f"unknown dtype '{pre.dtype}'", "give a numeric numpy dtype such as float32, uint8 or int8")
+    if pre.size is not None and (len(pre.size) != 2 or min(pre.size) < 1):
+        raise EdgeloopError(f"--size {','.join(map(str, pre.size))}: expected HEIGHT,WIDTH (two positive integers)")
+
+
 def parse_numbers(text: str, option: str, kind: type[int] | type[float] = float) -> tuple:
     """`1,2,3` from the command line as a tuple of `kind`, with an error naming the option."""
     try:
-        return tuple(kind(v) for v in text.split(","))
+        return tuple(kind(v) for v in str(text).split(","))
     except ValueError:
         raise EdgeloopError(f"--{option} '{text}': expected comma-separated {kind.__name__}s") from None
+
+
+def parse_number(text: str, option: str) -> float:
+    """One float from the command line, with an error naming the option."""
+    values = parse_numbers(text, option)
+    if len(values) != 1:
+        raise EdgeloopError(f"--{option} '{text}': expected one number")
+    return values[0]
 
 
 def group_sources(items: Sequence[str]) -> list[Path] | dict[str, list[Path]]:

@@ -139,3 +139,21 @@ def test_cli_prepares_then_checks(tmp_path: Path, container: Path) -> None:
     bad = subprocess.run([str(EDGELOOP), "inputs", "--check", "raw/input_list.txt", "--container",
                           str(container)], **run)
     assert bad.returncode == 2 and "expected 3072 bytes, got 10" in bad.stderr and "Traceback" not in bad.stderr
+    for option, value, message in (("--scale", "x", "--scale 'x'"), ("--size", "8", "--size 8: expected HEIGHT,WIDTH"),
+                                   ("--dtype", "float99", "unknown dtype 'float99'")):
+        refused = subprocess.run([str(EDGELOOP), "inputs", "--source", "x.png", "--output", "raw2", option, value],
+                                 **run)
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "raw2").exists()
+
+
+@pytest.mark.parametrize(("pre", "message"), [
+    (Preprocess(dtype="object"), "unknown dtype 'object'"),
+    (Preprocess(size=(0, 4)), r"--size 0,4: expected HEIGHT,WIDTH"),
+    (Preprocess(layout="NHCW"), "unknown layout 'NHCW'"),
+])
+def test_bad_preprocessing_is_one_line_and_writes_nothing(pre: Preprocess, message: str, tmp_path: Path) -> None:
+    rgb_image(tmp_path / "x.png")
+    with pytest.raises(EdgeloopError, match=message):
+        prepare_inputs([tmp_path / "x.png"], tmp_path / "out", pre=pre)
+    assert not (tmp_path / "out").exists()
