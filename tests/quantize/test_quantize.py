@@ -153,3 +153,17 @@ def test_packing_needs_4bit_weights() -> None:
     with pytest.raises(EdgeloopError, match="unknown quantization option 'act_bits'"):
         QuantizeOptions.from_mapping({"act_bits": 8}, "cfg.yaml")
     assert onnx  # the onnx import is used by the helpers' models
+
+
+def test_symmetric_activations_and_8bit_biases(build: Path) -> None:
+    model = conv_net()
+    container = make_container(model, build / "float.onnx")
+    options = QuantizeOptions(param_quantizer="symmetric", act_quantizer="symmetric", bias_bitwidth=8)
+    result = quantize(container, make_input_list(model, build, 3), build / "q.onnx", options)
+    qmodel, meta = load_container(result.path)
+    types = {i.name: i.data_type for i in qmodel.graph.initializer}
+    assert types["relu1_zero_point"] == TensorProto.INT8  # signed storage, zero point 0
+    assert types["conv1.bias_quantized"] == TensorProto.INT8  # an ordinary 8-bit parameter
+    biases = {e["name"]: e for e in meta.encodings["param_encodings"]}
+    assert biases["conv1.bias"]["bw"] == 8 and biases["conv1.bias"]["offset"] == [-128]
+    assert result.cosine > 0.99
