@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from deploy.errors import EdgeloopError
+
 CHUNK = 1 << 20
 
 
@@ -16,7 +18,12 @@ CHUNK = 1 << 20
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        raise EdgeloopError(f"{target}: is a folder, not a file name", "give the path of the file to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file stands where a folder should be, or no permission
+        raise EdgeloopError(f"{target}: cannot create its folder ({exc.strerror})") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
