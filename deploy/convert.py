@@ -241,11 +241,11 @@ def _normalise(model: onnx.ModelProto) -> onnx.ModelProto:
     # new weights as constant subgraphs, needing a fold and a second round trip); a round only follows a
     # fold, since folding can open more fusions.
     _fold_batchnorms(model.graph)
-    model = onnxoptimizer.optimize(model, PASSES, fixed_point=True)
+    model = _optimize(model)
     for _ in range(MAX_ROUNDS):
         if not _fold_constants(model):
             break
-        model = onnxoptimizer.optimize(model, PASSES, fixed_point=True)
+        model = _optimize(model)
     if [v.name for v in model.graph.output] != output_names:
         raise EdgeloopError("graph normalisation renamed the model's outputs",
                             "please report this model; convert it with --out-node as a workaround")
@@ -253,6 +253,17 @@ def _normalise(model: onnx.ModelProto) -> onnx.ModelProto:
         if not node.name:
             node.name = f"{node.op_type.lower()}_{i}"
     return _infer_shapes(model)
+
+
+def _optimize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnxoptimizer's passes; its C++ assertions (RuntimeError) become one line naming the pass."""
+    try:
+        return onnxoptimizer.optimize(model, PASSES, fixed_point=True)
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EdgeloopError(f"graph normalisation failed in onnxoptimizer: {first.rsplit('/', 1)[-1]}",
+                            "re-export the model with a recent opset (17), or cut the node off with --out-node"
+                            ) from None
 
 
 def _bypass_passthrough(graph: onnx.GraphProto) -> None:
@@ -295,6 +306,7 @@ def _fold_batchnorms(graph: onnx.GraphProto) -> None:
             consumers[name] = consumers.get(name, 0) + 1
     producers = {node.output[0]: node for node in graph.node if node.output}
     graph_outputs = {v.name for v in graph.output}
+    taken = set(inits) | {out for node in graph.node for out in node.output} | {v.name for v in graph.input}
     for bn in list(graph.node):
         conv = producers.get(bn.input[0]) if bn.op_type == "BatchNormalization" else None
         if (conv is None or conv.op_type != "Conv" or bn.domain not in ("", "ai.onnx")
@@ -305,6 +317,8 @@ def _fold_batchnorms(graph: onnx.GraphProto) -> None:
             continue
         weight = numpy_helper.to_array(inits[conv.input[1]])
         gamma, beta, mean, var = (numpy_helper.to_array(inits[name]) for name in bn.input[1:5])
+        if any(p.shape != (weight.shape[0],) for p in (gamma, beta, mean, var)):  # e.g. opset < 9 spatial=0
+            continue
         epsilon = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
         scale = gamma / np.sqrt(var + np.float32(epsilon))
         bias = numpy_helper.to_array(inits[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] else 0
@@ -312,9 +326,9 @@ def _fold_batchnorms(graph: onnx.GraphProto) -> None:
                   "_bn_bias": ((bias - mean) * scale + beta).astype(weight.dtype)}
         names = []
         for suffix, value in folded.items():
-            name = _unused_name(f"{bn.output[0]}{suffix}", inits)
-            inits[name] = numpy_helper.from_array(value, name)
-            graph.initializer.append(inits[name])
+            name = _unused_name(f"{bn.output[0]}{suffix}", taken)
+            taken.add(name)
+            graph.initializer.append(numpy_helper.from_array(value, name))
             names.append(name)
         stale = [v for v in graph.value_info if v.name == conv.output[0]]
         for value in stale:
@@ -325,7 +339,7 @@ def _fold_batchnorms(graph: onnx.GraphProto) -> None:
         graph.node.remove(bn)
 
 
-def _unused_name(base: str, taken: dict[str, object]) -> str:
+def _unused_name(base: str, taken: set[str]) -> str:
     name, i = base, 0
     while name in taken:
         i += 1

@@ -126,6 +126,25 @@ def test_shared_conv_weights_and_chained_batchnorms_keep_the_numbers(tmp_path: P
                                rtol=1e-5, atol=1e-5)
 
 
+def test_per_element_batchnorm_of_old_opsets_is_one_clear_error(tmp_path: Path) -> None:
+    """Opset 8's BatchNormalization with spatial=0 has (C, H, W) parameters: no per-channel fold applies,
+    and onnxoptimizer's fuse_bn_into_conv asserts on it, which must reach the user as one line."""
+    rng = np.random.default_rng(9)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")]
+    names = ["scale", "bias", "mean", "var"]
+    inits += [numpy_helper.from_array(rng.uniform(0.5, 1.5, (4, 8, 8)).astype(np.float32), n) for n in names]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="conv", pads=[1] * 4),
+             helper.make_node("BatchNormalization", ["a", *names], ["y"], name="bn", spatial=0)]
+    graph = helper.make_graph(nodes, "old", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    source_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+    source_model.ir_version = 4
+    with pytest.raises(EdgeloopError, match=r"onnxoptimizer: fuse_bn_into_conv\.h:\d+: modify_conv") as err:
+        convert(save(source_model, tmp_path / "m.onnx"), tmp_path / "c.onnx", cache=False)
+    assert "opset" in err.value.hint
+    assert not (tmp_path / "c.onnx").exists()
+
+
 def test_dynamic_batch_needs_input_dim_then_becomes_concrete(tmp_path: Path) -> None:
     source_model = with_batch(conv_net(), "N")
     source = save(source_model, tmp_path / "dyn.onnx")
