@@ -11,7 +11,7 @@ from pathlib import Path
 from invoke import Collection, Program, task
 
 from deploy import TOOL_VERSION
-from harness.console import console, user_errors
+from harness.console import console, number, user_errors
 
 # ---- emulator ----------------------------------------------------------------------------
 
@@ -314,7 +314,7 @@ quantize_collection = _quantize_collection()
     "report-dir": "where the reports/<timestamp>-<device>/ folders go (default: reports)",
     "timeout": "seconds a run may go without finishing before it is stopped (default 600)"})
 @user_errors
-def deploy(c, device, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs=1,
+def deploy(c, device, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs="1",
            report_dir="reports", timeout="600"):
     """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
     from harness.pipeline import deploy as deploy_loop
@@ -322,7 +322,8 @@ def deploy(c, device, config=None, model=None, runtime=None, serial=None, adb=No
 
     outcome = deploy_loop(device, config_path=Path(config) if config else None, models=list(model or []) or None,
                           runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
-                          runs=int(runs), timeout=float(timeout), report_root=Path(report_dir))
+                          runs=number(runs, "--runs", int), timeout=number(timeout, "--timeout"),
+                          report_root=Path(report_dir))
     console.print(summary_table(outcome.results, outcome.device))
     for line in failure_lines(outcome.results):
         console.print(line, style="red", markup=False, soft_wrap=True)
@@ -342,23 +343,22 @@ _DIFF_HELP = {
 
 
 def _diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin):
+    """The options given on the command line; DiffOptions holds the defaults."""
     from harness.report.diff import DiffOptions
 
-    return DiffOptions(latency_pct=float(latency_pct), noise_iqr=float(noise_iqr), cosine_margin=float(cosine_margin),
-                       sqnr_margin_db=float(sqnr_margin), top1_margin=float(top1_margin))
+    given = {"latency_pct": ("--latency-pct", latency_pct), "noise_iqr": ("--noise-iqr", noise_iqr),
+             "cosine_margin": ("--cosine-margin", cosine_margin), "sqnr_margin_db": ("--sqnr-margin", sqnr_margin),
+             "top1_margin": ("--top1-margin", top1_margin)}
+    return DiffOptions(**{name: number(value, option) for name, (option, value) in given.items() if value is not None})
 
 
 def _print_findings(report) -> None:
-    from rich.table import Table
+    from harness.report.terminal import diff_verdict, findings_table
 
-    table = Table(title=f"{report.compared} jobs compared with the baseline")
-    for column in ("job", "kind", "finding"):
-        table.add_column(column)
-    for f in report.findings:
-        table.add_row(f.job, f"[red]{f.kind}[/]" if f.regression else f.kind, f.message)
-    if report.findings:
+    table = findings_table(report)
+    if table is not None:
         console.print(table)
-    console.print("[red]regression[/]" if report.regressed else "[green]no regression[/]")
+    console.print(diff_verdict(report))
 
 
 def _farm_collections() -> tuple[Collection, Collection]:
@@ -369,14 +369,14 @@ def _farm_collections() -> tuple[Collection, Collection]:
                             "baseline": "a previous report.json or farm.json to compare with",
                             "report_dir": "where the farm report goes (default reports/<time>-farm)", **_DIFF_HELP})
     @user_errors
-    def farm_run(c, inventory, matrix, baseline=None, report_dir=None, latency_pct=10.0, noise_iqr=1.0,
-                 cosine_margin=0.001, sqnr_margin=1.0, top1_margin=0.01):
+    def farm_run(c, inventory, matrix, baseline=None, report_dir=None, latency_pct=None, noise_iqr=None,
+                 cosine_margin=None, sqnr_margin=None, top1_margin=None):
         """Run a regression matrix on every matching device of a farm; exit 1 on any failure or regression."""
         from rich.progress import Progress
-        from rich.table import Table
 
         from deploy.errors import CheckFailed
         from harness.farm import farm_run as run
+        from harness.report.terminal import discovery_lines, farm_table
 
         with Progress(console=console, transient=True) as progress:
             bar = progress.add_task("farm jobs", total=None)
@@ -387,18 +387,9 @@ def _farm_collections() -> tuple[Collection, Collection]:
                                                                    f"{e['detail']}"),
                          on_finish=lambda o, done, total: progress.update(bar, completed=done, total=total,
                                                                           description=f"farm jobs ({o.task.id})"))
-        table = Table(title=f"farm: {len(result.discovery.devices)} devices, {result.wall_s:.1f} s")
-        for column in ("job", "status", "device", "attempts", "why"):
-            table.add_column(column)
-        for o in result.outcomes:
-            colour = "green" if o.status == "passed" else "red"
-            tries = " → ".join(f"{a.device} {a.outcome}" for a in o.attempts)
-            table.add_row(o.task.id, f"[{colour}]{o.status}[/]", o.device.name if o.device else "-", tries, o.detail)
-        console.print(table)
-        for server, why in result.discovery.unreachable.items():
-            console.print(f"[red]adb server {server} unreachable:[/] {why}")
-        for device in result.discovery.unmatched:
-            console.print(f"not used: {device}")
+        console.print(farm_table(result))
+        for line in discovery_lines(result.discovery):
+            console.print(line)
         if result.baseline:
             _print_findings(result.baseline)
         console.print(f"report: {result.paths.html}")
@@ -408,8 +399,8 @@ def _farm_collections() -> tuple[Collection, Collection]:
 
     @task(name="diff", help={"base": "baseline report.json or farm.json", "new": "new report", **_DIFF_HELP})
     @user_errors
-    def report_diff(c, base, new, latency_pct=10.0, noise_iqr=1.0, cosine_margin=0.001, sqnr_margin=1.0,
-                    top1_margin=0.01):
+    def report_diff(c, base, new, latency_pct=None, noise_iqr=None, cosine_margin=None, sqnr_margin=None,
+                    top1_margin=None):
         """Compare a report with a baseline; exit 1 on a regression."""
         from deploy.errors import CheckFailed
         from harness.report.diff import diff_reports
@@ -424,21 +415,13 @@ def _farm_collections() -> tuple[Collection, Collection]:
     @user_errors
     def farm_devices(c, inventory):
         """List the devices a farm's adb servers report, with the profiles they match."""
-        from rich.table import Table
-
         from harness.inventory import discover, load_inventory
+        from harness.report.terminal import devices_table, discovery_lines
 
         found = discover(load_inventory(Path(inventory)))
-        table = Table(title=f"{len(found.devices)} usable devices")
-        for column in ("serial", "adb server", "model", "profiles", "labels"):
-            table.add_column(column)
-        for d in found.devices:
-            table.add_row(d.serial, d.server.address, d.model, ", ".join(d.profiles), ", ".join(d.labels))
-        console.print(table)
-        for server, why in found.unreachable.items():
-            console.print(f"[red]adb server {server} unreachable:[/] {why}")
-        for device in found.unmatched:
-            console.print(f"not used: {device}")
+        console.print(devices_table(found))
+        for line in discovery_lines(found):
+            console.print(line)
 
     return Collection("farm", farm_run, farm_devices), Collection("report", report_diff)
 

@@ -16,6 +16,16 @@ console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
+N = TypeVar("N", int, float)
+
+
+def number(value: Any, option: str, kind: Callable[[Any], N] = float) -> N:
+    """A command-line value as a number: invoke passes options as strings, and `--runs x` must be
+    one line of error, not a ValueError's traceback."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise EdgeloopError(f"{option} expects a number, got {value!r}") from None
 
 
 def user_errors(fn: F) -> F:

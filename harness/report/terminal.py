@@ -1,10 +1,17 @@
-"""The terminal's view of a deploy: a summary table and one line per job that did not pass."""
+"""The terminal's view of a deploy or a farm run: tables and one line per problem, for tasks.py to print."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from harness.report.results import ERROR, FAILED, PASSED, JobResult
+
+if TYPE_CHECKING:  # the farm imports the pipeline, which imports this module
+    from harness.farm import FarmRun
+    from harness.inventory import Discovery
+    from harness.report.diff import DiffReport
 
 _COLORS = {PASSED: "green", FAILED: "red", ERROR: "red"}
 
@@ -32,3 +39,46 @@ def failure_lines(results: list[JobResult]) -> list[str]:
 
 def human_size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n} B"
+
+
+def farm_table(run: FarmRun) -> Table:
+    """One row per farm job: its status, the device it ended on, and every attempt (a retry shows)."""
+    table = Table(title=f"farm: {len(run.discovery.devices)} devices, {run.wall_s:.1f} s")
+    for column in ("job", "status", "device", "attempts", "why"):
+        table.add_column(column)
+    for o in run.outcomes:
+        colour = "green" if o.status == PASSED else "red"
+        tries = " → ".join(f"{a.device} {a.outcome}" for a in o.attempts)
+        table.add_row(o.task.id, f"[{colour}]{o.status}[/]", o.device.name if o.device else "-", tries, o.detail)
+    return table
+
+
+def devices_table(found: Discovery) -> Table:
+    table = Table(title=f"{len(found.devices)} usable devices")
+    for column in ("serial", "adb server", "model", "profiles", "labels"):
+        table.add_column(column)
+    for d in found.devices:
+        table.add_row(d.serial, d.server.address, d.model, ", ".join(d.profiles), ", ".join(d.labels))
+    return table
+
+
+def discovery_lines(found: Discovery) -> list[str]:
+    """What a farm could not use: servers that did not answer, devices that match no profile."""
+    return ([f"[red]adb server {server} unreachable:[/] {why}" for server, why in found.unreachable.items()]
+            + [f"not used: {device}" for device in found.unmatched])
+
+
+def findings_table(report: DiffReport) -> Table | None:
+    """The differences from a baseline (None when there are none); regressions in red."""
+    if not report.findings:
+        return None
+    table = Table(title=f"{report.compared} jobs compared with the baseline")
+    for column in ("job", "kind", "finding"):
+        table.add_column(column)
+    for f in report.findings:
+        table.add_row(f.job, f"[red]{f.kind}[/]" if f.regression else f.kind, f.message)
+    return table
+
+
+def diff_verdict(report: DiffReport) -> str:
+    return "[red]regression[/]" if report.regressed else "[green]no regression[/]"

@@ -33,10 +33,13 @@ def sample_results() -> list[JobResult]:
     passed = JobResult("digits", "cpu", "pixel", "127.0.0.1:40001", PASSED, None, sha, sha, "float", "b1",
                        outputs=[_output("probs", 1e-6)], latency=latency, runs=2, bytes_pushed=1234,
                        phases_s={"push": 0.1, "run": 0.2}, run_dir="runs/x")
+    unmeasured = JobResult("digits", "gpu_fp16", "pixel", "127.0.0.1:40001", PASSED, None, sha, sha, "float", "b3",
+                           outputs=[_output("probs", 1e-6)], runs=1,
+                           warnings=["no latency figures: no SNPE SDK"])
     failed = JobResult("digits", "gpu", "pixel", "127.0.0.1:40001", FAILED, "probs: cosine 0.5 < 0.995", sha, sha,
                        "float", "b2", outputs=[_output("probs", 2.0)], latency=latency, runs=1)
     error = JobResult("digits", "dsp", "pixel", "", ERROR, "profile 'pixel' has no dsp runtime")
-    return [passed, failed, error]
+    return [passed, failed, error, unmeasured]
 
 
 @pytest.fixture()
@@ -50,12 +53,13 @@ def written(tmp_path: Path):
 def test_report_json_validates_and_counts(written) -> None:
     doc = json.loads(written.json.read_text())
     jsonschema.Draft202012Validator(schema()).validate(doc)
-    assert doc["summary"] == {"total": 3, "passed": 1, "failed": 1, "errors": 1}
+    assert doc["summary"] == {"total": 4, "passed": 2, "failed": 1, "errors": 1}
     first = doc["results"][0]
     assert first["latency"]["median_ms"] == pytest.approx(1.1)
     assert first["latency"]["p90_ms"] == pytest.approx(np.percentile([1.0, 1.2, 0.9, 3.0], 90))
     assert [x["name"] for x in first["latency"]["slowest_layers"]] == ["conv1", "fc<&>"]
     assert doc["results"][2]["outputs"] == [] and doc["results"][2]["failure"].startswith("profile")
+    assert doc["results"][3]["latency"] is None and doc["results"][3]["warnings"][0].startswith("no latency")
     assert not list(written.folder.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
@@ -72,9 +76,10 @@ def test_schema_rejects_a_pass_without_outputs_or_with_a_failure() -> None:
 def test_junit_has_one_case_per_job(written) -> None:
     root = ET.parse(written.junit).getroot()
     suite = root.find("testsuite")
-    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("errors") == "1"
+    assert suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("errors") == "1"
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases] == ["cpu", "gpu", "dsp"]
+    assert [c.get("name") for c in cases] == ["cpu", "gpu", "dsp", "gpu_fp16"]
+    assert "warning: no latency figures" in cases[3].findtext("system-out") and cases[3].find("properties") is None
     assert cases[1].find("failure") is not None and cases[2].find("error").get("message").startswith("profile")
 
 
@@ -96,7 +101,8 @@ def test_html_renders_in_headless_chromium_with_plots(written, tmp_path: Path) -
     assert result.returncode == 0, result.stderr[-2000:]
     assert dom.count('class="plot latency-plot"') == 2
     assert dom.count('class="plot layer-plot"') == 2
-    assert dom.count('class="plot error-plot"') == 2
+    assert dom.count('class="plot error-plot"') == 3  # one per output of the jobs that ran
+    assert 'class="warning">warning: no latency figures' in dom
     assert "fc&lt;&amp;&gt;" in dom  # layer names are escaped, not injected
     assert "profile 'pixel' has no dsp runtime" in dom
 
@@ -110,7 +116,8 @@ def test_terminal_summary_and_failure_lines() -> None:
     console = Console(record=True, width=200)
     console.print(summary_table(results, "127.0.0.1:40001"))
     text = console.export_text()
-    assert "127.0.0.1:40001" in text and text.count("digits") == 3 and "1234 B" in text
+    assert "127.0.0.1:40001" in text and text.count("digits") == 4 and "1234 B" in text
     assert failure_lines(results) == ["digits/gpu: failed: probs: cosine 0.5 < 0.995",
-                                      "digits/dsp: error: profile 'pixel' has no dsp runtime"]
+                                      "digits/dsp: error: profile 'pixel' has no dsp runtime",
+                                      "digits/gpu_fp16: warning: no latency figures: no SNPE SDK"]
     assert human_size(2_500_000) == "2.50 MB"
