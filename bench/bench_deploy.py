@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,6 +32,7 @@ from deploy.config import load_config  # noqa: E402
 from deploy.container import load_container  # noqa: E402
 from deploy.convert import convert  # noqa: E402
 from deploy.inputlist import iter_feeds, read_input_list  # noqa: E402
+from emulator import runtimes  # noqa: E402
 from harness.devices import adb_binary  # noqa: E402
 
 
@@ -64,15 +64,19 @@ def phases(doc: dict) -> dict[str, float]:
 
 
 def ort_alone(build: Path, runs: int) -> list[float]:
-    """onnxruntime on the same float container (the cached conversion) and inputs, as many timed runs."""
+    """onnxruntime alone on what net-run's cpu runtime executes: the same float container (the cached
+    conversion), turned into the same graph and session (emulator.runtimes, as net-run does: same
+    session options, threads and optimisation level), the same inputs, the same outputs asked for,
+    and the same number of timed inferences, each timed around `session.run` alone as net-run does."""
     os.environ["EDGELOOP_BUILD"] = str(build)
     model_config = load_config(ROOT / "edgeloop.yaml").models["digits"]
     converted = convert(model_config.source, input_dims=model_config.input_dims, out_nodes=model_config.out_nodes)
     assert converted.cached, "the deploy converted this model already"
     model, meta = load_container(converted.path)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = tuple(t.name for t in meta.outputs)
+    session = runtimes.new_session(runtimes.prepare(model, False, runtimes.Mode("cpu", outputs)).SerializeToString())
     feeds = list(iter_feeds(read_input_list(model_config.input_list), meta.inputs))
-    names = [t.name for t in meta.outputs]
+    names = [o.name for o in session.get_outputs()]
     for feed in feeds:  # warm-up, as net-run's warm-up run
         session.run(names, feed)
     times = []
