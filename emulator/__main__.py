@@ -15,22 +15,30 @@ import sys
 import threading
 from pathlib import Path
 
-import emulator.netrun  # noqa: F401 - its @register puts /system/bin/edgeloop-net-run into the system image
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
 from emulator.adbd import AdbDevice, listen
 from emulator.device import EmulatedDevice
 from emulator.lifecycle import DeviceRecord, device_paths
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
-def _exit_with_parent(parent_pid: int, server: AdbDevice) -> None:
-    """Stop serving when the process that started us ends (test fixtures): no stray devices."""
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Stop when the process that started us ends (test fixtures): no stray devices."""
     fd = os.pidfd_open(parent_pid)
     select.select([fd], [], [])
-    server.shutdown()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Blocked before any thread starts, so every thread inherits the mask and a stop signal always
+    # waits for the sigwait below: delivered to some other thread, it would leave the main thread
+    # blocked (and the device running) until the lifecycle's SIGKILL.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    # Imported only now: numpy starts its BLAS threads on import, and they must inherit the mask too.
+    # Its @register puts /system/bin/edgeloop-net-run into the system image.
+    import emulator.netrun  # noqa: F401
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     parser.add_argument("--profile", required=True)
     parser.add_argument("--name", required=True)
@@ -60,13 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     server = AdbDevice(device, sock)
     record = DeviceRecord(name=args.name, profile=profile.name, port=port, pid=os.getpid(), state=args.state)
     record.write()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: server.shutdown())
+    serving = server.start()
     if args.parent_pid:
-        threading.Thread(target=_exit_with_parent, args=(args.parent_pid, server), daemon=True).start()
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     print(json.dumps({"ready": True, "port": port, "serial": device.serial}), flush=True)
     try:
-        server.serve_forever()
+        signal.sigwait(STOP_SIGNALS)
+        server.shutdown()
+        serving.join()
     finally:
         paths.record.unlink(missing_ok=True)
         device.close()

@@ -34,7 +34,15 @@ from emulator.stream import Stream, StreamClosed
 from emulator.sync import SyncProtocolError, SyncSession
 
 FEATURES = ("shell_v2", "stat_v2", "fixed_push_mkdir")
+WIND_DOWN_S = 5.0  # how long a closing connection (or a stopping device) waits for its cancelled services
 Service = Callable[[Stream, str], None]
+
+
+def _join_all(threads: list[threading.Thread], timeout: float) -> None:
+    """Wait for the threads to end, all within one deadline."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def listen(port: int = 0) -> socket.socket:
@@ -85,6 +93,7 @@ class Connection:
         self.sender = Sender(sock)
         self.max_payload = MAX_PAYLOAD
         self._streams: dict[int, Stream] = {}
+        self._workers: list[threading.Thread] = []  # service threads, waited for when the connection ends
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._send_throttle = _Throttle(device)
@@ -107,8 +116,12 @@ class Connection:
                 self._streams.clear()
             for stream in streams:
                 stream.host_closed()
-            self.sock.close()
+            # Logged before the close, so whoever sees the connection end finds the reason already logged.
             self.device.log("disconnect", peer=self.peer, reason=reason)
+            self.sock.close()
+            # Their streams are closed, which cancels what they run: let them finish (and log) before the
+            # connection counts as ended, so a stopping device does not cut programs off mid-cleanup.
+            _join_all(self._workers, WIND_DOWN_S)
 
     def _loop(self, reader: SocketReader) -> bool:
         """Handle messages until the host hangs up (False) or a drop fault fires (True)."""
@@ -165,9 +178,11 @@ class Connection:
         with self._lock:
             self._streams[local_id] = stream
         self.sender.send(A_OKAY, local_id, remote_id)
-        threading.Thread(
+        worker = threading.Thread(
             target=self._run, args=(stream, service, target), daemon=True, name=f"{self.device.name}-{service[:20]}"
-        ).start()
+        )
+        worker.start()
+        self._workers = [t for t in self._workers if t.is_alive()] + [worker]
 
     def _service(self, service: str) -> Service | None:
         """The handler for a service name, or None when the device does not offer it."""
@@ -231,8 +246,7 @@ class AdbDevice:
             thread = threading.Thread(target=self._serve, args=(conn, f"{addr[0]}:{addr[1]}"), daemon=True)
             thread.start()
             threads = [t for t in threads if t.is_alive()] + [thread]
-        for thread in threads:
-            thread.join(timeout=5)
+        _join_all(threads, WIND_DOWN_S)  # they wind down in parallel, each within WIND_DOWN_S
         self.device.log("stopped")
 
     def _serve(self, conn: socket.socket, peer: str) -> None:

@@ -148,6 +148,7 @@ class Job:
     input_list: InputList
     outputs: list[str]
     warnings: list[str] = field(default_factory=list)
+    quantize_ms: float | None = None  # a float container on the DSP: the part of init spent quantizing it
 
     @property
     def userbuffer_bits(self) -> int | None:
@@ -397,6 +398,7 @@ def _quantize_at_init(job: Job) -> tuple[onnx.ModelProto, bytes]:
                f"init using the input list as calibration data (slow init, run snpe-dlc-quantize offline)")
     job.warnings.append(warning)
     _err(job.ctx, warning)
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgeloop-netrun-") as tmp:
         scratch = Path(tmp)
         (scratch / "model.onnx").write_bytes(job.model_bytes)
@@ -414,6 +416,7 @@ def _quantize_at_init(job: Job) -> tuple[onnx.ModelProto, bytes]:
         except EdgeloopError as exc:
             raise NetRunError(401, f"Quantization at init failed: {exc.message}") from None
         data = result.path.read_bytes()
+    job.quantize_ms = (time.perf_counter() - started) * 1000.0
     return onnx.load_from_string(data), data
 
 
@@ -427,6 +430,7 @@ def _write_diag(job: Job, *, init_ms: float, inference_ms: list[float], layers: 
         "perf_profile": job.args.perf_profile,
         "profiling_level": job.args.profiling_level,
         "init_ms": init_ms,
+        "quantize_at_init_ms": job.quantize_ms,
         "warm_session": warm,
         "inference_ms": inference_ms,
         "layers": layers,

@@ -10,10 +10,11 @@ import contextlib
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import adbutils
 import pytest
@@ -22,6 +23,19 @@ from emulator.lifecycle import RunningDevice, start_device
 
 ADB36 = str(Path(adbutils.__file__).parent / "binaries" / "adb")  # platform-tools 36, shipped in the wheel
 ADB29 = "/usr/bin/adb"  # Debian's adb package
+
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 20.0) -> T:
+    """The first truthy value of condition(), polled until the deadline: waiting on an effect, not a delay."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+    return value
 
 
 def free_port() -> int:

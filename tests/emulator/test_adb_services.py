@@ -8,7 +8,6 @@ import socket
 import stat
 import struct
 import subprocess
-import time
 from collections.abc import Iterator
 
 import adbutils
@@ -19,6 +18,7 @@ from emulator.adbd import AdbDevice, listen
 from emulator.device import EmulatedDevice
 from emulator.lifecycle import RunningDevice
 from emulator.proto import A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_WRTE, HEADER, MAX_PAYLOAD, VERSION, header
+from tests.conftest import wait_until
 
 
 @pytest.fixture(params=["adb36", "adb29"])
@@ -86,12 +86,9 @@ def test_serialno_differs_between_devices(adb_server, start_emulated) -> None:
 def test_client_hanging_up_cancels_a_long_command(device: adbutils.AdbDevice, emulated_pixel: RunningDevice) -> None:
     with pytest.raises(adbutils.AdbTimeout):
         device.shell("sleep 30", timeout=1)
-    deadline = time.monotonic() + 10
-    ends: list[dict] = []
-    while not ends and time.monotonic() < deadline:
-        ends = [e for e in emulated_pixel.events() if e["event"] == "shell-end" and e["command"] == "sleep 30"]
-        time.sleep(0.1)
-    assert ends and ends[0]["cancelled"], "the device did not stop the command when the client hung up"
+    ends = wait_until(lambda: [e for e in emulated_pixel.events()
+                               if e["event"] == "shell-end" and e["command"] == "sleep 30"], "the command to end")
+    assert ends[0]["cancelled"], "the device did not stop the command when the client hung up"
     assert device.shell2("echo alive", v2=True).stdout == "alive\n"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from deploy.fsutil import sha256_file
 from deploy.profiles import load_profile
 from emulator.device import Faults
 from emulator.lifecycle import RunningDevice
+from tests.conftest import wait_until
 
 MB = 1024 * 1024
 
@@ -149,12 +149,7 @@ def test_quota_exceeded_leaves_no_partial_file(adb_server, start_emulated, big_f
 
 def wait_for_state(server, serial: str, state: str, timeout: float = 20) -> None:
     """Poll `adb devices` until the serial shows the state (adb reconnects on its own schedule)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if f"{serial}\t{state}" in server.run("devices").stdout.decode():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{serial} not {state} after {timeout}s: {server.run('devices').stdout.decode()}")
+    wait_until(lambda: f"{serial}\t{state}" in server.run("devices").stdout.decode(), f"{serial} {state}", timeout)
 
 
 def test_connection_dropped_mid_transfer(adb_server, start_emulated, big_file, tmp_path: Path) -> None:

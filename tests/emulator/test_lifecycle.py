@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,10 +17,14 @@ from pathlib import Path
 import adbutils
 import pytest
 
+from deploy.container import write_meta
 from deploy.errors import DeviceError, EdgeloopError
 from deploy.profiles import load_profile
 from emulator.device import EmulatedDevice, Faults
-from emulator.lifecycle import emulated_device, list_devices, start_device, stop_all, stop_device
+from emulator.lifecycle import STOP_TIMEOUT_S, emulated_device, list_devices, start_device, stop_all, stop_device
+from tests.conftest import wait_until
+from tests.deploy.models import conv_net
+from tests.emulator.test_netrun import feeds_for, meta_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -185,3 +191,41 @@ def test_cli_start_list_fault_stop(tmp_path: Path) -> None:
         assert not device.alive()
     finally:
         device.stop()
+
+
+def test_stop_cancels_a_hung_net_run_promptly(adb_server, start_emulated) -> None:
+    """SIGTERM ends the device's connections, which cancels what they run: no wait for the SIGKILL deadline."""
+    model = conv_net()
+    write_meta(model, meta_for(model))
+    [(name, array)] = feeds_for(model, 1)[0].items()
+    device = start_emulated("pixel", faults=Faults(netrun_hang=True))
+    client = adb_server.client.device(device.serial)
+    client.sync.push(model.SerializeToString(), "/data/local/tmp/hang/m.onnx")
+    client.sync.push(array.tobytes(), "/data/local/tmp/hang/in.raw")
+    client.sync.push(f"{name}:=in.raw\n".encode(), "/data/local/tmp/hang/list.txt")
+    command = "cd /data/local/tmp/hang && edgeloop-net-run --container m.onnx --input_list list.txt"
+
+    def run() -> None:
+        with contextlib.suppress(adbutils.AdbError, EOFError, OSError):  # the device goes away under it
+            client.shell2(command, v2=True)
+
+    threading.Thread(target=run, daemon=True).start()
+    wait_until(lambda: any(e["event"] == "netrun.start" for e in device.events()), "net-run to start")
+    started = time.monotonic()
+    device.stop()
+    assert time.monotonic() - started < STOP_TIMEOUT_S / 2
+    ends = [e for e in device.events() if e["event"] in ("netrun.end", "shell-end")]
+    assert [e["event"] for e in ends] == ["netrun.end", "shell-end"] and ends[0]["rc"] == 130 and ends[1]["cancelled"]
+
+
+def test_stop_signals_wait_for_the_main_thread(tmp_path: Path) -> None:
+    """A SIGTERM the kernel hands to a helper thread would leave the device serving until the SIGKILL
+    deadline: every thread of the device process blocks it, and the main thread takes it with sigwait."""
+    with emulated_device("generic-arm64", home=tmp_path) as device:  # exit_with_parent: a helper thread too
+        helpers = [t for t in Path(f"/proc/{device.pid}/task").iterdir() if t.name != str(device.pid)]
+        blocked = [int(re.search(r"SigBlk:\s*([0-9a-f]+)", (t / "status").read_text())[1], 16) for t in helpers]
+        assert len(helpers) >= 2  # the accept loop, the parent watcher (and numpy's threads)
+        assert all(mask & (1 << (signal.SIGTERM - 1)) for mask in blocked)  # the main thread sigwaits for it
+        os.kill(device.pid, signal.SIGTERM)
+        assert wait_gone(device.pid, STOP_TIMEOUT_S / 2)
+        assert device.events()[-1]["event"] == "stopped"  # a clean stop, not the SIGKILL
