@@ -56,6 +56,8 @@ def _emulator_collection() -> Collection:
             table.add_row(d.name, d.profile, d.serial, str(d.pid), faults, str(d.sandbox_root))
         console.print(table if table.row_count else "no emulated device is running")
 
+    # invoke has no optional positional arguments (a positional one is required, so --all alone would
+    # fail): the device is named with -n/--name.
     @task(name="stop", help={"name": "device to stop", "all": "stop every running device"})
     @user_errors
     def emulator_stop(c, name="", all=False):
@@ -77,13 +79,10 @@ def _emulator_collection() -> Collection:
     @user_errors
     def emulator_fault(c, name, set=None, clear=False):
         """Change the faults of a running emulated device (in effect for everything it does next)."""
-        from deploy.errors import EdgeloopError
         from emulator.device import Faults, parse_fault_items
-        from emulator.lifecycle import list_devices
+        from emulator.lifecycle import find_device
 
-        device = next((d for d in list_devices() if d.name == name), None)
-        if device is None:
-            raise EdgeloopError(f"no running emulated device named '{name}'", "see: invoke emulator.list")
+        device = find_device(name)
         base = vars(Faults()) if clear else {}
         faults = device.set_faults(**{**base, **parse_fault_items(set or [])})
         console.print(", ".join(f"{k}={v}" for k, v in faults.active().items()) or "no faults")

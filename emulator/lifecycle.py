@@ -200,7 +200,7 @@ def _reserve_name(root: Path, profile: str, name: str | None) -> Path:
             if name:
                 raise EdgeloopError(
                     f"emulated device '{name}' is already running on port {record.port}",
-                    f"stop it first: invoke emulator.stop {name}",
+                    f"stop it first: invoke emulator.stop -n {name}",
                 )
             continue
         state.mkdir(parents=True, exist_ok=True)
@@ -299,12 +299,16 @@ def list_devices(home: Path | None = None) -> list[RunningDevice]:
     return found
 
 
-def stop_device(name: str, home: Path | None = None) -> None:
+def find_device(name: str, home: Path | None = None) -> RunningDevice:
+    """The running device called `name`; a user error naming the command that lists them otherwise."""
     for device in list_devices(home):
         if device.name == name:
-            device.stop()
-            return
+            return device
     raise EdgeloopError(f"no running emulated device named '{name}'", "see: invoke emulator.list")
+
+
+def stop_device(name: str, home: Path | None = None) -> None:
+    find_device(name, home).stop()
 
 
 def stop_all(home: Path | None = None) -> list[str]:

@@ -187,8 +187,13 @@ def test_cli_start_list_fault_stop(tmp_path: Path) -> None:
         assert device.faults == Faults(netrun_crash=True)
         bad = edgeloop("emulator.fault", "cli", "--set", "bogus=1")
         assert bad.returncode == 2 and "unknown fault 'bogus'" in bad.stderr and "Traceback" not in bad.stderr
-        assert edgeloop("emulator.stop", "-n", "cli").returncode == 0
+        again = edgeloop("emulator.start", "--profile", "pixel4", "--name", "cli")
+        assert again.returncode == 2 and "already running" in again.stderr
+        hint = re.search(r"invoke (emulator\.stop [^)]*)", again.stderr)
+        assert hint, again.stderr
+        assert edgeloop(*hint[1].split()).returncode == 0  # the hint's command works as printed
         assert not device.alive()
+        assert "no running emulated device named 'cli'" in edgeloop("emulator.fault", "cli", "--set", "x").stderr
     finally:
         device.stop()
 
