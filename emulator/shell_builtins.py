@@ -9,7 +9,7 @@ messages follow toybox's `name: what: why` wording.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -84,6 +84,17 @@ class Invocation:
     def fail(self, operand: str, exc: DeviceOSError) -> int:
         self.err(f"{operand}: {exc.message}")
         return 1
+
+    def each(self, operands: Iterable[str], action: Callable[[str], object]) -> int:
+        """Apply `action` to every operand; one that fails (DeviceOSError) is reported and the status is 1,
+        the others still run, as toybox's file commands do."""
+        status = 0
+        for operand in operands:
+            try:
+                action(operand)
+            except DeviceOSError as exc:
+                status = self.fail(operand, exc)
+        return status
 
 
 @dataclass(frozen=True)

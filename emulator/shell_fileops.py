@@ -7,7 +7,7 @@ import os
 import secrets
 import stat as statmod
 
-from emulator.sandbox import DeviceOSError
+from emulator.sandbox import ISDIR, NOENT, NOTDIR, NOTEMPTY, DeviceOSError
 from emulator.shell_builtins import Invocation, UsageError, builtin, split_flags, take_option
 from emulator.shell_files import join_path, walk
 
@@ -38,38 +38,31 @@ def _is_octal(text: str) -> bool:
 def cmd_rm(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "rRfiv")
     recursive = bool(flags & {"r", "R"})
-    status = 0
-    for operand in operands:
+
+    def remove(operand: str) -> None:
         if not inv.fs.exists(operand, inv.cwd):
             if "f" not in flags:
-                status = inv.fail(operand, DeviceOSError(operand, "No such file or directory"))
-            continue
-        if inv.fs.is_dir(operand, inv.cwd) and not recursive:
-            inv.err(f"{operand}: Is a directory")
-            status = 1
-            continue
-        try:
+                raise DeviceOSError(operand, NOENT)
+        elif inv.fs.is_dir(operand, inv.cwd) and not recursive:
+            raise DeviceOSError(operand, ISDIR)
+        else:
             inv.fs.remove(operand, inv.cwd, recursive=recursive)
-        except DeviceOSError as exc:
-            status = inv.fail(operand, exc)
-    return status
+
+    return inv.each(operands, remove)
 
 
 @builtin("rmdir")
 def cmd_rmdir(inv: Invocation) -> int:
     _flags, operands = split_flags(inv.args, "p")
-    status = 0
-    for operand in operands:
-        try:
-            if not inv.fs.is_dir(operand, inv.cwd):
-                raise DeviceOSError(operand, "Not a directory" if inv.fs.exists(operand, inv.cwd)
-                                    else "No such file or directory")
-            if inv.fs.listdir(operand, inv.cwd):
-                raise DeviceOSError(operand, "Directory not empty")
-            inv.fs.remove(operand, inv.cwd, recursive=True)
-        except DeviceOSError as exc:
-            status = inv.fail(operand, exc)
-    return status
+
+    def remove(operand: str) -> None:
+        if not inv.fs.is_dir(operand, inv.cwd):
+            raise DeviceOSError(operand, NOTDIR if inv.fs.exists(operand, inv.cwd) else NOENT)
+        if inv.fs.listdir(operand, inv.cwd):
+            raise DeviceOSError(operand, NOTEMPTY)
+        inv.fs.remove(operand, inv.cwd, recursive=True)
+
+    return inv.each(operands, remove)
 
 
 def _destination(inv: Invocation, operands: list[str]) -> tuple[list[str], str, bool] | None:
@@ -132,13 +125,7 @@ def cmd_mv(inv: Invocation) -> int:
     if plan is None:
         return 1
     sources, target, into = plan
-    status = 0
-    for source in sources:
-        try:
-            inv.fs.rename(source, _target_path(inv, source, target, into), inv.cwd)
-        except DeviceOSError as exc:
-            status = inv.fail(source, exc)
-    return status
+    return inv.each(sources, lambda source: inv.fs.rename(source, _target_path(inv, source, target, into), inv.cwd))
 
 
 def parse_mode(spec: str, current: int, is_dir: bool) -> int:
@@ -177,16 +164,12 @@ def cmd_chmod(inv: Invocation) -> int:
         inv.err("needs 2 arguments")
         return 1
     spec, *paths = operands
-    status = 0
-    for path in paths:
-        targets = list(walk(inv, path)) if "R" in flags else [path]
-        for target in targets:
-            try:
-                st = inv.fs.stat(target, inv.cwd)
-                inv.fs.chmod(target, parse_mode(spec, st.st_mode, statmod.S_ISDIR(st.st_mode)), inv.cwd)
-            except DeviceOSError as exc:
-                status = inv.fail(target, exc)
-    return status
+
+    def change(target: str) -> None:
+        st = inv.fs.stat(target, inv.cwd)
+        inv.fs.chmod(target, parse_mode(spec, st.st_mode, statmod.S_ISDIR(st.st_mode)), inv.cwd)
+
+    return inv.each([t for path in paths for t in (walk(inv, path) if "R" in flags else [path])], change)
 
 
 @builtin("touch")

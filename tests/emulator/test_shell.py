@@ -8,24 +8,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
 from emulator.shell_parse import AndOr, ParseError, Pipeline, Simple, parse
-from tests.emulator.test_shell_support import ShellRunner
-
-TMP = "/data/local/tmp"
-
-
-@pytest.fixture
-def sh(tmp_path: Path) -> Iterator[ShellRunner]:
-    runner = ShellRunner(tmp_path)
-    yield runner
-    runner.close()
-
+from tests.emulator.test_shell_support import TMP, ShellRunner
 
 # ---- parsing -------------------------------------------------------------------------------
 

@@ -8,22 +8,11 @@ import os
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.emulator.test_shell_support import ShellRunner
-
-TMP = "/data/local/tmp"
-
-
-@pytest.fixture
-def sh(tmp_path: Path) -> Iterator[ShellRunner]:
-    runner = ShellRunner(tmp_path)
-    yield runner
-    runner.close()
-
+from tests.emulator.test_shell_support import TMP, ShellRunner
 
 # ---- listing and reading -------------------------------------------------------------------
 

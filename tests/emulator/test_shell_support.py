@@ -14,6 +14,8 @@ from deploy.profiles import load_profile
 from emulator.device import EmulatedDevice
 from emulator.shell import Shell
 
+TMP = "/data/local/tmp"
+
 
 @dataclass
 class Result:
