@@ -37,8 +37,9 @@ class AdbServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def client(self) -> adbutils.AdbClient:
-        return adbutils.AdbClient(host=self.host, port=self.port)
+    def client(self, socket_timeout: float | None = None) -> adbutils.AdbClient:
+        """A client of this server; with `socket_timeout`, a host that drops off the network cannot hang it."""
+        return adbutils.AdbClient(host=self.host.strip("[]"), port=self.port, socket_timeout=socket_timeout)
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,6 @@ _ADDRESS = re.compile(r"(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{
 HINT = "see docs/farm.md for the farm.yaml format"
 
 
-def client(server: AdbServer) -> adbutils.AdbClient:
-    """A client with a socket timeout: a farm host that drops off the network must not hang the run."""
-    return adbutils.AdbClient(host=server.host.strip("[]"), port=server.port, socket_timeout=ADB_TIMEOUT_S)
-
-
 @dataclass(frozen=True)
 class ServerEntry:
     server: AdbServer
@@ -75,7 +70,7 @@ class FarmDevice:
         return f"{self.serial}@{self.server.address}"
 
     def adb(self) -> adbutils.AdbDevice:
-        return client(self.server).device(self.serial)
+        return self.server.client(ADB_TIMEOUT_S).device(self.serial)
 
 
 @dataclass
@@ -164,7 +159,7 @@ def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discove
     candidates = _profiles(profiles)
     found = Discovery(devices=[], unreachable={}, unmatched=[])
     for entry in inventory.servers:
-        server, adb = entry.server, client(entry.server)
+        server, adb = entry.server, entry.server.client(ADB_TIMEOUT_S)
         try:
             for address in entry.connect:
                 connect(adb, address, timeout=ADB_TIMEOUT_S)
@@ -195,7 +190,7 @@ def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discove
 def device_state(device: FarmDevice) -> str:
     """'device' when ready and answering a shell round trip; otherwise 'offline', 'missing',
     'unresponsive' (listed but not answering) or 'server-down', which tell a lost device from a lost host."""
-    adb = client(device.server)
+    adb = device.server.client(ADB_TIMEOUT_S)
     try:
         infos = adb.list()
     except (adbutils.AdbError, OSError):

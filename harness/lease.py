@@ -8,20 +8,18 @@ record of a dead process detectable and reportable.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import filelock
 
-from deploy.errors import DeviceError
 from deploy.fsutil import atomic_write_text
 
 LOCK_DIR_ENV = "EDGELOOP_LOCK_DIR"
@@ -155,15 +153,3 @@ class LeaseBook:
             lease = self.try_acquire(keys[0], job, lease_s=lease_s, wait_s=min(0.2, remaining))
             if lease is not None:
                 return lease
-
-    @contextlib.contextmanager
-    def hold(self, key: str, job: str, *, lease_s: float, wait_s: float) -> Iterator[Lease]:
-        """Hold the device for the block or raise DeviceError naming who holds it."""
-        lease = self.acquire(key, job, lease_s=lease_s, wait_s=wait_s)
-        if lease is None:
-            holder = self.holder(key)
-            who = holder.describe() if holder else "an unknown holder"
-            past = " (busy past its lease)" if holder and holder.expired() else ""
-            raise DeviceError(f"device {key} is leased by {who}{past}", f"waited {wait_s:.0f} s; free it or wait")
-        with lease:
-            yield lease
