@@ -210,10 +210,13 @@ def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 def _extract(model: onnx.ModelProto, out_nodes: list[str]) -> onnx.ModelProto:
     """Keep only what produces `out_nodes` (tensor names, or node names standing for their first output)."""
     tensors = {out for node in model.graph.node for out in node.output if out}
-    tensors |= {v.name for v in model.graph.input}
+    inputs = [v.name for v in _graph_inputs(model)]
     node_outputs = {node.name: node.output[0] for node in model.graph.node if node.name and node.output}
     outputs = []
     for name in out_nodes:
+        if name in inputs:
+            raise EdgeloopError(f"--out-node '{name}' is an input of the model, which no node computes",
+                                "name a node, or a tensor that a node produces")
         if name in tensors:
             outputs.append(name)
         elif name in node_outputs:
@@ -223,7 +226,7 @@ def _extract(model: onnx.ModelProto, out_nodes: list[str]) -> onnx.ModelProto:
             raise EdgeloopError(f"--out-node '{name}' is not a node or tensor of the model",
                                 f"nearest names: {', '.join(near)}" if near else "run `invoke info` on a "
                                 "converted container to see the layer names")
-    inputs = [v.name for v in _graph_inputs(model)]
+    outputs = list(dict.fromkeys(outputs))  # a node and its tensor, or a name given twice: one output
     extracted = onnx.utils.Extractor(model).extract_model(inputs, outputs)
     used = {name for node in extracted.graph.node for name in node.input} | set(outputs)
     kept = [v for v in extracted.graph.input if v.name in used]

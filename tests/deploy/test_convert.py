@@ -210,6 +210,10 @@ def test_out_node_by_tensor_or_node_name_extracts_the_subgraph(tmp_path: Path) -
     np.testing.assert_allclose(run_unoptimised(by_tensor.path, feeds)[0], want, rtol=1e-5, atol=1e-5)
     by_node = convert(source, out_nodes=["conv1"])  # node 'conv1' produces tensor 'conv1_out'
     assert [t.name for t in by_node.meta.outputs] == ["conv1_out"] and len(by_node.ops) == 1
+    twice = convert(source, out_nodes=["conv1", "conv1_out", "relu2", "relu2"])  # one output per tensor
+    assert [t.name for t in twice.meta.outputs] == ["conv1_out", "relu2"]
+    with pytest.raises(EdgeloopError, match="--out-node 'image' is an input of the model"):
+        convert(source, out_nodes=["image"])
 
 
 def test_out_node_keeps_only_the_inputs_it_needs(tmp_path: Path) -> None:
