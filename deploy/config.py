@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.errors import EdgeloopError
+from deploy.inputlist import read_input_list
 from deploy.packs import available_packs, load_pack
 from deploy.profiles import RUNTIME_UNITS, available_profiles
 from deploy.quantize.options import QuantizeOptions
@@ -141,10 +142,13 @@ def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> Mo
     keys = node.mapping(_MODEL_KEYS, required=("source", "input_list"))
     source = keys["source"].path(base)
     optional_path = {k: keys[k].path(base) if k in keys else None for k in ("labels", "calibration_list")}
+    input_list = keys["input_list"].path(base)
+    if optional_path["labels"] is not None:
+        _check_labels(keys["labels"], optional_path["labels"], input_list)
     return ModelConfig(
         name=name,
         source=source,
-        input_list=keys["input_list"].path(base),
+        input_list=input_list,
         input_dims=_input_dims(keys["input_dims"]) if "input_dims" in keys else {},
         out_nodes=keys["out_nodes"].strings() if "out_nodes" in keys else [],
         labels=optional_path["labels"],
@@ -153,6 +157,18 @@ def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> Mo
         thresholds=_thresholds(keys["thresholds"], with_outputs=True) if "thresholds" in keys else Thresholds(),
         runtimes=_runtimes(keys["runtimes"]) if "runtimes" in keys else list(default_runtimes),
     )
+
+
+def _check_labels(node: Node, labels: Path, input_list: Path) -> None:
+    """One integer class per inference of the validation list, checked now rather than after a device run."""
+    lines = [line for line in labels.read_text(errors="replace").splitlines() if line.strip()]
+    for number, line in enumerate(lines, 1):
+        if not line.split()[0].lstrip("-").isdigit():
+            node.fail(f"{labels} line {number}: '{line.strip()}' is not an integer class")
+    inferences = len(read_input_list(input_list).entries)
+    if len(lines) != inferences:
+        node.fail(f"{labels} has {len(lines)} labels for the {inferences} inferences of {input_list.name}",
+                  "write one integer class per line of the input list")
 
 
 def _input_dims(node: Node) -> dict[str, list[int]]:

@@ -36,8 +36,8 @@ pack_options: {profiling_level: off, perf_profile: burst}
 
 def _project(tmp_path: Path, text: str = GOOD) -> Path:
     (tmp_path / "data").mkdir(exist_ok=True)
-    for name in ("model.onnx", "data/list.txt", "data/labels.txt"):
-        (tmp_path / name).write_text("x")
+    for name, content in (("model.onnx", "x"), ("data/list.txt", "a.raw\nb.raw\n"), ("data/labels.txt", "3\n7\n")):
+        (tmp_path / name).write_text(content)
     config = tmp_path / "edgeloop.yaml"
     config.write_text(textwrap.dedent(text))
     return config
@@ -133,3 +133,14 @@ def test_anchors_and_merge_keys(tmp_path: Path) -> None:
     config = load_config(_project(tmp_path, text))
     assert config.models["copy"].source == config.models["net"].source
     assert config.models["copy"].out_nodes == ["other"] and config.models["net"].out_nodes == ["out"]
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    ("3\n", r"edgeloop.yaml:7: models.net.labels: .*labels.txt has 1 labels for the 2 inferences of list.txt"),
+    ("3\nseven\n", r"edgeloop.yaml:7: models.net.labels: .*labels.txt line 2: 'seven' is not an integer class"),
+])
+def test_labels_must_give_one_class_per_inference(labels: str, message: str, tmp_path: Path) -> None:
+    config = _project(tmp_path)
+    (tmp_path / "data/labels.txt").write_text(labels)
+    with pytest.raises(EdgeloopError, match=message):
+        load_config(config)
