@@ -103,6 +103,8 @@ class _QuotaWriter:
         self._fs._charge(self._path, n)
         try:
             self._f.write(data)
+            if self._tmp is None:  # a plain file shows what was written at once, as on a device
+                self._f.flush()
         except OSError:
             self._fs._charge(self._path, -n)
             raise

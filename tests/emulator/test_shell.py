@@ -210,6 +210,9 @@ def test_exec_redirects_the_rest_of_the_shell(sh: ShellRunner) -> None:
     result = sh("cd /data/local/tmp; exec > out.log 2>&1; echo hidden; cat /nope; exec 1>&2")
     assert result.out == ""
     assert sh.read(f"{TMP}/out.log") == b"hidden\ncat: /nope: No such file or directory\n"
+    # A file the shell holds open shows each write at once, as on a device.
+    held = sh("cd /data/local/tmp; exec 3>held.log; echo one >&3; cat held.log; echo two >&3; wc -l < held.log")
+    assert held.out.split() == ["one", "2"]
 
 
 def test_pipes_between_builtins(sh: ShellRunner) -> None:
