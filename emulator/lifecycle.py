@@ -112,10 +112,12 @@ class RunningDevice:
         return faults
 
     def events(self) -> list[dict[str, Any]]:
-        """The device's event log, parsed."""
-        if not self.log_path.exists():
+        """The device's event log, parsed; a last line still being written is left for the next read."""
+        try:
+            text = self.log_path.read_text()
+        except FileNotFoundError:
             return []
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+        return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
 
     def alive(self) -> bool:
         return _alive(self.pid)

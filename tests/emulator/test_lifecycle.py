@@ -21,7 +21,15 @@ from deploy.container import write_meta
 from deploy.errors import DeviceError, EdgeloopError
 from deploy.profiles import load_profile
 from emulator.device import EmulatedDevice, Faults
-from emulator.lifecycle import STOP_TIMEOUT_S, emulated_device, list_devices, start_device, stop_all, stop_device
+from emulator.lifecycle import (
+    STOP_TIMEOUT_S,
+    RunningDevice,
+    emulated_device,
+    list_devices,
+    start_device,
+    stop_all,
+    stop_device,
+)
 from tests.conftest import wait_until
 from tests.deploy.models import conv_net
 from tests.emulator.test_netrun import feeds_for, meta_for
@@ -234,3 +242,10 @@ def test_stop_signals_wait_for_the_main_thread(tmp_path: Path) -> None:
         os.kill(device.pid, signal.SIGTERM)
         assert wait_gone(device.pid, STOP_TIMEOUT_S / 2)
         assert device.events()[-1]["event"] == "stopped"  # a clean stop, not the SIGKILL
+
+
+def test_events_leave_a_line_being_written(tmp_path: Path) -> None:
+    """Tests poll the log while the device appends to it: a half-written last line is not an error."""
+    device = RunningDevice("half", "pixel", 1, os.getpid(), tmp_path)
+    (tmp_path / "device.log").write_text('{"event": "listening"}\n{"event": "conn')
+    assert device.events() == [{"event": "listening"}]
