@@ -42,7 +42,7 @@ def overhead_per_job(n_jobs: int, n_devices: int, lock_dir: Path) -> float:
     devices = [FarmDevice(server, f"bench-{i}", ("pixel",)) for i in range(n_devices)]
     scheduler = Scheduler(devices, lambda task, device, attempt: True, passed=bool, leases=LeaseBook(lock_dir))
     start = time.perf_counter()
-    outcomes = scheduler.run(trivial_tasks(n_jobs))
+    outcomes = scheduler.run(trivial_tasks(n_jobs, labels=()))
     elapsed = time.perf_counter() - start
     assert all(o.status == "passed" for o in outcomes)
     return elapsed / n_jobs

@@ -87,8 +87,9 @@ def echo_job(task: Any, device: Any, attempt: int) -> Any:
                      failure=None if output.verdict.passed else "; ".join(output.verdict.reasons))
 
 
-def tasks(n: int, profile: str = "pixel", model: str = "m") -> list[Any]:
+def tasks(n: int, profile: str = "pixel", model: str = "m", labels: tuple[str, ...] = (OWN,)) -> list[Any]:
+    """n trivial farm jobs for `profile`, for this test's devices only (label OWN) unless told otherwise."""
     from harness.scheduler import Task
 
-    return [Task(id=f"{model}{i}/{profile}/cpu", profile=profile, model=f"{model}{i}", runtime="cpu", labels=(OWN,))
+    return [Task(id=f"{model}{i}/{profile}/cpu", profile=profile, model=f"{model}{i}", runtime="cpu", labels=labels)
             for i in range(n)]
