@@ -191,7 +191,7 @@ def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: flo
 
 def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None, work_dir: Path, clock: _Clock,
          on_bytes: Progress | None, result: JobResult, artifacts: Artifacts | None) -> None:
-    _check_runs(runs)
+    _check_runs(runs, timeout)
     with clock.phase("prepare"):
         art = artifacts or prepare(job)
     result.model_sha256, result.container_sha256 = art.model_sha256, sha256_file(art.container)
@@ -269,9 +269,11 @@ def _execute(device: adbutils.AdbDevice, art: Artifacts, remote_dir: PurePosixPa
     return timings, work_dir / labels[-1] / "output", unreadable
 
 
-def _check_runs(runs: int) -> None:
+def _check_runs(runs: int, timeout: float | None = None) -> None:
     if runs < 1:
         raise EdgeloopError(f"--runs must be at least 1, got {runs}")
+    if timeout is not None and not timeout > 0:  # NaN included: every run would be stopped at once
+        raise EdgeloopError(f"--timeout must be a positive number of seconds, got {timeout}")
 
 
 def _check_runner(device: adbutils.AdbDevice, pack_name: str) -> None:
@@ -352,7 +354,7 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
            report_root: Path = Path("reports"), console: Console | None = None) -> DeployOutcome:
     """The whole loop for one device profile; see docs/deploy.md."""
     console = console or Console(stderr=True)
-    _check_runs(runs)
+    _check_runs(runs, timeout)
     config = load_config(find_config(config_path))
     profile = load_profile(profile_name)
     jobs = plan(config, profile, models, runtimes)
