@@ -66,6 +66,7 @@ def main() -> None:
         cp = timed(lambda: run("cp", str(source), str(work / "copy.bin")), args.repeat)
         rows.append(("cp (ceiling)", cp, cp))
         with emulated_device("pixel", home=work / "home") as device:
+            on_device = device.sandbox_root / REMOTE.lstrip("/")
             for label, adb in (("adb 36 CLI", ADB36), ("adb 29 CLI (Debian)", ADB29)):
                 if not Path(adb).exists():
                     continue
@@ -76,12 +77,14 @@ def main() -> None:
                     device.connect(int(port))
                     cli = [adb, "-P", port, "-s", device.serial]
                     push = timed(lambda cli=cli: run(*cli, "push", str(source), REMOTE), args.repeat)
+                    assert sha256_file(on_device) == digest, f"{label}: pushed file differs"
                     pull = timed(lambda cli=cli: run(*cli, "pull", REMOTE, str(work / "pulled.bin")), args.repeat)
                     assert sha256_file(work / "pulled.bin") == digest, f"{label}: pulled file differs"
                     rows.append((label, push, pull))
                     if adb == ADB36:
                         client = adbutils.AdbClient(host="127.0.0.1", port=int(port)).device(device.serial)
                         push = timed(lambda c=client: c.sync.push(source, REMOTE), args.repeat)
+                        assert sha256_file(on_device) == digest, "adbutils: pushed file differs"
                         pull = timed(lambda c=client: c.sync.pull(REMOTE, work / "pulled.bin"), args.repeat)
                         assert sha256_file(work / "pulled.bin") == digest, "adbutils: pulled file differs"
                         rows.append(("adbutils 2.12 (sync)", push, pull))
