@@ -171,10 +171,10 @@ def _model_file(container: Path, plan: packs.PackPlan, root: Path | None, calibr
     filename = Path(plan.container_file).name
 
     def build(tmp: Path) -> None:
-        markers = {"source": str(container), "output": str(tmp / filename),
-                   "calibration_list": str(Path(calibration_list).resolve()) if calibration_list else ""}
+        markers = {"{source}": str(container), "{output}": str(tmp / filename),
+                   "{calibration_list}": str(Path(calibration_list).resolve()) if calibration_list else ""}
         for command in plan.convert:
-            args = [_replace_markers(a, markers) for a in command]
+            args = [_substitute(a, markers) for a in command]
             try:
                 done = subprocess.run(args, capture_output=True, text=True, check=False)
             except OSError as exc:
@@ -187,14 +187,18 @@ def _model_file(container: Path, plan: packs.PackPlan, root: Path | None, calibr
         if not (tmp / filename).is_file():
             raise EdgeloopError(f"pack '{plan.pack.name}': the convert commands did not write {filename}")
 
-    key = {"container": sha256_file(container), "commands": plan.convert, "pack": plan.pack.name,
-           "sdk_version": plan.context["sdk_version"],
+    # Content, not places: the SDK is known by its layout and version, so a moved SDK or virtualenv reuses the entry.
+    places = {plan.context["sdk_root"]: "{sdk_root}", plan.context["python"]: "{python}"}
+    key = {"container": sha256_file(container), "pack": plan.pack.name,
+           "commands": [[_substitute(arg, places) for arg in command] for command in plan.convert],
+           "sdk": [plan.context["sdk_layout"], plan.context["sdk_version"]],
            "calibration": [{name: sha256_file(calibration.resolve(path)) for name, path in entry.items()}
                            for entry in calibration.entries] if calibration else None}
     return cached("pack-convert", key, build, filename, root).path
 
 
-def _replace_markers(arg: str, markers: dict[str, str]) -> str:
-    for name, value in markers.items():
-        arg = arg.replace(f"{{{name}}}", value)
+def _substitute(arg: str, replacements: dict[str | None, str]) -> str:
+    for old, new in replacements.items():
+        if old:
+            arg = arg.replace(old, new)
     return arg

@@ -301,6 +301,20 @@ def test_float_container_quantized_by_the_sdk_from_a_calibration_list(env: Path,
                calibration_list=bad)
 
 
+def test_the_sdk_conversion_is_cached_by_content_not_by_the_sdk_folder(env: Path, containers: dict[str, Path],
+                                                                        tmp_path: Path) -> None:
+    """The same SDK version in another folder (a moved or second install) reuses the converted model."""
+    first = bundle(containers["float"], load_profile("pixel"), "cpu", containers["inputs"], pack="snpe",
+                   root=tmp_path / "build", sdk=snpe2(tmp_path / "a"))
+    assert len(tool_calls(env)) == 1
+    second = bundle(containers["float"], load_profile("pixel"), "cpu", containers["inputs"], pack="snpe",
+                    root=tmp_path / "build", sdk=snpe2(tmp_path / "b"))
+    assert len(tool_calls(env)) == 1 and second.id == first.id  # same files, same bundle
+    bundle(containers["float"], load_profile("pixel"), "cpu", containers["inputs"], pack="snpe",
+           root=tmp_path / "build", sdk=snpe2(tmp_path / "c", name="2.21.0.240401"))
+    assert len(tool_calls(env)) == 2  # another version converts again
+
+
 def test_qnn_htp_model_library(env: Path, containers: dict[str, Path], tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QNN_SDK_ROOT", str(qnn(tmp_path)))
