@@ -442,8 +442,9 @@ class Interp:
                 self.error(fds, str(exc))
                 close_all(opened)
                 return None, []
-            if redirect.op in ("<<", "<<-"):
-                result[redirect.fd] = io.BytesIO(target.encode("utf-8", "surrogateescape"))
+            if redirect.op in ("<<", "<<-", "<<<"):  # here-document; `<<< word` is mksh's here-string
+                text = target + "\n" if redirect.op == "<<<" else target
+                result[redirect.fd] = io.BytesIO(text.encode("utf-8", "surrogateescape"))
                 continue
             if redirect.op in (">&", "<&"):
                 if target == "-":

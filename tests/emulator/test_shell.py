@@ -197,6 +197,9 @@ def test_here_documents(sh: ShellRunner) -> None:
     result = sh(HEREDOCS)
     assert result.out == 'home=/ "kept" $literal sub\n\tindented\n$HOME `x`\n1\ndone\n'
     assert sh("cat <<EOF\nnever closed\n").status == 2
+    # mksh's here-string: the expanded word and a newline, not field-split.
+    assert sh("""v='a  b'; read -r x y <<< "$v $HOME"; echo "$x|$y" """).out == "a|b /\n"
+    assert sh("wc -c <<<abc").out.strip() == "4"
 
 
 def test_redirection_failure_skips_the_command(sh: ShellRunner) -> None:
