@@ -28,6 +28,27 @@ DEVICE_FAILURES: tuple[type[BaseException], ...] = (adbutils.AdbError, OSError, 
 _GETPROP_LINE = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)\]$")
 
 
+class _Connection(adbutils.AdbConnection):
+    def _safe_connect(self) -> socket.socket:
+        return self._create_socket()  # refused: an AdbConnectionError, and nothing started
+
+
+class AdbClient(adbutils.AdbClient):
+    """adbutils' client, except that a server that does not answer is an error. adbutils itself then
+    runs `adb start-server` on *its* default port (5037, or $ANDROID_ADB_SERVER_PORT), whatever server
+    it was asked for, and fails anyway: a farm host that went away would leave a stray local server."""
+
+    def __init__(self, host: str, port: int, socket_timeout: float | None = None) -> None:
+        super().__init__(host=host, port=port, socket_timeout=socket_timeout)
+        self._timeout = socket_timeout
+
+    def make_connection(self, timeout: float | None = None) -> adbutils.AdbConnection:
+        conn = _Connection(self.host, self.port)
+        if timeout or self._timeout:
+            conn.conn.settimeout(timeout or self._timeout)
+        return conn
+
+
 @dataclass(frozen=True)
 class AdbServer:
     host: str
@@ -37,9 +58,9 @@ class AdbServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def client(self, socket_timeout: float | None = None) -> adbutils.AdbClient:
+    def client(self, socket_timeout: float | None = None) -> AdbClient:
         """A client of this server; with `socket_timeout`, a host that drops off the network cannot hang it."""
-        return adbutils.AdbClient(host=self.host.strip("[]"), port=self.port, socket_timeout=socket_timeout)
+        return AdbClient(self.host.strip("[]"), self.port, socket_timeout)
 
 
 @dataclass(frozen=True)
@@ -78,8 +99,7 @@ def adb_binary() -> str:
 
 
 def _answers(server: AdbServer) -> bool:
-    """Probe the port ourselves: on a refused connection adbutils would start a server on 5037, whatever
-    port it was given."""
+    """Whether anything listens at the server's address (a refused connection starts nothing: AdbClient)."""
     try:
         with socket.create_connection((server.host, server.port), timeout=3):
             return True

@@ -161,10 +161,14 @@ def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discove
     for entry in inventory.servers:
         server, adb = entry.server, entry.server.client(ADB_TIMEOUT_S)
         try:
+            adb.server_version()  # the host first: a network phone that is off must not hide the others
             for address in entry.connect:
-                connect(adb, address, timeout=ADB_TIMEOUT_S)
+                try:
+                    connect(adb, address, timeout=ADB_TIMEOUT_S)
+                except DeviceError as exc:
+                    found.unmatched.append(f"{address}@{server.address} (not connected: {exc.message})")
             infos = adb.list()
-        except (adbutils.AdbError, OSError, DeviceError) as exc:
+        except (adbutils.AdbError, OSError) as exc:
             found.unreachable[server.address] = str(exc) or type(exc).__name__
             continue
         for info in infos:

@@ -4,6 +4,7 @@ that hangs, a device another run holds past its lease, bad inventory and matrix 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -158,6 +159,32 @@ def test_a_device_that_refuses_but_still_answers_has_its_jobs_retried_elsewhere(
         assert properties == {"attempts": "2", "retried": "true"}
         out = case.findtext("system-out")
         assert f"attempt 1 on {full.serial}" in out and "No space" in out
+
+
+def test_a_dead_host_or_phone_hides_nothing_and_starts_no_adb_server(tmp_path: Path, adb_server, start_emulated,
+                                                                      monkeypatch) -> None:
+    """A farm host whose adb server is gone is unreachable; a network phone that does not answer
+    `adb connect` is listed as not connected, without hiding the other devices of its host. Neither
+    makes adbutils start an adb server of its own (it would, on $ANDROID_ADB_SERVER_PORT or 5037)."""
+    from harness.devices import AdbServer
+    from harness.inventory import FarmDevice, device_state, discover
+    from tests.conftest import ADB36, free_port
+
+    sentinel, dead_host, dead_phone = free_port(), free_port(), free_port()
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(sentinel))
+    device = start_emulated("pixel", connect=False)
+    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [f"127.0.0.1:{dead_phone}", device.serial],
+                                                         dead_host: []})
+    try:
+        found = discover(load_inventory(inventory), ["pixel"])
+        assert device.serial in [d.serial for d in found.devices]
+        assert list(found.unreachable) == [f"127.0.0.1:{dead_host}"]
+        assert any(u.startswith(f"127.0.0.1:{dead_phone}@") and "not connected" in u for u in found.unmatched)
+        assert device_state(FarmDevice(AdbServer("127.0.0.1", dead_host), "x", ("pixel",))) == "server-down"
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", sentinel)) != 0, "an adb server was started behind our back"
+    finally:
+        subprocess.run([ADB36, "-P", str(sentinel), "kill-server"], capture_output=True, timeout=30)
 
 
 def test_hung_job_and_device_held_past_its_lease(tmp_path: Path, adb_server, start_emulated) -> None:
