@@ -7,6 +7,7 @@ JSON line on stdout: that line is the readiness signal the parent waits for.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -26,8 +27,8 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 def _exit_with_parent(parent_pid: int) -> None:
     """Stop when the process that started us ends (test fixtures): no stray devices."""
-    fd = os.pidfd_open(parent_pid)
-    select.select([fd], [], [])
+    with contextlib.suppress(ProcessLookupError):  # gone already: stop at once
+        select.select([os.pidfd_open(parent_pid)], [], [])
     os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -249,3 +249,13 @@ def test_events_leave_a_line_being_written(tmp_path: Path) -> None:
     device = RunningDevice("half", "pixel", 1, os.getpid(), tmp_path)
     (tmp_path / "device.log").write_text('{"event": "listening"}\n{"event": "conn')
     assert device.events() == [{"event": "listening"}]
+
+
+def test_device_whose_parent_is_already_gone_stops(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    command = [sys.executable, "-m", "emulator", "--profile", "pixel", "--name", "orphan",
+               "--state", str(tmp_path / "orphan"), "--parent-pid", str(gone.pid)]
+    ended = subprocess.run(command, capture_output=True, timeout=30, cwd=REPO)
+    assert ended.returncode == 0 and b'"ready": true' in ended.stdout
+    assert not (tmp_path / "orphan" / "device.json").exists()
