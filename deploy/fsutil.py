@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,14 +24,24 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file stands where a folder should be, or no permission
         raise EdgeloopError(f"{target}: cannot create its folder ({exc.strerror})") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temp_file(target)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _new_temp_file(target: Path) -> Path:
+    """An empty, unique file beside `target` with the usual permissions (0666 less the umask), unlike
+    mkstemp's 0600, so the renamed artifact is as readable as any file the user writes."""
+    while True:
+        candidate = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return candidate
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
