@@ -138,6 +138,10 @@ def diff_results(base: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
                                   options)
         if latency:
             findings.append(latency)
+        elif old_latency.get("inference_ms") and not new_latency.get("inference_ms") and result.get("passed"):
+            # it ran and passed, but its timings could not be read: say that latency was not compared
+            why = "; ".join(result.get("warnings", [])) or "no latency figures"
+            findings.append(Finding(key, "latency", f"not compared: {why}", False))
     for key in sorted(set(new) - set(base)):
         findings.append(Finding(key, "new", "not in the baseline (nothing to compare)", not new[key].get("passed")))
     return DiffReport(base_name, new_name, len(set(base) & set(new)), findings)

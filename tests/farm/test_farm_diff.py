@@ -83,3 +83,15 @@ def test_missing_job_and_bad_input(tmp_path: Path) -> None:
     (tmp_path / "junk.json").write_text("not json")
     bad = _diff_cli(base, tmp_path / "junk.json")
     assert bad.returncode == 2 and "is not JSON" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_rerun_without_latency_figures_says_latency_was_not_compared(tmp_path: Path) -> None:
+    base = _report(tmp_path / "base", 1.0, 1e-4, seed=1)
+    results = [_result(rt, np.array([5.0]), 1e-4, 100 + i) for i, rt in enumerate(("cpu", "gpu"))]
+    for result in results:
+        result.latency, result.warnings = None, ["no latency figures: snpe-diagview not found"]
+    unmeasured = write_reports(results, tmp_path / "new", devices={}, title="t").json
+    report = diff_reports(base, unmeasured)
+    assert not report.regressed and report.compared == 2
+    assert [(f.kind, f.message) for f in report.findings] == [
+        ("latency", "not compared: no latency figures: snpe-diagview not found")] * 2
