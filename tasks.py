@@ -396,7 +396,8 @@ def _farm_collections() -> tuple[Collection, Collection]:
             raise CheckFailed("farm run failed", f"see {result.paths.html}")
         console.print("[green]farm run passed[/]")
 
-    @task(name="diff", help={"base": "baseline report.json or farm.json", "new": "new report", **_DIFF_HELP})
+    @task(name="diff", positional=["base", "new"],
+          help={"base": "baseline report.json or farm.json", "new": "new report", **_DIFF_HELP})
     @user_errors
     def report_diff(c, base, new, latency_pct=None, noise_iqr=None, cosine_margin=None, sqnr_margin=None,
                     top1_margin=None):

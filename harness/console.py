@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -30,11 +31,22 @@ def number(value: Any, option: str, kind: Callable[[Any], N] = float) -> N:
 
 def user_errors(fn: F) -> F:
     """Print an EdgeloopError as `error: message (hint)` and exit with its code; tracebacks only
-    with EDGELOOP_DEBUG=1. KeyboardInterrupt exits 130 without a traceback."""
+    with EDGELOOP_DEBUG=1. KeyboardInterrupt exits 130 without a traceback.
+
+    Parameters without a default are required options. invoke would make them positional
+    arguments, which swallow `--help` as a value; so the signature invoke sees gives them a default
+    of None, and a missing one is a one-line error here."""
+    signature = inspect.signature(fn)
+    params = list(signature.parameters.values())
+    required = [p.name for p in params[1:] if p.default is inspect.Parameter.empty]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            missing = [name for name in required if kwargs.get(name) is None]
+            if missing and len(args) <= 1:
+                flags = ", ".join(f"--{name.replace('_', '-')}" for name in missing)
+                raise EdgeloopError(f"missing {flags}", "see the task's --help")
             return fn(*args, **kwargs)
         except EdgeloopError as exc:
             if os.environ.get("EDGELOOP_DEBUG"):
@@ -45,4 +57,6 @@ def user_errors(fn: F) -> F:
             err_console.print("interrupted")
             sys.exit(130)
 
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[params[0], *(p.replace(default=None) if p.name in required else p for p in params[1:])])
     return wrapper  # type: ignore[return-value]
