@@ -1,5 +1,8 @@
-"""Atomic writes: a target that cannot be a file is one clear error, and nothing is left beside it."""
+"""Atomic writes: a target that cannot be a file is one clear error, nothing is left beside it, and
+artifacts get ordinary permissions."""
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,19 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         tmp.write_text("half")
         raise RuntimeError("interrupted")
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"] and (tmp_path / "a.txt").read_text() == "old"
+
+
+def test_artifacts_get_the_umask_permissions_not_0600(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "report.json").stat().st_mode) == 0o644
+
+
+def test_a_mode_set_inside_the_block_is_kept(tmp_path: Path) -> None:
+    with atomic_path(tmp_path / "run.sh") as tmp:
+        tmp.write_text("echo hi\n")
+        tmp.chmod(0o755)
+    assert stat.S_IMODE((tmp_path / "run.sh").stat().st_mode) == 0o755
