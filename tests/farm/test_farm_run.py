@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -140,4 +141,7 @@ def test_farm_run_survives_a_lost_device(tmp_path: Path, adb_server, second_adb_
     assert "↻2" in html and victim.serial in html and "lost <span class=\"retry\">(retried elsewhere)" in html
     deploy_report = json.loads(run.paths.deploy.json.read_text())
     assert deploy_report["summary"] == {"total": 8, "passed": 8, "failed": 0, "errors": 0}
-    assert run.paths.deploy.junit.exists()
+    case = next(c for c in ET.parse(run.paths.deploy.junit).getroot().iter("testcase")
+                if c.get("classname") == f"{moved.task.model}.pixel" and c.get("name") == moved.task.runtime)
+    assert {p.get("name"): p.get("value") for p in case.iter("property")} == {"attempts": "2", "retried": "true"}
+    assert f"attempt 1 on {victim.serial}" in case.findtext("system-out")
