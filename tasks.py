@@ -375,15 +375,14 @@ def _farm_collections() -> tuple[Collection, Collection]:
 
         from deploy.errors import CheckFailed
         from harness.farm import farm_run as run
-        from harness.report.terminal import discovery_lines, farm_table
+        from harness.report.terminal import discovery_lines, event_line, farm_table
 
         with Progress(console=console, transient=True) as progress:
             bar = progress.add_task("farm jobs", total=None)
             result = run(Path(inventory), Path(matrix), baseline=Path(baseline) if baseline else None,
                          out_dir=Path(report_dir) if report_dir else None,
                          diff_options=_diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin),
-                         on_event=lambda e: progress.console.print(f"[yellow]{e['kind']}[/] {e['device'] or ''} "
-                                                                   f"{e['detail']}"),
+                         on_event=lambda e: progress.console.print(event_line(e)),
                          on_finish=lambda o, done, total: progress.update(bar, completed=done, total=total,
                                                                           description=f"farm jobs ({o.task.id})"))
         console.print(farm_table(result))

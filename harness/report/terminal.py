@@ -1,12 +1,19 @@
-"""The terminal's view of a deploy or a farm run: tables and one line per problem, for tasks.py to print."""
+"""The terminal's view of a deploy or a farm run: tables and one line per problem, for tasks.py to print.
+
+Text from devices, models and exceptions goes in as `rich.text.Text`, never as markup: a `[/x]` in a
+device's error message must be shown, not parsed (rich would raise, or swallow it as a style).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from harness.report.results import ERROR, FAILED, PASSED, JobResult
+from harness.scheduler import Event
 
 if TYPE_CHECKING:  # the farm imports the pipeline, which imports this module
     from harness.farm import FarmRun
@@ -17,14 +24,14 @@ _COLORS = {PASSED: "green", FAILED: "red", ERROR: "red"}
 
 
 def summary_table(results: list[JobResult], device: str) -> Table:
-    table = Table(title=f"edgeloop deploy · {device}", title_justify="left")
+    table = Table(title=f"edgeloop deploy · {escape(device)}", title_justify="left")
     for column in ("model", "runtime", "status", "worst cosine", "SQNR dB", "median ms", "pushed"):
         table.add_column(column, overflow="fold")
     for r in results:
         cosines = [o.metrics.cosine for o in r.outputs]
         sqnrs = [o.metrics.sqnr_db for o in r.outputs]
         median = r.latency.to_json()["median_ms"] if r.latency else None
-        table.add_row(r.model, r.runtime, f"[{_COLORS[r.status]}]{r.status}[/]",
+        table.add_row(Text(r.model), r.runtime, Text(r.status, style=_COLORS[r.status]),
                       f"{min(cosines):.6f}" if cosines else "-", f"{min(sqnrs):.1f}" if sqnrs else "-",
                       f"{median:.3f}" if median is not None else "-", human_size(r.bytes_pushed))
     return table
@@ -47,9 +54,9 @@ def farm_table(run: FarmRun) -> Table:
     for column in ("job", "status", "device", "attempts", "why"):
         table.add_column(column)
     for o in run.outcomes:
-        colour = "green" if o.status == PASSED else "red"
         tries = " → ".join(f"{a.device} {a.outcome}" for a in o.attempts)
-        table.add_row(o.task.id, f"[{colour}]{o.status}[/]", o.device.name if o.device else "-", tries, o.detail)
+        table.add_row(Text(o.task.id), Text(o.status, style="green" if o.status == PASSED else "red"),
+                      Text(o.device.name if o.device else "-"), Text(tries), Text(o.detail))
     return table
 
 
@@ -58,14 +65,21 @@ def devices_table(found: Discovery) -> Table:
     for column in ("serial", "adb server", "model", "profiles", "labels"):
         table.add_column(column)
     for d in found.devices:
-        table.add_row(d.serial, d.server.address, d.model, ", ".join(d.profiles), ", ".join(d.labels))
+        table.add_row(*(Text(v) for v in (d.serial, d.server.address, d.model, ", ".join(d.profiles),
+                                          ", ".join(d.labels))))
     return table
 
 
-def discovery_lines(found: Discovery) -> list[str]:
+def discovery_lines(found: Discovery) -> list[Text]:
     """What a farm could not use: servers that did not answer, devices that match no profile."""
-    return ([f"[red]adb server {server} unreachable:[/] {why}" for server, why in found.unreachable.items()]
-            + [f"not used: {device}" for device in found.unmatched])
+    return ([Text.assemble((f"adb server {server} unreachable:", "red"), f" {why}")
+             for server, why in found.unreachable.items()]
+            + [Text(f"not used: {device}") for device in found.unmatched])
+
+
+def event_line(event: Event) -> Text:
+    """A farm event as it happens (retry, device-retired, job-hung, ...)."""
+    return Text.assemble((event["kind"], "yellow"), f" {event['device'] or ''} {event['detail']}")
 
 
 def findings_table(report: DiffReport) -> Table | None:
@@ -76,7 +90,7 @@ def findings_table(report: DiffReport) -> Table | None:
     for column in ("job", "kind", "finding"):
         table.add_column(column)
     for f in report.findings:
-        table.add_row(f.job, f"[red]{f.kind}[/]" if f.regression else f.kind, f.message)
+        table.add_row(Text(f.job), Text(f.kind, style="red" if f.regression else ""), Text(f.message))
     return table
 
 

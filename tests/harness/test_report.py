@@ -121,3 +121,24 @@ def test_terminal_summary_and_failure_lines() -> None:
                                       "digits/dsp: error: profile 'pixel' has no dsp runtime",
                                       "digits/gpu_fp16: warning: no latency figures: no SNPE SDK"]
     assert human_size(2_500_000) == "2.50 MB"
+
+
+def test_terminal_shows_device_and_exception_text_as_written() -> None:
+    """Brackets in a model name, a device's message or an exception are text, not rich markup."""
+    from rich.console import Console
+
+    from harness.inventory import Discovery
+    from harness.report.terminal import discovery_lines, event_line, summary_table
+
+    odd = JobResult("m[/x]", "cpu", "pixel", "127.0.0.1:40001", ERROR, "[Errno 2] no [bold]such[/] file")
+    found = Discovery(devices=[], unreachable={"10.0.0.9:5037": "[Errno 111] Connection refused"},
+                      unmatched=["x@h:1 (getprop failed: [/foo])"])
+    console = Console(record=True, width=200)
+    console.print(summary_table([odd], "serial[/y]"))
+    for line in [*discovery_lines(found),
+                 event_line({"kind": "retry", "device": "d[/z]", "detail": "lost device ([/w])"})]:
+        console.print(line)
+    text = console.export_text()
+    for shown in ("m[/x]", "serial[/y]", "adb server 10.0.0.9:5037 unreachable: [Errno 111] Connection refused",
+                  "not used: x@h:1 (getprop failed: [/foo])", "retry d[/z] lost device ([/w])"):
+        assert shown in text
