@@ -82,6 +82,9 @@ def _emulator_collection() -> Collection:
         from emulator.device import Faults, parse_fault_items
         from emulator.lifecycle import find_device
 
+        if name in ("-h", "--help"):  # invoke hands a positional argument `--help` as its value
+            Program(namespace=ns).run(["invoke", "--help", "emulator.fault"], exit=False)
+            return
         device = find_device(name)
         base = vars(Faults()) if clear else {}
         faults = device.set_faults(**{**base, **parse_fault_items(set or [])})

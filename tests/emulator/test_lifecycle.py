@@ -193,6 +193,8 @@ def test_cli_start_list_fault_stop(tmp_path: Path) -> None:
         changed = edgeloop("emulator.fault", "cli", "--clear", "--set", "netrun_crash")
         assert changed.returncode == 0, changed.stderr
         assert device.faults == Faults(netrun_crash=True)
+        helped = edgeloop("emulator.fault", "--help")  # not taken for a device named '--help'
+        assert helped.returncode == 0 and "--set" in helped.stdout and "--clear" in helped.stdout
         bad = edgeloop("emulator.fault", "cli", "--set", "bogus=1")
         assert bad.returncode == 2 and "unknown fault 'bogus'" in bad.stderr and "Traceback" not in bad.stderr
         again = edgeloop("emulator.start", "--profile", "pixel4", "--name", "cli")
