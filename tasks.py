@@ -329,7 +329,8 @@ def deploy(c, device, config=None, model=None, runtime=None, serial=None, adb=No
     console.print(summary_table(outcome.results, outcome.device))
     for line in failure_lines(outcome.results):
         console.print(line, style="red", markup=False, soft_wrap=True)
-    console.print(f"reports: {outcome.reports.folder} (report.html, report.json, junit.xml)", soft_wrap=True)
+    console.print(f"reports: {outcome.reports.folder} (report.html, report.json, junit.xml)", soft_wrap=True,
+                  markup=False)
     outcome.check()
 
 
@@ -393,7 +394,7 @@ def _farm_collections() -> tuple[Collection, Collection]:
             console.print(line)
         if result.baseline:
             _print_findings(result.baseline)
-        console.print(f"report: {result.paths.html}")
+        console.print(f"report: {result.paths.html}", markup=False)
         if not result.passed:
             raise CheckFailed("farm run failed", f"see {result.paths.html}")
         console.print("[green]farm run passed[/]")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.text import Text
 
 from deploy.errors import EdgeloopError
 
@@ -51,7 +52,7 @@ def user_errors(fn: F) -> F:
         except EdgeloopError as exc:
             if os.environ.get("EDGELOOP_DEBUG"):
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)  # text, not markup
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err_console.print("interrupted")

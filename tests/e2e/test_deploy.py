@@ -102,6 +102,7 @@ def test_bad_input_is_one_line_with_exit_code_2(adb_server, deploy_env) -> None:
     assert re.search(r"no device matches profile 'galaxy-s23' \(devices seen: .*\).*--emulate", line)
     for args, message in [(("deploy", "--device", "pixel", "--runs", "x"), "--runs expects a number, got 'x'"),
                           (("deploy", "--device", "pixel", "--timeout", "0"), "--timeout must be a positive number"),
+                          (("deploy", "--device", "[/x]"), "unknown device profile '[/x]'"),  # text, not markup
                           (("report.diff", "a.json", "b.json", "--latency-pct", "1O"), "--latency-pct expects")]:
         bad = _cli(*args, env=env)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
