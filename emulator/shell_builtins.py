@@ -189,7 +189,8 @@ def read_operands(inv: Invocation, operands: list[str]) -> list[tuple[str, bytes
 # ---- the shell itself ----------------------------------------------------------------------
 
 
-@builtin(":", "true")
+@builtin("true")
+@builtin(":", applet=False)  # the shell's no-op; Android has /system/bin/true but no /system/bin/:
 def cmd_true(inv: Invocation) -> int:
     return 0
 

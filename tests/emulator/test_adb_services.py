@@ -202,7 +202,8 @@ def test_sync_and_shell_see_the_same_system_image(device: adbutils.AdbDevice) ->
     assert stat.S_ISREG(st.mode) and stat.S_IMODE(st.mode) == 0o755
     listed = {entry.path for entry in device.sync.list("/system/bin")}
     shown = set(device.shell2("ls /system/bin", v2=True).stdout.split())
-    assert {"edgeloop-net-run", "sh", "ls"} <= listed and listed == shown
+    assert {"edgeloop-net-run", "sh", "ls", "["} <= listed and listed == shown
+    assert not {":", "cd", "export"} & listed  # the shell's own commands are no files
     assert device.shell2("test -x /system/bin/sh && stat -c %a /system/bin/sh", v2=True).stdout == "755\n"
     assert device.sync.read_bytes("/system/bin/edgeloop-net-run") == b""  # empty, as its stat says
     assert stat.S_IMODE(device.sync.stat("/system/bin/no-such-tool").mode) == 0
