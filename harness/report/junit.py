@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
 from harness.report.results import ERROR, FAILED
+
+# Characters XML 1.0 cannot hold at all (ElementTree would write them, and CI's parsers then reject
+# the file): control characters such as the ANSI colour escapes of a tool's stderr line.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _text(value: str) -> str:
+    return _NOT_XML.sub("\ufffd", value)
 
 
 def junit_xml(document: dict[str, Any]) -> bytes:
@@ -26,12 +35,12 @@ def junit_xml(document: dict[str, Any]) -> bytes:
             ET.SubElement(properties, "property", name="retried", value=str(len(attempts) > 1).lower())
         if result["status"] in (FAILED, ERROR):
             tag = "failure" if result["status"] == FAILED else "error"
-            detail = ET.SubElement(case, tag, message=result["failure"] or result["status"])
-            detail.text = "\n".join(f"{o['name']}: {reason}" for o in result["outputs"] for reason in o["reasons"])
+            detail = ET.SubElement(case, tag, message=_text(result["failure"] or result["status"]))
+            detail.text = _text("\n".join(f"{o['name']}: {r}" for o in result["outputs"] for r in o["reasons"]))
         lines = [f"device {result['device'] or '-'}; run folder {result['run_dir'] or '-'}"]
         lines += [f"attempt {n} on {a['device']}: {a['outcome']} after {a['seconds']:.1f} s"
                   + (f" ({a['detail']})" if a["detail"] else "") for n, a in enumerate(attempts, 1)]
         lines += [f"warning: {w}" for w in result.get("warnings", [])]
-        ET.SubElement(case, "system-out").text = "\n".join(lines)
+        ET.SubElement(case, "system-out").text = _text("\n".join(lines))
     ET.indent(suites)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)

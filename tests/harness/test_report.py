@@ -142,3 +142,11 @@ def test_terminal_shows_device_and_exception_text_as_written() -> None:
     for shown in ("m[/x]", "serial[/y]", "adb server 10.0.0.9:5037 unreachable: [Errno 111] Connection refused",
                   "not used: x@h:1 (getprop failed: [/foo])", "retry d[/z] lost device ([/w])"):
         assert shown in text
+
+
+def test_junit_stays_parseable_with_control_characters(tmp_path: Path) -> None:
+    """A tool's stderr line with ANSI colours ends up in a failure: XML 1.0 cannot hold ESC."""
+    coloured = JobResult("digits", "cpu", "pixel", "", ERROR, "net-run failed with exit code 1: \x1b[31mboom\x1b[0m")
+    paths = write_reports([coloured], tmp_path / "r", devices={}, title="t")
+    case = ET.parse(paths.junit).getroot().find("testsuite/testcase")
+    assert case.find("error").get("message") == "net-run failed with exit code 1: \ufffd[31mboom\ufffd[0m"
