@@ -76,7 +76,6 @@ class Job:
     unsupported: str | None = None
     pack_options: tuple[tuple[str, str], ...] = ()  # the deployment file's, validated against the pack
 
-
     @property
     def name(self) -> str:
         return f"{self.model.name}/{self.runtime}"
