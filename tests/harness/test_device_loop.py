@@ -246,16 +246,39 @@ def test_unreadable_timings_keep_the_accuracy_and_say_why(device, deploy_env, tm
     """A pack whose timings are a vendor's binary log needs its SDK's host tool to read them; without
     it the outputs are still compared and the missing latency is a warning, not a failed job."""
     _, dev = device
-    pack = tmp_path / "vendorlog"
-    shutil.copytree(ROOT / "deploy" / "packs" / "builtin", pack)
-    spec = (pack / "pack.yaml").read_text()
-    (pack / "pack.yaml").write_text(spec.replace("name: builtin", "name: vendorlog")
-                                    .replace("format: edgeloop-diag", "format: snpe-diag-log"))
+    job = _job_with_pack(tmp_path, "vendorlog", {"pack.yaml": ("format: edgeloop-diag", "format: snpe-diag-log")})
     monkeypatch.delenv("SNPE_ROOT", raising=False)
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no snpe-diagview on it
-    job = plan(load_config(config_with(tmp_path, pack="vendorlog")), load_profile("pixel"), runtimes=["cpu"])[0]
     result = run_job(job, dev, work_dir=tmp_path / "run")
     assert result.status == PASSED, result.failure
     assert result.outputs and result.outputs[0].metrics.inferences == 32 and result.latency is None
     assert len(result.warnings) == 1 and "no latency figures" in result.warnings[0]
     assert "snpe-diagview" in result.warnings[0] and "SNPE_ROOT" in result.warnings[0]
+
+
+def test_outputs_net_run_did_not_write_fail_the_job_and_are_kept_for_the_post_mortem(device, deploy_env,
+                                                                                     tmp_path: Path) -> None:
+    """net-run exits 0 but one output file is missing: nothing is compared, the job is an error that
+    names the file, and what net-run did write is pulled into the run folder."""
+    _, dev = device
+    script = ('{{ command | join(" ") }} --output_dir "$@"',
+              '{{ command | join(" ") }} --output_dir "$@" && rm "$1/Result_7/logits.raw"')
+    job = _job_with_pack(tmp_path, "lossy", {"run.sh.j2": script})
+    result = run_job(job, dev, work_dir=tmp_path / "run")
+    assert result.status == ERROR and result.outputs == [] and result.latency is None
+    assert result.failure == "net-run wrote no Result_7/logits.raw"
+    pulled = tmp_path / "run" / "run-1" / "output"
+    assert (pulled / "Result_6" / "logits.raw").is_file() and not (pulled / "Result_7" / "logits.raw").exists()
+
+
+def _job_with_pack(folder: Path, name: str, edits: dict[str, tuple[str, str]]):
+    """The example's cpu job with a copy of the built-in pack named `name`, each file's text edited
+    (old, new), given as a folder beside the deployment file."""
+    pack = folder / name
+    shutil.copytree(ROOT / "deploy" / "packs" / "builtin", pack)
+    edits = {"pack.yaml": ("", ""), **edits}
+    for file, (old, new) in edits.items():
+        text = (pack / file).read_text()
+        assert old in text
+        (pack / file).write_text(text.replace(old, new).replace("name: builtin", f"name: {name}"))
+    return plan(load_config(config_with(folder, pack=name)), load_profile("pixel"), runtimes=["cpu"])[0]
