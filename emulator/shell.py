@@ -539,6 +539,9 @@ class Interp:
         except UsageError as exc:
             write(fds[2], f"{name}: {exc}\n")
             return 1
+        except io.UnsupportedOperation:  # e.g. `echo x >&0`, or `1<>file` (opened for reading only here)
+            write(fds[2], f"{name}: write error: Bad file descriptor\n")
+            return 1
 
     def run_program(self, path: str, argv: list[str], env: dict[str, str], fds: Fds) -> int:
         """A system program: the device's own Python code, never a host executable."""

@@ -202,6 +202,14 @@ def test_here_documents(sh: ShellRunner) -> None:
     assert sh("wc -c <<<abc").out.strip() == "4"
 
 
+def test_writing_to_a_descriptor_open_for_reading_is_an_error(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/r", b"old\n")
+    result = sh(f"echo x 1<> {TMP}/r; echo $?; echo y 3<{TMP}/r >&3; echo $?")
+    assert result.out == "1\n1\n"
+    assert result.err == "echo: write error: Bad file descriptor\n" * 2
+    assert sh.read(f"{TMP}/r") == b"old\n"
+
+
 def test_redirection_failure_skips_the_command(sh: ShellRunner) -> None:
     result = sh("echo hi > /system/x; echo $?; cat < /nope; echo $?")
     assert result.out == "1\n1\n"
