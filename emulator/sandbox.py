@@ -38,6 +38,8 @@ READ_ONLY = ("/system", "/vendor")
 TREE = ("/data/local/tmp", "/sdcard", "/system/bin", "/system/lib64", "/system/etc", "/vendor/lib64")
 HEXAGON_TREE = ("/vendor/lib/rfsa/adsp",)
 PARTIAL_PREFIX = ".edgeloop-partial-"  # in-flight atomic writes; hidden from listings
+ROOT_ID, SHELL_ID, SDCARD_RW_GID = 0, 2000, 1015
+ID_NAMES = {ROOT_ID: "root", SHELL_ID: "shell", SDCARD_RW_GID: "sdcard_rw"}
 IMAGE_TIME = 1230768000  # 2009-01-01 00:00 UTC: the fixed mtime Android's build gives system image files
 # An image executable: root-owned, group shell, 0755, empty (st_mode, ino, dev, nlink, uid, gid, size, times).
 IMAGE_STAT = os.stat_result((statmod.S_IFREG | 0o755, 0, 0, 1, 0, 2000, 0, IMAGE_TIME, IMAGE_TIME, IMAGE_TIME))
@@ -250,6 +252,17 @@ class Sandbox:
         host = self.host(folder or "/") / name
         with _device_errors(device):
             return _image_fallback(device, os.lstat, host)
+
+    def owner(self, path: str, cwd: str = "/") -> tuple[int, int]:
+        """The uid and gid the device reports (host files all belong to the host user): the writable
+        areas are the shell user's (shared storage with group sdcard_rw), the image's executables
+        root:shell, everything else root's. One answer for the shell's ls/stat and sync's STA2."""
+        device = self.norm(path, cwd)
+        if _under(device, "/sdcard"):
+            return SHELL_ID, SDCARD_RW_GID
+        if any(_under(device, area) for area in WRITABLE):
+            return SHELL_ID, SHELL_ID
+        return ROOT_ID, SHELL_ID if _under(device, "/system/bin") else ROOT_ID
 
     def listdir(self, path: str, cwd: str = "/") -> list[str]:
         device = self.norm(path, cwd)

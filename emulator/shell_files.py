@@ -10,7 +10,7 @@ import stat as statmod
 import time
 from collections.abc import Callable, Iterator
 
-from emulator.sandbox import WRITABLE, DeviceOSError
+from emulator.sandbox import ID_NAMES, DeviceOSError
 from emulator.shell_builtins import (
     Invocation,
     UsageError,
@@ -23,19 +23,6 @@ from emulator.shell_builtins import (
 # ---- file facts shared by ls, stat and find --------------------------------------------------
 
 
-def _owner(inv: Invocation, path: str) -> str:
-    device = inv.fs.norm(path, inv.cwd)
-    writable = any(device == area or device.startswith(area + "/") for area in WRITABLE)
-    return "shell" if writable else "root"
-
-
-def _group(inv: Invocation, path: str) -> str:
-    device = inv.fs.norm(path, inv.cwd)
-    if device == "/sdcard" or device.startswith("/sdcard/"):
-        return "sdcard_rw"
-    return "shell" if _owner(inv, path) == "shell" or device.startswith("/system/bin") else "root"
-
-
 def join_path(folder: str, name: str) -> str:
     return f"{folder.rstrip('/')}/{name}" if folder else name
 
@@ -44,7 +31,8 @@ def _long_line(inv: Invocation, path: str, label: str) -> str:
     st = inv.fs.stat(path, inv.cwd)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime))
     size = st.st_size if not statmod.S_ISDIR(st.st_mode) else 4096
-    return f"{statmod.filemode(st.st_mode)} 1 {_owner(inv, path)} {_group(inv, path)} {size} {when} {label}"
+    uid, gid = inv.fs.owner(path, inv.cwd)
+    return f"{statmod.filemode(st.st_mode)} 1 {ID_NAMES[uid]} {ID_NAMES[gid]} {size} {when} {label}"
 
 
 # ---- listing and reading -------------------------------------------------------------------
@@ -249,10 +237,11 @@ def cmd_tee(inv: Invocation) -> int:
 def _stat_field(inv: Invocation, path: str, st: os.stat_result, key: str) -> str:
     kind = "directory" if statmod.S_ISDIR(st.st_mode) else (
         "regular file" if st.st_size else "regular empty file")
+    uid, gid = inv.fs.owner(path, inv.cwd)
     values = {
         "s": str(st.st_size), "a": f"{statmod.S_IMODE(st.st_mode):o}", "A": statmod.filemode(st.st_mode),
-        "n": path, "N": f"'{path}'", "F": kind, "U": _owner(inv, path), "G": _group(inv, path),
-        "u": "2000" if _owner(inv, path) == "shell" else "0", "g": "2000" if _group(inv, path) == "shell" else "0",
+        "n": path, "N": f"'{path}'", "F": kind, "U": ID_NAMES[uid], "G": ID_NAMES[gid],
+        "u": str(uid), "g": str(gid),
         "Y": str(int(st.st_mtime)), "X": str(int(st.st_atime)), "b": str((st.st_size + 511) // 512), "B": "512",
         "h": "1", "i": str(st.st_ino), "f": f"{st.st_mode:x}", "y": time.strftime(
             "%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime)),

@@ -14,12 +14,11 @@ import stat as statmod
 import struct
 
 from emulator.device import EmulatedDevice
-from emulator.sandbox import ACCES, EXIST, ISDIR, NOENT, NOSPC, NOTDIR, NOTEMPTY, ROFS, WRITABLE, DeviceOSError
+from emulator.sandbox import ACCES, EXIST, ISDIR, NOENT, NOSPC, NOTDIR, NOTEMPTY, ROFS, DeviceOSError
 from emulator.stream import Stream
 
 SYNC_DATA_MAX = 64 * 1024
 MAX_PATH = 1024
-SHELL_UID = 2000  # files under the writable areas belong to the shell user, as on a phone
 
 _REQUEST = struct.Struct("<4sI")
 _STAT_V1 = struct.Struct("<4sIII")
@@ -106,8 +105,7 @@ class SyncSession:
         except DeviceOSError as exc:
             self._emit(_STAT_V2.pack(ident, _ERRNO.get(exc.message, errno.EACCES), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
             return
-        device_path = self.fs.norm(path)
-        uid = SHELL_UID if any(device_path.startswith(area + "/") for area in WRITABLE) else 0
+        uid, gid = self.fs.owner(path)
         self._emit(
             _STAT_V2.pack(
                 ident,
@@ -117,7 +115,7 @@ class SyncSession:
                 st.st_mode,
                 st.st_nlink,
                 uid,
-                uid,
+                gid,
                 st.st_size,
                 int(st.st_atime),
                 int(st.st_mtime),

@@ -19,6 +19,7 @@ from emulator.device import EmulatedDevice
 from emulator.lifecycle import RunningDevice
 from emulator.proto import A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_WRTE, HEADER, MAX_PAYLOAD, VERSION, header
 from tests.conftest import wait_until
+from tests.emulator.test_shell_support import OWNERS
 
 
 @pytest.fixture(params=["adb36", "adb29"])
@@ -239,6 +240,22 @@ def test_flow_control_and_the_hosts_max_payload(in_process: AdbDevice) -> None:
         sock.sendall(header(A_OKAY, 5, local_id, 0))
     assert received[:4] == b"DATA"
     assert received[8 : 8 + len(blob)] == blob  # one DATA message (16 KiB < 64 KiB) split over WRTEs
+    sock.close()
+
+
+def test_sync_sta2_reports_the_devices_owners(in_process: AdbDevice) -> None:
+    (in_process.device.fs.root / "sdcard/x").write_bytes(b"x")
+    sock, _ = handshake(in_process.port)
+    sock.sendall(header(A_OPEN, 5, 0, 6) + b"sync:\0")
+    _, local_id, _, _ = read_packet(sock)
+    for path, ids in OWNERS.items():
+        request = b"STA2" + struct.pack("<I", len(path)) + path.encode()
+        sock.sendall(header(A_WRTE, 5, local_id, len(request)) + request)
+        replies = [read_packet(sock) for _ in range(2)]  # our WRTE's OKAY and the answer, in either order
+        [answer] = [data for command, _, _, data in replies if command == A_WRTE]
+        sock.sendall(header(A_OKAY, 5, local_id, 0))
+        error, _, _, _, _, uid, gid = struct.unpack_from("<4xIQQIIII", answer)
+        assert (error, uid, gid) == (0, *ids), path
     sock.close()
 
 

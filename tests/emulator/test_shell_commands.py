@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator.test_shell_support import TMP, ShellRunner
+from tests.emulator.test_shell_support import OWNERS, TMP, ShellRunner
 
 # ---- listing and reading -------------------------------------------------------------------
 
@@ -38,6 +38,14 @@ def test_ls_plain_long_and_all(sh: ShellRunner) -> None:
 def test_ls_of_the_root_shows_the_android_tree(sh: ShellRunner) -> None:
     names = sh("ls /").out.split()
     assert {"data", "sdcard", "system", "vendor"} <= set(names)
+
+
+def test_stat_and_ls_report_the_same_owners_as_sync(sh: ShellRunner) -> None:
+    sh.write("/sdcard/x", b"x")
+    for path, ids in OWNERS.items():
+        assert sh(f"stat -c '%u %g' {path}").out.split() == [str(i) for i in ids], path
+    assert sh("stat -c '%U:%G' /sdcard/x /system/bin/sh").out.split() == ["shell:sdcard_rw", "root:shell"]
+    assert sh("ls -l /sdcard/x").out.split()[2:4] == ["shell", "sdcard_rw"]
 
 
 def test_cat_head_tail_wc(sh: ShellRunner) -> None:

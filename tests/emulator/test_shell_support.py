@@ -16,6 +16,10 @@ from emulator.shell import Shell
 
 TMP = "/data/local/tmp"
 
+# Owners a phone reports to the shell user: its own files, shared storage's group, the image's.
+OWNERS = {"/data/local/tmp": (2000, 2000), "/sdcard/x": (2000, 1015), "/system/bin/sh": (0, 2000),
+          "/system/etc": (0, 0)}
+
 
 @dataclass
 class Result:
