@@ -36,8 +36,8 @@ def _emulator_collection() -> Collection:
         from emulator.lifecycle import start_device
 
         faults = Faults.from_mapping(parse_fault_items(fault or []), "--fault")
-        device = start_device(profile, name=name, port=int(port) if port else None, faults=faults,
-                              adb_port=int(adb_port) if connect else None)
+        device = start_device(profile, name=name, port=number(port, "--port", int) if port else None, faults=faults,
+                              adb_port=number(adb_port, "--adb-port", int) if connect else None)
         console.print(device.serial)
 
     @task(name="list")

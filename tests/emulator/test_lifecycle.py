@@ -91,6 +91,13 @@ def test_a_killed_device_leaves_the_registry(tmp_path: Path) -> None:
     device.stop()  # idempotent on a dead device
 
 
+def test_port_out_of_range_is_a_user_error(tmp_path: Path) -> None:
+    for port, adb_port in ((70000, None), (None, 0)):
+        with pytest.raises(EdgeloopError, match=r"invalid (adb )?port"):
+            start_device("pixel", port=port, adb_port=adb_port, home=tmp_path)
+    assert list_devices(tmp_path) == []
+
+
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -193,6 +200,9 @@ def test_cli_start_list_fault_stop(tmp_path: Path) -> None:
         changed = edgeloop("emulator.fault", "cli", "--clear", "--set", "netrun_crash")
         assert changed.returncode == 0, changed.stderr
         assert device.faults == Faults(netrun_crash=True)
+        not_a_port = edgeloop("emulator.start", "--port", "abc")
+        assert not_a_port.returncode == 2 and "--port expects a number" in not_a_port.stderr
+        assert "Traceback" not in not_a_port.stderr
         helped = edgeloop("emulator.fault", "--help")  # not taken for a device named '--help'
         assert helped.returncode == 0 and "--set" in helped.stdout and "--clear" in helped.stdout
         bad = edgeloop("emulator.fault", "cli", "--set", "bogus=1")
