@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import adbutils
 
@@ -37,6 +37,7 @@ SYNC_CHUNK = 64 * 1024  # the sync protocol's maximum DATA size
 COMMAND_BUDGET = 3000
 
 Progress = Callable[[int], None]  # called with the bytes just sent
+T = TypeVar("T")
 
 
 class Refused(adbutils.AdbError):
@@ -48,12 +49,14 @@ def bundle_dir(bundle_id: str) -> PurePosixPath:
 
 
 def _vanished(device: adbutils.AdbDevice, doing: str, exc: BaseException) -> DeviceError:
-    """The error for a failed device request: refused (the device said why) or no answer at all."""
+    """The error for a failed device request: refused (the device said why) or no answer at all. The
+    transport's own words ("Expected 5 bytes, got 0", errno texts) say nothing a user can act on."""
     if isinstance(exc, Refused):
         return DeviceError(f"device {device.serial} refused {doing}: {exc}",
                            "free space on the device, or check the folder's permissions")
-    return DeviceError(f"device {device.serial} stopped answering while {doing} ({exc or type(exc).__name__})",
-                       "reconnect it (`adb devices -l`) and run again: what was already sent is kept")
+    kept = ": what was already sent is kept" if doing.startswith("pushing") else ""
+    return DeviceError(f"device {device.serial} stopped answering while {doing}",
+                       f"reconnect it (check `adb devices -l`) and run again{kept}")
 
 
 def device_shell(device: adbutils.AdbDevice, command: str, doing: str, *, binary: bool = False) -> Any:
@@ -107,18 +110,23 @@ def _remote_hashes(device: adbutils.AdbDevice, folder: PurePosixPath, paths: lis
     return hashes
 
 
-def batches(paths: list[str], budget: int = COMMAND_BUDGET) -> list[list[str]]:
-    """Split paths into groups whose quoted, space-separated length stays within `budget` (a path
-    longer than the budget gets a group of its own)."""
-    groups: list[list[str]] = []
+def _quoted_length(path: str) -> int:
+    return len(shell_quote(path)) + 1
+
+
+def batches(items: list[T], budget: int = COMMAND_BUDGET,
+            cost: Callable[[T], int] = _quoted_length) -> list[list[T]]:
+    """Split items into groups whose command length (by default: paths quoted, space-separated) stays
+    within `budget` (an item costlier than the budget gets a group of its own)."""
+    groups: list[list[T]] = []
     used = budget
-    for path in paths:
-        cost = len(shell_quote(path)) + 1
-        if used + cost > budget:
+    for item in items:
+        size = cost(item)
+        if used + size > budget:
             groups.append([])
             used = 0
-        groups[-1].append(path)
-        used += cost
+        groups[-1].append(item)
+        used += size
     return groups
 
 
@@ -126,13 +134,38 @@ def batches(paths: list[str], budget: int = COMMAND_BUDGET) -> list[list[str]]:
 class PushResult:
     remote_dir: PurePosixPath
     files_sent: int
-    bytes_sent: int
-    files_kept: int
+    bytes_sent: int  # what went over adb, the manifest included: the deploy report's "pushed"
+    files_kept: int  # already in this bundle's folder
+    files_reused: int = 0  # copied on the device from another bundle's folder instead of sent
+    bytes_reused: int = 0
+
+
+class PushInterrupted(DeviceError):
+    """A push that failed partway: `bytes_sent` says how much did go over adb (the report counts it)."""
+
+    def __init__(self, error: DeviceError, bytes_sent: int) -> None:
+        super().__init__(error.message, error.hint)
+        self.bytes_sent = bytes_sent
+
+
+@dataclass
+class _Tally:
+    """Counts the bytes sent and passes them on to the caller's progress."""
+
+    progress: Progress | None
+    sent: int = 0
+
+    def __call__(self, n: int) -> None:
+        self.sent += n
+        if self.progress:
+            self.progress(n)
 
 
 def push_bundle(device: adbutils.AdbDevice, local_dir: Path, bundle_id: str, manifest: list[dict[str, Any]],
                 progress: Progress | None = None) -> PushResult:
-    """Send the files of `manifest` that the device lacks or holds in another version, then the manifest."""
+    """Bring the files of `manifest` that the device lacks or holds in another version: copied on the
+    device from another bundle folder that holds them, else sent; then the manifest. A push cut off
+    is a PushInterrupted that counts the bytes sent so far."""
     remote = bundle_dir(bundle_id)
     held = _remote_manifest(device, remote)
     present = _remote_files(device, remote)
@@ -144,12 +177,61 @@ def push_bundle(device: adbutils.AdbDevice, local_dir: Path, bundle_id: str, man
         # No manifest: a first push, or one that was cut off. Keep what already arrived intact.
         hashes = _remote_hashes(device, remote, sorted(p for p in present if p in {e["path"] for e in manifest}))
         todo = [e for e in manifest if hashes.get(e["path"]) != e["sha256"]]
-    sent = 0
-    for entry in todo:
-        sent += _push_file(device, local_dir / entry["path"], remote / entry["path"], _mode(entry), progress)
-    if todo or not held:
-        sent += _push_file(device, local_dir / MANIFEST, remote / MANIFEST, 0o644, progress)
-    return PushResult(remote, len(todo), sent, len(manifest) - len(todo))
+    reused = _reuse(device, bundle_id, todo) if todo else set()
+    tally = _Tally(progress)
+    try:
+        for entry in todo:
+            if entry["path"] not in reused:
+                _push_file(device, local_dir / entry["path"], remote / entry["path"], _mode(entry), tally)
+        if todo or not held:
+            _push_file(device, local_dir / MANIFEST, remote / MANIFEST, 0o644, tally)
+    except DeviceError as exc:
+        raise PushInterrupted(exc, tally.sent) from None
+    return PushResult(remote, len(todo) - len(reused), tally.sent, len(manifest) - len(todo), len(reused),
+                      sum(e["size"] for e in todo if e["path"] in reused))
+
+
+def _reuse(device: adbutils.AdbDevice, bundle_id: str, todo: list[dict[str, Any]]) -> set[str]:
+    """Copy on the device, from other bundle folders, the files of `todo` that their manifests list with
+    the same sha256 and size (a changed input gives a new bundle id, yet the model is the same).
+    Returns the paths whose copy has the right size; anything else is sent as usual."""
+    sources = _held_elsewhere(device, bundle_id)
+    plan = [(entry, sources[entry["sha256"], entry["size"]]) for entry in todo
+            if (entry["sha256"], entry["size"]) in sources]
+    copied: set[str] = set()
+    for batch in batches(plan, cost=lambda item: len(_copy_command(bundle_id, [item]))):
+        result = device_shell(device, _copy_command(bundle_id, batch), "copying files between bundles")
+        sizes = {path: size for size, _, path in (line.partition(" ") for line in result.stdout.splitlines())}
+        copied |= {entry["path"] for entry, _ in batch
+                   if sizes.get(f"{bundle_id}/{entry['path']}") == str(entry["size"])}
+    return copied
+
+
+def _held_elsewhere(device: adbutils.AdbDevice, bundle_id: str) -> dict[tuple[str, int], str]:
+    """(sha256, size) -> the file's path relative to DEVICE_ROOT, by the manifests of the other bundle
+    folders (written last, so what they list arrived whole). Unsafe names are ignored."""
+    sources: dict[tuple[str, int], str] = {}
+    for name in _bundle_names(device):
+        if name == bundle_id:
+            continue
+        for path, entry in _remote_manifest(device, DEVICE_ROOT / name).items():
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                key = (str(entry["sha256"]), int(entry["size"]))
+                sources.setdefault(key, f"{name}/{_relative_name(path)}")
+    return sources
+
+
+def _copy_command(bundle_id: str, batch: list[tuple[dict[str, Any], str]]) -> str:
+    """One shell command copying each (entry, source) into the bundle: the target removed first (a copy
+    that fails leaves nothing that looks right), then copied and given its mode; each copy's size is
+    printed (`<size> <path>`) to judge it."""
+    steps = []
+    for entry, source in batch:
+        target = shell_quote(f"{bundle_id}/{entry['path']}")
+        folder = shell_quote(posixpath.dirname(f"{bundle_id}/{entry['path']}"))
+        steps.append(f"rm -f {target}; mkdir -p {folder} && cp {shell_quote(source)} {target} && "
+                     f"chmod {_mode(entry):o} {target}; stat -c '%s %n' {target}")
+    return f"cd {shell_quote(str(DEVICE_ROOT))} && {{ " + "; ".join(steps) + "; }"
 
 
 def _mode(entry: dict[str, Any]) -> int:
@@ -158,20 +240,18 @@ def _mode(entry: dict[str, Any]) -> int:
     return int(mode, 8) if isinstance(mode, str) else int(mode)
 
 
-def _push_file(device: adbutils.AdbDevice, local: Path, remote: PurePosixPath, mode: int,
-               progress: Progress | None) -> int:
+def _push_file(device: adbutils.AdbDevice, local: Path, remote: PurePosixPath, mode: int, progress: Progress) -> None:
     try:
         with local.open("rb") as source:
-            sent = send_file(device, source, remote, mode & 0o777)
+            send_file(device, source, remote, mode & 0o777, progress)
     except DEVICE_FAILURES as exc:
         raise _vanished(device, f"pushing {local.name} to {remote}", exc) from None
-    if progress:
-        progress(sent)
-    return sent
 
 
-def send_file(device: adbutils.AdbDevice, source: BinaryIO, remote: PurePosixPath, mode: int = 0o644) -> int:
-    """sync SEND over adbutils' transport, each DATA header and its 64 KiB chunk in one write.
+def send_file(device: adbutils.AdbDevice, source: BinaryIO, remote: PurePosixPath, mode: int = 0o644,
+              progress: Progress | None = None) -> int:
+    """sync SEND over adbutils' transport, each DATA header and its 64 KiB chunk in one write;
+    `progress` hears of each chunk as it goes (a push cut off midway still counts what went).
 
     adbutils' own push writes 4 KiB chunks with the header apart, which stalls on every file
     (Nagle against delayed ACKs): about 80 ms a file on loopback, most of a cold deploy."""
@@ -185,6 +265,8 @@ def send_file(device: adbutils.AdbDevice, source: BinaryIO, remote: PurePosixPat
         while chunk := source.read(SYNC_CHUNK):
             conn.conn.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
             total += len(chunk)
+            if progress:
+                progress(len(chunk))
         conn.conn.sendall(b"DONE" + struct.pack("<I", int(time.time())))
         status = conn.read_string(4)
         if status == "FAIL":
@@ -273,7 +355,8 @@ def _pull_batch(device: adbutils.AdbDevice, remote_dir: PurePosixPath, batch: li
                 local_dir: Path) -> bool:
     quoted = " ".join(shell_quote(r.as_posix()) for r in batch)
     command = f"cd {shell_quote(str(remote_dir))} && stat -c %s {quoted} && cat {quoted}"
-    result = device_shell(device, command, f"pulling from {remote_dir}", binary=True)
+    more = f" and {len(batch) - 1} more files" if len(batch) > 1 else ""
+    result = device_shell(device, command, f"pulling {remote_dir / batch[0]}{more}", binary=True)
     head = result.stdout.split(b"\n", len(batch))
     if result.returncode != 0 or len(head) <= len(batch) or not all(h.strip().isdigit() for h in head[:-1]):
         return False
@@ -320,19 +403,31 @@ def _last_used(device: adbutils.AdbDevice, name: str) -> float:
         raise _vanished(device, f"reading {path}", exc) from None
 
 
-def cleanup_bundles(device: adbutils.AdbDevice, keep: int = KEEP_BUNDLES, protect: tuple[str, ...] = ()) -> list[str]:
-    """Cleanup policy: keep the `keep` most recently used bundle folders under DEVICE_ROOT, delete the
-    others (never one in `protect`). Returns the deleted bundle ids."""
+def _bundle_names(device: adbutils.AdbDevice) -> list[str]:
+    """The bundle folders under DEVICE_ROOT (none when it does not exist yet)."""
     try:
-        names = [i.path for i in device.sync.iter_directory(str(DEVICE_ROOT))
-                 if stat.S_ISDIR(i.mode) and _safe_name(i.path)]
+        return [i.path for i in device.sync.iter_directory(str(DEVICE_ROOT))
+                if stat.S_ISDIR(i.mode) and _safe_name(i.path)]
     except DEVICE_FAILURES as exc:
-        raise _vanished(device, "listing old bundles", exc) from None
-    if len(names) <= keep:
-        return []
-    used = {name: _last_used(device, name) for name in names}
-    order = sorted(names, key=lambda n: used[n], reverse=True)
-    doomed = [n for n in order[keep:] if n not in protect]
+        raise _vanished(device, "listing the bundles", exc) from None
+
+
+def cleanup_bundles(device: adbutils.AdbDevice, keep: int = KEEP_BUNDLES, protect: tuple[str, ...] = ()) -> list[str]:
+    """Cleanup policy, run after each push and before its run: keep the `keep` most recently used
+    bundle folders under DEVICE_ROOT, delete the others (never one in `protect`), and delete the
+    `runs/` folders of those kept: a run's outputs go once pulled, so any still there belong to a
+    run whose device or host died. Returns the deleted bundle ids."""
+    names = _bundle_names(device)
+    doomed: list[str] = []
+    if len(names) > keep:
+        used = {name: _last_used(device, name) for name in names}
+        order = sorted(names, key=lambda n: used[n], reverse=True)
+        doomed = [n for n in order[keep:] if n not in protect]
     for name in doomed:
         remove_remote(device, DEVICE_ROOT / name)
+    kept = [f"{name}/runs" for name in names if name not in doomed]
+    for batch in batches(kept):
+        with contextlib.suppress(*DEVICE_FAILURES):  # best effort, as remove_remote
+            device.shell2(f"cd {shell_quote(str(DEVICE_ROOT))} && rm -rf {' '.join(map(shell_quote, batch))}",
+                          timeout=SHELL_TIMEOUT, v2=True)
     return doomed
