@@ -164,9 +164,17 @@ class _Tally:
 def push_bundle(device: adbutils.AdbDevice, local_dir: Path, bundle_id: str, manifest: list[dict[str, Any]],
                 progress: Progress | None = None) -> PushResult:
     """Bring the files of `manifest` that the device lacks or holds in another version: copied on the
-    device from another bundle folder that holds them, else sent; then the manifest. A push cut off
-    is a PushInterrupted that counts the bytes sent so far."""
-    remote = bundle_dir(bundle_id)
+    device from another bundle folder that holds them, else sent; then the manifest. A push that
+    fails is a PushInterrupted that counts the bytes sent so far."""
+    tally = _Tally(progress)
+    try:
+        return _push(device, local_dir, bundle_dir(bundle_id), manifest, tally)
+    except DeviceError as exc:
+        raise PushInterrupted(exc, tally.sent) from None
+
+
+def _push(device: adbutils.AdbDevice, local_dir: Path, remote: PurePosixPath, manifest: list[dict[str, Any]],
+          tally: _Tally) -> PushResult:
     held = _remote_manifest(device, remote)
     present = _remote_files(device, remote)
     if held:
@@ -177,16 +185,12 @@ def push_bundle(device: adbutils.AdbDevice, local_dir: Path, bundle_id: str, man
         # No manifest: a first push, or one that was cut off. Keep what already arrived intact.
         hashes = _remote_hashes(device, remote, sorted(p for p in present if p in {e["path"] for e in manifest}))
         todo = [e for e in manifest if hashes.get(e["path"]) != e["sha256"]]
-    reused = _reuse(device, bundle_id, todo) if todo else set()
-    tally = _Tally(progress)
-    try:
-        for entry in todo:
-            if entry["path"] not in reused:
-                _push_file(device, local_dir / entry["path"], remote / entry["path"], _mode(entry), tally)
-        if todo or not held:
-            _push_file(device, local_dir / MANIFEST, remote / MANIFEST, 0o644, tally)
-    except DeviceError as exc:
-        raise PushInterrupted(exc, tally.sent) from None
+    reused = _reuse(device, remote.name, todo) if todo else set()
+    for entry in todo:
+        if entry["path"] not in reused:
+            _push_file(device, local_dir / entry["path"], remote / entry["path"], _mode(entry), tally)
+    if todo or not held:
+        _push_file(device, local_dir / MANIFEST, remote / MANIFEST, 0o644, tally)
     return PushResult(remote, len(todo) - len(reused), tally.sent, len(manifest) - len(todo), len(reused),
                       sum(e["size"] for e in todo if e["path"] in reused))
 
@@ -374,12 +378,15 @@ def shell_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def remove_remote(device: adbutils.AdbDevice, path: PurePosixPath) -> None:
-    """Best effort: a leftover folder is only disk space, never a wrong result."""
-    if not path.is_relative_to(DEVICE_ROOT) or path == DEVICE_ROOT:
-        raise ValueError(f"refusing to remove {path} outside {DEVICE_ROOT}")
-    with contextlib.suppress(*DEVICE_FAILURES):
-        device.shell2(f"rm -rf {shell_quote(str(path))}", timeout=SHELL_TIMEOUT, v2=True)
+def remove_remote(device: adbutils.AdbDevice, *paths: PurePosixPath) -> None:
+    """Delete folders under DEVICE_ROOT, a batch per shell call. Best effort: a leftover folder is
+    only disk space, never a wrong result."""
+    for path in paths:
+        if not path.is_relative_to(DEVICE_ROOT) or path == DEVICE_ROOT:
+            raise ValueError(f"refusing to remove {path} outside {DEVICE_ROOT}")
+    for batch in batches([str(p) for p in paths]):
+        with contextlib.suppress(*DEVICE_FAILURES):
+            device.shell2(f"rm -rf {' '.join(map(shell_quote, batch))}", timeout=SHELL_TIMEOUT, v2=True)
 
 
 def mark_used(device: adbutils.AdbDevice, bundle_id: str, when: float | None = None) -> None:
@@ -423,11 +430,6 @@ def cleanup_bundles(device: adbutils.AdbDevice, keep: int = KEEP_BUNDLES, protec
         used = {name: _last_used(device, name) for name in names}
         order = sorted(names, key=lambda n: used[n], reverse=True)
         doomed = [n for n in order[keep:] if n not in protect]
-    for name in doomed:
-        remove_remote(device, DEVICE_ROOT / name)
-    kept = [f"{name}/runs" for name in names if name not in doomed]
-    for batch in batches(kept):
-        with contextlib.suppress(*DEVICE_FAILURES):  # best effort, as remove_remote
-            device.shell2(f"cd {shell_quote(str(DEVICE_ROOT))} && rm -rf {' '.join(map(shell_quote, batch))}",
-                          timeout=SHELL_TIMEOUT, v2=True)
+    remove_remote(device, *(DEVICE_ROOT / name for name in doomed),
+                  *(DEVICE_ROOT / name / "runs" for name in names if name not in doomed))
     return doomed
