@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy.bundle import Bundle
 from deploy.config import load_config
 from deploy.errors import DeviceError
 from deploy.profiles import load_profile
 from harness.devices import connect
-from harness.pipeline import Artifacts, Job, plan, prepare
+from harness.pipeline import Artifacts, Job, plan, prepare, run_job
+from harness.report.results import PASSED
 from harness.transfer import (
     DEVICE_ROOT,
     PushInterrupted,
@@ -47,13 +47,13 @@ def device(adb_server, start_emulated):
     return running, connect(adb_server.client, running.serial)
 
 
-def _with_changed_input(job: Job, folder: Path, name: str) -> Bundle:
-    """The job's bundle after one validation input (`name`) was edited, as a deploy would build it."""
+def _with_changed_input(job: Job, folder: Path, name: str) -> Job:
+    """The job after one validation input (`name`) was edited: its bundle gets a new id."""
     inputs = folder / "validation"
     shutil.copytree(job.model.input_list.parent, inputs)
     raw = inputs / name
     (np.fromfile(raw, dtype=np.float32) + 1.0).astype(np.float32).tofile(raw)
-    return prepare(replace(job, model=replace(job.model, input_list=inputs / "input_list.txt"))).bundle
+    return replace(job, model=replace(job.model, input_list=inputs / "input_list.txt"))
 
 
 def _on_device(running, bundle_id: str, path: str) -> Path:
@@ -64,17 +64,18 @@ def test_a_changed_input_sends_only_that_file_and_reuses_the_rest(device, job, a
     running, dev = device
     old = art.bundle
     push_bundle(dev, old.path, old.id, old.manifest)
-    new = _with_changed_input(job, tmp_path / "one", "digit_005.raw")
+    changed = _with_changed_input(job, tmp_path / "one", "digit_005.raw")
+    new = prepare(changed).bundle
     assert new.id != old.id
     held = {(e["sha256"], e["size"]) for e in old.manifest}
     fresh = [e for e in new.manifest if (e["sha256"], e["size"]) not in held]
     assert [e["path"] for e in fresh] == ["inputs/5/digits.raw"]
-    manifest_size = (new.path / "manifest.json").stat().st_size
 
-    pushed = push_bundle(dev, new.path, new.id, new.manifest)
-    assert pushed.bytes_sent == fresh[0]["size"] + manifest_size  # the changed input and the manifest
-    assert pushed.files_sent == 1 and pushed.files_reused == len(new.manifest) - 1
-    assert pushed.bytes_reused == sum(e["size"] for e in new.manifest) - fresh[0]["size"]
+    # The deploy's "pushed" is what went over adb: the changed input and the manifest; and the
+    # bundle assembled from copies runs.
+    result = run_job(changed, dev, work_dir=tmp_path / "run")
+    assert result.status == PASSED, result.failure
+    assert result.bytes_pushed == fresh[0]["size"] + (new.path / "manifest.json").stat().st_size
     for entry in new.manifest:  # every file arrived whole, with its mode
         assert _on_device(running, new.id, entry["path"]).read_bytes() == (new.path / entry["path"]).read_bytes()
     mode = dev.shell2(f"stat -c %a {bundle_dir(new.id)}/run.sh", v2=True).stdout.strip()
@@ -85,12 +86,13 @@ def test_a_changed_input_sends_only_that_file_and_reuses_the_rest(device, job, a
     model = new.container_name
     for held_id in (old.id, new.id):
         dev.shell2(f"echo broken > {bundle_dir(held_id) / model}", v2=True)
-    third = _with_changed_input(job, tmp_path / "two", "digit_006.raw")
+    third = prepare(_with_changed_input(job, tmp_path / "two", "digit_006.raw")).bundle
     pushed = push_bundle(dev, third.path, third.id, third.manifest)
     sizes = {e["path"]: e["size"] for e in third.manifest}
+    sent = [model, "inputs/6/digits.raw"]
     assert pushed.files_sent == 2 and pushed.files_reused == len(third.manifest) - 2
-    assert pushed.bytes_sent == sizes[model] + sizes["inputs/6/digits.raw"] + (
-        third.path / "manifest.json").stat().st_size
+    assert pushed.bytes_reused == sum(sizes.values()) - sum(sizes[p] for p in sent)
+    assert pushed.bytes_sent == sum(sizes[p] for p in sent) + (third.path / "manifest.json").stat().st_size
     assert _on_device(running, third.id, model).read_bytes() == (third.path / model).read_bytes()
 
 
