@@ -120,7 +120,7 @@ class RunningDevice:
         return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
 
     def alive(self) -> bool:
-        return _alive(self.pid)
+        return _serves(self.pid, self.state)
 
     def connect(self, adb_port: int = 5037) -> None:
         """`adb connect` this device to the adb server listening on adb_port."""
@@ -149,7 +149,7 @@ class RunningDevice:
     def stop(self) -> None:
         """Stop the device process (SIGTERM, then SIGKILL after STOP_TIMEOUT_S); idempotent."""
         process = self._process or _children.get(self.pid)
-        if _alive(self.pid):
+        if _serves(self.pid, self.state):  # never signal a process that merely reuses a dead device's pid
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
             if not _wait_exit(self.pid, process, STOP_TIMEOUT_S):
@@ -169,6 +169,18 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return status.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _serves(pid: int, state: Path) -> bool:
+    """True while `pid` is the device process of this state folder: after a reboot or a kill, a stale
+    record's pid may belong to an unrelated process, which must not be listed, or signalled."""
+    if not _alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return "emulator" in argv and "--state" in argv[:-1] and Path(argv[argv.index("--state") + 1]) == Path(state)
 
 
 def _wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> bool:
@@ -198,7 +210,7 @@ def _reserve_name(root: Path, profile: str, name: str | None) -> Path:
     for candidate in candidates:
         state = root / candidate
         record = DeviceRecord.read(device_paths(state).record)
-        if record is not None and _alive(record.pid):
+        if record is not None and _serves(record.pid, record.state):
             if name:
                 raise EdgeloopError(
                     f"emulated device '{name}' is already running on port {record.port}",
@@ -295,7 +307,7 @@ def list_devices(home: Path | None = None) -> list[RunningDevice]:
     found = []
     for path in sorted(root.glob("*/device.json")):
         record = DeviceRecord.read(path)
-        if record is None or not _alive(record.pid):
+        if record is None or not _serves(record.pid, record.state):
             path.unlink(missing_ok=True)
             continue
         found.append(

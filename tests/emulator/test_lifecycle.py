@@ -271,3 +271,23 @@ def test_device_whose_parent_is_already_gone_stops(tmp_path: Path) -> None:
     ended = subprocess.run(command, capture_output=True, timeout=30, cwd=REPO)
     assert ended.returncode == 0 and b'"ready": true' in ended.stdout
     assert not (tmp_path / "orphan" / "device.json").exists()
+
+
+def test_a_stale_record_whose_pid_was_reused_is_not_a_device(tmp_path: Path) -> None:
+    """After a reboot a dead device's pid may be some other process: never listed, never signalled."""
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        state = tmp_path / "emulators" / "ghost"
+        state.mkdir(parents=True)
+        (state / "device.json").write_text(json.dumps(
+            {"name": "ghost", "profile": "pixel", "port": 1, "pid": other.pid, "state": str(state)}))
+        ghost = RunningDevice("ghost", "pixel", 1, other.pid, state)
+        assert not ghost.alive()
+        ghost.stop()
+        assert other.poll() is None  # not signalled
+        assert list_devices(tmp_path) == [] and not (state / "device.json").exists()
+        with pytest.raises(EdgeloopError, match="no running emulated device named 'ghost'"):
+            stop_device("ghost", home=tmp_path)
+    finally:
+        other.kill()
+        other.wait()
