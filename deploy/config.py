@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
+from deploy.convert import TORCHSCRIPT_SUFFIXES
 from deploy.errors import EdgeloopError
 from deploy.inputlist import read_input_list
 from deploy.packs import available_packs, load_pack
@@ -138,6 +141,41 @@ def _pack(top: dict[str, Node], base: Path) -> tuple[str, dict[str, str]]:
     return pack, options
 
 
+@dataclass(frozen=True)
+class SourceGraph:
+    """The names a source ONNX model offers, to check the file's input_dims, out_nodes and per-output
+    thresholds against before anything is converted."""
+
+    inputs: dict[str, list[int | str] | None]  # real inputs (not initializers) → dims (None: no declared shape)
+    outputs: list[str]
+    node_outputs: dict[str, str]  # node name → its first output (what an out_node naming a node stands for)
+    tensors: set[str]  # every tensor some node computes
+
+    @classmethod
+    def read(cls, node: Node, source: Path) -> SourceGraph | None:
+        """The graph of an ONNX source (its weights' external data left unread); None for TorchScript,
+        whose names exist only once it is exported."""
+        if source.suffix.lower() in TORCHSCRIPT_SUFFIXES:
+            return None
+        try:
+            graph = onnx.load(str(source), load_external_data=False).graph
+        except Exception as exc:  # DecodeError and friends: protobuf does not say much more
+            node.fail(f"not an ONNX model ({str(exc).strip() or type(exc).__name__})",
+                      "give an .onnx file, or a TorchScript file (.pt, .pth, .torchscript)")
+        initializers = {t.name for t in graph.initializer}
+        inputs = {v.name: _declared_dims(v) for v in graph.input if v.name not in initializers}
+        return cls(inputs=inputs, outputs=[v.name for v in graph.output],
+                   node_outputs={n.name: n.output[0] for n in graph.node if n.name and n.output},
+                   tensors={out for n in graph.node for out in n.output if out})
+
+
+def _declared_dims(value: onnx.ValueInfoProto) -> list[int | str] | None:
+    tensor = value.type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+
+
 def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> ModelConfig:
     keys = node.mapping(_MODEL_KEYS, required=("source", "input_list"))
     source = keys["source"].path(base)
@@ -145,12 +183,22 @@ def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> Mo
     input_list = keys["input_list"].path(base)
     if optional_path["labels"] is not None:
         _check_labels(keys["labels"], optional_path["labels"], input_list)
+    input_dims = _input_dims(keys["input_dims"]) if "input_dims" in keys else {}
+    out_nodes = keys["out_nodes"].strings() if "out_nodes" in keys else []
+    graph = SourceGraph.read(keys["source"], source)
+    if graph is not None:
+        if "input_dims" in keys:
+            _check_input_dims(keys["input_dims"], input_dims, graph)
+        _check_concrete_inputs(keys.get("input_dims", node), input_dims, graph)
+        outputs = _check_out_nodes(keys["out_nodes"], graph) if "out_nodes" in keys else graph.outputs
+        if "thresholds" in keys:
+            _check_threshold_outputs(keys["thresholds"], outputs)
     return ModelConfig(
         name=name,
         source=source,
         input_list=input_list,
-        input_dims=_input_dims(keys["input_dims"]) if "input_dims" in keys else {},
-        out_nodes=keys["out_nodes"].strings() if "out_nodes" in keys else [],
+        input_dims=input_dims,
+        out_nodes=out_nodes,
         labels=optional_path["labels"],
         calibration_list=optional_path["calibration_list"],
         quantization=_quantization(keys["quantization"], base) if "quantization" in keys else QuantizeOptions(),
@@ -184,6 +232,48 @@ def _input_dims(node: Node) -> dict[str, list[int]]:
                 item.fail(f"dimensions must be positive, got {dim}")
             dims[name].append(dim)
     return dims
+
+
+def _check_input_dims(node: Node, input_dims: dict[str, list[int]], graph: SourceGraph) -> None:
+    """Every name in input_dims is a model input, given as many dims as its rank."""
+    for name, written in node.mapping(graph.inputs, what="input").items():
+        declared = graph.inputs[name]
+        if declared is not None and len(declared) != len(input_dims[name]):
+            written.fail(f"{len(input_dims[name])} dims given, input '{name}' has rank {len(declared)} {declared}",
+                         f"give {len(declared)} dims")
+
+
+def _check_concrete_inputs(node: Node, input_dims: dict[str, list[int]], graph: SourceGraph) -> None:
+    """Every input whose declared dims are dynamic gets concrete ones from input_dims (`node` is
+    input_dims, or the model section when that key is absent), as the container needs them."""
+    for name, declared in graph.inputs.items():
+        if name in input_dims or (declared is not None and all(isinstance(d, int) and d > 0 for d in declared)):
+            continue
+        example = ", ".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in declared or []) or "1, 3, 224, 224"
+        node.fail(f"input '{name}' has dynamic dims {declared}; the container needs concrete ones",
+                  f"give them in input_dims: {{{name}: [{example}]}}")
+
+
+def _check_out_nodes(node: Node, graph: SourceGraph) -> list[str]:
+    """Each out_node names a node or a tensor some node computes; returns the output tensors they make."""
+    outputs = []
+    for item in node.listed():
+        name = item.string()
+        if name in graph.inputs:
+            item.fail(f"'{name}' is an input of the model, which no node computes",
+                      "name a node, or a tensor that a node produces")
+        if name not in graph.tensors and name not in graph.node_outputs:
+            item.fail(f"'{name}' is not a node or tensor of the model",
+                      did_you_mean(name, graph.tensors | set(graph.node_outputs)))
+        outputs.append(name if name in graph.tensors else graph.node_outputs[name])
+    return list(dict.fromkeys(outputs))
+
+
+def _check_threshold_outputs(node: Node, outputs: list[str]) -> None:
+    """A limit for an output the model does not have would never be applied: that is a mistake, not a no-op."""
+    keys = node.mapping()
+    if "outputs" in keys:
+        keys["outputs"].mapping(outputs, what="output")
 
 
 def _quantization(node: Node, base: Path) -> QuantizeOptions:

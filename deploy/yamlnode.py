@@ -39,10 +39,18 @@ def load_yaml_node(path: Path, what: str) -> Node:
     return Node(root, path, "")
 
 
+MAX_LISTED = 12  # beyond this many known names (a model's tensors), a hint shows the nearest few instead
+
+
 def did_you_mean(word: str, choices: Collection[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    known = ", ".join(sorted(choices))
-    return f"did you mean '{close[0]}'? known: {known}" if close else f"known: {known}"
+    """The hint for a misspelt name: the closest known name, then the known names (the nearest few of many)."""
+    names = sorted(choices)
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    if len(names) > MAX_LISTED:
+        listed = f"nearest of {len(names)} known: " + ", ".join(difflib.get_close_matches(word, names, n=5, cutoff=0))
+    else:
+        listed = "known: " + ", ".join(names)
+    return f"did you mean '{close[0]}'? {listed}" if close else listed
 
 
 @dataclass(frozen=True)
@@ -67,9 +75,10 @@ class Node:
 
     # ---- containers ------------------------------------------------------------------------
 
-    def mapping(self, known: Collection[str] | None = None, required: Collection[str] = ()) -> dict[str, Node]:
+    def mapping(self, known: Collection[str] | None = None, required: Collection[str] = (), *,
+                what: str = "key") -> dict[str, Node]:
         """The mapping's items by key; keys outside `known` (when given) and missing `required`
-        keys are errors."""
+        keys are errors. `what` names the keys when they stand for something else (an input, an output)."""
         if not isinstance(self.node, yaml.MappingNode):
             self.fail(f"must be a mapping, got {self._kind()}")
         written = {id(k) for k, _ in self.node.value}
@@ -86,7 +95,7 @@ class Node:
                     name.fail("key given twice", f"first given on line {items[key].line}")
                 explicit.add(key)
             if known is not None and key not in known:
-                name.fail("unknown key", did_you_mean(key, known))
+                name.fail("unknown key" if what == "key" else f"unknown {what} '{key}'", did_you_mean(key, known))
             items[key] = self.child(value_node, key)
         missing = [k for k in required if k not in items]
         if missing:

@@ -10,6 +10,8 @@ import pytest
 
 from deploy.config import DEFAULT_MIN_COSINE, find_config, load_config
 from deploy.errors import EdgeloopError
+from deploy.yamlnode import MAX_LISTED, did_you_mean
+from tests.deploy.models import conv_net, with_batch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,22 +23,27 @@ models:
     source: model.onnx
     input_list: data/list.txt
     labels: data/labels.txt
-    input_dims: {input: [1, 3, 8, 8]}
-    out_nodes: out
+    input_dims: {image: [1, 3, 16, 16]}
+    out_nodes: logits
     quantization: {act_quantizer: enhanced, use_per_channel_quantization: true}
     thresholds:
       min_sqnr_db: 20
       dsp: {min_cosine: 0.97}
       outputs:
-        out: {max_abs: 0.5, dsp: {min_cosine: 0.9}}
+        logits: {max_abs: 0.5, dsp: {min_cosine: 0.9}}
 pack: builtin
 pack_options: {profiling_level: off, perf_profile: burst}
 """
 
 
+# conv_net with a dynamic batch: input 'image' [N, 3, 16, 16], node 'fc' computes 'logits', graph output 'probs'
+MODEL = with_batch(conv_net(), "N").SerializeToString()
+
+
 def _project(tmp_path: Path, text: str = GOOD) -> Path:
     (tmp_path / "data").mkdir(exist_ok=True)
-    for name, content in (("model.onnx", "x"), ("data/list.txt", "a.raw\nb.raw\n"), ("data/labels.txt", "3\n7\n")):
+    (tmp_path / "model.onnx").write_bytes(MODEL)
+    for name, content in (("data/list.txt", "a.raw\nb.raw\n"), ("data/labels.txt", "3\n7\n")):
         (tmp_path / name).write_text(content)
     config = tmp_path / "edgeloop.yaml"
     config.write_text(textwrap.dedent(text))
@@ -65,7 +72,7 @@ def test_valid_file_resolves_paths_against_its_folder(tmp_path: Path, monkeypatc
     assert net.source == (tmp_path / "model.onnx").resolve()
     assert net.labels == (tmp_path / "data/labels.txt").resolve()
     assert net.calibration_list is None
-    assert net.out_nodes == ["out"] and net.input_dims == {"input": [1, 3, 8, 8]}
+    assert net.out_nodes == ["logits"] and net.input_dims == {"image": [1, 3, 16, 16]}
     assert net.runtimes == ["cpu", "dsp"] and config.devices == ["pixel4"]
     assert net.quantization.act_quantizer == "enhanced" and net.quantization.use_per_channel_quantization
     assert config.pack == "builtin" and config.pack_options == {"profiling_level": "off", "perf_profile": "burst"}
@@ -75,14 +82,14 @@ def test_thresholds_most_specific_wins(tmp_path: Path) -> None:
     thresholds = load_config(_project(tmp_path)).models["net"].thresholds
     assert thresholds.limits("cpu") == {"min_cosine": DEFAULT_MIN_COSINE["cpu"], "min_sqnr_db": 20}
     assert thresholds.limits("dsp")["min_cosine"] == 0.97
-    assert thresholds.limits("dsp", "out") == {"min_cosine": 0.9, "min_sqnr_db": 20, "max_abs": 0.5}
-    assert thresholds.limits("gpu", "out")["min_cosine"] == DEFAULT_MIN_COSINE["gpu"]
+    assert thresholds.limits("dsp", "logits") == {"min_cosine": 0.9, "min_sqnr_db": 20, "max_abs": 0.5}
+    assert thresholds.limits("gpu", "logits")["min_cosine"] == DEFAULT_MIN_COSINE["gpu"]
     assert DEFAULT_MIN_COSINE["dsp"] < DEFAULT_MIN_COSINE["gpu"] < DEFAULT_MIN_COSINE["cpu"]
 
 
 @pytest.mark.parametrize(("old", "new", "line", "expected"), [
     ("    labels:", "    lables:", 7, r"models\.net\.lables: unknown key \(did you mean 'labels'\?"),
-    ("[1, 3, 8, 8]", "[1, three, 8, 8]", 8, r"models\.net\.input_dims\.input\[1\]: must be an integer"),
+    ("[1, 3, 16, 16]", "[1, three, 16, 16]", 8, r"models\.net\.input_dims\.image\[1\]: must be an integer"),
     ("model.onnx", "missing.onnx", 5, r"models\.net\.source: file not found: .*missing\.onnx"),
     ("[cpu, dsp]", "[cpu, dps]", 1, r"runtimes\[1\]: unknown value 'dps' \(did you mean 'dsp'\?"),
     ("min_cosine: 0.97", "min_cosine: 1.5", 13, r"thresholds\.dsp\.min_cosine: 1\.5 is out of range"),
@@ -128,11 +135,11 @@ def test_documented_example_loads(tmp_path: Path) -> None:
 
 
 def test_anchors_and_merge_keys(tmp_path: Path) -> None:
-    copy = "  copy:\n    <<: *net\n    out_nodes: [other]\npack: builtin"
+    copy = "  copy:\n    <<: *net\n    out_nodes: [probs]\n    thresholds: {}\npack: builtin"
     text = GOOD.replace("  net:\n", "  net: &net\n").replace("pack: builtin", copy)
     config = load_config(_project(tmp_path, text))
     assert config.models["copy"].source == config.models["net"].source
-    assert config.models["copy"].out_nodes == ["other"] and config.models["net"].out_nodes == ["out"]
+    assert config.models["copy"].out_nodes == ["probs"] and config.models["net"].out_nodes == ["logits"]
 
 
 @pytest.mark.parametrize(("labels", "message"), [
@@ -144,3 +151,57 @@ def test_labels_must_give_one_class_per_inference(labels: str, message: str, tmp
     (tmp_path / "data/labels.txt").write_text(labels)
     with pytest.raises(EdgeloopError, match=message):
         load_config(config)
+
+
+@pytest.mark.parametrize(("old", "new", "line", "expected"), [
+    ("        logits: {max_abs", "        lgits: {max_abs", 15,
+     r"thresholds\.outputs\.lgits: unknown output 'lgits' \(did you mean 'logits'\? known: logits\)"),
+    ("[1, 3, 16, 16]", "[1, 3, 16, 16, 1]", 8,
+     r"input_dims\.image: 5 dims given, input 'image' has rank 4 \['N', 3, 16, 16\] \(give 4 dims\)"),
+    ("{image:", "{imag:", 8, r"input_dims\.imag: unknown input 'imag' \(did you mean 'image'\? known: image\)"),
+    ("    input_dims: {image: [1, 3, 16, 16]}\n", "", 5,
+     r"models\.net: input 'image' has dynamic dims \['N', 3, 16, 16\]; .* \(give them in input_dims: "
+     r"\{image: \[1, 3, 16, 16\]\}\)"),
+    ("out_nodes: logits", "out_nodes: [probs, lgits]", 9,
+     r"out_nodes\[1\]: 'lgits' is not a node or tensor of the model \(did you mean 'logits'\? nearest of"),
+    ("out_nodes: logits", "out_nodes: image", 9, r"out_nodes: 'image' is an input of the model"),
+    ("out_nodes: logits", "out_nodes: relu3", 15, r"outputs\.logits: unknown output 'logits' \(known: relu3\)"),
+    ("    out_nodes: logits\n", "", 14, r"outputs\.logits: unknown output 'logits' \(known: probs\)"),
+])
+def test_names_are_checked_against_the_source_model(tmp_path: Path, old: str, new: str, line: int,
+                                                     expected: str) -> None:
+    """input_dims, out_nodes and per-output thresholds name what the model has, or the file says where not."""
+    assert old in GOOD
+    message = _error(tmp_path, GOOD.replace(old, new))
+    assert message.startswith(f"{(tmp_path / 'edgeloop.yaml').resolve()}:{line}: "), message
+    assert re.search(expected, message), message
+
+
+def test_an_out_node_naming_a_node_stands_for_its_output(tmp_path: Path) -> None:
+    """`fc` is the node computing `logits`, so a threshold for `logits` applies to it."""
+    net = load_config(_project(tmp_path, GOOD.replace("out_nodes: logits", "out_nodes: [fc, probs]"))).models["net"]
+    assert net.out_nodes == ["fc", "probs"] and net.thresholds.limits("cpu", "logits")["max_abs"] == 0.5
+
+
+def test_a_source_that_is_not_onnx(tmp_path: Path) -> None:
+    config = _project(tmp_path)
+    (tmp_path / "model.onnx").write_bytes(MODEL[: len(MODEL) // 3])
+    with pytest.raises(EdgeloopError, match=r"edgeloop.yaml:5: models\.net\.source: not an ONNX model"):
+        load_config(config)
+
+
+def test_torchscript_names_are_not_checked(tmp_path: Path) -> None:
+    """A TorchScript file has no input or output names until it is exported; convert checks them then."""
+    config = _project(tmp_path, GOOD.replace("model.onnx", "model.pt").replace("{image:", "{x:"))
+    (tmp_path / "model.pt").write_bytes(b"not read when the file is loaded")
+    net = load_config(config).models["net"]
+    assert net.input_dims == {"x": [1, 3, 16, 16]} and net.thresholds.limits("cpu", "logits")["max_abs"] == 0.5
+
+
+def test_a_hint_lists_few_names_or_the_nearest_of_many() -> None:
+    few = ["logits", "probs"]
+    assert did_you_mean("lgits", few) == "did you mean 'logits'? known: logits, probs"
+    many = [f"layer{i}/Conv_output_0" for i in range(3 * MAX_LISTED)]
+    hint = did_you_mean("layer7/Conv_output", many)
+    assert hint.startswith("did you mean 'layer7/Conv_output_0'? nearest of 36 known: layer7/Conv_output_0, ")
+    assert len(hint.split(": ")[1].split(", ")) == 5
