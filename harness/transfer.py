@@ -48,15 +48,15 @@ def bundle_dir(bundle_id: str) -> PurePosixPath:
     return DEVICE_ROOT / bundle_id
 
 
-def _vanished(device: adbutils.AdbDevice, doing: str, exc: BaseException) -> DeviceError:
+def _vanished(device: adbutils.AdbDevice, doing: str, exc: BaseException, *, resumable: bool = False) -> DeviceError:
     """The error for a failed device request: refused (the device said why) or no answer at all. The
     transport's own words ("Expected 5 bytes, got 0", errno texts) say nothing a user can act on."""
     if isinstance(exc, Refused):
         return DeviceError(f"device {device.serial} refused {doing}: {exc}",
                            "free space on the device, or check the folder's permissions")
-    kept = ": what was already sent is kept" if doing.startswith("pushing") else ""
     return DeviceError(f"device {device.serial} stopped answering while {doing}",
-                       f"reconnect it (check `adb devices -l`) and run again{kept}")
+                       "reconnect it (check `adb devices -l`) and run again"
+                       + (": what was already sent is kept" if resumable else ""))
 
 
 def device_shell(device: adbutils.AdbDevice, command: str, doing: str, *, binary: bool = False) -> Any:
@@ -227,14 +227,14 @@ def _held_elsewhere(device: adbutils.AdbDevice, bundle_id: str) -> dict[tuple[st
 
 def _copy_command(bundle_id: str, batch: list[tuple[dict[str, Any], str]]) -> str:
     """One shell command copying each (entry, source) into the bundle: the target removed first (a copy
-    that fails leaves nothing that looks right), then copied and given its mode; each copy's size is
-    printed (`<size> <path>`) to judge it."""
+    that fails leaves nothing that looks right), then copied and given its mode; the size of each copy
+    made whole is printed (`<size> <path>`) to judge it."""
     steps = []
     for entry, source in batch:
         target = shell_quote(f"{bundle_id}/{entry['path']}")
         folder = shell_quote(posixpath.dirname(f"{bundle_id}/{entry['path']}"))
         steps.append(f"rm -f {target}; mkdir -p {folder} && cp {shell_quote(source)} {target} && "
-                     f"chmod {_mode(entry):o} {target}; stat -c '%s %n' {target}")
+                     f"chmod {_mode(entry):o} {target} && stat -c '%s %n' {target}")
     return f"cd {shell_quote(str(DEVICE_ROOT))} && {{ " + "; ".join(steps) + "; }"
 
 
@@ -249,7 +249,7 @@ def _push_file(device: adbutils.AdbDevice, local: Path, remote: PurePosixPath, m
         with local.open("rb") as source:
             send_file(device, source, remote, mode & 0o777, progress)
     except DEVICE_FAILURES as exc:
-        raise _vanished(device, f"pushing {local.name} to {remote}", exc) from None
+        raise _vanished(device, f"pushing {local.name} to {remote}", exc, resumable=True) from None
 
 
 def send_file(device: adbutils.AdbDevice, source: BinaryIO, remote: PurePosixPath, mode: int = 0o644,

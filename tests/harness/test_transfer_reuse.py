@@ -106,6 +106,7 @@ def test_a_push_cut_off_says_how_many_bytes_went_through(device, art) -> None:
     assert isinstance(error, DeviceError)
     assert error.message.startswith(f"device {running.serial} stopped answering while pushing ")
     assert "Expected" not in str(error) and "Errno" not in str(error)
+    assert error.hint.endswith("what was already sent is kept")
     # What the device kept whole went through, so it is counted (the file cut off may count as well).
     whole = sum(e["size"] for e in b.manifest if _on_device(running, b.id, e["path"]).is_file()
                 and _on_device(running, b.id, e["path"]).read_bytes() == (b.path / e["path"]).read_bytes())
