@@ -205,3 +205,21 @@ def test_a_hint_lists_few_names_or_the_nearest_of_many() -> None:
     hint = did_you_mean("layer7/Conv_output", many)
     assert hint.startswith("did you mean 'layer7/Conv_output_0'? nearest of 36 known: layer7/Conv_output_0, ")
     assert len(hint.split(": ")[1].split(", ")) == 5
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("    labels:", "    lables:"), ("[1, 1, 8, 8]", "[1, one, 8, 8]"), ("digits_cnn.onnx", "digit_cnn.onnx"),
+    ("[cpu, gpu, gpu_fp16]", "[cpu, dps, gpu_fp16]"), ("{min_cosine: 0.97}", "{min_cosine: 1.5}"),
+    ("        logits:", "        lgits:"), ("[1, 1, 8, 8]", "[1, 1, 8, 8, 1]"), ("[logits]", "[lgits]"),
+])
+def test_documented_messages_are_what_the_code_says(tmp_path: Path, old: str, new: str) -> None:
+    """Each message docs/config.md shows comes from its example file with that one mistake."""
+    doc = (REPO / "docs/config.md").read_text()
+    text = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert old in text
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    (tmp_path / "edgeloop.yaml").write_text(text.replace(old, new, 1))
+    with pytest.raises(EdgeloopError) as info:
+        load_config(tmp_path / "edgeloop.yaml")
+    shown = str(info.value).replace(f"{tmp_path.resolve()}/", "").replace(f"{REPO}/", "/work/project/")
+    assert f"\n{shown}\n" in doc
