@@ -12,6 +12,7 @@ beyond pytest) and its fixtures skip.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,7 @@ def _local_devices(profile_name: str, emulate: bool, home: Path) -> Iterator[lis
     with `emulate`, one emulated device started for this session."""
     from deploy.errors import EdgeloopError
     from deploy.profiles import load_profile
-    from harness.devices import connect, ensure_server, list_devices, parse_adb_address
+    from harness.devices import DEVICE_FAILURES, connect, ensure_server, list_devices, parse_adb_address
     from harness.inventory import FarmDevice
 
     profile = load_profile(profile_name)
@@ -79,7 +80,8 @@ def _local_devices(profile_name: str, emulate: bool, home: Path) -> Iterator[lis
             try:
                 yield [FarmDevice(server, device.serial, (profile.name,), model=profile.props["ro.product.model"])]
             finally:
-                client.disconnect(device.serial)
+                with contextlib.suppress(*DEVICE_FAILURES):  # a server that went away forgot it anyway
+                    client.disconnect(device.serial)
         return
     found = [d for d in list_devices(client) if profile.matches(d.props)]
     if not found:
