@@ -7,6 +7,7 @@ are documented in docs/config.md.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "min_top1_agreement": (0.0, 1.0),
 }
 
+_DEPENDENT_OPTIONS = ("pack_4_bit_weights",)  # quantization options that are valid only beside others
 _TOP_KEYS = ("version", "models", "runtimes", "devices", "pack", "pack_options")
 _MODEL_KEYS = ("source", "input_dims", "out_nodes", "input_list", "labels", "calibration_list", "quantization",
                "thresholds", "runtimes")
@@ -277,10 +279,19 @@ def _check_threshold_outputs(node: Node, outputs: list[str]) -> None:
 
 
 def _quantization(node: Node, base: Path) -> QuantizeOptions:
-    data = node.typed(dict)
+    """QuantizeOptions' own validation, with each problem put on the line of the option at fault."""
+    items = node.mapping([f.name for f in dataclasses.fields(QuantizeOptions)], what="quantization option")
+    data = {key: item.value() for key, item in items.items()}
     if data.get("override_params"):
-        data["override_params"] = node.mapping()["override_params"].path(base)
-    return QuantizeOptions.from_mapping(data, f"{node.file}:{node.line}: {node.key}")
+        data["override_params"] = items["override_params"].path(base)
+    try:
+        return QuantizeOptions.from_mapping(data, f"{node.file}:{node.line}: {node.key}")
+    except EdgeloopError:
+        # One option checked alone fails only for its own value, except one valid only beside
+        # others (pack_4_bit_weights needs weights_bitwidth 4): those are checked last.
+        for key in sorted(items, key=lambda k: k in _DEPENDENT_OPTIONS):
+            QuantizeOptions.from_mapping({key: data[key]}, f"{node.file}:{items[key].line}: {node.key}")
+        raise
 
 
 def _thresholds(node: Node, *, with_outputs: bool) -> Thresholds:

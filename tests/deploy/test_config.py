@@ -223,3 +223,29 @@ def test_documented_messages_are_what_the_code_says(tmp_path: Path, old: str, ne
         load_config(tmp_path / "edgeloop.yaml")
     shown = str(info.value).replace(f"{tmp_path.resolve()}/", "").replace(f"{REPO}/", "/work/project/")
     assert f"\n{shown}\n" in doc
+
+
+QUANTIZATION_FLOW = "    quantization: {act_quantizer: enhanced, use_per_channel_quantization: true}\n"
+
+
+def _block_quantization(options: str) -> str:
+    return GOOD.replace(QUANTIZATION_FLOW, f"    quantization:\n      {options}\n")
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ("act_quantizer: tf\n      act_bitwidth: 7", r"models\.net\.quantization: act_bitwidth must be one of 8, 16"),
+    ("act_quantizer: tf\n      act_bitwidht: 8",
+     r"quantization\.act_bitwidht: unknown quantization option 'act_bitwidht' \(did you mean 'act_bitwidth'\?"),
+    ("weights_bitwidth: 8\n      pack_4_bit_weights: true", r"pack_4_bit_weights needs weights_bitwidth 4"),
+])
+def test_quantization_problems_name_the_option_line(tmp_path: Path, options: str, expected: str) -> None:
+    """A block-style quantization section: the error is on the option's own line (12), not the section's first."""
+    message = _error(tmp_path, _block_quantization(options))
+    assert message.startswith(f"{(tmp_path / 'edgeloop.yaml').resolve()}:12: "), message
+    assert re.search(expected, message), message
+
+
+def test_an_option_valid_beside_a_later_one_loads(tmp_path: Path) -> None:
+    text = _block_quantization("pack_4_bit_weights: true\n      weights_bitwidth: 4")
+    options = load_config(_project(tmp_path, text)).models["net"].quantization
+    assert options.pack_4_bit_weights and options.weights_bitwidth == 4
