@@ -98,7 +98,7 @@ def load_config(path: Path) -> Config:
     path = Path(path).resolve()
     root = load_yaml_node(path, "deployment file")
     top = root.mapping(_TOP_KEYS, required=("models",))
-    if "version" in top and top["version"].value() != CONFIG_VERSION:
+    if "version" in top and top["version"].typed(int) != CONFIG_VERSION:
         top["version"].fail(f"unsupported version {top['version'].value()!r}", f"this edgeloop reads {CONFIG_VERSION}")
     runtimes = _runtimes(top["runtimes"]) if "runtimes" in top else ["cpu"]
     devices = _devices(top["devices"]) if "devices" in top else []
@@ -192,7 +192,7 @@ def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> Mo
         if "input_dims" in keys:
             _check_input_dims(keys["input_dims"], input_dims, graph)
         _check_concrete_inputs(keys.get("input_dims", node), input_dims, graph)
-        outputs = _check_out_nodes(keys["out_nodes"], graph) if "out_nodes" in keys else graph.outputs
+        outputs = _check_out_nodes(keys["out_nodes"], graph) if out_nodes else graph.outputs
         if "thresholds" in keys:
             _check_threshold_outputs(keys["thresholds"], outputs)
     return ModelConfig(

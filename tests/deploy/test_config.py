@@ -110,6 +110,11 @@ def test_errors_name_file_line_and_key(tmp_path: Path, old: str, new: str, line:
     assert re.search(expected, message), message
 
 
+def test_version_is_the_integer_one(tmp_path: Path) -> None:
+    assert ":1: version: must be an integer, got true or false" in _error(tmp_path, "version: true\n" + GOOD)
+    assert ":1: version: unsupported version 2 (this edgeloop reads 1)" in _error(tmp_path, "version: 2\n" + GOOD)
+
+
 def test_duplicate_keys_and_bad_yaml(tmp_path: Path) -> None:
     assert ":18: runtimes: key given twice (first given on line 1)" in _error(tmp_path, GOOD + "runtimes: [gpu]\n")
     assert "not valid YAML" in _error(tmp_path, "models: [unclosed\n")
@@ -167,6 +172,7 @@ def test_labels_must_give_one_class_per_inference(labels: str, message: str, tmp
     ("out_nodes: logits", "out_nodes: image", 9, r"out_nodes: 'image' is an input of the model"),
     ("out_nodes: logits", "out_nodes: relu3", 15, r"outputs\.logits: unknown output 'logits' \(known: relu3\)"),
     ("    out_nodes: logits\n", "", 14, r"outputs\.logits: unknown output 'logits' \(known: probs\)"),
+    ("out_nodes: logits", "out_nodes: []", 15, r"outputs\.logits: unknown output 'logits' \(known: probs\)"),
 ])
 def test_names_are_checked_against_the_source_model(tmp_path: Path, old: str, new: str, line: int,
                                                      expected: str) -> None:
