@@ -34,7 +34,7 @@ from deploy.quantize.calibrate import progress
 from deploy.quantize.metrics import Agreement
 from deploy.quantize.options import QuantizeOptions
 from deploy.quantize.pipeline import feeds_from, pooled, quantize_model
-from deploy.quantize.plan import WEIGHTED, Plan, weight_axis
+from deploy.quantize.plan import WEIGHTED, Plan, fused_tensors, weight_axis
 from deploy.quantize.qdq import write_qdq
 from deploy.quantize.runner import expose, session
 
@@ -105,23 +105,26 @@ def _only(plan: Plan, node: onnx.NodeProto) -> Plan:
                 float_nodes=set(), conversions={})
 
 
-def layer_sqnr(model: onnx.ModelProto, qmodel: onnx.ModelProto, encodings: dict[str, Any], feeds,
-               total: int) -> tuple[list[LayerReport], float]:
+def layer_sqnr(model: onnx.ModelProto, reference: onnx.ModelProto, qmodel: onnx.ModelProto,
+               encodings: dict[str, Any], feeds, total: int) -> tuple[list[LayerReport], float]:
     """Per layer: cumulative SQNR at its output in the quantized model, and isolated SQNR at the
-    model outputs with only that layer quantized (its sensitivity)."""
-    plan = _plan_from(encodings, model)
+    model outputs with only that layer quantized (its sensitivity). Layers and intermediate
+    tensors come from `reference`, the float graph the quantized one was built from (CLE rescales
+    channels, so only it is comparable tensor by tensor); the output SQNR is against `model`."""
+    plan = _plan_from(encodings, reference)
     def quantized(node: onnx.NodeProto) -> bool:  # its output, or its weights when a fused op follows
         out = plan.activations.get(node.output[0]) if node.output else None
         return (out is not None and not out.is_float) or any(p in plan.params for p in node.input)
 
-    nodes = [n for n in model.graph.node if n.output and quantized(n)]
+    nodes = [n for n in reference.graph.node if n.output and quantized(n)]
     names = [n.output[0] for n in nodes]
     outputs = [o.name for o in model.graph.output]
-    in_quantized = {o for n in qmodel.graph.node for o in n.output}  # CLE folds BN: some are gone
+    in_quantized = {o for n in qmodel.graph.node for o in n.output}
     watched = list(dict.fromkeys([*(n for n in names if n in in_quantized), *outputs]))
-    float_sess = session(expose(model, watched))
+    float_sess = session(expose(reference, watched))
+    truth_sess = None if reference is model else session(model)
     quant_sess = session(expose(qmodel, watched))
-    alone = [session(write_qdq(model, _only(plan, n))) for n in nodes]
+    alone = [session(write_qdq(reference, _only(plan, n))) for n in nodes]
     cumulative = {n: Agreement() for n in names}
     isolated = {n: Agreement() for n in names}
     output = Agreement()
@@ -129,12 +132,13 @@ def layer_sqnr(model: onnx.ModelProto, qmodel: onnx.ModelProto, encodings: dict[
         task = bar.add_task("debugging layers", total=total)
         for feed in feeds:
             ref = dict(zip(watched, float_sess.run(watched, feed), strict=True))
+            truth = ref if truth_sess is None else dict(zip(outputs, truth_sess.run(outputs, feed), strict=True))
             quant = dict(zip(watched, quant_sess.run(watched, feed), strict=True))
             for name in names:
                 if name in quant:
                     cumulative[name].add(ref[name], quant[name])
             for name in outputs:
-                output.add(ref[name], quant[name])
+                output.add(truth[name], quant[name])
             for name, sess in zip(names, alone, strict=True):
                 for out, value in zip(outputs, sess.run(outputs, feed), strict=True):
                     isolated[name].add(ref[out], value)
@@ -145,21 +149,46 @@ def layer_sqnr(model: onnx.ModelProto, qmodel: onnx.ModelProto, encodings: dict[
     return reports, output.sqnr_db
 
 
+def reference_graph(model: onnx.ModelProto, quantization: dict[str, Any]) -> onnx.ModelProto:
+    """The float graph a quantized container was built from: with CLE, the equalized one (CLE is
+    deterministic, so re-applying it to the float container gives the same weights)."""
+    if "cle" in (quantization.get("algorithms") or ()):
+        from deploy.quantize.cle import equalize
+
+        return equalize(model)
+    return model
+
+
+def _carrier(model: onnx.ModelProto, tensor: str, fused: set[str]) -> str:
+    """The tensor that holds `tensor`'s encoding: a fused op's output has none, the activation
+    fused into it (Conv -> Relu, Conv -> BN -> Relu) carries it."""
+    reader = {i: n for n in model.graph.node for i in n.input}
+    while tensor in fused:
+        tensor = reader[tensor].output[0]
+    return tensor
+
+
 def promotion_overrides(model: onnx.ModelProto, tensors: list[str], promote: str) -> dict[str, Any]:
     """AIMET 1.0.0 partial overrides keeping these layers (output, and weight of weighted ops) at
-    16 bit or float; bitwidth-only entries take their range from calibration."""
+    16 bit or float; bitwidth-only entries take their range from calibration. A layer fused into
+    the activation after it is promoted with that activation's output, which is its output on the
+    device."""
     producer = {o: n for n in model.graph.node for o in n.output}
     inits = {i.name for i in model.graph.initializer}
+    fused = fused_tensors(model)
     entry = ({"dtype": "FLOAT", "bw": 32} if promote == "float" else {"dtype": "INT", "bw": 16, "is_sym": False})
-    acts, params = [], []
+    acts: dict[str, dict[str, Any]] = {}
+    params = []
     for tensor in tensors:
-        acts.append({"name": tensor, "enc_type": "PER_TENSOR", **entry})
+        acts[tensor] = {"name": tensor, "enc_type": "PER_TENSOR", **entry}
+        carrier = _carrier(model, tensor, fused)
+        acts.setdefault(carrier, {"name": carrier, "enc_type": "PER_TENSOR", **entry})
         node = producer.get(tensor)
         if node is not None and node.op_type in WEIGHTED and len(node.input) > 1 and node.input[1] in inits:
             params.append({"name": node.input[1], "enc_type": "PER_TENSOR", **entry,
                            **({"is_sym": True} if promote == "16" else {})})
-    return {"version": "1.0.0", "activation_encodings": acts, "param_encodings": params, "excluded_layers": [],
-            "quantizer_args": {}}
+    return {"version": "1.0.0", "activation_encodings": list(acts.values()), "param_encodings": params,
+            "excluded_layers": [], "quantizer_args": {}}
 
 
 def _options_of(quantization: dict[str, Any]) -> QuantizeOptions:
@@ -183,7 +212,8 @@ def debug(container: str | os.PathLike[str], quantized: str | os.PathLike[str], 
     validate_input_list(parsed, meta.inputs, str(input_list))
     feeds = feeds_from(parsed, meta, str(input_list))
     count = len(parsed.entries)
-    layers, output_sqnr = layer_sqnr(model, qmodel, qmeta.encodings, feeds(), count)
+    reference = reference_graph(model, qmeta.quantization or {})
+    layers, output_sqnr = layer_sqnr(model, reference, qmodel, qmeta.encodings, feeds(), count)
     report = DebugReport(layers=layers, output_sqnr_db=round(output_sqnr, 3), overrides={},
                          size_bytes=parameter_bytes(qmodel))
     ranking = [layer.tensor for layer in report.ranking]
@@ -198,13 +228,13 @@ def debug(container: str | os.PathLike[str], quantized: str | os.PathLike[str], 
                 if report.target_met:
                     break
                 report.promoted.append(tensor)
-                path.write_text(json.dumps(promotion_overrides(model, report.promoted, promote)))
+                path.write_text(json.dumps(promotion_overrides(reference, report.promoted, promote)))
                 promoted = QuantizeOptions(**{**vars(options), "override_params": path})
                 candidate, _, agreements = quantize_model(model, feeds, count, promoted)
                 report.final_sqnr_db = round(pooled(agreements).sqnr_db, 3)
                 report.final_size_bytes = parameter_bytes(candidate)
                 report.target_met = report.final_sqnr_db >= target_sqnr
-    report.overrides = promotion_overrides(model, report.promoted, promote)
+    report.overrides = promotion_overrides(reference, report.promoted, promote)
     if overrides_out is not None:
         atomic_write_text(overrides_out, json.dumps(report.overrides, indent=1) + "\n")
     return report

@@ -11,9 +11,10 @@ import pytest
 from onnx import numpy_helper
 
 from deploy.errors import EdgeloopError
-from deploy.quantize import quantize
-from deploy.quantize.debug import debug
+from deploy.quantize import QuantizeOptions, quantize
+from deploy.quantize.debug import debug, promotion_overrides
 from tests.deploy.models import conv_net
+from tests.quantize.test_algorithms import mismatched_net
 from tests.quantize.util import make_container, make_input_list
 
 
@@ -66,3 +67,35 @@ def test_debugger_needs_float_and_quantized(quantized) -> None:
     container, qpath, input_list = quantized
     with pytest.raises(EdgeloopError, match="must be a float container"):
         debug(qpath, container, input_list)
+
+
+def test_fused_layer_promotes_the_activation_that_carries_its_output(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """conv3 -> bn3 -> relu3 run as one op on the device: keeping conv3 at 16 bit must also keep
+    relu3's output (the only encoded tensor of the three) at 16 bit, not only conv3's weight."""
+    monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "build"))
+    model = hard_layer_net()
+    overrides = promotion_overrides(model, ["conv3_out"], "16")
+    path = tmp_path / "fix.json"
+    path.write_text(json.dumps(overrides))
+    container = make_container(model, tmp_path / "float.onnx")
+    input_list = make_input_list(model, tmp_path, 2)
+    result = quantize(container, input_list, tmp_path / "q.onnx", QuantizeOptions(override_params=path))
+    bitwidths = {e["name"]: e["bw"] for e in result.meta.encodings["activation_encodings"]}
+    assert bitwidths["relu3"] == 16 and bitwidths["relu1"] == 8
+
+
+def test_cle_container_is_compared_with_the_equalized_float_graph(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLE rescales channels by up to 100x here; comparing the equalized intermediate tensors with
+    the unequalized float model would report garbage SQNR for layers that quantize well."""
+    monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "build"))
+    model = mismatched_net()
+    container = make_container(model, tmp_path / "float.onnx")
+    input_list = make_input_list(model, tmp_path, 4)
+    result = quantize(container, input_list, tmp_path / "q.onnx", QuantizeOptions(algorithms=("cle",)))
+    report = debug(container, result.path, input_list, inputs=4)
+    assert abs(report.output_sqnr_db - result.sqnr_db) < 3  # the outputs are still measured against float
+    # errors only accumulate along this chain: no layer can be much worse than the model output
+    assert min(layer.cumulative_sqnr_db for layer in report.layers) > report.output_sqnr_db - 3
+    assert min(layer.isolated_sqnr_db for layer in report.layers) > report.output_sqnr_db - 3
