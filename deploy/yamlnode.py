@@ -7,6 +7,7 @@ deployment file and runtime packs are both read through it, so their errors look
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -81,11 +82,12 @@ class Node:
         keys are errors. `what` names the keys when they stand for something else (an input, an output)."""
         if not isinstance(self.node, yaml.MappingNode):
             self.fail(f"must be a mapping, got {self._kind()}")
-        written = {id(k) for k, _ in self.node.value}
+        flat = _unshared(self.node)
+        written = {id(k) for k, _ in flat.value}
         explicit: set[str] = set()
-        yaml.SafeLoader("").flatten_mapping(self.node)  # `<<: *anchor` merge keys become plain items
+        yaml.SafeLoader("").flatten_mapping(flat)  # `<<: *anchor` merge keys become plain items
         items: dict[str, Node] = {}
-        for key_node, value_node in self.node.value:
+        for key_node, value_node in flat.value:
             name = self.child(key_node, str(key_node.value))
             if not isinstance(key_node, yaml.ScalarNode):
                 name.fail("keys must be plain names")
@@ -111,7 +113,7 @@ class Node:
 
     def value(self) -> Any:
         """The plain Python value (scalars, lists, mappings), as yaml.safe_load would give it."""
-        return yaml.SafeLoader("").construct_object(self.node, deep=True)
+        return yaml.SafeLoader("").construct_object(_unshared(self.node), deep=True)
 
     def typed(self, *kinds: type) -> Any:
         value = self.value()
@@ -164,3 +166,10 @@ class Node:
             return "a list"
         value = self.value()
         return f"{_TYPE_NAMES.get(type(value).__name__, type(value).__name__)} ({self.node.value!r})"
+
+
+def _unshared(node: yaml.Node) -> yaml.Node:
+    """A copy for PyYAML to flatten: its merge-key flattening rewrites nodes in place, which would
+    make merged-in keys look written (so overriding one would read as a key given twice) on the
+    next read of the same node, or of an alias of it."""
+    return copy.deepcopy(node)

@@ -255,3 +255,16 @@ def test_an_option_valid_beside_a_later_one_loads(tmp_path: Path) -> None:
     text = _block_quantization("pack_4_bit_weights: true\n      weights_bitwidth: 4")
     options = load_config(_project(tmp_path, text)).models["net"].quantization
     assert options.pack_4_bit_weights and options.weights_bitwidth == 4
+
+
+def test_a_merged_section_overridden_in_place_reads_the_same_every_time(tmp_path: Path) -> None:
+    """Thresholds are read twice (checked against the model's outputs, then parsed): a merged-in key
+    overridden beside the merge must not turn into 'key given twice' on the second read."""
+    copy = "  copy:\n    <<: *net\n    thresholds:\n      <<: *limits\n      min_sqnr_db: 30\n"
+    text = GOOD.replace("  net:\n", "  net: &net\n").replace("    thresholds:\n", "    thresholds: &limits\n")
+    config = load_config(_project(tmp_path, text.replace("pack: builtin", copy + "pack: builtin", 1)))
+    assert config.models["copy"].thresholds.limits("cpu", "logits")["min_sqnr_db"] == 30
+    assert config.models["net"].thresholds.limits("cpu", "logits")["min_sqnr_db"] == 20
+    twice = text.replace("pack: builtin", copy + "      min_sqnr_db: 40\npack: builtin", 1)
+    assert ":21: models.copy.thresholds.min_sqnr_db: key given twice (first given on line 20)" in _error(tmp_path,
+                                                                                                         twice)
