@@ -20,6 +20,7 @@ import adbutils
 import pytest
 
 from emulator.lifecycle import RunningDevice, start_device
+from harness.devices import AdbClient
 
 ADB36 = str(Path(adbutils.__file__).parent / "binaries" / "adb")  # platform-tools 36, shipped in the wheel
 ADB29 = "/usr/bin/adb"  # Debian's adb package
@@ -49,7 +50,7 @@ def free_port() -> int:
 class AdbServer:
     adb: str  # the adb binary that started the server (adb 36)
     port: int
-    client: adbutils.AdbClient
+    client: AdbClient  # never starts a stray server on 5037 when this one dies
 
     @property
     def env(self) -> dict[str, str]:
@@ -79,7 +80,7 @@ def private_adb_server(adb: str = ADB36) -> Iterator[AdbServer]:
     env = {**os.environ, "ANDROID_ADB_SERVER_PORT": str(port)}
     subprocess.run([adb, "-P", str(port), "start-server"], env=env, check=True, capture_output=True, timeout=30)
     try:
-        yield AdbServer(adb, port, adbutils.AdbClient(host="127.0.0.1", port=port, socket_timeout=30))
+        yield AdbServer(adb, port, AdbClient(host="127.0.0.1", port=port, socket_timeout=30))
     finally:
         subprocess.run([adb, "-P", str(port), "kill-server"], env=env, capture_output=True, timeout=30)
 
