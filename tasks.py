@@ -234,10 +234,12 @@ def _quantize_collection() -> Collection:
     @task(name="quantize", default=True, help=_QUANTIZE_HELP)
     @user_errors
     def quantize_task(c, container, input_list, output=None, param_quantizer="tf", act_quantizer="tf",
-                      weights_bitwidth=8, act_bitwidth=8, bias_bitwidth=32, use_per_channel_quantization=False,
+                      weights_bitwidth="8", act_bitwidth="8", bias_bitwidth="32", use_per_channel_quantization=False,
                       algorithms="", override_params=None, pack_4_bit_weights=False, encodings_out=None,
-                      min_range=0.0001, cache=True):
+                      min_range="0.0001", cache=True):
         """Quantize a float container into a QDQ container with AIMET encodings; prints output SQNR and cosine."""
+        # numeric defaults are strings so that invoke does not cast (and crash on) `--weights-bitwidth abc`:
+        # from_mapping converts them with a one-line error
         from deploy.quantize import QuantizeOptions, quantize
 
         options = QuantizeOptions.from_mapping({
@@ -262,7 +264,7 @@ def _quantize_collection() -> Collection:
         "overrides_out": "write the promotion overrides (AIMET 1.0.0) here, for --override-params",
         "json": "print the report as JSON"})
     @user_errors
-    def debug_task(c, container, quantized, input_list, inputs=8, target_sqnr=None, promote="16", worst=3,
+    def debug_task(c, container, quantized, input_list, inputs="8", target_sqnr=None, promote="16", worst="3",
                    overrides_out=None, json=False):
         """Per-layer SQNR of a quantized container against float (cumulative and isolated); rank the culprits."""
         import json as json_module
@@ -271,9 +273,9 @@ def _quantize_collection() -> Collection:
 
         from deploy.quantize.debug import debug
 
-        report = debug(container, quantized, input_list, inputs=int(inputs),
-                       target_sqnr=float(target_sqnr) if target_sqnr is not None else None, promote=str(promote),
-                       worst=int(worst), overrides_out=overrides_out)
+        report = debug(container, quantized, input_list, inputs=number(inputs, "--inputs", int),
+                       target_sqnr=number(target_sqnr, "--target-sqnr") if target_sqnr is not None else None,
+                       promote=str(promote), worst=number(worst, "--worst", int), overrides_out=overrides_out)
         if json:
             console.print_json(json_module.dumps(report.to_json()))
             return

@@ -213,6 +213,9 @@ def read_encodings(path: str | os.PathLike[str], param_names: set[str]) -> Overr
         data = json.loads(path.read_text())
     except OSError as exc:
         raise EdgeloopError(f"{path}: cannot read encodings ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise EdgeloopError(f"{path}: not a text file, so not AIMET encodings JSON",
+                            "pass the .json encodings file (0.6.1, 1.0.0 or 2.0.0)") from None
     except json.JSONDecodeError as exc:
         raise EdgeloopError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     return parse_encodings(data, str(path), param_names)

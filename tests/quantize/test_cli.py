@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.models import conv_net
 from tests.quantize.util import make_container, make_input_list
 
@@ -44,3 +46,24 @@ def test_bad_flag_value_is_one_line_exit_2(tmp_path: Path) -> None:
                      "--weights-bitwidth", "6", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == "error: command line: weights_bitwidth must be one of 4, 8, 16, got 6"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("quantize", "--weights-bitwidth", "abc"), "error: command line: weights_bitwidth must be an integer, got 'abc'"),
+    (("quantize", "--act-bitwidth", "8.5"), "error: command line: act_bitwidth must be an integer, got '8.5'"),
+    (("quantize", "--min-range", "tiny"), "error: command line: min_range must be a number, got 'tiny'"),
+    (("quantize", "--override-params", "binary.json"),
+     "error: binary.json: not a text file, so not AIMET encodings JSON (pass the .json encodings file"),
+    (("quantize.debug", "--quantized", "float.onnx", "--inputs", "few"), "error: --inputs expects a number, got 'few'"),
+    (("quantize.debug", "--quantized", "float.onnx", "--worst", "3x"), "error: --worst expects a number, got '3x'"),
+    (("quantize.debug", "--quantized", "float.onnx", "--target-sqnr", "high"),
+     "error: --target-sqnr expects a number, got 'high'"),
+])
+def test_bad_values_are_one_line_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    model = conv_net()
+    make_container(model, tmp_path / "float.onnx")
+    make_input_list(model, tmp_path, 1)
+    (tmp_path / "binary.json").write_bytes(bytes(range(256)))
+    done = _edgeloop(args[0], "--container", "float.onnx", "--input-list", "input_list.txt", *args[1:], cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(message) and len(done.stderr.strip().splitlines()) == 1, done.stderr
