@@ -152,10 +152,12 @@ class Node:
     def strings(self) -> list[str]:
         return [item.string() for item in self.listed()]
 
-    def path(self, base: Path, *, must_exist: bool = True) -> Path:
-        """A file path, relative to `base` (the YAML file's folder) unless absolute."""
-        path = (base / self.string()).resolve()
-        if must_exist and not path.is_file():
+    def path(self, base: Path) -> Path:
+        """An existing file, relative to `base` (the YAML file's folder) unless absolute or `~/...`."""
+        path = (base / Path(self.string()).expanduser()).resolve()
+        if path.is_dir():
+            self.fail(f"{path} is a folder, not a file")
+        if not path.is_file():
             self.fail(f"file not found: {path}")
         return path
 

@@ -78,6 +78,14 @@ def test_valid_file_resolves_paths_against_its_folder(tmp_path: Path, monkeypatc
     assert config.pack == "builtin" and config.pack_options == {"profiling_level": "off", "perf_profile": "burst"}
 
 
+def test_paths_may_start_at_home_and_must_be_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "data"))
+    config = load_config(_project(tmp_path, GOOD.replace("data/labels.txt", "~/labels.txt")))
+    assert config.models["net"].labels == (tmp_path / "data/labels.txt").resolve()
+    assert re.search(r":6: models\.net\.input_list: .*/data is a folder, not a file",
+                     _error(tmp_path, GOOD.replace("data/list.txt", "data")))
+
+
 def test_thresholds_most_specific_wins(tmp_path: Path) -> None:
     thresholds = load_config(_project(tmp_path)).models["net"].thresholds
     assert thresholds.limits("cpu") == {"min_cosine": DEFAULT_MIN_COSINE["cpu"], "min_sqnr_db": 20}
