@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.cache import build_root, cached
+from deploy.cache import build_root, cached_copy
 from deploy.container import ContainerMeta, load_container, save_container
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_path, sha256_file
@@ -89,13 +89,10 @@ def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[st
         raise EdgeloopError(f"{options.override_params}: no such encodings file")
 
     if cache:
-        result = cached("quantize", _key_parts(container, list_path, parsed, options),
-                        lambda tmp: _build(container, list_path, parsed, options, tmp / ARTIFACT), ARTIFACT)
+        result = cached_copy("quantize", _key_parts(container, list_path, parsed, options),
+                             lambda tmp: _build(container, list_path, parsed, options, tmp / ARTIFACT), ARTIFACT,
+                             Path(output) if output is not None else None)
         path, hit = result.path, result.hit
-        if output is not None:
-            with atomic_path(output) as tmp:
-                shutil.copyfile(path, tmp)
-            path = Path(output)
     else:
         path = Path(output) if output is not None else build_root() / "quantized" / f"{container.stem}.onnx"
         with tempfile.TemporaryDirectory() as tmp:

@@ -194,6 +194,9 @@ def parse_encodings(data: Any, source: str, param_names: set[str]) -> Overrides:
             name, enc = reader.v2(entry)
             (overrides.params if name in param_names else overrides.activations)[name] = enc
         return overrides
+    args = data.get("quantizer_args")
+    if isinstance(args, dict) and isinstance(args.get("algorithms"), list):
+        overrides.algorithms = tuple(str(a) for a in args["algorithms"])
     if version not in ("0.6.1", "1.0.0"):
         raise EdgeloopError(f"{source}: unsupported encodings version {version}", "use 0.6.1, 1.0.0 or 2.0.0")
     for key, target in (("activation_encodings", overrides.activations), ("param_encodings", overrides.params)):

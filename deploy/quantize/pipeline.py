@@ -13,7 +13,7 @@ from deploy.quantize.aimet import read_encodings
 from deploy.quantize.calibrate import calibrate, progress
 from deploy.quantize.metrics import Agreement
 from deploy.quantize.options import QuantizeOptions
-from deploy.quantize.plan import Plan, check_override_names, make_plan
+from deploy.quantize.plan import Plan, check_override_algorithms, check_override_names, make_plan
 from deploy.quantize.qdq import write_qdq
 from deploy.quantize.runner import float_activations, session
 
@@ -67,6 +67,7 @@ def quantize_model(model: onnx.ModelProto, feeds: Feeds, total: int,
     overrides = None
     if options.override_params is not None:
         overrides = read_encodings(options.override_params, {i.name for i in work.graph.initializer})
+        check_override_algorithms(overrides, options.algorithms, str(options.override_params))
         check_override_names(work, activations, overrides, str(options.override_params))
     outputs = [o.name for o in model.graph.output]
     # CLE turns ReLU6 into ReLU: then the equalized model's outputs are not the float reference.

@@ -43,6 +43,7 @@ class Overrides:
 
     activations: dict[str, Encoding] = field(default_factory=dict)
     params: dict[str, Encoding] = field(default_factory=dict)
+    algorithms: tuple[str, ...] | None = None  # quantizer_args.algorithms of an exported file; None: not said
 
 
 @dataclass
@@ -92,6 +93,20 @@ def _consumers(model: onnx.ModelProto) -> dict[str, list[tuple[onnx.NodeProto, i
         for i, name in enumerate(node.input):
             result.setdefault(name, []).append((node, i))
     return result
+
+
+def check_override_algorithms(overrides: Overrides, algorithms: tuple[str, ...], source: str) -> None:
+    """Encodings exported after CLE describe equalized weights and activations (channels rescaled by
+    up to 100x), so they only fit a model equalized the same way, and the other way round."""
+    if overrides.algorithms is None or ("cle" in overrides.algorithms) == ("cle" in algorithms):
+        return
+    if "cle" in overrides.algorithms:
+        made, run, fix = "with", "without", f"--algorithms {','.join(overrides.algorithms)}"
+    else:
+        made, run, fix = "without", "with", "no cle in --algorithms"
+    raise EdgeloopError(f"{source}: these encodings were made {made} CLE, this quantization runs {run} it, "
+                        "so they do not fit the weights",
+                        f"quantize with {fix} as the file was made, or drop quantizer_args from the file to force it")
 
 
 def check_override_names(model: onnx.ModelProto, activations: list[str], overrides: Overrides, source: str) -> None:

@@ -129,3 +129,17 @@ def test_bad_encodings_files_fail_with_one_line(setup, content: dict, message: s
     with pytest.raises(EdgeloopError, match=message) as info:
         quantize(container, input_list, tmp / "q.onnx", QuantizeOptions(override_params=tmp / "bad.json"))
     assert "\n" not in str(info.value) and "bad.json" in str(info.value)
+
+
+def test_encodings_made_with_cle_fit_only_a_cle_quantization(setup) -> None:
+    """CLE rescales channels, so its encodings describe other weights than the float model's:
+    imported without CLE they would be silently wrong; with CLE they reproduce the original."""
+    tmp, container, input_list = setup
+    options = QuantizeOptions(param_quantizer="enhanced", use_per_channel_quantization=True, algorithms=("cle",))
+    original = quantize(container, input_list, tmp / "q.onnx", options, encodings_out=tmp / "cle.json")
+    with pytest.raises(EdgeloopError, match="made with CLE, this quantization runs without it") as info:
+        quantize(container, input_list, tmp / "plain.onnx", QuantizeOptions(override_params=tmp / "cle.json"))
+    assert "--algorithms cle as the file was made" in info.value.hint
+    again = quantize(container, input_list, tmp / "again.onnx",
+                     QuantizeOptions(algorithms=("cle",), override_params=tmp / "cle.json"))
+    assert again.sqnr_db == pytest.approx(original.sqnr_db, abs=0.05)
