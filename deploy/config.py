@@ -144,7 +144,7 @@ def _pack(top: dict[str, Node], base: Path) -> tuple[str, dict[str, str]]:
 
 
 @dataclass(frozen=True)
-class SourceGraph:
+class _SourceGraph:
     """The names a source ONNX model offers, to check the file's input_dims, out_nodes and per-output
     thresholds against before anything is converted."""
 
@@ -154,7 +154,7 @@ class SourceGraph:
     tensors: set[str]  # every tensor some node computes
 
     @classmethod
-    def read(cls, node: Node, source: Path) -> SourceGraph | None:
+    def read(cls, node: Node, source: Path) -> _SourceGraph | None:
         """The graph of an ONNX source (its weights' external data left unread); None for TorchScript,
         whose names exist only once it is exported."""
         if source.suffix.lower() in TORCHSCRIPT_SUFFIXES:
@@ -187,14 +187,7 @@ def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> Mo
         _check_labels(keys["labels"], optional_path["labels"], input_list)
     input_dims = _input_dims(keys["input_dims"]) if "input_dims" in keys else {}
     out_nodes = keys["out_nodes"].strings() if "out_nodes" in keys else []
-    graph = SourceGraph.read(keys["source"], source)
-    if graph is not None:
-        if "input_dims" in keys:
-            _check_input_dims(keys["input_dims"], input_dims, graph)
-        _check_concrete_inputs(keys.get("input_dims", node), input_dims, graph)
-        outputs = _check_out_nodes(keys["out_nodes"], graph) if out_nodes else graph.outputs
-        if "thresholds" in keys:
-            _check_threshold_outputs(keys["thresholds"], outputs)
+    _check_against_source(node, keys, source, input_dims, out_nodes)
     return ModelConfig(
         name=name,
         source=source,
@@ -236,7 +229,22 @@ def _input_dims(node: Node) -> dict[str, list[int]]:
     return dims
 
 
-def _check_input_dims(node: Node, input_dims: dict[str, list[int]], graph: SourceGraph) -> None:
+def _check_against_source(node: Node, keys: dict[str, Node], source: Path, input_dims: dict[str, list[int]],
+                          out_nodes: list[str]) -> None:
+    """input_dims, out_nodes and per-output thresholds name what the source ONNX graph has, so a
+    mistake is reported at its line now, not by convert without one (or, for thresholds, never)."""
+    graph = _SourceGraph.read(keys["source"], source)
+    if graph is None:
+        return
+    if "input_dims" in keys:
+        _check_input_dims(keys["input_dims"], input_dims, graph)
+    _check_concrete_inputs(keys.get("input_dims", node), input_dims, graph)
+    outputs = _check_out_nodes(keys["out_nodes"], graph) if out_nodes else graph.outputs
+    if "thresholds" in keys:
+        _check_threshold_outputs(keys["thresholds"], outputs)
+
+
+def _check_input_dims(node: Node, input_dims: dict[str, list[int]], graph: _SourceGraph) -> None:
     """Every name in input_dims is a model input, given as many dims as its rank."""
     for name, written in node.mapping(graph.inputs, what="input").items():
         declared = graph.inputs[name]
@@ -245,7 +253,7 @@ def _check_input_dims(node: Node, input_dims: dict[str, list[int]], graph: Sourc
                          f"give {len(declared)} dims")
 
 
-def _check_concrete_inputs(node: Node, input_dims: dict[str, list[int]], graph: SourceGraph) -> None:
+def _check_concrete_inputs(node: Node, input_dims: dict[str, list[int]], graph: _SourceGraph) -> None:
     """Every input whose declared dims are dynamic gets concrete ones from input_dims (`node` is
     input_dims, or the model section when that key is absent), as the container needs them."""
     for name, declared in graph.inputs.items():
@@ -256,7 +264,7 @@ def _check_concrete_inputs(node: Node, input_dims: dict[str, list[int]], graph: 
                   f"give them in input_dims: {{{name}: [{example}]}}")
 
 
-def _check_out_nodes(node: Node, graph: SourceGraph) -> list[str]:
+def _check_out_nodes(node: Node, graph: _SourceGraph) -> list[str]:
     """Each out_node names a node or a tensor some node computes; returns the output tensors they make."""
     outputs = []
     for item in node.listed():
