@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
+
 from deploy.cache import build_root, cached_copy
 from deploy.container import ContainerMeta, load_container, save_container
 from deploy.errors import EdgeloopError
@@ -54,8 +56,8 @@ def _check_batch(meta: ContainerMeta, container: Path) -> None:
                                 "convert with --input-dims setting the batch to 1")
 
 
-def _build(container: Path, list_path: Path, input_list: InputList, options: QuantizeOptions, target: Path) -> None:
-    model, meta = load_container(container)
+def _build(model: onnx.ModelProto, meta: ContainerMeta, list_path: Path, input_list: InputList,
+           options: QuantizeOptions, target: Path) -> None:
     feeds = feeds_from(input_list, meta, str(list_path))
     qmodel, plan, agreements = quantize_model(model, feeds, len(input_list.entries), options)
     total = pooled(agreements)
@@ -79,7 +81,7 @@ def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[st
     encodings as AIMET 1.0.0 JSON (what `--quantization_overrides` of the vendor tools reads).
     """
     container, list_path = Path(container), Path(input_list)
-    _, meta = load_container(container)
+    model, meta = load_container(container)
     if meta.quantized:
         raise EdgeloopError(f"{container}: already a quantized container", "quantize the float container instead")
     _check_batch(meta, container)
@@ -90,13 +92,13 @@ def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[st
 
     if cache:
         result = cached_copy("quantize", _key_parts(container, list_path, parsed, options),
-                             lambda tmp: _build(container, list_path, parsed, options, tmp / ARTIFACT), ARTIFACT,
+                             lambda tmp: _build(model, meta, list_path, parsed, options, tmp / ARTIFACT), ARTIFACT,
                              Path(output) if output is not None else None)
         path, hit = result.path, result.hit
     else:
         path = Path(output) if output is not None else build_root() / "quantized" / f"{container.stem}.onnx"
         with tempfile.TemporaryDirectory() as tmp:
-            _build(container, list_path, parsed, options, Path(tmp) / ARTIFACT)
+            _build(model, meta, list_path, parsed, options, Path(tmp) / ARTIFACT)
             with atomic_path(path) as target:
                 shutil.move(Path(tmp) / ARTIFACT, target)
         hit = False

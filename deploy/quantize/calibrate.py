@@ -82,9 +82,11 @@ def progress(label: str) -> Progress:
 @dataclass
 class Calibration:
     stats: dict[str, TensorStats]
-    # The float model's values of `keep` per feed, kept while they fit OUTPUT_BUDGET (else None):
-    # the final SQNR pass then need not run the float model again.
+    # The feeds and the float model's values of `keep` for each, kept while together they fit
+    # OUTPUT_BUDGET (else None): the final SQNR pass then need neither read the raw files again
+    # nor run the float model.
     kept: list[list[np.ndarray]] | None
+    kept_feeds: list[dict[str, np.ndarray]] | None = None
 
 
 OUTPUT_BUDGET = 64 << 20
@@ -98,6 +100,7 @@ def calibrate(model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[s
     sess = session(expose(model, names))
     stats = {name: TensorStats(histogram=histograms) for name in tensors}
     kept: list[list[np.ndarray]] | None = []
+    kept_feeds: list[dict[str, np.ndarray]] = []
     kept_bytes = 0
     with progress("calibrating") as bar:
         task = bar.add_task("calibrating", total=total)
@@ -107,7 +110,10 @@ def calibrate(model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[s
                 stats[name].update(values[name])
             if kept is not None and keep:
                 kept.append([values[name] for name in keep])
-                kept_bytes += sum(v.nbytes for v in kept[-1])
+                kept_feeds.append(feed)
+                kept_bytes += sum(v.nbytes for v in kept[-1]) + sum(v.nbytes for v in feed.values())
                 kept = kept if kept_bytes <= OUTPUT_BUDGET else None
             bar.advance(task)
-    return Calibration(stats, kept if keep else None)
+    if not keep or kept is None:
+        return Calibration(stats, None)
+    return Calibration(stats, kept, kept_feeds)

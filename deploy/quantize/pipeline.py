@@ -81,4 +81,5 @@ def quantize_model(model: onnx.ModelProto, feeds: Feeds, total: int,
         work = correct_biases(work, plan, feeds, total, options.pack_4_bit_weights)
         plan = make_plan(work, activations, stats, options, overrides)
     qmodel = write_qdq(work, plan, options.pack_4_bit_weights)
-    return qmodel, plan, compare(model, qmodel, feeds(), total, outputs, "measuring", calibration.kept)
+    measured = calibration.kept_feeds if calibration.kept_feeds is not None else feeds()
+    return qmodel, plan, compare(model, qmodel, measured, total, outputs, "measuring", calibration.kept)
