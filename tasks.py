@@ -307,7 +307,8 @@ quantize_collection = _quantize_collection()
 # ---- deploy -------------------------------------------------------------------------------
 
 @task(iterable=["model", "runtime"], help={
-    "device": "device profile to deploy to (pixel, pixel4, galaxy-s23, generic-arm64 or a profile YAML)",
+    "device": "device profile to deploy to (pixel, pixel4, galaxy-s23, generic-arm64 or a profile YAML; "
+              "default: the deployment file's one `devices` entry)",
     "config": "deployment file (default: ./edgeloop.yaml)",
     "model": "only this model of the deployment file (repeatable)",
     "runtime": "cpu, gpu, gpu_fp16, dsp or aip (repeatable; default: the file's runtimes the profile has)",
@@ -318,7 +319,7 @@ quantize_collection = _quantize_collection()
     "report-dir": "where the reports/<timestamp>-<device>/ folders go (default: reports)",
     "timeout": "seconds a run may go without finishing before it is stopped (default 600)"})
 @user_errors
-def deploy(c, device, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs="1",
+def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs="1",
            report_dir="reports", timeout="600"):
     """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
     from harness.pipeline import deploy as deploy_loop

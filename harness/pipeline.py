@@ -43,7 +43,7 @@ from harness.devices import (
     parse_adb_address,
 )
 from harness.reference import reference_outputs
-from harness.report import ReportPaths, new_report_dir, write_reports
+from harness.report import ReportPaths, ensure_report_root, new_report_dir, write_reports
 from harness.report.results import ERROR, FAILED, PASSED, JobResult, LatencyStats, OutputResult, summarize_encodings
 from harness.report.terminal import human_size
 from harness.run import has_builtin_netrun, run_bundle
@@ -165,12 +165,14 @@ class _JobFailed(Exception):
 
 def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: float | None = None, work_dir: Path,
             on_phase: PhaseHook | None = None, on_bytes: Progress | None = None,
-            artifacts: Artifacts | None = None) -> JobResult:
+            artifacts: Artifacts | None = None, device_gone: Callable[[], str | None] | None = None) -> JobResult:
     """Prepare (cached; or use `artifacts` already prepared), push, run (`runs` measured runs, plus a
     warm-up when runs > 1), pull, compare.
 
     Never raises for a job-level problem: a device that vanished, a crash, missing outputs or bad
-    input all become a result with status `error` and a one-line `failure`."""
+    input all become a result with status `error` and a one-line `failure`. After a device failure,
+    `device_gone` may say why the device is gone for good (an emulated device that stopped): that
+    replaces the error's hint, which is written for a phone that can be reconnected."""
     result = JobResult(model=job.model.name, runtime=job.runtime, profile=job.profile.name, device=device.serial,
                        run_dir=str(work_dir))
     if job.unsupported:
@@ -184,6 +186,9 @@ def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: flo
     except EdgeloopError as exc:  # DeviceError included: reported, and the next job is tried
         result.status, result.failure = ERROR, str(exc)
         result.device_fault = isinstance(exc, DeviceError)
+        gone = device_gone() if result.device_fault and device_gone else None
+        if gone:
+            result.failure = f"{exc.message} ({gone})"
     result.phases_s = {k: round(v, 4) for k, v in clock.phases.items()}
     return result
 
@@ -347,15 +352,17 @@ class DeployOutcome:
                               f"({', '.join(r.name for r in bad)})", f"see {self.reports.html}")
 
 
-def deploy(profile_name: str, *, config_path: Path | None = None, models: list[str] | None = None,
+def deploy(profile_name: str | None, *, config_path: Path | None = None, models: list[str] | None = None,
            runtimes: list[str] | None = None, serial: str | None = None, adb: str | None = None,
            emulate: bool = False, runs: int = 1, timeout: float | None = None,
            report_root: Path = Path("reports"), console: Console | None = None) -> DeployOutcome:
-    """The whole loop for one device profile; see docs/deploy.md."""
+    """The whole loop for one device profile (without one, the deployment file's single `devices`
+    entry); see docs/deploy.md."""
     console = console or Console(stderr=True)
     _check_runs(runs, timeout)
+    ensure_report_root(report_root, "--report-dir")
     config = load_config(find_config(config_path))
-    profile = load_profile(profile_name)
+    profile = load_profile(profile_name or configured_device(config))
     jobs = plan(config, profile, models, runtimes)
     runnable = [j for j in jobs if not j.unsupported]
     if not runnable:
@@ -373,25 +380,60 @@ def deploy(profile_name: str, *, config_path: Path | None = None, models: list[s
         client = ensure_server(parse_adb_address(adb))
         with _target_device(client, profile, serial, booting, console) as found:
             report_dir = new_report_dir(report_root, f"{profile.name}-{found.serial}")
-            results = []
-            with _progress(console) as progress:
-                task = progress.add_task("deploy", total=len(jobs))
-                for job in jobs:
-                    status = _Status(progress, task, job.name)
-                    artifacts, build_s = built.get(job.name, (None, 0.0))
-                    result = run_job(job, found.device, runs=runs, timeout=timeout, on_phase=status.phase,
-                                     on_bytes=status.sent, artifacts=artifacts,
-                                     work_dir=report_dir / "runs" / job.name.replace("/", "-"))
-                    # built up front, before the device: its time belongs to this job's prepare phase
-                    result.phases_s["prepare"] = round(result.phases_s.get("prepare", 0.0) + build_s, 4)
-                    results.append(result)
-                    progress.advance(task)
-            paths = write_reports(results, report_dir, devices={found.serial: found.props},
-                                  title=f"edgeloop deploy on {profile.name} ({found.label})")
+            gone = _emulated_gone(booting)
+            results: list[JobResult] = []
+            try:
+                with _progress(console) as progress:
+                    task = progress.add_task("deploy", total=len(jobs))
+                    for job in jobs:
+                        work_dir = report_dir / "runs" / job.name.replace("/", "-")
+                        if gone and (why := gone()):
+                            results.append(_not_run(job, found.serial, work_dir, f"not run: {why}"))
+                            continue
+                        status = _Status(progress, task, job.name)
+                        artifacts, build_s = built.get(job.name, (None, 0.0))
+                        result = run_job(job, found.device, runs=runs, timeout=timeout, on_phase=status.phase,
+                                         on_bytes=status.sent, artifacts=artifacts, work_dir=work_dir,
+                                         device_gone=gone)
+                        # built up front, before the device: its time belongs to this job's prepare phase
+                        result.phases_s["prepare"] = round(result.phases_s.get("prepare", 0.0) + build_s, 4)
+                        results.append(result)
+                        progress.advance(task)
+            finally:  # also on Ctrl-C: the run folders are evidence, and the reports say what did not finish
+                results += [_not_run(job, found.serial, report_dir / "runs" / job.name.replace("/", "-"),
+                                     "interrupted before it finished") for job in jobs[len(results):]]
+                paths = write_reports(results, report_dir, devices={found.serial: found.props},
+                                      title=f"edgeloop deploy on {profile.name} ({found.label})")
     finally:
         if booting is not None:
             _shutdown(booting)
     return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results))
+
+
+def configured_device(config: Config) -> str:
+    """The profile to deploy to when none is named: the deployment file's `devices` entry, if it has
+    exactly one (with several, which one is the user's choice)."""
+    if len(config.devices) == 1:
+        return config.devices[0]
+    if not config.devices:
+        raise EdgeloopError(f"no --device given and {config.path} lists no devices",
+                            "give --device PROFILE, or `devices: [PROFILE]` in the deployment file")
+    raise EdgeloopError(f"no --device given and {config.path} lists several devices ({', '.join(config.devices)})",
+                        "choose one with --device")
+
+
+def _not_run(job: Job, serial: str, work_dir: Path, why: str) -> JobResult:
+    """A job the deploy did not get to finish: an error, never a pass."""
+    return JobResult(model=job.model.name, runtime=job.runtime, profile=job.profile.name, device=serial,
+                     failure=why, run_dir=str(work_dir) if work_dir.exists() else "")
+
+
+def _emulated_gone(booting: Future | None) -> Callable[[], str | None] | None:
+    """For a deploy that started its own emulated device: says so once that device has stopped."""
+    if booting is None:
+        return None
+    running = booting.result()
+    return lambda: None if running.alive() else f"the emulated device {running.name} stopped; deploy again"
 
 
 def _nothing_to_run(profile: Profile, jobs: list[Job]) -> None:

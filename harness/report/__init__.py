@@ -9,16 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_write_bytes, atomic_write_text
 from harness.report.document import build_document, validate_document
 from harness.report.html import render_html
 from harness.report.junit import junit_xml
 from harness.report.results import JobResult
 
-__all__ = ["JobResult", "ReportPaths", "new_report_dir", "write_reports"]
+__all__ = ["JobResult", "ReportPaths", "ensure_report_root", "new_report_dir", "write_reports"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,18 @@ class ReportPaths:
     json: Path
     html: Path
     junit: Path
+
+
+def ensure_report_root(root: Path, option: str) -> None:
+    """Create `root` and make sure a folder can be made in it, before any device work: reports are
+    written last, and a path that cannot hold them (a regular file, /proc) must fail first, in one line."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(prefix=".probe-", dir=root)).rmdir()
+    except OSError as exc:
+        why = "it is a file, not a folder" if root.exists() and not root.is_dir() else exc.strerror or str(exc)
+        raise EdgeloopError(f"{option} {root}: cannot write reports there ({why})",
+                            "choose a writable folder") from None
 
 
 def new_report_dir(root: Path, device: str, now: dt.datetime | None = None) -> Path:

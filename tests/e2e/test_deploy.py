@@ -66,15 +66,17 @@ def test_deploy_pixel_cpu_gpu_then_again_with_nothing_to_push(adb_server, deploy
         assert dom.count('class="plot latency-plot"') == 2 and dom.count('class="plot error-plot"') == 2
         assert dom.count('class="plot layer-plot"') == 2
 
-    # The same deploy again, through the command line: everything cached, nothing pushed.
+    # The same deploy again, through the command line: everything cached, nothing pushed. Without
+    # --device, the deployment file's one `devices` entry (pixel) is the profile.
     env = {"EDGELOOP_BUILD": str(deploy_env["build"]), "EDGELOOP_HOME": str(deploy_env["home"])}
-    second = _cli("deploy", "--device", "pixel", "--emulate", "--adb", adb, "--runtime", "cpu", "--runtime", "gpu",
+    second = _cli("deploy", "--emulate", "--adb", adb, "--runtime", "cpu", "--runtime", "gpu",
                   "--report-dir", str(tmp_path / "again"), env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     (folder,) = (tmp_path / "again").iterdir()
     again = json.loads((folder / "report.json").read_text())
     assert [r["bytes_pushed"] for r in again["results"]] == [0, 0]
     assert all(r["passed"] for r in again["results"]) and "passed" in second.stdout
+    assert folder.name.split("-", 1)[1].startswith("pixel-") and again["results"][0]["profile"] == "pixel"
 
 
 def test_deploy_dsp_runs_the_quantized_container(adb_server, deploy_env, tmp_path: Path) -> None:

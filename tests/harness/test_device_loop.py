@@ -151,7 +151,9 @@ def test_device_vanishing_mid_run(device, cpu_job, tmp_path: Path) -> None:
     prepare(cpu_job)
     running.set_faults(netrun_hang=True)
     box = {}
-    worker = threading.Thread(target=lambda: box.update(r=run_job(cpu_job, dev, work_dir=tmp_path / "r")))
+    gone = lambda: None if running.alive() else "the emulated device stopped"  # noqa: E731  (as deploy --emulate says)
+    worker = threading.Thread(target=lambda: box.update(r=run_job(cpu_job, dev, work_dir=tmp_path / "r",
+                                                                  device_gone=gone)))
     worker.start()
     wait_for(lambda: any(e["event"] == "netrun.start" for e in running.events()), what="net-run to start")
     os.kill(running.pid, signal.SIGKILL)  # gone at once, like a phone unplugged mid-run
@@ -159,6 +161,8 @@ def test_device_vanishing_mid_run(device, cpu_job, tmp_path: Path) -> None:
     assert not worker.is_alive()
     result = box["r"]
     assert result.status == ERROR and "stopped answering during the run" in result.failure
+    # the hint says the device is gone, not how to reconnect a phone
+    assert result.failure.endswith("(the emulated device stopped)") and "adb devices" not in result.failure
 
 
 def test_pull_checks_presence_and_size(device, tmp_path: Path) -> None:

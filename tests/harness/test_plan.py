@@ -5,7 +5,7 @@ import pytest
 from deploy.config import load_config
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
-from harness.pipeline import plan, prepare
+from harness.pipeline import configured_device, plan, prepare
 from tests.harness.conftest import CONFIG, config_with
 
 
@@ -44,3 +44,14 @@ def test_pack_options_of_the_deployment_file_reach_the_bundle(tmp_path, deploy_e
     assert "--perf_profile burst" in script and "--profiling_level detailed" in script
     default = plan(load_config(CONFIG), load_profile("pixel"), runtimes=["cpu"])[0]
     assert "--profiling_level basic" in prepare(default).bundle.path.joinpath("run.sh").read_text()
+
+
+def test_without_device_the_files_single_device_is_the_profile(tmp_path) -> None:
+    assert configured_device(load_config(CONFIG)) == "pixel"  # edgeloop.yaml: devices: [pixel]
+    (tmp_path / "two").mkdir()
+    (tmp_path / "none").mkdir()
+    with pytest.raises(EdgeloopError, match=r"lists several devices \(pixel, pixel4\)") as info:
+        configured_device(load_config(config_with(tmp_path / "two", devices="[pixel, pixel4]")))
+    assert info.value.hint == "choose one with --device"
+    with pytest.raises(EdgeloopError, match="lists no devices"):
+        configured_device(load_config(config_with(tmp_path / "none", devices="[]")))

@@ -1,0 +1,55 @@
+"""What a deploy leaves behind when it is cut short, and what it refuses before touching a device."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy.errors import EdgeloopError
+from harness.pipeline import deploy
+from tests.conftest import wait_until
+from tests.harness.conftest import CONFIG, ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_ctrl_c_mid_run_writes_the_reports_with_the_unfinished_jobs_as_errors(adb_server, start_emulated,
+                                                                              deploy_env, tmp_path: Path) -> None:
+    running = start_emulated("pixel")
+    running.set_faults(netrun_hang=True)
+    env = {**os.environ, "EDGELOOP_BUILD": str(deploy_env["build"]), "EDGELOOP_HOME": str(deploy_env["home"])}
+    invoke = Path(sys.executable).with_name("invoke")
+    process = subprocess.Popen(
+        [str(invoke), "-r", str(ROOT), "deploy", "--device", "pixel", "--config", str(CONFIG), "--runtime", "cpu",
+         "--runtime", "gpu", "--serial", running.serial, "--adb", f"127.0.0.1:{adb_server.port}",
+         "--report-dir", str(tmp_path / "reports")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        wait_until(lambda: any(e["event"] == "netrun.start" for e in running.events()), "net-run to start",
+                   timeout=120)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert err.strip() == "interrupted"
+    (folder,) = (tmp_path / "reports").iterdir()
+    assert {"report.json", "report.html", "junit.xml", "runs"} <= {p.name for p in folder.iterdir()}
+    doc = json.loads((folder / "report.json").read_text())
+    assert [(r["runtime"], r["status"], r["failure"]) for r in doc["results"]] == [
+        ("cpu", "error", "interrupted before it finished"), ("gpu", "error", "interrupted before it finished")]
+    assert doc["results"][0]["run_dir"] and not doc["results"][1]["run_dir"]  # the cpu run's folder is kept
+    assert doc["summary"]["passed"] == 0
+
+
+@pytest.mark.parametrize("where", ["file", "file/sub", "/proc/edgeloop-reports"])
+def test_a_report_dir_that_cannot_hold_reports_fails_before_any_device(where: str, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    root = tmp_path / where
+    with pytest.raises(EdgeloopError, match=r"^--report-dir .*: cannot write reports there") as info:
+        deploy("pixel", config_path=CONFIG, emulate=True, adb="127.0.0.1:1", report_root=root)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
