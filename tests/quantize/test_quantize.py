@@ -7,7 +7,6 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
@@ -152,7 +151,6 @@ def test_packing_needs_4bit_weights() -> None:
         QuantizeOptions.from_mapping({"weights_bitwidth": 6}, "cfg.yaml")
     with pytest.raises(EdgeloopError, match="unknown quantization option 'act_bits'"):
         QuantizeOptions.from_mapping({"act_bits": 8}, "cfg.yaml")
-    assert onnx  # the onnx import is used by the helpers' models
 
 
 def test_symmetric_activations_and_8bit_biases(build: Path) -> None:
@@ -167,3 +165,24 @@ def test_symmetric_activations_and_8bit_biases(build: Path) -> None:
     biases = {e["name"]: e for e in meta.encodings["param_encodings"]}
     assert biases["conv1.bias"]["bw"] == 8 and biases["conv1.bias"]["offset"] == [-128]
     assert result.cosine > 0.99
+
+
+def test_final_sqnr_is_the_same_with_and_without_kept_calibration_values(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final pass reuses the feeds and float outputs kept from calibration while they fit the
+    budget; past it, it reads the raw files and runs the float model again: same numbers."""
+    from deploy.quantize import calibrate as calibrate_module
+    from deploy.quantize.pipeline import pooled, quantize_model
+
+    model = conv_net()
+    container = make_container(model, tmp_path / "float.onnx")
+    _, meta = load_container(container)
+    input_list = read_input_list(make_input_list(model, tmp_path, 5))
+    feeds = feeds_from(input_list, meta, "l")
+    kept = pooled(quantize_model(model, feeds, 5, QuantizeOptions())[2])
+    monkeypatch.setattr(calibrate_module, "OUTPUT_BUDGET", 0)
+    calibration = calibrate(model, ["relu1"], feeds(), 5, histograms=False, keep=["probs"])
+    assert calibration.kept is None and calibration.kept_feeds is None
+    streamed = pooled(quantize_model(model, feeds, 5, QuantizeOptions())[2])
+    assert kept.count == streamed.count == 5 * 10
+    assert streamed.sqnr_db == pytest.approx(kept.sqnr_db, abs=1e-3)  # two sessions: float rounding only
