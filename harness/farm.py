@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from deploy.profiles import load_profile
 from harness.inventory import Discovery, FarmDevice, discover, load_inventory, read_yaml_mapping
 from harness.lease import LeaseBook
 from harness.pipeline import plan, run_job
-from harness.report import new_report_dir
+from harness.report import ensure_report_root, new_report_dir
 from harness.report.diff import DiffOptions, DiffReport, diff_results, job_key, load_results
 from harness.report.farm import FarmPaths, job_result, write_farm_reports
 from harness.scheduler import Event, Executor, Outcome, Policy, Scheduler, Task
@@ -106,6 +107,17 @@ def deploy_executor(matrix: Matrix, work_dir: Path) -> Executor:
     return execute
 
 
+def _unless(stop: threading.Event, execute: Executor) -> Executor:
+    """After Ctrl-C the scheduler's workers go on draining the queue: jobs they take then end at once."""
+
+    def guarded(task: Task, device: FarmDevice, attempt: int) -> Any:
+        if stop.is_set():
+            raise EdgeloopError("interrupted before it started")
+        return execute(task, device, attempt)
+
+    return guarded
+
+
 @dataclass
 class FarmRun:
     passed: bool
@@ -141,17 +153,34 @@ def farm_run(
     out = out_dir or new_report_dir(Path("reports"), "farm")
     base_results = load_results(baseline) if baseline else None
     jobs = tasks if tasks is not None else plan_tasks(mat)
+    ensure_report_root(out, "--report-dir")
     found = discover(inv, list(mat.profiles))
     if not found.devices and found.unreachable:
         raise EdgeloopError(f"no adb server of {inventory} answered: "
                             + "; ".join(f"{s}: {why}" for s, why in found.unreachable.items()),
                             "start them with `adb -a -P PORT nodaemon server` (docs/farm.md)")
     policy = Policy(timeout_s=mat.timeout_s, max_tries=mat.max_tries, lease_wait_s=lease_wait_s)
-    scheduler = Scheduler(found.devices, execute or deploy_executor(mat, out / "jobs"),
+    finished: dict[str, Outcome] = {}
+    interrupted = threading.Event()
+
+    def finish(outcome: Outcome, done: int, total: int) -> None:
+        finished[outcome.task.id] = outcome
+        if on_finish is not None:
+            on_finish(outcome, done, total)
+
+    scheduler = Scheduler(found.devices, _unless(interrupted, execute or deploy_executor(mat, out / "jobs")),
                           passed=lambda r: bool(getattr(r, "passed", False)), leases=LeaseBook(lock_dir),
-                          policy=policy, on_event=on_event, on_finish=on_finish,
+                          policy=policy, on_event=on_event, on_finish=finish,
                           run_id=f"farm:{os.getpid()}:{started:%H%M%S}")
-    outcomes = scheduler.run(jobs)
+    try:
+        outcomes = scheduler.run(jobs)
+    except KeyboardInterrupt:  # the jobs that finished are evidence: report them, and the rest as not run
+        interrupted.set()
+        outcomes = [finished.get(t.id) or Outcome(t, "interrupted", [], detail="interrupted before it finished")
+                    for t in jobs]
+        write_farm_reports(outcomes, scheduler.events, found, out, title=f"farm run {mat.path.name} (interrupted)",
+                           created=started, wall_s=(dt.datetime.now(dt.UTC) - started).total_seconds())
+        raise
     wall_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
     diff = None
     if base_results is not None:

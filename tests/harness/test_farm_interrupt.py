@@ -1,0 +1,45 @@
+"""Ctrl-C during a farm run: the jobs that finished are reported, the others as interrupted (never passed)."""
+
+import json
+import signal
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.farm import farm_run
+from tests.farm.farm_helpers import echo_job, tasks, write_inventory, write_matrix
+
+pytestmark = pytest.mark.e2e
+
+
+def test_ctrl_c_during_a_farm_run_writes_the_reports(tmp_path: Path, adb_server, start_emulated) -> None:
+    device = start_emulated("pixel", connect=False)
+    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [device.serial]})
+    matrix = write_matrix(tmp_path / "matrix.yaml", profiles=["pixel"], timeout_s=30)
+    jobs = tasks(3)
+    release = threading.Event()
+
+    def execute(task, farm_device, attempt):
+        if task.id == jobs[1].id:  # Ctrl-C while the second job runs
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            release.wait(30)
+        return echo_job(task, farm_device, attempt)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            farm_run(inventory, matrix, tasks=jobs, execute=execute, out_dir=tmp_path / "r",
+                     lock_dir=tmp_path / "locks")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        release.set()
+    farm = json.loads((tmp_path / "r" / "farm.json").read_text())
+    assert [j["status"] for j in farm["jobs"]] == ["passed", "interrupted", "interrupted"]
+    assert farm["verdict"] == "failed" and farm["summary"]["interrupted"] == 2
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [r["status"] for r in report["results"]] == ["passed", "error", "error"]
+    cases = ET.parse(tmp_path / "r" / "junit.xml").getroot().find("testsuite").findall("testcase")
+    assert [c.find("error") is not None for c in cases] == [False, True, True]
+    assert (tmp_path / "r" / "farm.html").is_file()
