@@ -84,10 +84,16 @@ def parameter_bytes(model: onnx.ModelProto) -> int:
     return total
 
 
-def _plan_from(meta_encodings: dict[str, Any], model: onnx.ModelProto) -> Plan:
-    """The quantized container's encodings as a Plan (biases as plain int32 params)."""
+def _plan_from(meta_encodings: dict[str, Any], model: onnx.ModelProto, made_from: str) -> Plan:
+    """The quantized container's encodings as a Plan (biases as plain int32 params). A tensor the
+    float graph lacks means the quantized container was made from another model."""
     inits = {i.name: i for i in model.graph.initializer}
     parsed = parse_encodings(meta_encodings, "<quantized container>", set(inits))
+    known = {*inits, *(v.name for v in model.graph.input), *(o for n in model.graph.node for o in n.output)}
+    unknown = sorted({*parsed.activations, *parsed.params} - known)
+    if unknown:
+        raise EdgeloopError(f"{made_from}: its encodings name tensor '{unknown[0]}', which the float container "
+                            "does not have", "pass the float container the quantized one was made from")
     acts = {n: e for n, e in parsed.activations.items() if e.resolved}
     params = {n: e for n, e in parsed.params.items() if e.resolved and not e.is_float}
     for node in model.graph.node:  # the file has no axis for per-channel weights: the op decides
@@ -106,12 +112,13 @@ def _only(plan: Plan, node: onnx.NodeProto) -> Plan:
 
 
 def layer_sqnr(model: onnx.ModelProto, reference: onnx.ModelProto, qmodel: onnx.ModelProto,
-               encodings: dict[str, Any], feeds, total: int) -> tuple[list[LayerReport], float]:
+               encodings: dict[str, Any], feeds, total: int, made_from: str = "<quantized container>"
+               ) -> tuple[list[LayerReport], float]:
     """Per layer: cumulative SQNR at its output in the quantized model, and isolated SQNR at the
     model outputs with only that layer quantized (its sensitivity). Layers and intermediate
     tensors come from `reference`, the float graph the quantized one was built from (CLE rescales
     channels, so only it is comparable tensor by tensor); the output SQNR is against `model`."""
-    plan = _plan_from(encodings, reference)
+    plan = _plan_from(encodings, reference, made_from)
     def quantized(node: onnx.NodeProto) -> bool:  # its output, or its weights when a fused op follows
         out = plan.activations.get(node.output[0]) if node.output else None
         return (out is not None and not out.is_float) or any(p in plan.params for p in node.input)
@@ -200,6 +207,8 @@ def debug(container: str | os.PathLike[str], quantized: str | os.PathLike[str], 
           *, inputs: int = 8, target_sqnr: float | None = None, promote: str = "16", worst: int = 3,
           overrides_out: str | os.PathLike[str] | None = None) -> DebugReport:
     """Compare float and quantized containers layer by layer on the first `inputs` lines of the list."""
+    if inputs < 1 or worst < 0:
+        raise EdgeloopError(f"--inputs must be at least 1 and --worst at least 0, got {inputs} and {worst}")
     if promote not in PROMOTIONS:
         raise EdgeloopError(f"promote must be one of {', '.join(PROMOTIONS)}, got {promote!r}")
     model, meta = load_container(container)
@@ -208,12 +217,15 @@ def debug(container: str | os.PathLike[str], quantized: str | os.PathLike[str], 
         raise EdgeloopError(f"{container} must be a float container and {quantized} a quantized one",
                             "pass --container FLOAT.onnx --quantized Q.onnx")
     parsed = read_input_list(input_list)
-    parsed.entries = parsed.entries[:max(1, inputs)]
+    parsed.entries = parsed.entries[:inputs]
     validate_input_list(parsed, meta.inputs, str(input_list))
     feeds = feeds_from(parsed, meta, str(input_list))
     count = len(parsed.entries)
     reference = reference_graph(model, qmeta.quantization or {})
-    layers, output_sqnr = layer_sqnr(model, reference, qmodel, qmeta.encodings, feeds(), count)
+    if [t.name for t in meta.outputs] != [t.name for t in qmeta.outputs]:
+        raise EdgeloopError(f"{quantized} was not made from {container}: their outputs differ",
+                            "pass the float container the quantized one was made from")
+    layers, output_sqnr = layer_sqnr(model, reference, qmodel, qmeta.encodings, feeds(), count, str(quantized))
     report = DebugReport(layers=layers, output_sqnr_db=round(output_sqnr, 3), overrides={},
                          size_bytes=parameter_bytes(qmodel))
     ranking = [layer.tensor for layer in report.ranking]

@@ -99,3 +99,23 @@ def test_cle_container_is_compared_with_the_equalized_float_graph(tmp_path: Path
     # errors only accumulate along this chain: no layer can be much worse than the model output
     assert min(layer.cumulative_sqnr_db for layer in report.layers) > report.output_sqnr_db - 3
     assert min(layer.isolated_sqnr_db for layer in report.layers) > report.output_sqnr_db - 3
+
+
+def test_quantized_container_of_another_model_is_one_line(quantized, tmp_path: Path) -> None:
+    container, qpath, input_list = quantized
+    other = tmp_path / "other"
+    other.mkdir()
+    renamed = hard_layer_net()  # same outputs, but the tensor relu1 is called act1
+    for node in renamed.graph.node:
+        for field in (node.input, node.output):
+            field[:] = ["act1" if name == "relu1" else name for name in field]
+    with pytest.raises(EdgeloopError, match=r"q\.onnx: its encodings name tensor 'relu1', which the float"):
+        debug(make_container(renamed, other / "float.onnx"), qpath, input_list)
+    different = conv_net(classes=4)
+    different.graph.output[0].name = "scores"
+    for node in different.graph.node:
+        node.output[:] = ["scores" if name == "probs" else name for name in node.output]
+    with pytest.raises(EdgeloopError, match="their outputs differ"):
+        debug(make_container(different, other / "different.onnx"), qpath, input_list)
+    with pytest.raises(EdgeloopError, match="--inputs must be at least 1"):
+        debug(container, qpath, input_list, inputs=0)
