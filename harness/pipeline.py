@@ -360,6 +360,9 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
     entry); see docs/deploy.md."""
     console = console or Console(stderr=True)
     _check_runs(runs, timeout)
+    if emulate and serial:
+        raise EdgeloopError(f"--serial {serial} and --emulate exclude each other",
+                            "--emulate deploys to the device it starts; drop one of them")
     ensure_report_root(report_root, "--report-dir")
     config = load_config(find_config(config_path))
     profile = load_profile(profile_name or configured_device(config))
@@ -386,7 +389,7 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
                 with _progress(console) as progress:
                     task = progress.add_task("deploy", total=len(jobs))
                     for job in jobs:
-                        work_dir = report_dir / "runs" / job.name.replace("/", "-")
+                        work_dir = _job_dir(report_dir, job)
                         if gone and (why := gone()):
                             results.append(_not_run(job, found.serial, work_dir, f"not run: {why}"))
                             continue
@@ -400,8 +403,8 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
                         results.append(result)
                         progress.advance(task)
             finally:  # also on Ctrl-C: the run folders are evidence, and the reports say what did not finish
-                results += [_not_run(job, found.serial, report_dir / "runs" / job.name.replace("/", "-"),
-                                     "interrupted before it finished") for job in jobs[len(results):]]
+                results += [_not_run(job, found.serial, _job_dir(report_dir, job), "interrupted before it finished")
+                            for job in jobs[len(results):]]
                 paths = write_reports(results, report_dir, devices={found.serial: found.props},
                                       title=f"edgeloop deploy on {profile.name} ({found.label})")
     finally:
@@ -420,6 +423,10 @@ def configured_device(config: Config) -> str:
                             "give --device PROFILE, or `devices: [PROFILE]` in the deployment file")
     raise EdgeloopError(f"no --device given and {config.path} lists several devices ({', '.join(config.devices)})",
                         "choose one with --device")
+
+
+def _job_dir(report_dir: Path, job: Job) -> Path:
+    return report_dir / "runs" / job.name.replace("/", "-")
 
 
 def _not_run(job: Job, serial: str, work_dir: Path, why: str) -> JobResult:

@@ -53,3 +53,9 @@ def test_a_report_dir_that_cannot_hold_reports_fails_before_any_device(where: st
     with pytest.raises(EdgeloopError, match=r"^--report-dir .*: cannot write reports there") as info:
         deploy("pixel", config_path=CONFIG, emulate=True, adb="127.0.0.1:1", report_root=root)
     assert info.value.exit_code == 2 and "\n" not in str(info.value)
+
+
+def test_serial_and_emulate_together_are_refused(tmp_path: Path) -> None:
+    """--emulate deploys to the device it starts: a --serial beside it would be silently ignored."""
+    with pytest.raises(EdgeloopError, match="--serial R5CW30 and --emulate exclude each other"):
+        deploy("pixel", config_path=CONFIG, emulate=True, serial="R5CW30", adb="127.0.0.1:1", report_root=tmp_path)

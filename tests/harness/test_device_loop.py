@@ -151,7 +151,10 @@ def test_device_vanishing_mid_run(device, cpu_job, tmp_path: Path) -> None:
     prepare(cpu_job)
     running.set_faults(netrun_hang=True)
     box = {}
-    gone = lambda: None if running.alive() else "the emulated device stopped"  # noqa: E731  (as deploy --emulate says)
+
+    def gone() -> str | None:  # as deploy --emulate asks
+        return None if running.alive() else "the emulated device stopped"
+
     worker = threading.Thread(target=lambda: box.update(r=run_job(cpu_job, dev, work_dir=tmp_path / "r",
                                                                   device_gone=gone)))
     worker.start()
