@@ -363,13 +363,13 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
     if emulate and serial:
         raise EdgeloopError(f"--serial {serial} and --emulate exclude each other",
                             "--emulate deploys to the device it starts; drop one of them")
-    ensure_report_root(report_root, "--report-dir")
     config = load_config(find_config(config_path))
     profile = load_profile(profile_name or configured_device(config))
     jobs = plan(config, profile, models, runtimes)
     runnable = [j for j in jobs if not j.unsupported]
     if not runnable:
         _nothing_to_run(profile, jobs)
+    ensure_report_root(report_root, "--report-dir")  # bad input first, then the folder, then any device
     booting = _boot(profile.name) if emulate else None  # the device starts while the host builds
     try:
         with _progress(console) as progress:
