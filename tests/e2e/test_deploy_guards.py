@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,23 @@ def test_serial_and_emulate_together_are_refused(tmp_path: Path) -> None:
     """--emulate deploys to the device it starts: a --serial beside it would be silently ignored."""
     with pytest.raises(EdgeloopError, match="--serial R5CW30 and --emulate exclude each other"):
         deploy("pixel", config_path=CONFIG, emulate=True, serial="R5CW30", adb="127.0.0.1:1", report_root=tmp_path)
+
+
+def test_a_deploys_own_emulated_device_that_stops_is_named_and_ends_the_deploy(adb_server, deploy_env, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("EDGELOOP_HOME", str(home))  # this test's device is the only one there
+    box: dict = {}
+    worker = threading.Thread(target=lambda: box.update(outcome=deploy(
+        "pixel", config_path=CONFIG, runtimes=["cpu", "gpu"], adb=f"127.0.0.1:{adb_server.port}", emulate=True,
+        runs=500, report_root=tmp_path / "reports")))
+    worker.start()
+    wait_until(lambda: list((tmp_path / "reports").glob("*/runs/digits-cpu/run-2")), "the second run", timeout=120)
+    (record,) = home.glob("emulators/*/device.json")
+    os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)  # the emulated device dies mid-run
+    worker.join(120)
+    assert not worker.is_alive()
+    cpu, gpu = box["outcome"].results
+    assert cpu.status == "error" and cpu.device_fault and "adb devices" not in cpu.failure
+    assert re.search(r"\(the emulated device pixel\S* stopped; deploy again\)$", cpu.failure), cpu.failure
+    assert re.fullmatch(r"not run: the emulated device pixel\S* stopped; deploy again", gpu.failure)
