@@ -50,6 +50,7 @@ from harness.run import has_builtin_netrun, run_bundle
 from harness.timings import Timings, parse_timings
 from harness.transfer import (
     Progress,
+    PushInterrupted,
     bundle_dir,
     cleanup_bundles,
     mark_used,
@@ -207,7 +208,11 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
         atomic_write_text(work_dir / "device.json", json.dumps(device_props(device), indent=2, sort_keys=True) + "\n")
         _check_runner(device, job.pack)  # the name or folder the file gave (bundle.pack is the bare name)
     with clock.phase("push"):
-        pushed = push_bundle(device, art.bundle.path, art.bundle.id, art.bundle.manifest, on_bytes)
+        try:
+            pushed = push_bundle(device, art.bundle.path, art.bundle.id, art.bundle.manifest, on_bytes)
+        except PushInterrupted as exc:  # what did reach the device counts, and is reused next time
+            result.bytes_pushed = exc.bytes_sent
+            raise
         result.bytes_pushed = pushed.bytes_sent
         mark_used(device, art.bundle.id)
         cleanup_bundles(device, protect=(art.bundle.id,))

@@ -306,7 +306,10 @@ class Scheduler:
             self._pending = [_Entry(t) for t in tasks]
             self._total = len(tasks)
             self._fail_orphans()
-        workers = [threading.Thread(target=self._worker, args=(d,), name=f"device-{d.name}") for d in self.devices]
+        # Daemon workers: after Ctrl-C the farm writes its reports and exits without waiting for jobs
+        # still running (their leases are file locks, released with the process).
+        workers = [threading.Thread(target=self._worker, args=(d,), name=f"device-{d.name}", daemon=True)
+                   for d in self.devices]
         for worker in workers:
             worker.start()
         for worker in workers:

@@ -31,17 +31,8 @@ from harness.transfer import (
     push_bundle,
     remove_remote,
 )
+from tests.conftest import wait_until
 from tests.harness.conftest import CONFIG, ROOT, config_with
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -98,7 +89,7 @@ def test_push_cut_off_by_the_device_is_a_clear_error_then_resumes(adb_server, st
     # The device reconnects; the next deploy sends only what is missing or incomplete, then the manifest.
     # Where the cut falls depends on how the adb server packs the stream, so what arrived intact is read
     # from the device's own storage.
-    wait_for(lambda: _reconnected(adb_server, running.serial), what="the device to come back")
+    wait_until(lambda: _reconnected(adb_server, running.serial), what="the device to come back")
     dev = connect(adb_server.client, running.serial)
     bundle = prepare(cpu_job).bundle
     held = running.sandbox_root / str(bundle_dir(bundle.id)).lstrip("/")
@@ -107,6 +98,8 @@ def test_push_cut_off_by_the_device_is_a_clear_error_then_resumes(adb_server, st
 
     missing = [e for e in bundle.manifest if not intact(e["path"])]
     assert 0 < len(missing) < len(bundle.manifest), "the cut should fall inside the bundle"
+    # What reached the device before the cut is counted in the failed job's figures.
+    assert result.bytes_pushed >= sum(e["size"] for e in bundle.manifest if intact(e["path"])) > 0
     again = run_job(cpu_job, dev, work_dir=Path(running.state) / "run2")
     assert again.status == PASSED, again.failure
     assert again.bytes_pushed == sum(e["size"] for e in missing) + (bundle.path / "manifest.json").stat().st_size
@@ -130,7 +123,7 @@ def test_crash_hang_and_recovery(device, cpu_job, tmp_path: Path) -> None:
     assert hung.status == ERROR and "did not finish within" in hung.failure
     assert time.monotonic() - start < 30
     # Closing the stream stopped net-run on the device: its end is logged.
-    wait_for(lambda: sum(e["event"] == "netrun.end" for e in running.events()) >= 2, what="net-run to stop")
+    wait_until(lambda: sum(e["event"] == "netrun.end" for e in running.events()) >= 2, what="net-run to stop")
 
     running.set_faults(netrun_hang=False)
     ok = run_job(cpu_job, dev, runs=2, work_dir=tmp_path / "ok")
@@ -158,7 +151,7 @@ def test_device_vanishing_mid_run(device, cpu_job, tmp_path: Path) -> None:
     worker = threading.Thread(target=lambda: box.update(r=run_job(cpu_job, dev, work_dir=tmp_path / "r",
                                                                   device_gone=gone)))
     worker.start()
-    wait_for(lambda: any(e["event"] == "netrun.start" for e in running.events()), what="net-run to start")
+    wait_until(lambda: any(e["event"] == "netrun.start" for e in running.events()), what="net-run to start")
     os.kill(running.pid, signal.SIGKILL)  # gone at once, like a phone unplugged mid-run
     worker.join(60)
     assert not worker.is_alive()
