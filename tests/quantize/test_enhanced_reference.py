@@ -1,0 +1,126 @@
+"""Pins `enhanced_encoding` (and the calibration histogram feeding it) to a slow loop version of
+the same math, written from docs/quantization.md "enhanced" and SPEC §5, so speed work on the fast
+code cannot change a result."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from deploy.quantize.calibrate import TensorStats
+from deploy.quantize.encodings import Encoding, enhanced_encoding, histogram_of, per_channel_encoding
+
+
+def _tf_range(mn: float, mx: float, levels: int, min_range: float) -> tuple[float, int]:
+    """SPEC §5 steps 1-2 for one tensor: (scale, offset)."""
+    mn, mx = min(mn, 0.0), max(mx, 0.0)
+    mx = max(mx, mn + min_range)
+    scale = (mx - mn) / levels
+    return scale, -int(min(max(round(-mn / scale), 0), levels))
+
+
+def _cost(centres: list[float], counts: list[float], delta: float, offset: float, levels: int) -> float:
+    total = 0.0
+    for c, n in zip(centres, counts, strict=True):
+        q = round(c / delta) - offset
+        weight = 3.0 if q < 0 or q > levels else 1.0
+        back = (min(max(q, 0), levels) + offset) * delta
+        total += (back - c) ** 2 * n * weight
+    return total
+
+
+def _reference(counts: np.ndarray, lo: float, hi: float, obs_min: float, obs_max: float, bw: int,
+               min_range: float = 1e-4, symmetric: bool = False) -> tuple[float, int]:
+    """(scale, offset) of the cheapest candidate, one candidate and one bin at a time."""
+    levels = (1 << bw) - 1
+    scale, offset = _tf_range(obs_min, obs_max, levels, min_range)
+    enc_min, enc_max = offset * scale, offset * scale + levels * scale
+    width = (hi - lo) / len(counts)
+    centres = [lo + width * (i + 0.5) for i in range(len(counts)) if counts[i] > 0]
+    weights = [float(n) for n in counts if n > 0]
+    candidates = []
+    if symmetric:
+        half = 1 << (bw - 1)
+        for k in range(1, 18):
+            candidates.append((max(abs(enc_min), abs(enc_max), min_range / 2) / (half - 1) * k / 16, -half))
+    else:
+        grid = [float(round(-levels + levels * j / 20)) for j in range(21)] + [float(offset)]
+        for k in range(1, 18):
+            d = scale * k / 16
+            for o in grid:
+                cmin = max(d * o, enc_min)
+                cmax = min(cmin + levels * d, enc_max)
+                delta = max((cmax - cmin) / levels, min_range / levels)
+                candidates.append((delta, round(cmin / delta)))
+    best = None
+    for delta, o in candidates:
+        cost = _cost(centres, weights, delta, o, levels)
+        if best is None or cost < best[0]:
+            best = (cost, delta, o)
+    _, delta, o = best
+    if symmetric:
+        half = 1 << (bw - 1)
+        return max(delta * (half - 1), min_range / 2) / (half - 1), -half
+    return _tf_range(o * delta, o * delta + levels * delta, levels, min_range)
+
+
+def _distributions() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(20261122)
+    return {
+        "long_tailed": rng.standard_t(2, 5000),
+        "one_sided": rng.exponential(2.0, 4000),
+        "negative": -rng.gamma(2.0, 0.5, 3000),
+        "constant": np.full(500, 0.75),
+        "tiny_range": 1e-6 * rng.normal(size=800),
+        "bimodal": np.concatenate([rng.normal(-3, 0.2, 1000), rng.normal(5, 1.0, 300)]),
+    }
+
+
+def _assert_same(enc: Encoding, scale: float, offset: int) -> None:
+    assert float(enc.scale) == pytest.approx(scale, rel=1e-12, abs=1e-18)
+    assert int(enc.offset) == offset
+    assert float(enc.min) == pytest.approx(offset * scale, rel=1e-12, abs=1e-18)
+
+
+@pytest.mark.parametrize("bw", [8, 4])
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("name", list(_distributions()))
+def test_enhanced_equals_slow_reference_on_static_values(name: str, symmetric: bool, bw: int) -> None:
+    values = _distributions()[name]
+    counts, lo, hi = histogram_of(values)
+    fast = enhanced_encoding(counts, lo, hi, lo, hi, bw, symmetric=symmetric)
+    _assert_same(fast, *_reference(counts, lo, hi, lo, hi, bw, symmetric=symmetric))
+
+
+@pytest.mark.parametrize("name", list(_distributions()))
+def test_enhanced_equals_slow_reference_on_calibration_histograms(name: str) -> None:
+    """Streamed batches (first batch widened 3x, later ones re-binning) then the search."""
+    values = _distributions()[name]
+    stats = TensorStats(histogram=True)
+    for batch in np.array_split(values, 7):
+        stats.update(batch.astype(np.float32))
+    assert int(stats.counts.sum()) == values.size
+    fast = enhanced_encoding(stats.counts, stats.lo, stats.hi, stats.min, stats.max, 8)
+    _assert_same(fast, *_reference(stats.counts, stats.lo, stats.hi, stats.min, stats.max, 8))
+
+
+def test_first_batch_range_is_widened_three_times_about_its_centre() -> None:
+    stats = TensorStats(histogram=True)
+    stats.update(np.array([1.0, 3.0], dtype=np.float32))
+    assert (stats.lo, stats.hi) == (pytest.approx(-1.0), pytest.approx(5.0))
+    counts = np.zeros(512, dtype=np.int64)
+    for x in (1.0, 3.0):
+        counts[min(math.floor((x - stats.lo) / (stats.hi - stats.lo) * 512), 511)] += 1
+    assert np.array_equal(stats.counts, counts)
+
+
+def test_per_channel_enhanced_equals_slow_reference() -> None:
+    weights = np.random.default_rng(7).standard_t(3, (4, 3, 3, 3))
+    enc = per_channel_encoding(weights, 0, 8, "enhanced")
+    for channel in range(4):
+        counts, lo, hi = histogram_of(weights[channel].ravel())
+        scale, _ = _reference(counts, lo, hi, lo, hi, 8, symmetric=True)
+        assert float(enc.scale[channel]) == pytest.approx(scale, rel=1e-12)
+    assert np.all(enc.offset == -128)
