@@ -6,7 +6,7 @@
 (b) Per-inference latency reported by the emulated net-run (cpu runtime) against
     `onnxruntime.InferenceSession.run` alone on the same float container and inputs, in one run.
 
-Usage: .venv/bin/python bench/bench_deploy.py [--runs 5] [--warm 3]
+Usage: .venv/bin/python -m bench.bench_deploy [--runs 5] [--warm 3]      (from the repository root)
 A private adb server on a free port is started and killed; nothing touches port 5037.
 """
 
@@ -25,15 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from deploy.config import load_config
+from deploy.container import load_container
+from deploy.convert import convert
+from deploy.inputlist import iter_feeds, read_input_list
+from emulator import runtimes
+from harness.devices import adb_binary
 
-from deploy.config import load_config  # noqa: E402
-from deploy.container import load_container  # noqa: E402
-from deploy.convert import convert  # noqa: E402
-from deploy.inputlist import iter_feeds, read_input_list  # noqa: E402
-from emulator import runtimes  # noqa: E402
-from harness.devices import adb_binary  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from deploy.convert import TORCHSCRIPT_SUFFIXES
+from deploy.convert import TORCHSCRIPT_SUFFIXES, declared_dims, graph_inputs
 from deploy.errors import EdgeloopError
 from deploy.inputlist import read_input_list
 from deploy.packs import available_packs, load_pack
@@ -164,18 +164,10 @@ class _SourceGraph:
         except Exception as exc:  # DecodeError and friends: protobuf does not say much more
             node.fail(f"not an ONNX model ({str(exc).strip() or type(exc).__name__})",
                       "give an .onnx file, or a TorchScript file (.pt, .pth, .torchscript)")
-        initializers = {t.name for t in graph.initializer}
-        inputs = {v.name: _declared_dims(v) for v in graph.input if v.name not in initializers}
-        return cls(inputs=inputs, outputs=[v.name for v in graph.output],
+        return cls(inputs={v.name: declared_dims(v) for v in graph_inputs(graph)},
+                   outputs=[v.name for v in graph.output],
                    node_outputs={n.name: n.output[0] for n in graph.node if n.name and n.output},
                    tensors={out for n in graph.node for out in n.output if out})
-
-
-def _declared_dims(value: onnx.ValueInfoProto) -> list[int | str] | None:
-    tensor = value.type.tensor_type
-    if not tensor.HasField("shape"):
-        return None
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
 
 
 def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> ModelConfig:

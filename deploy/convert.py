@@ -8,7 +8,6 @@ cached by the source's content hash and the options (deploy.cache).
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from deploy.container import ContainerMeta, TensorInfo, load_container, load_mod
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_path, sha256_file
 from deploy.opsupport import OpSupport, check_graph
+from deploy.yamlnode import did_you_mean
 
 TORCHSCRIPT_SUFFIXES = frozenset({".pt", ".pth", ".torchscript"})
 TORCH_OPSET = 17
@@ -126,7 +126,7 @@ def _convert_to(source: Path, dest: Path, source_sha256: str, input_dims: dict[s
     ops = check_graph(model.graph)
     meta = ContainerMeta(
         kind="float",
-        inputs=[_tensor_info(v, model) for v in _graph_inputs(model)],
+        inputs=[_tensor_info(v, model) for v in graph_inputs(model.graph)],
         outputs=[_tensor_info(v, model) for v in model.graph.output],
         source_sha256=source_sha256,
         options={"input_dims": dict(sorted(input_dims.items())), "out_nodes": out_nodes,
@@ -163,19 +163,24 @@ def _export_torchscript(source: Path, input_dims: dict[str, list[int]], dest: Pa
                                 "check --input-dim against what the model's forward() expects") from None
 
 
-def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+def graph_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
     """Real inputs only: old models (IR < 4) also list their initializers as inputs."""
-    inits = {t.name for t in model.graph.initializer}
-    return [v for v in model.graph.input if v.name not in inits]
+    inits = {t.name for t in graph.initializer}
+    return [v for v in graph.input if v.name not in inits]
 
 
-def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
+def declared_dims(value: onnx.ValueInfoProto) -> list[int | str] | None:
+    """A tensor's dims, a symbolic one by its name ('?' when it has none); None when no shape is declared.
+    Both convert and the deployment file's checks (deploy.config) read a graph's shapes through it."""
+    tensor = value.type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
 
 
 def _apply_input_dims(model: onnx.ModelProto, input_dims: dict[str, list[int]]) -> None:
     """Set SNPE-style input dims, then require every input dim to be concrete."""
-    inputs = {v.name: v for v in _graph_inputs(model)}
+    inputs = {v.name: v for v in graph_inputs(model.graph)}
     for name, dims in input_dims.items():
         if name not in inputs:
             raise EdgeloopError(f"--input-dim names unknown input '{name}'",
@@ -183,14 +188,14 @@ def _apply_input_dims(model: onnx.ModelProto, input_dims: dict[str, list[int]]) 
         shape = inputs[name].type.tensor_type.shape
         if len(shape.dim) != len(dims):
             raise EdgeloopError(f"--input-dim {name}: {len(dims)} dims given, the input has rank {len(shape.dim)} "
-                                f"({_dims(inputs[name])})", f"give {len(shape.dim)} comma-separated dims")
+                                f"({declared_dims(inputs[name])})", f"give {len(shape.dim)} comma-separated dims")
         for dim, value in zip(shape.dim, dims, strict=True):  # fixed dims may change too, as in SNPE
             dim.Clear()
             dim.dim_value = value
     for name, value in inputs.items():
-        dims = _dims(value)
-        if not value.type.tensor_type.HasField("shape") or any(not isinstance(d, int) or d < 1 for d in dims):
-            example = ",".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims) or "1,3,224,224"
+        dims = declared_dims(value)
+        if dims is None or any(not isinstance(d, int) or d < 1 for d in dims):
+            example = ",".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims or []) or "1,3,224,224"
             raise EdgeloopError(f"input '{name}' has dynamic dims {dims}; the container needs concrete ones",
                                 f"give them with --input-dim {name}={example}")
     # Declared output shapes and intermediate shapes may still carry the old symbols: infer them again.
@@ -210,7 +215,7 @@ def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 def _extract(model: onnx.ModelProto, out_nodes: list[str]) -> onnx.ModelProto:
     """Keep only what produces `out_nodes` (tensor names, or node names standing for their first output)."""
     tensors = {out for node in model.graph.node for out in node.output if out}
-    inputs = [v.name for v in _graph_inputs(model)]
+    inputs = [v.name for v in graph_inputs(model.graph)]
     node_outputs = {node.name: node.output[0] for node in model.graph.node if node.name and node.output}
     outputs = []
     for name in out_nodes:
@@ -222,10 +227,8 @@ def _extract(model: onnx.ModelProto, out_nodes: list[str]) -> onnx.ModelProto:
         elif name in node_outputs:
             outputs.append(node_outputs[name])
         else:
-            near = difflib.get_close_matches(name, sorted(tensors | set(node_outputs)), n=3, cutoff=0.5)
             raise EdgeloopError(f"--out-node '{name}' is not a node or tensor of the model",
-                                f"nearest names: {', '.join(near)}" if near else "run `invoke info` on a "
-                                "converted container to see the layer names")
+                                did_you_mean(name, tensors | set(node_outputs)))
     outputs = list(dict.fromkeys(outputs))  # a node and its tensor, or a name given twice: one output
     extracted = onnx.utils.Extractor(model).extract_model(inputs, outputs)
     used = {name for node in extracted.graph.node for name in node.input} | set(outputs)
@@ -390,8 +393,8 @@ def _single_node_model(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto]
 
 
 def _tensor_info(value: onnx.ValueInfoProto, model: onnx.ModelProto) -> TensorInfo:
-    dims = _dims(value)
-    if any(not isinstance(d, int) or d < 1 for d in dims):
+    dims = declared_dims(value)
+    if dims is None or any(not isinstance(d, int) or d < 1 for d in dims):
         raise EdgeloopError(f"tensor '{value.name}' has no concrete shape after inference ({dims})",
                             "give every dynamic input dim with --input-dim")
     dtype = np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)).name

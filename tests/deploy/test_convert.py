@@ -295,7 +295,7 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(case: str, tmp_path: Pat
 def test_unknown_out_node_hint_lists_the_nearest_names(tmp_path: Path) -> None:
     with pytest.raises(EdgeloopError) as err:
         convert(save(conv_net(), tmp_path / "m.onnx"), out_nodes=["rleu2"])
-    assert err.value.hint.startswith("nearest names: relu2")
+    assert err.value.hint.startswith("did you mean 'relu2'?")
 
 
 @pytest.mark.parametrize("text", ["image", "image=", "=1,2", "image=1,x", "image=1,0,3"])
