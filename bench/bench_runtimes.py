@@ -5,8 +5,8 @@ runs it); a round takes the median of the per-inference times each runtime write
 (after a warm-up run so every session is cached), and the figure is the median over interleaved
 rounds. Plain `onnxruntime.InferenceSession.run` on the
 float model with the same inputs is measured in the same run as the peer for the cpu overhead.
-The dsp container is made with onnxruntime's static QDQ quantizer (the runtime cost, not the
-quantizer, is measured here).
+The dsp container is made as the product makes it: `deploy.quantize.quantize` (tf, 8-bit defaults)
+of the float container, calibrated on the first 16 inputs.
 
     .venv/bin/python -m bench.bench_runtimes [--inferences 200] [--rounds 5]      (from the repository root)
 """
@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from rich.console import Console
 from rich.table import Table
 
 from deploy.container import ContainerMeta, TensorInfo, write_meta
+from deploy.inputlist import format_input_list
 from deploy.profiles import load_profile
+from deploy.quantize import quantize
 from emulator import netrun
 from emulator.programs import ProgramContext
 from emulator.sandbox import Sandbox
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RUNTIMES = {"cpu": (), "gpu": ("--use_gpu",), "gpu_fp16": ("--use_gpu", "--gpu_mode", "float16"), "dsp": ("--use_dsp",)}
 BUNDLE = "/data/local/tmp/edgeloop/bench"
+CALIBRATION = 16  # inputs the dsp container is calibrated on
 
 
 @dataclasses.dataclass
@@ -50,14 +52,6 @@ class _Device:
 
     def log(self, event: str, **fields: object) -> None:
         pass
-
-
-class _Feeds(CalibrationDataReader):
-    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
-        self._it = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._it, None)
 
 
 def _models() -> dict[str, onnx.ModelProto]:
@@ -84,12 +78,21 @@ def _put(fs: Sandbox, path: str, data: bytes) -> None:
         f.write(data)
 
 
-def _quantized(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], tmp: Path) -> onnx.ModelProto:
-    onnx.save(model, str(tmp / "float.onnx"))
-    quantize_static(str(tmp / "float.onnx"), str(tmp / "qdq.onnx"), _Feeds(feeds), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8,
-                    extra_options={"QDQKeepRemovableActivations": True})
-    return onnx.load(str(tmp / "qdq.onnx"))
+def _put_bundle(fs: Sandbox, model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> None:
+    """Inputs, input list, the float container and edgeloop's own quantization of it (what a dsp job of
+    the product runs), calibrated on the first CALIBRATION inputs of the same bundle."""
+    entries = []
+    for i, feed in enumerate(feeds):
+        for name, array in feed.items():
+            _put(fs, f"{BUNDLE}/inputs/{i}/{name}.raw", array.astype("<f4").tobytes())
+        entries.append({name: f"inputs/{i}/{name}.raw" for name in feed})
+    _put(fs, f"{BUNDLE}/input_list.txt", format_input_list(entries).encode())
+    _put(fs, f"{BUNDLE}/calibration.txt", format_input_list(entries[:CALIBRATION]).encode())
+    float_model = onnx.ModelProto.FromString(model.SerializeToString())
+    write_meta(float_model, _meta(model, "float"))
+    _put(fs, f"{BUNDLE}/float.onnx", float_model.SerializeToString())
+    quantize(fs.host(f"{BUNDLE}/float.onnx"), fs.host(f"{BUNDLE}/calibration.txt"),
+             fs.host(f"{BUNDLE}/quantized.onnx", write=True), cache=False)
 
 
 def _netrun_median(fs: Sandbox, container: str, flags: tuple[str, ...]) -> float:
@@ -127,16 +130,7 @@ def main() -> None:
         for label, model in _models().items():
             feeds = _inputs(model, args.inferences)
             fs = Sandbox(Path(tmp) / label.split()[0], 1 << 34)
-            lines = []
-            for i, feed in enumerate(feeds):
-                for name, array in feed.items():
-                    _put(fs, f"{BUNDLE}/inputs/{i}/{name}.raw", array.astype("<f4").tobytes())
-                lines.append(" ".join(f"{name}:=inputs/{i}/{name}.raw" for name in feed))
-            _put(fs, f"{BUNDLE}/input_list.txt", ("\n".join(lines) + "\n").encode())
-            for kind, graph in (("float", model), ("quantized", _quantized(model, feeds[:16], Path(tmp)))):
-                graph = onnx.ModelProto.FromString(graph.SerializeToString())
-                write_meta(graph, _meta(model, kind))
-                _put(fs, f"{BUNDLE}/{kind}.onnx", graph.SerializeToString())
+            _put_bundle(fs, model, feeds)
             rounds: dict[str, list[float]] = {rt: [] for rt in [*RUNTIMES, "plain"]}
             for _ in range(args.rounds):  # interleaved, so a busy moment of the machine hits every runtime alike
                 for rt, flags in RUNTIMES.items():
