@@ -7,6 +7,7 @@ a later value outside the range re-bins the histogram over the wider range.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -34,7 +35,7 @@ class TensorStats:
         if x.size == 0:
             return
         x_min, x_max = float(x.min()), float(x.max())
-        if not (np.isfinite(x_min) and np.isfinite(x_max)):  # +-inf (e.g. masks): encode the finite part
+        if not (math.isfinite(x_min) and math.isfinite(x_max)):  # +-inf (e.g. masks): encode the finite part
             x = x[np.isfinite(x)]
             if x.size == 0:
                 return
@@ -65,10 +66,10 @@ def _bin_counts(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Counts of `x` in ENHANCED_BINS equal bins over [lo, hi]. One bincount over in-place float32
     index math is several times faster than np.histogram; float64 only where float32 could overflow."""
     dtype = np.float32 if max(abs(lo), abs(hi)) < 1e30 else np.float64
-    index = x.astype(dtype, copy=True).ravel()
-    index -= dtype(lo)
+    index = np.subtract(x, dtype(lo), dtype=dtype).ravel()
     index *= dtype(ENHANCED_BINS / (hi - lo))
-    np.clip(index, 0, ENHANCED_BINS - 1, out=index)
+    np.maximum(index, 0, out=index)  # np.clip's Python wrapper costs more than the work on small tensors
+    np.minimum(index, ENHANCED_BINS - 1, out=index)
     return np.bincount(index.astype(np.intp), minlength=ENHANCED_BINS)
 
 

@@ -190,15 +190,40 @@ def enhanced_encoding(counts: np.ndarray, lo: float, hi: float, obs_min: float, 
         maxs = np.minimum(mins + levels * d, obs_max)
         deltas = np.maximum((maxs - mins) / levels, min_range / levels).ravel()
         offsets = np.rint(mins.ravel() / deltas)
-    q = np.rint(centres[None, :] / deltas[:, None]) - offsets[:, None]
-    weight = np.where((q < 0) | (q > levels), SATURATION_WEIGHT, 1.0)
-    err = (np.clip(q, 0, levels) + offsets[:, None]) * deltas[:, None] - centres[None, :]
-    cost = (err ** 2 * counts * weight).sum(axis=1)
-    best = int(np.argmin(cost))
+    deltas, offsets = _distinct(deltas, offsets)
+    best = int(np.argmin(_grid_cost(centres, counts, deltas, offsets, levels)))
     if symmetric:
         return symmetric_encoding(deltas[best] * ((1 << (bw - 1)) - 1), bw, min_range)
     mn = offsets[best] * deltas[best]
     return tf_encoding(mn, mn + levels * deltas[best], bw, min_range)
+
+
+def _distinct(deltas: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates without repeats (clamping makes many), in first-seen order, so the first
+    cheapest is still the one `argmin` over the full grid would pick."""
+    _, first = np.unique(deltas + 1j * offsets, return_index=True)  # a complex number per (delta, offset)
+    first.sort()
+    return deltas[first], offsets[first]
+
+
+def _grid_cost(centres: np.ndarray, counts: np.ndarray, deltas: np.ndarray, offsets: np.ndarray,
+               levels: int) -> np.ndarray:
+    """Every candidate's cost at once, in one candidates x bins buffer updated in place: the same
+    operations in the same order as the plain formula, so the costs are bit-identical."""
+    d, o = deltas[:, None], offsets[:, None]
+    buf = np.divide(centres[None, :], d)
+    np.rint(buf, out=buf)
+    buf -= o
+    outside = buf < 0
+    outside |= buf > levels
+    np.clip(buf, 0, levels, out=buf)
+    buf += o
+    buf *= d
+    buf -= centres
+    buf *= buf
+    buf *= counts
+    np.multiply(buf, SATURATION_WEIGHT, out=buf, where=outside)
+    return buf.sum(axis=1)
 
 
 def histogram_of(values: np.ndarray, bins: int = ENHANCED_BINS) -> tuple[np.ndarray, float, float]:

@@ -94,16 +94,43 @@ def test_enhanced_equals_slow_reference_on_static_values(name: str, symmetric: b
     _assert_same(fast, *_reference(counts, lo, hi, lo, hi, bw, symmetric=symmetric))
 
 
+def _reference_histogram(batches: list[np.ndarray]) -> tuple[np.ndarray, float, float]:
+    """Docs: the first batch's range widened 3x about its centre; a later value outside it re-bins
+    (each old bin's count moves to the new bin holding its centre). Bin index math in float32."""
+    counts: list[int] = []
+    lo = hi = 0.0
+    for batch in batches:
+        b_min, b_max = float(batch.min()), float(batch.max())
+        if not counts:
+            centre = (b_min + b_max) / 2
+            half = max(b_max - b_min, abs(centre) * 1e-3, 1e-6) * 3.0 / 2
+            lo, hi, counts = centre - half, centre + half, [0] * 512
+        elif b_min < lo or b_max > hi:
+            new_lo, new_hi = min(lo, b_min), max(hi, b_max)
+            moved = [0] * 512
+            for i, n in enumerate(counts):
+                centre = lo + (hi - lo) / 512 * (i + 0.5)
+                moved[min(max(int((centre - new_lo) / (new_hi - new_lo) * 512), 0), 511)] += n
+            lo, hi, counts = new_lo, new_hi, moved
+        for x in batch.ravel():
+            index = (np.float32(x) - np.float32(lo)) * np.float32(512 / (hi - lo))
+            counts[min(max(int(index), 0), 511)] += 1
+    return np.asarray(counts), lo, hi
+
+
 @pytest.mark.parametrize("name", list(_distributions()))
-def test_enhanced_equals_slow_reference_on_calibration_histograms(name: str) -> None:
-    """Streamed batches (first batch widened 3x, later ones re-binning) then the search."""
+def test_calibration_histogram_and_encoding_equal_slow_reference(name: str) -> None:
+    """Streamed batches, growing so later ones re-bin."""
     values = _distributions()[name]
+    batches = [batch.astype(np.float32) * (1 + i / 4) for i, batch in enumerate(np.array_split(values, 7))]
     stats = TensorStats(histogram=True)
-    for batch in np.array_split(values, 7):
-        stats.update(batch.astype(np.float32))
-    assert int(stats.counts.sum()) == values.size
+    for batch in batches:
+        stats.update(batch)
+    counts, lo, hi = _reference_histogram(batches)
+    assert (stats.lo, stats.hi) == (lo, hi)
+    assert np.array_equal(stats.counts, counts)
     fast = enhanced_encoding(stats.counts, stats.lo, stats.hi, stats.min, stats.max, 8)
-    _assert_same(fast, *_reference(stats.counts, stats.lo, stats.hi, stats.min, stats.max, 8))
+    _assert_same(fast, *_reference(counts, lo, hi, stats.min, stats.max, 8))
 
 
 def test_first_batch_range_is_widened_three_times_about_its_centre() -> None:
