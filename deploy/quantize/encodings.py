@@ -185,12 +185,12 @@ def enhanced_encoding(counts: np.ndarray, lo: float, hi: float, obs_min: float, 
         offsets = np.full_like(deltas, -half)
     else:
         grid_o = np.append(np.rint(np.linspace(-levels, 0, ENHANCED_OFFSETS)), float(observed.offset))
-        d, o = np.meshgrid(float(observed.scale) * steps, grid_o, indexing="ij")
-        mins = np.maximum(d * o, obs_min)
+        d = (float(observed.scale) * steps)[:, None]  # deltas down, offsets across
+        mins = np.maximum(d * grid_o, obs_min)
         maxs = np.minimum(mins + levels * d, obs_max)
         deltas = np.maximum((maxs - mins) / levels, min_range / levels).ravel()
         offsets = np.rint(mins.ravel() / deltas)
-    deltas, offsets = _distinct(deltas, offsets)
+        deltas, offsets = _distinct(deltas, offsets)  # the symmetric deltas are distinct already
     best = int(np.argmin(_grid_cost(centres, counts, deltas, offsets, levels)))
     if symmetric:
         return symmetric_encoding(deltas[best] * ((1 << (bw - 1)) - 1), bw, min_range)
