@@ -37,6 +37,7 @@ CHUNK_BYTES = 64 << 20
 T = TypeVar("T")
 PERF_PROFILES = ("balanced", "default", "sustained_high_performance", "burst", "low_power_saver", "power_saver",
                  "high_power_saver", "low_balanced", "extreme_power_saver", "high_performance", "system_settings")
+HIGH_CLOCKS = frozenset({"burst", "high_performance", "sustained_high_performance"})  # profiles that vote clocks up
 RUNTIME_NAMES = {"cpu": "CPU", "gpu": "GPU", "gpu_fp16": "GPU_FLOAT16", "dsp": "DSP", "aip": "AIP"}
 _RUNTIME_ORDER = {"cpu": "cpu", "cpu_float32": "cpu", "gpu": "gpu", "gpu_float32_16_hybrid": "gpu",
                   "gpu_float16": "gpu_fp16", "dsp": "dsp", "dsp_fixed8_tf": "dsp", "aip": "aip",
@@ -192,6 +193,7 @@ def _run(ctx: ProgramContext) -> int:
     if args.use_native_output_files and _bits(args) is None:
         raise NetRunError(100, "--use_native_output_files needs --userbuffer_tf8 or --userbuffer_tfN")
     runtime = _select_runtime(ctx, args)
+    ctx.stdout.write(f"edgeloop-net-run: runtime {RUNTIME_NAMES[runtime]}, container {args.container}\n".encode())
     job = _load(ctx, args, runtime)
     faults = getattr(ctx.device, "faults", None)
 
@@ -221,8 +223,10 @@ def _run(ctx: ProgramContext) -> int:
     names = [o.name for o in session.get_outputs()]
     written = names if args.debug else job.outputs
     inference_ms: list[float] = []
-    ctx.stdout.write(f"edgeloop-net-run: runtime {RUNTIME_NAMES[runtime]}, container {args.container}\n".encode())
+    ramp_ms = 0.0
     for chunk in _chunks(enumerate(_feeds(job)), _chunk_size(job)):
+        if not inference_ms and args.perf_profile in HIGH_CLOCKS:
+            ramp_ms = runtimes.raise_clocks(session, names, chunk[0][1]) * 1000.0
         results = []
         for i, feeds in chunk:  # inferences back to back: file I/O between them would skew their times
             if ctx.cancel.is_set():
@@ -239,7 +243,7 @@ def _run(ctx: ProgramContext) -> int:
             for name in written:
                 _write_output(job, i, name, by_name[name])
     layers = runtimes.profile_layers(prepared.graph, _feeds(job)) if args.profiling_level != "off" else {}
-    _write_diag(job, init_ms=init_ms, inference_ms=inference_ms, layers=layers, warm=warm)
+    _write_diag(job, init_ms=init_ms, ramp_ms=ramp_ms, inference_ms=inference_ms, layers=layers, warm=warm)
     return 0
 
 
@@ -420,8 +424,8 @@ def _quantize_at_init(job: Job) -> tuple[onnx.ModelProto, bytes]:
     return onnx.load_from_string(data), data
 
 
-def _write_diag(job: Job, *, init_ms: float, inference_ms: list[float], layers: dict[str, list[float]],
-                warm: bool) -> None:
+def _write_diag(job: Job, *, init_ms: float, ramp_ms: float, inference_ms: list[float],
+                layers: dict[str, list[float]], warm: bool) -> None:
     diag = {
         "format": DIAG_FORMAT,
         "version": 1,
@@ -431,6 +435,7 @@ def _write_diag(job: Job, *, init_ms: float, inference_ms: list[float], layers: 
         "profiling_level": job.args.profiling_level,
         "init_ms": init_ms,
         "quantize_at_init_ms": job.quantize_ms,
+        "clock_ramp_ms": ramp_ms,
         "warm_session": warm,
         "inference_ms": inference_ms,
         "layers": layers,

@@ -240,9 +240,6 @@ def test_dsp_runs_the_quantized_graph_as_is(fs: Sandbox, model: onnx.ModelProto,
 
 
 def test_float_container_on_dsp_is_quantized_at_init_with_a_warning(fs: Sandbox, model: onnx.ModelProto) -> None:
-    quantizer = pytest.importorskip("deploy.quantize")
-    if not hasattr(quantizer, "quantize"):
-        pytest.skip("deploy.quantize.quantize has not landed yet")
     feeds = feeds_for(model, 2)
     install(fs, model, meta_for(model), feeds)
     device = Device(load_profile("galaxy-s23"))
@@ -357,6 +354,18 @@ def test_warm_run_reuses_the_session(fs: Sandbox, model: onnx.ModelProto) -> Non
     assert run(fs, gpu_device(), "--perf_profile", "burst").rc == 0
     data = json.loads(diag.read_text())
     assert data["warm_session"] is True and data["perf_profile"] == "burst"
+
+
+@pytest.mark.parametrize(("profile", "ramps"), [("high_performance", True), ("burst", True), ("balanced", False),
+                                               ("power_saver", False)])
+def test_high_performance_profiles_raise_clocks_before_timing(fs: Sandbox, model: onnx.ModelProto, profile: str,
+                                                              ramps: bool) -> None:
+    install(fs, model, meta_for(model), feeds_for(model, 2))
+    assert run(fs, gpu_device(), "--perf_profile", profile).rc == 0
+    data = json.loads(fs.host(f"{BUNDLE}/out/{netrun.DIAG_NAME}").read_text())
+    # The untimed busy period before the first timed inference: the emulated clock vote.
+    assert (data["clock_ramp_ms"] >= 20.0) is ramps and (data["clock_ramp_ms"] == 0.0) is not ramps
+    assert len(data["inference_ms"]) == 2
 
 
 def test_debug_writes_every_layer(fs: Sandbox, model: onnx.ModelProto) -> None:
