@@ -4,7 +4,8 @@ Each model runs through the real `edgeloop-net-run` program (over a real Sandbox
 runs it); a round takes the median of the per-inference times each runtime writes to its diag file
 (after a warm-up run so every session is cached), and the figure is the median over interleaved
 rounds. Plain `onnxruntime.InferenceSession.run` on the
-float model with the same inputs is measured in the same run as the peer for the cpu overhead.
+float model with the same inputs and net-run's thread setting (one intra-op thread) is measured in the
+same run as the peer for the cpu overhead, and with onnxruntime's default threads for reference.
 The dsp container is made as the product makes it: `deploy.quantize.quantize` (tf, 8-bit defaults)
 of the float container, calibrated on the first 16 inputs.
 
@@ -108,8 +109,11 @@ def _netrun_median(fs: Sandbox, container: str, flags: tuple[str, ...]) -> float
     return statistics.median(diag["inference_ms"])
 
 
-def _plain_median(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]) -> float:
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+def _plain_median(model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], threads: int) -> float:
+    """onnxruntime alone: with net-run's session options (threads=1), or onnxruntime's defaults (threads=0)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     session.run(None, feeds[0])
     times = []
     for feed in feeds:
@@ -125,23 +129,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     table = Table("model", "runtime", "median ms / inference", "vs float cpu")
-    overhead = Table("model", "plain InferenceSession.run ms", "net-run cpu ms", "ratio")
+    overhead = Table("model", "plain InferenceSession.run ms (1 thread, as net-run)", "net-run cpu ms", "ratio",
+                     "onnxruntime default threads ms")
     with tempfile.TemporaryDirectory() as tmp:
         for label, model in _models().items():
             feeds = _inputs(model, args.inferences)
             fs = Sandbox(Path(tmp) / label.split()[0], 1 << 34)
             _put_bundle(fs, model, feeds)
-            rounds: dict[str, list[float]] = {rt: [] for rt in [*RUNTIMES, "plain"]}
+            rounds: dict[str, list[float]] = {rt: [] for rt in [*RUNTIMES, "plain", "default"]}
             for _ in range(args.rounds):  # interleaved, so a busy moment of the machine hits every runtime alike
                 for rt, flags in RUNTIMES.items():
                     container = f"{'quantized' if rt == 'dsp' else 'float'}.onnx"
                     rounds[rt].append(_netrun_median(fs, container, flags))
-                rounds["plain"].append(_plain_median(model, feeds))
+                rounds["plain"].append(_plain_median(model, feeds, 1))
+                rounds["default"].append(_plain_median(model, feeds, 0))
             medians = {rt: statistics.median(values) for rt, values in rounds.items()}
             for rt in RUNTIMES:
                 table.add_row(label, rt, f"{medians[rt]:.3f}", f"{medians[rt] / medians['cpu']:.2f}x")
             plain = medians["plain"]
-            overhead.add_row(label, f"{plain:.3f}", f"{medians['cpu']:.3f}", f"{medians['cpu'] / plain:.2f}")
+            overhead.add_row(label, f"{plain:.3f}", f"{medians['cpu']:.3f}", f"{medians['cpu'] / plain:.2f}",
+                             f"{medians['default']:.3f}")
     console = Console()
     console.print(table)
     console.print(overhead)
