@@ -16,7 +16,7 @@ import yaml
 
 from deploy.errors import EdgeloopError
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "device_profiles"
+PROFILES_DIR = Path(__file__).resolve().parent / "device_profiles"  # package data: ships in the wheel
 
 # Each runtime name (SNPE's) and the compute unit it needs on the device.
 RUNTIME_UNITS: dict[str, str] = {"cpu": "cpu", "gpu": "gpu", "gpu_fp16": "gpu", "dsp": "dsp", "aip": "aip"}
@@ -123,9 +123,9 @@ def load_profile(name: str) -> Profile:
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
         return load_profile_file(Path(name))
     known = available_profiles()
-    if not known:  # a non-editable install: device_profiles/ sits beside the packages in a checkout only
+    if not known:  # only when the shipped folder was removed and EDGELOOP_PROFILES names no profiles
         raise EdgeloopError(f"unknown device profile '{name}': no profiles in {', '.join(map(str, profile_dirs()))}",
-                            "set EDGELOOP_PROFILES to a folder of profile YAMLs (the checkout's device_profiles/)")
+                            "set EDGELOOP_PROFILES to a folder of profile YAMLs")
     if name not in known:
         raise EdgeloopError(f"unknown device profile '{name}'", f"known profiles: {', '.join(sorted(known))}")
     return load_profile_file(known[name])
