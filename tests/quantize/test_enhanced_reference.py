@@ -133,6 +133,34 @@ def test_calibration_histogram_and_encoding_equal_slow_reference(name: str) -> N
     _assert_same(fast, *_reference(counts, lo, hi, stats.min, stats.max, 8))
 
 
+@pytest.mark.parametrize("name", list(_distributions()))
+def test_calibration_folded_in_groups_equals_one_by_one(name: str) -> None:
+    """Calibration folds inputs in a few at a time (`update_many`); groups of 1, 3 and 4 inputs,
+    re-binning inside a group, must give the slow reference's histogram and min/max exactly."""
+    values = _distributions()[name]
+    batches = [batch.astype(np.float32) * (1 + i / 4) for i, batch in enumerate(np.array_split(values, 8))]
+    stats = TensorStats(histogram=True)
+    for group in (batches[:1], batches[1:4], batches[4:]):
+        stats.update_many(group)
+    counts, lo, hi = _reference_histogram(batches)
+    assert (stats.lo, stats.hi) == (lo, hi)
+    assert np.array_equal(stats.counts, counts)
+    assert (stats.min, stats.max) == (min(float(b.min()) for b in batches), max(float(b.max()) for b in batches))
+
+
+def test_non_finite_values_are_left_out_alike_in_groups() -> None:
+    batches = [np.array([1.0, 2.0], np.float32), np.array([-np.inf, 0.5, 4.0], np.float32),
+               np.array([np.nan, 3.0], np.float32)]
+    one, grouped = TensorStats(histogram=True), TensorStats(histogram=True)
+    for batch in batches:
+        one.update(batch)
+    grouped.update_many(batches)
+    assert (grouped.min, grouped.max) == (one.min, one.max) == (0.5, 4.0)
+    assert (grouped.lo, grouped.hi) == (one.lo, one.hi)
+    assert np.array_equal(grouped.counts, one.counts)
+    assert grouped.counts.sum() == 5
+
+
 def test_first_batch_range_is_widened_three_times_about_its_centre() -> None:
     stats = TensorStats(histogram=True)
     stats.update(np.array([1.0, 3.0], dtype=np.float32))

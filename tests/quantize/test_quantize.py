@@ -14,7 +14,7 @@ from deploy.container import load_container
 from deploy.errors import EdgeloopError
 from deploy.inputlist import read_input_list
 from deploy.quantize import QuantizeOptions, quantize
-from deploy.quantize.calibrate import calibrate
+from deploy.quantize.calibrate import BATCH_BYTES, calibrate
 from deploy.quantize.encodings import Encoding, fake_quantize, quantize_array
 from deploy.quantize.pipeline import feeds_from
 from deploy.quantize.runner import expose, float_activations, session
@@ -113,7 +113,7 @@ def test_calibration_memory_does_not_grow_with_inputs(tmp_path: Path) -> None:
     container = make_container(model, tmp_path / "float.onnx")
     _, meta = load_container(container)
     peaks = []
-    for count in (4, 32):
+    for count in (16, 64):
         folder = tmp_path / str(count)
         folder.mkdir()
         input_list = read_input_list(make_input_list(model, folder, count))
@@ -123,6 +123,10 @@ def test_calibration_memory_does_not_grow_with_inputs(tmp_path: Path) -> None:
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert stats["relu1"].counts.sum() == count * 8 * 32 * 32
+        per_input = 4 * sum(int(s.counts.sum()) for s in stats.values()) / count
+        # Calibration holds back up to BATCH_BYTES of activations: both lists must be longer than
+        # that, or this would measure the batch and not the bound.
+        assert count * per_input > 1.5 * BATCH_BYTES
     assert peaks[1] < peaks[0] * 1.3, peaks
 
 
