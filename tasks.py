@@ -196,15 +196,23 @@ def bundle(c, container, device, runtime, input_list, pack="builtin", option=Non
                   f"pack {made.pack}, {made.profile} {made.runtime})")
 
 
-@task(help={"all": "also delete reports/"})
+@task(help={"all": "also delete reports/ and the state (sandbox, logs) of emulated devices that are not running"})
 @user_errors
 def clean(c, all=False):
     """Delete build output (cache, bundles, runs under build/ or $EDGELOOP_BUILD)."""
     from deploy.cache import build_root
     from deploy.cache import clean as clean_folders
+    from emulator.lifecycle import StateCleanup, emulators_home, remove_stopped_states
 
     removed = clean_folders([build_root(), *([Path("reports")] if all else [])])
-    console.print(f"removed {', '.join(map(str, removed))}" if removed else "nothing to clean")
+    states = remove_stopped_states() if all else StateCleanup([], [])
+    console.print(f"removed {', '.join(map(str, removed))}" if removed else "no build output to clean", markup=False)
+    if states.removed:
+        console.print(f"removed the state of emulated {', '.join(states.removed)} (in {emulators_home()})",
+                      markup=False)
+    if states.running:
+        console.print(f"kept the state of emulated {', '.join(states.running)}: running (stop it first: "
+                      "invoke emulator.stop --all)", markup=False)
 
 
 # ---- quantizer ----------------------------------------------------------------------------

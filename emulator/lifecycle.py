@@ -4,6 +4,12 @@ Registry: `$EDGELOOP_HOME/emulators/<name>/` (default `~/.edgeloop/emulators/<na
 device's record (`device.json`, present while it runs), its sandbox (kept across restarts, like a
 phone's storage), its event log (`device.log`), its faults (`faults.json`, re-read by the running
 device) and its own stdout/stderr (`process.log`).
+
+State lifetime: a device named after its profile (`pixel`) or by hand (`--name`) keeps its state when
+it stops, so the next device of that name finds what was pushed (what makes warm deploys fast). A
+device with a generated `<profile>-N` name is a scratch device (marked by a `scratch` file): its
+state goes when it stops, and a leftover of one that was killed is wiped when the name is reused.
+`remove_stopped_states` deletes the state of every device that is not running (`invoke clean --all`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +41,7 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _children: dict[int, subprocess.Popen[bytes]] = {}  # processes this process started, to reap them
+SCRATCH_MARK = "scratch"  # a file in the state folder of a device with a generated <profile>-N name
 
 
 class DevicePaths(NamedTuple):
@@ -160,6 +168,10 @@ class RunningDevice:
             process.wait()
             _children.pop(self.pid, None)
         device_paths(self.state).record.unlink(missing_ok=True)
+        if (self.state / SCRATCH_MARK).exists():
+            with FileLock(self.state.parent / ".lock"):  # a starter reusing the name waits for this
+                if _live_record(self.state) is None:
+                    shutil.rmtree(self.state, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -183,6 +195,12 @@ def _serves(pid: int, state: Path) -> bool:
     return "emulator" in argv and "--state" in argv[:-1] and Path(argv[argv.index("--state") + 1]) == Path(state)
 
 
+def _live_record(state: Path) -> DeviceRecord | None:
+    """The record of the device process serving this state folder, or None when none does."""
+    record = DeviceRecord.read(device_paths(state).record)
+    return record if record is not None and _serves(record.pid, record.state) else None
+
+
 def _wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float) -> bool:
     """Wait for a process to end, without polling: a pidfd becomes readable when it exits."""
     if process is not None:
@@ -203,21 +221,33 @@ def _wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float
 
 
 def _reserve_name(root: Path, profile: str, name: str | None) -> Path:
-    """The state folder for a new device: the given name, or the first free `<profile>[-N]`."""
+    """The state folder for a new device: the given name, or the first free `<profile>[-N]`.
+
+    `<profile>` and a given name keep their state; a generated `<profile>-N` starts empty (a scratch
+    device), and skips a stopped folder of that name made by hand, which is someone's state."""
     if name is not None and not _NAME.fullmatch(name):
         raise EdgeloopError(f"invalid device name '{name}'", "use letters, digits, '.', '_' and '-'")
     candidates = [name] if name else [profile] + [f"{profile}-{i}" for i in range(2, 1000)]
     for candidate in candidates:
         state = root / candidate
-        record = DeviceRecord.read(device_paths(state).record)
-        if record is not None and _serves(record.pid, record.state):
+        running = _live_record(state)
+        if running is not None:
             if name:
                 raise EdgeloopError(
-                    f"emulated device '{name}' is already running on port {record.port}",
+                    f"emulated device '{name}' is already running on port {running.port}",
                     f"stop it first: invoke emulator.stop -n {name}",
                 )
             continue
+        scratch = name is None and candidate != profile
+        if scratch:
+            if state.exists() and not (state / SCRATCH_MARK).exists():
+                continue
+            shutil.rmtree(state, ignore_errors=True)  # left by a scratch device that was killed
         state.mkdir(parents=True, exist_ok=True)
+        if scratch:
+            (state / SCRATCH_MARK).touch()
+        else:
+            (state / SCRATCH_MARK).unlink(missing_ok=True)  # named by hand now: its state is kept
         device_paths(state).record.unlink(missing_ok=True)
         return state
     raise EdgeloopError(f"too many emulated '{profile}' devices", "stop some: invoke emulator.stop --all")
@@ -334,6 +364,29 @@ def stop_all(home: Path | None = None) -> list[str]:
     for device in devices:
         device.stop()
     return [device.name for device in devices]
+
+
+class StateCleanup(NamedTuple):
+    removed: list[str]  # names whose state folder was deleted
+    running: list[str]  # names kept because their device is running
+
+
+def remove_stopped_states(home: Path | None = None) -> StateCleanup:
+    """Delete the state folder (sandbox, logs, faults) of every emulated device that is not running:
+    the next device of that name starts empty. A running device's state is never touched."""
+    root = emulators_home(home)
+    if not root.is_dir():
+        return StateCleanup([], [])
+    removed: list[str] = []
+    running: list[str] = []
+    with FileLock(root / ".lock"):  # no device starts (or reuses a name) meanwhile
+        for state in sorted(p for p in root.iterdir() if p.is_dir()):
+            if _live_record(state) is not None:
+                running.append(state.name)
+            else:
+                shutil.rmtree(state)
+                removed.append(state.name)
+    return StateCleanup(removed, running)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _edgeloop(*args: str, cwd: Path, build: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EDGELOOP_BUILD": str(build)}
+    env = {**os.environ, "EDGELOOP_BUILD": str(build), "EDGELOOP_HOME": str(cwd / "home")}  # clean --all: not ~
     env.pop("EDGELOOP_DEBUG", None)
     return subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); "
                            "import tasks; tasks.main()", *args], cwd=cwd, env=env, capture_output=True, text=True,

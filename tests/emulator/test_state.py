@@ -1,0 +1,76 @@
+"""Where an emulated device's state lives and how long: kept for the profile's own name and names given
+by hand (warm deploys), gone for scratch `<profile>-N` devices, deleted by `invoke clean --all` unless
+the device runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from emulator.lifecycle import emulated_device, list_devices, remove_stopped_states, start_device
+from tests.emulator.test_lifecycle import wait_gone
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _leave(device_sandbox: Path, text: str) -> Path:
+    """A file pushed earlier, as the device's storage holds it."""
+    path = device_sandbox / "data/local/tmp/left.txt"
+    path.write_text(text)
+    return path
+
+
+def test_profile_named_state_stays_and_a_scratch_devices_goes(tmp_path: Path) -> None:
+    with emulated_device("pixel", home=tmp_path) as first, emulated_device("pixel", home=tmp_path) as second:
+        assert (first.name, second.name) == ("pixel", "pixel-2")
+        kept = _leave(first.sandbox_root, "first")
+        _leave(second.sandbox_root, "second")
+    assert kept.read_text() == "first"
+    assert not second.state.exists()
+    with emulated_device("pixel", home=tmp_path) as again:  # what the next deploy --emulate finds
+        assert (again.name, (again.sandbox_root / "data/local/tmp/left.txt").read_text()) == ("pixel", "first")
+
+
+def test_a_killed_scratch_device_is_wiped_when_its_name_is_reused(tmp_path: Path) -> None:
+    with emulated_device("pixel", home=tmp_path):
+        scratch = start_device("pixel", home=tmp_path, exit_with_parent=True)
+        left = _leave(scratch.sandbox_root, "stale")
+        os.kill(scratch.pid, signal.SIGKILL)
+        assert wait_gone(scratch.pid)
+        assert left.exists()  # nobody stopped it: the state is still there
+        with emulated_device("pixel", home=tmp_path) as reused:
+            assert reused.name == scratch.name
+            assert not (reused.sandbox_root / "data/local/tmp/left.txt").exists()
+
+
+def test_a_stopped_device_named_by_hand_is_not_taken_for_scratch(tmp_path: Path) -> None:
+    with emulated_device("pixel", name="pixel-2", home=tmp_path) as by_hand:
+        mine = _leave(by_hand.sandbox_root, "mine")
+    with emulated_device("pixel", home=tmp_path), emulated_device("pixel", home=tmp_path) as other:
+        assert other.name == "pixel-3"
+    assert mine.read_text() == "mine"
+    assert not other.state.exists()
+
+
+def test_clean_all_removes_stopped_states_and_names_the_running_ones_kept(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with emulated_device("generic-arm64", name="gone", home=home) as stopped:
+        _leave(stopped.sandbox_root, "x")
+    with emulated_device("pixel", home=home) as running:
+        kept = _leave(running.sandbox_root, "running")
+        work = tmp_path / "project"
+        (work / "reports").mkdir(parents=True)
+        env = {**os.environ, "EDGELOOP_HOME": str(home), "EDGELOOP_BUILD": str(work / "build")}
+        done = subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), "clean", "--all"],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "removed the state of emulated gone" in done.stdout
+        assert "kept the state of emulated pixel: running" in done.stdout
+        assert not stopped.state.exists() and not (work / "reports").exists()
+        assert kept.read_text() == "running" and running.alive()
+        assert [d.name for d in list_devices(home)] == ["pixel"]
+    assert remove_stopped_states(home).removed == ["pixel"]
+    assert remove_stopped_states(home) == ([], [])
