@@ -41,6 +41,7 @@ class Profile:
     props: dict[str, str]
     storage_mb: int
     path: Path = field(compare=False)
+    packages: tuple[str, ...] = ()  # what the emulated device's `pm list packages` shows (optional key)
 
     @property
     def runtimes(self) -> tuple[str, ...]:
@@ -107,6 +108,7 @@ def load_profile_file(path: Path) -> Profile:
         props=props,
         storage_mb=int(data.get("storage_mb", 4096)),
         path=path,
+        packages=tuple(map(str, _require(data, "packages", list, path) if "packages" in data else [])),
     )
 
 

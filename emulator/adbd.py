@@ -33,7 +33,7 @@ from emulator.services import run_shell
 from emulator.stream import Stream, StreamClosed
 from emulator.sync import SyncProtocolError, SyncSession
 
-FEATURES = ("shell_v2", "stat_v2", "fixed_push_mkdir")
+FEATURES = ("shell_v2", "cmd", "stat_v2", "fixed_push_mkdir")  # cmd: emulator/cmd_services.py
 WIND_DOWN_S = 5.0  # how long a closing connection (or a stopping device) waits for its cancelled services
 Service = Callable[[Stream, str], None]
 

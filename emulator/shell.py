@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from emulator import shell_fileops, shell_files, shell_text, shell_utils  # noqa: F401 - they register commands
+# they register commands (applets), and cmd_services the system programs cmd and pm
+from emulator import cmd_services, shell_fileops, shell_files, shell_text, shell_utils  # noqa: F401
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
 from emulator.sandbox import DeviceOSError, Sandbox
 from emulator.shell_builtins import (
