@@ -8,12 +8,54 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from invoke import Collection, Program, task
+from invoke import Argument, Collection, Program, Task, task
 
 from deploy import TOOL_VERSION
 from harness.console import console, number, user_errors
 
 # ---- emulator ----------------------------------------------------------------------------
+
+_HELP_FLAGS = frozenset({"-h", "--help"})
+
+
+class _PositionalArgument(Argument):
+    """A required positional argument that lets `-h`/`--help` through. invoke hands `--help` to the first
+    positional still missing, as its value, then stops at the next one ("did not receive required
+    positional arguments") before the task can answer; once one of a task's positionals got it, the
+    others count as given (empty), so the task runs and prints its help (`_asked_for_help`)."""
+
+    def __init__(self, helped: list[bool], original: Argument) -> None:
+        super().__init__(names=original.names, kind=original.kind, default=original.default, help=original.help,
+                         positional=True, optional=original.optional, attr_name=original.attr_name)
+        self.helped = helped  # shared by the task's positionals
+
+    @property
+    def value(self):
+        return "" if self._value is None and self.helped else super().value
+
+    @value.setter
+    def value(self, arg: str) -> None:
+        if arg in _HELP_FLAGS:
+            self.helped.append(True)
+        self.set_value(arg, cast=True)
+
+
+class HelpfulTask(Task):
+    """A task with required positional arguments whose `--help` works (`@task(klass=HelpfulTask)`)."""
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        helped: list[bool] = []
+        return [_PositionalArgument(helped, a) if a.positional else a
+                for a in super().get_arguments(ignore_unknown_help)]
+
+
+def _asked_for_help(name: str, *positionals: str) -> bool:
+    """True, once the task's help is printed, when a positional argument was `-h`/`--help`."""
+    if _HELP_FLAGS.isdisjoint(positionals):
+        return False
+    Program(namespace=ns).run(["invoke", "--help", name], exit=False)
+    return True
+
 
 _FAULT_HELP = ("fault as name=value (repeatable): drop_after_bytes=N, throttle_bps=N, storage_full, "
                "netrun_crash, netrun_hang, drop_once")
@@ -74,16 +116,15 @@ def _emulator_collection() -> Collection:
         else:
             raise EdgeloopError("which device?", "give -n NAME or --all")
 
-    @task(name="fault", positional=["name"], iterable=["set"], help={"name": "device name", "set": _FAULT_HELP,
-                                                "clear": "switch every fault off first"})
+    @task(name="fault", klass=HelpfulTask, positional=["name"], iterable=["set"],
+          help={"name": "device name", "set": _FAULT_HELP, "clear": "switch every fault off first"})
     @user_errors
     def emulator_fault(c, name, set=None, clear=False):
         """Change the faults of a running emulated device (in effect for everything it does next)."""
         from emulator.device import Faults, parse_fault_items
         from emulator.lifecycle import find_device
 
-        if name in ("-h", "--help"):  # invoke hands a positional argument `--help` as its value
-            Program(namespace=ns).run(["invoke", "--help", "emulator.fault"], exit=False)
+        if _asked_for_help("emulator.fault", name):
             return
         device = find_device(name)
         base = vars(Faults()) if clear else {}
@@ -410,12 +451,14 @@ def _farm_collections() -> tuple[Collection, Collection]:
             raise CheckFailed("farm run failed", f"see {result.paths.html}")
         console.print("[green]farm run passed[/]")
 
-    @task(name="diff", positional=["base", "new"],
+    @task(name="diff", klass=HelpfulTask, positional=["base", "new"],
           help={"base": "baseline report.json or farm.json", "new": "new report", **_DIFF_HELP})
     @user_errors
     def report_diff(c, base, new, latency_pct=None, noise_iqr=None, cosine_margin=None, sqnr_margin=None,
                     top1_margin=None):
         """Compare a report with a baseline; exit 1 on a regression."""
+        if _asked_for_help("report.diff", base, new):
+            return
         from deploy.errors import CheckFailed
         from harness.report.diff import diff_reports
 
