@@ -85,10 +85,10 @@ def _emulator_collection() -> Collection:
     @task(name="list")
     @user_errors
     def emulator_list(c):
-        """List the emulated devices running now."""
+        """List the emulated devices running now, and the stopped ones whose state is kept."""
         from rich.table import Table
 
-        from emulator.lifecycle import list_devices
+        from emulator.lifecycle import list_devices, stopped_states
 
         table = Table()
         for column in ("name", "profile", "serial", "pid", "faults", "sandbox"):
@@ -97,6 +97,9 @@ def _emulator_collection() -> Collection:
             faults = ", ".join(f"{k}={v}" for k, v in d.faults.active().items()) or "-"
             table.add_row(d.name, d.profile, d.serial, str(d.pid), faults, str(d.sandbox_root))
         console.print(table if table.row_count else "no emulated device is running")
+        kept = stopped_states()
+        if kept:
+            console.print(f"stopped, state kept: {', '.join(kept)} (invoke clean --all deletes it)", markup=False)
 
     # invoke has no optional positional arguments (a positional one is required, so --all alone would
     # fail): the device is named with -n/--name.

@@ -371,21 +371,33 @@ class StateCleanup(NamedTuple):
     running: list[str]  # names kept because their device is running
 
 
+def _stopped(root: Path) -> Iterator[tuple[Path, bool]]:
+    """Every state folder under root, with whether no device serves it now."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for state in folders:
+        yield state, _live_record(state) is None
+
+
+def stopped_states(home: Path | None = None) -> list[str]:
+    """Names of the devices that are not running but whose state (sandbox, logs) is kept."""
+    return [state.name for state, stopped in _stopped(emulators_home(home)) if stopped]
+
+
 def remove_stopped_states(home: Path | None = None) -> StateCleanup:
     """Delete the state folder (sandbox, logs, faults) of every emulated device that is not running:
     the next device of that name starts empty. A running device's state is never touched."""
     root = emulators_home(home)
-    if not root.is_dir():
-        return StateCleanup([], [])
     removed: list[str] = []
     running: list[str] = []
+    if not root.is_dir():
+        return StateCleanup(removed, running)
     with FileLock(root / ".lock"):  # no device starts (or reuses a name) meanwhile
-        for state in sorted(p for p in root.iterdir() if p.is_dir()):
-            if _live_record(state) is not None:
-                running.append(state.name)
-            else:
+        for state, stopped in _stopped(root):
+            if stopped:
                 shutil.rmtree(state)
                 removed.append(state.name)
+            else:
+                running.append(state.name)
     return StateCleanup(removed, running)
 
 

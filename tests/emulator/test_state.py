@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emulator.lifecycle import emulated_device, list_devices, remove_stopped_states, start_device
+from emulator.lifecycle import emulated_device, list_devices, remove_stopped_states, start_device, stopped_states
 from tests.emulator.test_lifecycle import wait_gone
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,13 +64,20 @@ def test_clean_all_removes_stopped_states_and_names_the_running_ones_kept(tmp_pa
         work = tmp_path / "project"
         (work / "reports").mkdir(parents=True)
         env = {**os.environ, "EDGELOOP_HOME": str(home), "EDGELOOP_BUILD": str(work / "build")}
-        done = subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), "clean", "--all"],
-                              cwd=work, env=env, capture_output=True, text=True, timeout=60)
+
+        def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
+                                  cwd=work, env=env, capture_output=True, text=True, timeout=60)
+
+        assert stopped_states(home) == ["gone"]
+        assert "stopped, state kept: gone (invoke clean --all" in invoke("emulator.list").stdout
+        done = invoke("clean", "--all")
         assert done.returncode == 0, done.stderr
         assert "removed the state of emulated gone" in done.stdout
         assert "kept the state of emulated pixel: running" in done.stdout
         assert not stopped.state.exists() and not (work / "reports").exists()
         assert kept.read_text() == "running" and running.alive()
         assert [d.name for d in list_devices(home)] == ["pixel"]
+        assert "state kept" not in invoke("emulator.list").stdout
     assert remove_stopped_states(home).removed == ["pixel"]
     assert remove_stopped_states(home) == ([], [])
