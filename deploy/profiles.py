@@ -1,7 +1,8 @@
 """Device profiles: what a kind of phone is (identity, ABI, compute units), loaded from YAML.
 
 Profiles describe real hardware: the harness matches real phones against `match`, and the
-emulated device answers `getprop` from `props`.
+emulated device answers `getprop` from `props`. The shipped ones are package data
+(`deploy/device_profiles/`, so a wheel carries them; the checkout's `device_profiles/` links there).
 """
 
 from __future__ import annotations
