@@ -131,6 +131,7 @@ class Interp:
         self.expander = Expander(self)
         self.held_open: list[Any] = []  # files opened by `exec >file`, closed when this shell ends
         self.stderr: BinaryIO = NullFile()  # the running command's stderr, for errors during expansion
+        self.stdin: BinaryIO = NullFile()  # what $(...) reads while a simple command's words expand
         self.substitution_status = 0  # of the last $(...) expanded for the running command
         self.shell_jobs: list[threading.Thread] = []  # background jobs started by this shell
         self.interactive = False  # reading commands line by line from a stream
@@ -173,7 +174,7 @@ class Interp:
         """`$(...)`: run in a subshell, capture stdout; stderr still goes to the caller's."""
         buffer = io.BytesIO()
         child = self.subshell()
-        self.substitution_status = child.run_source(source, {0: NullFile(), 1: buffer, 2: self.stderr})
+        self.substitution_status = child.run_source(source, {0: self.stdin, 1: buffer, 2: self.stderr})
         return buffer.getvalue().decode("utf-8", "replace")
 
     def subshell(self) -> Interp:
@@ -403,6 +404,7 @@ class Interp:
         self.line = node.line
         self.stderr = fds[2]
         self.substitution_status = 0
+        self.stdin = fds[0]  # a command substitution reads the command's stdin, as in mksh
         try:
             argv = self.expander.fields(node.words)
             assigns = [(name, self.expander.string(word)) for name, word in node.assigns]
@@ -411,6 +413,8 @@ class Interp:
             if not self.interactive:
                 raise ShellExit(1) from None
             return 1
+        finally:
+            self.stdin = NullFile()  # other words (for, case, redirections) expand without one
         if "xtrace" in self.state.options:
             write(fds[2], "+ " + " ".join([*(f"{n}={v}" for n, v in assigns), *argv]) + "\n")
         redirected, opened = self.open_redirects(node.redirects, fds)

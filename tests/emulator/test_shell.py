@@ -329,6 +329,12 @@ def test_shebang_dash_e_and_assignment_status(sh: ShellRunner) -> None:
     assert sh("x=$(false); echo $?; y=$(true); echo $?").out == "1\n0\n"
 
 
+def test_command_substitution_reads_the_commands_stdin(sh: ShellRunner) -> None:
+    assert sh("read a; echo a=$a rest=$(cat)", stdin=b"one\ntwo\n").out == "a=one rest=two\n"
+    assert sh("echo piped | echo got=$(cat)", stdin=b"not this").out == "got=piped\n"
+    assert sh("x=$(cat); echo [$x]", stdin=b"assigned").out == "[assigned]\n"
+
+
 def test_exit_traps(sh: ShellRunner) -> None:
     result = sh('trap "echo cleanup \\$?" EXIT; echo body; false')
     assert (result.out, result.status) == ("body\ncleanup 1\n", 1)
