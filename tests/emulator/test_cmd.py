@@ -83,6 +83,11 @@ def test_adb_install_streams_to_cmd_package_and_fails_cleanly(server, emulated_p
     assert installed.returncode == 1
     assert b"Performing Streamed Install" in installed.stdout  # chosen because of the cmd feature
     assert f"adb: failed to install {apk}: {INSTALL_FAILED}".encode() in installed.stderr
+    pushed = server.run("-s", serial, "install", "--no-streaming", str(apk), timeout=30)  # push, then pm install
+    assert pushed.returncode == 1 and b"Performing Push Install" in pushed.stdout
+    assert INSTALL_FAILED.encode() in pushed.stdout
+    multiple = server.run("-s", serial, "install-multiple", str(apk), str(apk), timeout=30)
+    assert multiple.returncode == 1 and b"Unknown command: install-create" in multiple.stderr
     removed = server.run("-s", serial, "uninstall", "com.example.app")
     assert removed.returncode == 1 and b"Failure [DELETE_FAILED_INTERNAL_ERROR]" in removed.stdout + removed.stderr
     assert server.run("-s", serial, "shell", "cmd -l").stdout == b"Currently running services:\n  package\n"
