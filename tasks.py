@@ -213,7 +213,7 @@ def inputs(c, source=None, output=None, container=None, name=None, size=None, me
 
 @task(iterable=["option"], help={
     "container": "float or quantized container (from convert or quantize)",
-    "device": "device profile name (see device_profiles/) or a profile YAML file",
+    "device": "device profile name (see deploy/device_profiles/) or a profile YAML file",
     "runtime": "cpu, gpu, gpu_fp16, dsp or aip", "input-list": "input_list.txt whose raw files go into the bundle",
     "pack": "runtime pack name or folder (default builtin: the emulated device)",
     "option": "pack option NAME=VALUE, e.g. perf_profile=burst, profiling_level=detailed (repeatable)",

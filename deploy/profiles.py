@@ -2,7 +2,7 @@
 
 Profiles describe real hardware: the harness matches real phones against `match`, and the
 emulated device answers `getprop` from `props`. The shipped ones are package data
-(`deploy/device_profiles/`, so a wheel carries them; the checkout's `device_profiles/` links there).
+(`deploy/device_profiles/`, so a wheel carries them).
 """
 
 from __future__ import annotations

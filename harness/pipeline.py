@@ -49,6 +49,7 @@ from harness.report.terminal import human_size
 from harness.run import has_builtin_netrun, run_bundle
 from harness.timings import Timings, parse_timings
 from harness.transfer import (
+    DEVICE_ROOT,
     Progress,
     PushInterrupted,
     bundle_dir,
@@ -507,7 +508,9 @@ def _target_device(client: adbutils.AdbClient, profile: Profile, serial: str | N
         yield find_device(client, profile, serial)
         return
     running = booting.result()
-    console.print(f"emulated {profile.name} started as {running.serial}")
+    kept = running.sandbox_root.joinpath(*DEVICE_ROOT.parts[1:])
+    reused = " (bundles kept from an earlier run; `invoke clean --all` resets it)" if kept.is_dir() else ""
+    console.print(f"emulated {profile.name} started as {running.serial}{reused}")
     device = connect(client, running.serial)
     try:
         yield FoundDevice(running.serial, device_props(device), device)

@@ -44,13 +44,13 @@ def test_bad_profile_file(tmp_path: Path) -> None:
         load_profile_file(bad)
 
 
-def test_installed_without_profiles_points_at_edgeloop_profiles(monkeypatch: pytest.MonkeyPatch,
-                                                                tmp_path: Path) -> None:
-    # a non-editable install has no device_profiles/ beside its packages
+def test_missing_profiles_folder_points_at_edgeloop_profiles(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    # a damaged install without deploy/device_profiles/
     monkeypatch.setattr("deploy.profiles.PROFILES_DIR", tmp_path / "absent")
     monkeypatch.delenv("EDGELOOP_PROFILES", raising=False)
     with pytest.raises(EdgeloopError) as err:
         load_profile("pixel")
     assert "EDGELOOP_PROFILES" in err.value.hint
-    monkeypatch.setenv("EDGELOOP_PROFILES", str(Path(__file__).resolve().parent.parent / "device_profiles"))
+    monkeypatch.setenv("EDGELOOP_PROFILES", str(Path(__file__).resolve().parent.parent / "deploy" / "device_profiles"))
     assert load_profile("pixel").name == "pixel"

@@ -76,6 +76,7 @@ def test_deploy_pixel_cpu_gpu_then_again_with_nothing_to_push(adb_server, deploy
     again = json.loads((folder / "report.json").read_text())
     assert [r["bytes_pushed"] for r in again["results"]] == [0, 0]
     assert all(r["passed"] for r in again["results"]) and "passed" in second.stdout
+    assert "bundles kept from an earlier run" in " ".join((second.stdout + second.stderr).split())  # why 0 pushed
     assert folder.name.split("-", 1)[1].startswith("pixel-") and again["results"][0]["profile"] == "pixel"
 
 
