@@ -368,6 +368,30 @@ def test_high_performance_profiles_raise_clocks_before_timing(fs: Sandbox, model
     assert len(data["inference_ms"]) == 2
 
 
+def out_of_range_gather() -> onnx.ModelProto:
+    """A graph onnxruntime accepts but fails to execute when an input, used as an index, is out of range."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+    table = numpy_helper.from_array(np.arange(4, dtype=np.float32), "table")
+    nodes = [helper.make_node("Cast", ["x"], ["index"], to=TensorProto.INT64),
+             helper.make_node("Gather", ["table", "index"], ["y"], axis=0)]
+    model = helper.make_model(helper.make_graph(nodes, "gather", [x], [y], [table]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("profile", ["balanced", "high_performance"])
+def test_an_execution_failure_is_reported_at_every_perf_profile(fs: Sandbox, profile: str) -> None:
+    # high_performance runs the first input untimed first (the clock vote): it must fail the same way.
+    model = out_of_range_gather()
+    install(fs, model, meta_for(model), [{"x": np.array([[1, 99]], np.float32)}])
+    result = run(fs, Device(load_profile("pixel")), "--perf_profile", profile)
+    assert result.rc == 1
+    assert result.stderr.startswith("error_code=500; error_message=Execution of inference 0 failed:")
+    assert "Gather" in result.stderr
+
+
 def test_debug_writes_every_layer(fs: Sandbox, model: onnx.ModelProto) -> None:
     feeds = feeds_for(model, 1)
     meta = meta_for(model)
