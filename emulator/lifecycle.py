@@ -59,8 +59,10 @@ def device_paths(state: Path) -> DevicePaths:
 
 
 def emulators_home(home: Path | None = None) -> Path:
+    """Absolute: the device process runs in the checkout's folder, so a relative state path would name
+    another folder there (unlisted, and left inside the checkout)."""
     base = home or Path(os.environ.get("EDGELOOP_HOME") or Path.home() / ".edgeloop")
-    return Path(base) / "emulators"
+    return Path(base).absolute() / "emulators"
 
 
 @dataclass
@@ -170,7 +172,9 @@ class RunningDevice:
         device_paths(self.state).record.unlink(missing_ok=True)
         if (self.state / SCRATCH_MARK).exists():
             with FileLock(self.state.parent / ".lock"):  # a starter reusing the name waits for this
-                if _live_record(self.state) is None:
+                # Checked again under the lock: the name may have been taken by hand (kept) meanwhile,
+                # and a process that outlived SIGKILL still has its files open.
+                if (self.state / SCRATCH_MARK).exists() and not self.alive() and _live_record(self.state) is None:
                     shutil.rmtree(self.state, ignore_errors=True)
 
 
@@ -372,8 +376,9 @@ class StateCleanup(NamedTuple):
 
 
 def _stopped(root: Path) -> Iterator[tuple[Path, bool]]:
-    """Every state folder under root, with whether no device serves it now."""
-    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    """Every state folder under root, with whether no device serves it now. A link is no state folder
+    (start_device makes real ones): what it points at is outside the emulators folder, so it is left alone."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()) if root.is_dir() else []
     for state in folders:
         yield state, _live_record(state) is None
 

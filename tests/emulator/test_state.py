@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from emulator.lifecycle import emulated_device, list_devices, remove_stopped_states, start_device, stopped_states
 from tests.emulator.test_lifecycle import wait_gone
 
@@ -81,3 +83,27 @@ def test_clean_all_removes_stopped_states_and_names_the_running_ones_kept(tmp_pa
         assert "state kept" not in invoke("emulator.list").stdout
     assert remove_stopped_states(home).removed == ["pixel"]
     assert remove_stopped_states(home) == ([], [])
+
+
+def test_a_relative_home_names_the_same_folder_for_the_device_and_its_starter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The device process runs in the checkout's folder: a relative state path there was another folder.
+    monkeypatch.chdir(tmp_path)
+    with emulated_device("pixel", home=Path("home")) as device:
+        assert device.state == tmp_path / "home/emulators/pixel"
+        assert [d.name for d in list_devices(Path("home"))] == ["pixel"]
+        assert _leave(device.sandbox_root, "here").is_file()
+    assert not (REPO / "home").exists()
+
+
+def test_clean_leaves_a_link_in_the_emulators_folder_and_what_it_points_at(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "scratch").touch()  # even looking like a scratch device's state
+    root = tmp_path / "home" / "emulators"
+    root.mkdir(parents=True)
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    assert stopped_states(tmp_path / "home") == []
+    assert remove_stopped_states(tmp_path / "home") == ([], [])
+    assert (root / "linked").is_symlink() and (outside / "scratch").exists()
