@@ -23,6 +23,10 @@ _CHUNK = 1 << 20
 # Options of `list packages` that only filter: every package here is a preinstalled, enabled system one.
 _SHOWS_ALL = frozenset({"-a", "-e", "-l", "-s", "-u"})
 _SHOWS_NONE = frozenset({"-d", "-3", "--apex-only"})  # disabled, third-party, APEX packages: there are none
+_LIST_VALUED = frozenset({"--user"})  # options that take the next argument as their value
+# install's: adb puts the user's options (`adb install -i com.store app.apk`) before its `-S SIZE`.
+_INSTALL_VALUED = frozenset({"-i", "-p", "-S", "--abi", "--user", "--install-location", "--force-uuid",
+                             "--originating-uri", "--referrer", "--pkg", "--install-reason"})
 
 PACKAGE_HELP = """Package manager (package) commands:
   help
@@ -40,8 +44,9 @@ def _say(out: IO[bytes], text: str) -> None:
     out.write((text + "\n").encode())
 
 
-def _options(args: list[str]) -> Iterator[tuple[str, str | None]]:
-    """(option, its value) pairs, then ("", first argument) as ShellCommand reads a command line."""
+def _options(args: list[str], valued: frozenset[str]) -> Iterator[tuple[str, str | None]]:
+    """(option, its value) pairs, then ("", first argument) as ShellCommand reads a command line;
+    an option in `valued` takes the next argument as its value."""
     rest = iter(args)
     for arg in rest:
         if arg == "--":
@@ -50,7 +55,7 @@ def _options(args: list[str]) -> Iterator[tuple[str, str | None]]:
         if not arg.startswith("-") or arg == "-":
             yield "", arg
             return
-        yield arg, next(rest, None) if arg in ("--user", "-S") else None
+        yield arg, next(rest, None) if arg in valued else None
     yield "", None
 
 
@@ -62,7 +67,7 @@ def _list(ctx: ProgramContext, args: list[str]) -> int:
         _say(ctx.stdout, f"Error: unknown list type '{args[0]}'")
         return COMMAND_FAILED
     shown, installer, name_filter = True, False, None
-    for option, value in _options(args[1:]):
+    for option, value in _options(args[1:], _LIST_VALUED):
         if option == "":
             name_filter = value
         elif option in _SHOWS_NONE:
@@ -85,7 +90,7 @@ def _list(ctx: ProgramContext, args: list[str]) -> int:
 
 def _install(ctx: ProgramContext, args: list[str]) -> int:
     """Read what the host streams (so `adb install` gets its answer, not a broken pipe), then fail."""
-    size = dict(_options(args)).get("-S") or ""
+    size = dict(_options(args, _INSTALL_VALUED)).get("-S") or ""
     left = int(size) if size.isdigit() else 0
     while left > 0 and not ctx.cancel.is_set():
         chunk = ctx.stdin.read(min(left, _CHUNK))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from emulator.lifecycle import RunningDevice
+from tests.conftest import AdbServer
 from tests.emulator.test_shell_support import ShellRunner
 
 
@@ -16,3 +18,11 @@ def sh(tmp_path: Path) -> Iterator[ShellRunner]:
     runner = ShellRunner(tmp_path)
     yield runner
     runner.close()
+
+
+@pytest.fixture(params=["adb36", "adb29"])
+def server(request: pytest.FixtureRequest, emulated_pixel: RunningDevice) -> AdbServer:
+    """Each test that takes it runs once per adb client; the shared device is connected to both servers."""
+    srv = request.getfixturevalue("adb_server" if request.param == "adb36" else "adb29_server")
+    emulated_pixel.connect(srv.port)
+    return srv

@@ -22,13 +22,6 @@ from tests.conftest import wait_until
 from tests.emulator.test_shell_support import OWNERS
 
 
-@pytest.fixture(params=["adb36", "adb29"])
-def server(request: pytest.FixtureRequest, emulated_pixel: RunningDevice):
-    srv = request.getfixturevalue("adb_server" if request.param == "adb36" else "adb29_server")
-    emulated_pixel.connect(srv.port)
-    return srv
-
-
 @pytest.fixture
 def device(adb_server, emulated_pixel: RunningDevice) -> adbutils.AdbDevice:
     return adb_server.client.device(emulated_pixel.serial)

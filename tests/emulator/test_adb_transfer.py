@@ -28,14 +28,6 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return path, hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(params=["adb36", "adb29"])
-def server(request: pytest.FixtureRequest, emulated_pixel: RunningDevice):
-    """Each test runs once per adb client; the shared device is connected to both servers."""
-    srv = request.getfixturevalue("adb_server" if request.param == "adb36" else "adb29_server")
-    emulated_pixel.connect(srv.port)
-    return srv
-
-
 def adb_label(value: str) -> str:
     """How `adb devices -l` prints a banner value: anything but letters and digits becomes '_'."""
     return re.sub(r"[^A-Za-z0-9]", "_", value)

@@ -13,16 +13,10 @@ from deploy.profiles import load_profile
 from emulator.adbd import FEATURES
 from emulator.cmd_services import INSTALL_FAILED
 from emulator.lifecycle import RunningDevice
+from tests.conftest import AdbServer
 from tests.emulator.test_shell_support import ShellRunner
 
 PACKAGES = ("android", "com.android.shell", "com.android.settings")
-
-
-@pytest.fixture(params=["adb36", "adb29"])
-def server(request: pytest.FixtureRequest, emulated_pixel: RunningDevice):
-    srv = request.getfixturevalue("adb_server" if request.param == "adb36" else "adb29_server")
-    emulated_pixel.connect(srv.port)
-    return srv
 
 
 def with_packages(tmp_path: Path) -> Path:
@@ -32,7 +26,7 @@ def with_packages(tmp_path: Path) -> Path:
     return profile
 
 
-def test_cmd_lists_its_services_and_refuses_unknown_ones(sh) -> None:
+def test_cmd_lists_its_services_and_refuses_unknown_ones(sh: ShellRunner) -> None:
     listed = sh("cmd -l")
     assert (listed.status, listed.out.splitlines()) == (0, ["Currently running services:", "  package"])
     missing = sh("cmd activity start -n x/.Y")
@@ -62,19 +56,22 @@ def test_package_service_lists_the_profiles_packages(tmp_path: Path) -> None:
         sh.close()
 
 
-def test_install_reads_the_streamed_package_before_failing(sh) -> None:
+def test_install_reads_the_streamed_package_before_failing(sh: ShellRunner) -> None:
     apk = b"PK\x03\x04" + bytes(300_000)
     result = sh(f"cmd package install -S {len(apk)}; echo status=$?; cat", stdin=apk + b"left")
     assert result.out == f"{INSTALL_FAILED}\nstatus=1\nleft"  # took exactly the announced bytes
+    # adb puts the user's options first: `adb install -i com.store --user 0 app.apk` streams as this
+    result = sh(f"cmd package install -i com.store --user 0 -r -S {len(apk)}; cat", stdin=apk + b"left")
+    assert result.out == f"{INSTALL_FAILED}\nleft"
 
 
-def test_banner_advertises_cmd_as_the_spec_says(adb_server, emulated_pixel: RunningDevice) -> None:
+def test_banner_advertises_cmd_as_the_spec_says(adb_server: AdbServer, emulated_pixel: RunningDevice) -> None:
     assert FEATURES == ("shell_v2", "cmd", "stat_v2", "fixed_push_mkdir")
     features = adb_server.run("-s", emulated_pixel.serial, "features")
     assert features.returncode == 0 and "cmd" in features.stdout.decode().split()
 
 
-def test_adb_install_streams_to_cmd_package_and_fails_cleanly(server, emulated_pixel: RunningDevice,
+def test_adb_install_streams_to_cmd_package_and_fails_cleanly(server: AdbServer, emulated_pixel: RunningDevice,
                                                              tmp_path: Path) -> None:
     apk = tmp_path / "app.apk"
     apk.write_bytes(b"PK\x03\x04" + bytes(3 << 20))  # bigger than adb's window: the device must drain it
@@ -95,7 +92,7 @@ def test_adb_install_streams_to_cmd_package_and_fails_cleanly(server, emulated_p
     assert server.run("-s", serial, "shell", "ls /data/local/tmp/app.apk").returncode == 1  # nothing left behind
 
 
-def test_adbutils_lists_packages_through_pm(adb_server, emulated_pixel: RunningDevice) -> None:
+def test_adbutils_lists_packages_through_pm(adb_server: AdbServer, emulated_pixel: RunningDevice) -> None:
     device = adb_server.client.device(emulated_pixel.serial)
     assert device.list_packages() == []  # the shipped profiles list no packages
     assert device.shell2("cmd package list packages", v2=True).returncode == 0
