@@ -7,6 +7,7 @@ Each section below belongs to one part of the tool; keep tasks thin.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from invoke import Argument, Collection, Program, Task, task
 
@@ -30,7 +31,7 @@ class _PositionalArgument(Argument):
         self.helped = helped  # shared by the task's positionals
 
     @property
-    def value(self):
+    def value(self) -> Any:
         return "" if self._value is None and self.helped else super().value
 
     @value.setter
