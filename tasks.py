@@ -52,9 +52,12 @@ class HelpfulTask(Task):
 
 def _asked_for_help(name: str, *positionals: str) -> bool:
     """True, once the task's help is printed, when a positional argument was `-h`/`--help`."""
+    import sys
+
     if _HELP_FLAGS.isdisjoint(positionals):
         return False
-    Program(namespace=ns).run(["invoke", "--help", name], exit=False)
+    binary = "edgeloop" if Path(sys.argv[0]).name == "edgeloop" else "inv[oke]"  # as the running program says
+    Program(namespace=ns, binary=binary).run(["invoke", "--help", name], exit=False)
     return True
 
 

@@ -21,10 +21,10 @@ def run(command: list[str], *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("args", [("report.diff", "--help"), ("report.diff", "-h"),
                                   ("report.diff", "base.json", "--help")])
 def test_report_diff_help(args: tuple[str, ...]) -> None:
-    for command in (EDGELOOP, INVOKE):
+    for command, usage in ((EDGELOOP, "Usage: edgeloop "), (INVOKE, "Usage: inv[oke] ")):
         result = run(command, *args)
         assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith("Usage:") and "report.diff" in result.stdout
+        assert result.stdout.startswith(usage) and "report.diff" in result.stdout
         assert "--base" in result.stdout and "--latency-pct" in result.stdout
         assert "cannot read report" not in result.stdout + result.stderr
 
