@@ -103,7 +103,8 @@ def _emulator_collection() -> Collection:
         console.print(table if table.row_count else "no emulated device is running")
         kept = stopped_states()
         if kept:
-            console.print(f"stopped, state kept: {', '.join(kept)} (invoke clean --all deletes it)", markup=False)
+            console.print(f"stopped, state kept: {', '.join(kept)} (invoke emulator.reset -n NAME deletes it)",
+                          markup=False)
 
     # invoke has no optional positional arguments (a positional one is required, so --all alone would
     # fail): the device is named with -n/--name.
@@ -123,6 +124,21 @@ def _emulator_collection() -> Collection:
         else:
             raise EdgeloopError("which device?", "give -n NAME or --all")
 
+    @task(name="reset", help={"name": "stopped device whose state to delete", "all": "every stopped device"})
+    @user_errors
+    def emulator_reset(c, name="", all=False):
+        """Delete a stopped emulated device's kept state (storage, log): it starts empty next time."""
+        from deploy.errors import EdgeloopError
+        from emulator.lifecycle import remove_stopped_states
+
+        if not (all or name):
+            raise EdgeloopError("which device?", "give -n NAME or --all")
+        done = remove_stopped_states(names=None if all else [name])
+        if done.running:
+            console.print(f"kept the state of running {', '.join(done.running)} (stop it first: "
+                          f"invoke emulator.stop -n NAME)", markup=False)
+        console.print(f"deleted the state of {', '.join(done.removed)}" if done.removed else "no state deleted")
+
     @task(name="fault", klass=HelpfulTask, positional=["name"], iterable=["set"],
           help={"name": "device name", "set": _FAULT_HELP, "clear": "switch every fault off first"})
     @user_errors
@@ -138,7 +154,7 @@ def _emulator_collection() -> Collection:
         faults = device.set_faults(**{**base, **parse_fault_items(set or [])})
         console.print(", ".join(f"{k}={v}" for k, v in faults.active().items()) or "no faults")
 
-    return Collection("emulator", emulator_start, emulator_list, emulator_stop, emulator_fault)
+    return Collection("emulator", emulator_start, emulator_list, emulator_stop, emulator_reset, emulator_fault)
 
 
 emulator_collection = _emulator_collection()

@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -388,16 +388,23 @@ def stopped_states(home: Path | None = None) -> list[str]:
     return [state.name for state, stopped in _stopped(emulators_home(home)) if stopped]
 
 
-def remove_stopped_states(home: Path | None = None) -> StateCleanup:
-    """Delete the state folder (sandbox, logs, faults) of every emulated device that is not running:
-    the next device of that name starts empty. A running device's state is never touched."""
+def remove_stopped_states(home: Path | None = None, names: Collection[str] | None = None) -> StateCleanup:
+    """Delete the state folder (sandbox, logs, faults) of every emulated device that is not running, or
+    of the named ones only: the next device of that name starts empty. A running device's state is never
+    touched. A name with no state folder is an error, so a typo does not pass for a reset."""
     root = emulators_home(home)
     removed: list[str] = []
     running: list[str] = []
-    if not root.is_dir():
-        return StateCleanup(removed, running)
-    with FileLock(root / ".lock"):  # no device starts (or reuses a name) meanwhile
-        for state, stopped in _stopped(root):
+    # Under the lock no device starts (or reuses a name) meanwhile; with no folder there is nothing to guard.
+    with FileLock(root / ".lock") if root.is_dir() else contextlib.nullcontext():
+        states = list(_stopped(root))
+        unknown = sorted(set(names or ()) - {state.name for state, _ in states})
+        if unknown:
+            raise EdgeloopError(f"no emulated device named '{unknown[0]}' has state to delete",
+                                "`invoke emulator.list` names the running and the stopped ones")
+        for state, stopped in states:
+            if names is not None and state.name not in names:
+                continue
             if stopped:
                 shutil.rmtree(state)
                 removed.append(state.name)

@@ -72,7 +72,12 @@ def test_clean_all_removes_stopped_states_and_names_the_running_ones_kept(tmp_pa
                                   cwd=work, env=env, capture_output=True, text=True, timeout=60)
 
         assert stopped_states(home) == ["gone"]
-        assert "stopped, state kept: gone (invoke clean --all" in invoke("emulator.list").stdout
+        assert "stopped, state kept: gone (invoke emulator.reset -n NAME" in invoke("emulator.list").stdout
+        refused = invoke("emulator.reset", "-n", "pixel")
+        assert refused.returncode == 0 and "kept the state of running pixel" in refused.stdout
+        typo = invoke("emulator.reset", "-n", "gonne")
+        assert typo.returncode == 2 and "no emulated device named 'gonne'" in typo.stderr
+        assert stopped.state.exists() and kept.read_text() == "running"
         done = invoke("clean", "--all")
         assert done.returncode == 0, done.stderr
         assert "removed the state of emulated gone" in done.stdout
@@ -81,7 +86,11 @@ def test_clean_all_removes_stopped_states_and_names_the_running_ones_kept(tmp_pa
         assert kept.read_text() == "running" and running.alive()
         assert [d.name for d in list_devices(home)] == ["pixel"]
         assert "state kept" not in invoke("emulator.list").stdout
-    assert remove_stopped_states(home).removed == ["pixel"]
+    with emulated_device("pixel4", home=home):
+        pass
+    assert remove_stopped_states(home, names=["pixel"]) == (["pixel"], [])  # emulator.reset -n pixel
+    assert stopped_states(home) == ["pixel4"]
+    assert remove_stopped_states(home).removed == ["pixel4"]
     assert remove_stopped_states(home) == ([], [])
 
 
