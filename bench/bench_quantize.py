@@ -252,6 +252,10 @@ EDGELOOP = {
         algorithms=("cle", "bc")),
 }
 
+# The time target (at most 1.5x onnxruntime for the same calibration set), per quantizer family.
+TIME_TARGETS = (("edgeloop tf", "onnxruntime MinMax per-tensor"),
+                ("edgeloop enhanced", "onnxruntime Entropy per-tensor"))
+
 
 def run_edgeloop(task: Task, name: str, options: QuantizeOptions) -> tuple[onnx.ModelProto, float]:
     target = WORK / task.name.split()[0] / f"{name.replace(' ', '_').replace('+', '')}.onnx"
@@ -323,6 +327,10 @@ def bench(task: Task, repeat: int, aimet_python: Path | None) -> list[Row]:
         sqnr, cosine, accuracy = evaluate(task, models[name], reference)
         rows.append(Row(task.name, name, float(np.median(times[name])), sqnr, cosine, accuracy))
         print(f"  {name:55s} {rows[-1].seconds:7.3f} s  {sqnr:7.2f} dB  {cosine:.5f}  {accuracy}", flush=True)
+    for ours, peer in TIME_TARGETS:
+        ratios = np.array(times[ours]) / np.array(times[peer])
+        print(f"  time {ours} / {peer}: {np.median(times[ours]) / np.median(times[peer]):.2f} (ratio of medians); "
+              f"per round median {np.median(ratios):.2f}, range {ratios.min():.2f}-{ratios.max():.2f}", flush=True)
     return rows
 
 
