@@ -130,6 +130,13 @@ def test_calibration_memory_does_not_grow_with_inputs(tmp_path: Path) -> None:
     assert peaks[1] < peaks[0] * 1.3, peaks
 
 
+def test_sessions_do_not_spin_between_inferences() -> None:
+    """Spinning onnxruntime workers took the cores the quantizer's numpy work needs between
+    inferences (1.3-1.6x the quantization time on 2 busy cores; bench/README.md, Quantizer)."""
+    options = session(conv_net()).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_input_file_that_does_not_fit_the_model(build: Path) -> None:
     model = conv_net()
     container = make_container(model, build / "float.onnx")
