@@ -1,7 +1,8 @@
 """Streaming calibration: one inference at a time, keeping only running min/max and histograms.
 
-Memory is bounded by BATCH_BYTES of pending activations (or one inference's, if larger) plus
-512 bins per tensor, whatever the length of the input list. Histograms follow AIMET: the first
+Memory is bounded by the activations held back (less than BATCH_BYTES plus one inference's), the
+working copies of one tensor's share of them while they are folded in, and 512 bins per tensor,
+whatever the length of the input list. Histograms follow AIMET: the first
 input's range widened 3x about its centre; a later input with a value outside the range re-bins
 the histogram over the wider range. Inputs are folded in a few at a time (`update_many`), with
 exactly the result of folding them in one by one.
@@ -62,8 +63,9 @@ class TensorStats:
             return
         flat = np.concatenate([x.ravel() for x in xs])
         starts = np.cumsum([0] + [x.size for x in xs])
-        mins = np.minimum.reduceat(flat, starts[:-1]).tolist()
-        maxs = np.maximum.reduceat(flat, starts[:-1]).tolist()
+        # As Python floats, as `update` keeps them (int and bool tensors would give ints and bools).
+        mins = np.minimum.reduceat(flat, starts[:-1]).astype(np.float64).tolist()
+        maxs = np.maximum.reduceat(flat, starts[:-1]).astype(np.float64).tolist()
         if not all(map(math.isfinite, mins + maxs)):  # rare: filter each input the slow way
             for x in xs:
                 self.update(x)

@@ -161,6 +161,37 @@ def test_non_finite_values_are_left_out_alike_in_groups() -> None:
     assert grouped.counts.sum() == 5
 
 
+_ODD_INPUTS = {
+    "int64, widening": [np.array([1, 5, 3]), np.array([-7, 2]), np.array([2**60 + 1])],
+    "uint8": [np.array([1, 5, 3], np.uint8), np.array([200, 2], np.uint8)],
+    "bool": [np.array([True, True]), np.array([False])],
+    "0-d": [np.array(1.5, np.float32), np.array(-2.0, np.float32), np.array(7.0, np.float32)],
+    "empty between": [np.zeros(0, np.float32), np.array([1.0], np.float32), np.zeros((0, 3), np.float32),
+                      np.array([3.0, -1.0], np.float32)],
+    "range near float32's limit": [np.array([1e35, -1e35], np.float32), np.array([3e38, 0.0], np.float32)],
+}
+
+
+@pytest.mark.parametrize("histogram", [True, False])
+@pytest.mark.parametrize("name", list(_ODD_INPUTS))
+def test_update_many_equals_one_by_one_on_odd_inputs(name: str, histogram: bool) -> None:
+    """Whatever calibration hands it, `update_many` keeps what `update` would: min/max as Python
+    floats of the same value (an int64 beyond 2**53 rounds alike), the same range and counts."""
+    xs = _ODD_INPUTS[name]
+    one, grouped = TensorStats(histogram=histogram), TensorStats(histogram=histogram)
+    for x in xs:
+        one.update(x)
+    grouped.update_many(xs)
+    assert (type(grouped.min), type(grouped.max)) == (float, float)
+    finite = [float(v) for x in xs for v in x.ravel()]
+    assert (grouped.min, grouped.max) == (one.min, one.max) == (min(finite), max(finite))
+    assert (grouped.lo, grouped.hi) == (one.lo, one.hi)
+    assert (grouped.counts is None) == (one.counts is None) == (not histogram)
+    if histogram:
+        assert np.array_equal(grouped.counts, one.counts)
+        assert grouped.counts.sum() == len(finite)
+
+
 def test_first_batch_range_is_widened_three_times_about_its_centre() -> None:
     stats = TensorStats(histogram=True)
     stats.update(np.array([1.0, 3.0], dtype=np.float32))
