@@ -130,6 +130,29 @@ def test_calibration_memory_does_not_grow_with_inputs(tmp_path: Path) -> None:
     assert peaks[1] < peaks[0] * 1.3, peaks
 
 
+@pytest.mark.parametrize("inputs_per_fold", [3, 1000])
+def test_calibration_in_folds_equals_one_input_at_a_time(monkeypatch: pytest.MonkeyPatch,
+                                                         inputs_per_fold: int) -> None:
+    """Whatever BATCH_BYTES cuts the list into (a few inputs per fold, or all in one), every tensor's
+    statistics are those of a budget of 0, which folds each input in alone (`update`). Inputs grow,
+    so histograms re-bin inside a fold."""
+    model = conv_net()
+    rng = np.random.default_rng(5)
+    feeds = [{"image": (rng.standard_normal((1, 3, 16, 16)) * (1 + i)).astype(np.float32)} for i in range(10)]
+    tensors = float_activations(model)
+    monkeypatch.setattr("deploy.quantize.calibrate.BATCH_BYTES", 0)
+    alone = calibrate(model, tensors, feeds, len(feeds), histograms=True).stats
+    per_input = sum(a.nbytes for a in session(expose(model, tensors)).run(tensors, feeds[0]))
+    monkeypatch.setattr("deploy.quantize.calibrate.BATCH_BYTES", inputs_per_fold * per_input)
+    folded = calibrate(model, tensors, feeds, len(feeds), histograms=True).stats
+    for name in tensors:
+        a, b = alone[name], folded[name]
+        assert (b.min, b.max, b.lo, b.hi) == (a.min, a.max, a.lo, a.hi), name
+        assert np.array_equal(b.counts, a.counts), name
+    assert alone["image"].counts.sum() == 10 * 3 * 16 * 16
+    assert alone["image"].hi > 5 * float(np.abs(feeds[0]["image"]).max())  # re-binned past the first range
+
+
 def test_sessions_do_not_spin_between_inferences() -> None:
     """Spinning onnxruntime workers took the cores the quantizer's numpy work needs between
     inferences (1.3-1.6x the quantization time on 2 busy cores; bench/README.md, Quantizer)."""
