@@ -157,7 +157,9 @@ def calibrate(model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[s
                 kept.append([values[name] for name in keep])
                 kept_feeds.append(feed)
                 kept_bytes += sum(v.nbytes for v in kept[-1]) + sum(v.nbytes for v in feed.values())
-                kept = kept if kept_bytes <= OUTPUT_BUDGET else None
+                if kept_bytes > OUTPUT_BUDGET:  # over budget: let go of everything kept so far
+                    kept = None
+                    kept_feeds.clear()
             bar.advance(task)
     _flush(stats, pending)
     if not keep or kept is None:
