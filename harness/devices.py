@@ -111,10 +111,11 @@ def adb_binary() -> str:
     return str(shipped) if os.access(shipped, os.X_OK) else adbutils.adb_path()
 
 
-def _answers(server: AdbServer) -> bool:
-    """Whether anything listens at the server's address (a refused connection starts nothing: AdbClient)."""
+def listening(host: str, port: int) -> bool:
+    """Whether anything accepts connections at host:port: an adb server (a refused connection starts
+    nothing: AdbClient), or an emulated device, which stops listening as soon as it starts to stop."""
     try:
-        with socket.create_connection((server.host, server.port), timeout=3):
+        with socket.create_connection((host, port), timeout=3):
             return True
     except OSError:
         return False
@@ -123,7 +124,7 @@ def _answers(server: AdbServer) -> bool:
 def ensure_server(server: AdbServer) -> adbutils.AdbClient:
     """Reach the adb server; start a local one (adbutils' adb) when none answers, as `adb` itself does."""
     client = server.client()
-    if _answers(server):
+    if listening(server.host, server.port):
         return client
     if not _is_local(server.host):
         raise DeviceError(f"no adb server answers at {server.address}",

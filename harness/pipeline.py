@@ -40,6 +40,7 @@ from harness.devices import (
     device_props,
     ensure_server,
     find_device,
+    listening,
     parse_adb_address,
 )
 from harness.reference import reference_outputs
@@ -442,11 +443,14 @@ def _not_run(job: Job, serial: str, work_dir: Path, why: str) -> JobResult:
 
 
 def _emulated_gone(booting: Future | None) -> Callable[[], str | None] | None:
-    """For a deploy that started its own emulated device: says so once that device has stopped."""
+    """For a deploy that started its own emulated device: says so once that device has stopped, or is
+    stopping (`emulator.stop` from another shell): the device closes its port first, then its
+    connections, and its process lives on for seconds while they wind down."""
     if booting is None:
         return None
     running = booting.result()
-    return lambda: None if running.alive() else f"the emulated device {running.name} stopped; deploy again"
+    return lambda: (None if running.alive() and listening("127.0.0.1", running.port)
+                    else f"the emulated device {running.name} stopped; deploy again")
 
 
 def _nothing_to_run(profile: Profile, jobs: list[Job]) -> None:
