@@ -74,7 +74,9 @@ def load_image(path: Path, pre: Preprocess) -> np.ndarray:
     hwc = pixels.reshape(*pixels.shape[:2], pre.channels)
     for what, values in (("mean", pre.mean), ("std", pre.std)):
         if len(values) not in (1, pre.channels):
-            raise EdgeloopError(f"--{what} has {len(values)} values; give 1 or {pre.channels}")
+            channels = "1 channel" if pre.channels == 1 else f"{pre.channels} channels"
+            raise EdgeloopError(f"--{what} has {len(values)} values but the input has {channels}",
+                                "give 1 value" + ("" if pre.channels == 1 else f", or {pre.channels}"))
     if min(pre.std) == 0:
         raise EdgeloopError("--std must not contain 0")
     hwc = (hwc * pre.scale - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)

@@ -151,6 +151,8 @@ def test_cli_prepares_then_checks(tmp_path: Path, container: Path) -> None:
     (Preprocess(dtype="object"), "unknown dtype 'object'"),
     (Preprocess(size=(0, 4)), r"--size 0,4: expected HEIGHT,WIDTH"),
     (Preprocess(layout="NHCW"), "unknown layout 'NHCW'"),
+    (Preprocess(channels=1, mean=(0.5,) * 3), r"--mean has 3 values but the input has 1 channel \(give 1 value\)$"),
+    (Preprocess(std=(0.2, 0.2)), r"--std has 2 values but the input has 3 channels \(give 1 value, or 3\)$"),
 ])
 def test_bad_preprocessing_is_one_line_and_writes_nothing(pre: Preprocess, message: str, tmp_path: Path) -> None:
     rgb_image(tmp_path / "x.png")
