@@ -74,16 +74,20 @@ def _emulator_collection() -> Collection:
         "name": "device name (default: the profile's name, then <profile>-2, ...)",
         "fault": _FAULT_HELP,
         "connect": "also `adb connect` it to the adb server on --adb-port",
-        "adb_port": "adb server port for --connect (default 5037)"})
+        "adb_port": "adb server port for --connect (default $ANDROID_ADB_SERVER_PORT, else 5037, as adb's own)"})
     @user_errors
-    def emulator_start(c, profile="pixel", port=None, name=None, fault=None, connect=False, adb_port=5037):
+    def emulator_start(c, profile="pixel", port=None, name=None, fault=None, connect=False, adb_port=None):
         """Start an emulated Android device in the background and print its adb serial."""
         from emulator.device import Faults, parse_fault_items
         from emulator.lifecycle import start_device
+        from harness.devices import parse_adb_address
 
         faults = Faults.from_mapping(parse_fault_items(fault or []), "--fault")
+        server_port = None
+        if connect:
+            server_port = number(adb_port, "--adb-port", int) if adb_port else parse_adb_address().port
         device = start_device(profile, name=name, port=number(port, "--port", int) if port else None, faults=faults,
-                              adb_port=number(adb_port, "--adb-port", int) if connect else None)
+                              adb_port=server_port)
         console.print(device.serial)
 
     @task(name="list")

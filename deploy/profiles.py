@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from deploy.errors import EdgeloopError
+from deploy.yamlnode import did_you_mean
 
 PROFILES_DIR = Path(__file__).resolve().parent / "device_profiles"  # package data: ships in the wheel
 
@@ -130,5 +131,5 @@ def load_profile(name: str) -> Profile:
         raise EdgeloopError(f"unknown device profile '{name}': no profiles in {', '.join(map(str, profile_dirs()))}",
                             "set EDGELOOP_PROFILES to a folder of profile YAMLs")
     if name not in known:
-        raise EdgeloopError(f"unknown device profile '{name}'", f"known profiles: {', '.join(sorted(known))}")
+        raise EdgeloopError(f"unknown device profile '{name}'", did_you_mean(name, known))
     return load_profile_file(known[name])

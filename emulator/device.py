@@ -19,6 +19,7 @@ from typing import Any
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_write_text
 from deploy.profiles import Profile
+from deploy.yamlnode import did_you_mean
 from emulator.sandbox import Sandbox
 
 
@@ -49,7 +50,7 @@ class Faults:
         for key, value in data.items():
             key = key.replace("-", "_")
             if key not in known:
-                raise EdgeloopError(f"{source}: unknown fault '{key}'", f"known faults: {', '.join(known)}")
+                raise EdgeloopError(f"{source}: unknown fault '{key}'", did_you_mean(key, known))
             if key in ("drop_after_bytes", "throttle_bps"):
                 values[key] = _positive_or_none(key, value, source)
             else:

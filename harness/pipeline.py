@@ -32,6 +32,7 @@ from deploy.fsutil import atomic_write_text, sha256_file
 from deploy.inputlist import read_input_list, result_path
 from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, available_profiles, load_profile
 from deploy.quantize import quantize
+from deploy.yamlnode import did_you_mean
 from harness.compare import error_histogram, judge, limits_for, measure
 from harness.devices import (
     DEVICE_FAILURES,
@@ -103,10 +104,10 @@ def plan(config: Config, profile: Profile, models: list[str] | None = None,
     unknown_models = [m for m in models or [] if m not in config.models]
     if unknown_models:
         raise EdgeloopError(f"{config.path}: no model named '{unknown_models[0]}'",
-                            f"the file defines: {', '.join(config.models)}")
+                            did_you_mean(unknown_models[0], config.models))
     for runtime in runtimes or []:
         if runtime not in RUNTIME_UNITS:
-            raise EdgeloopError(f"unknown runtime '{runtime}'", f"choose among {', '.join(RUNTIME_UNITS)}")
+            raise EdgeloopError(f"unknown runtime '{runtime}'", did_you_mean(runtime, RUNTIME_UNITS))
     jobs = []
     options = tuple(sorted(config.pack_options.items()))
     for name in models or list(config.models):

@@ -32,7 +32,7 @@ def test_missing_runtime_is_a_clear_error() -> None:
 
 
 def test_unknown_profile_names_the_known_ones() -> None:
-    with pytest.raises(EdgeloopError, match=r"known profiles: .*pixel"):
+    with pytest.raises(EdgeloopError, match=r"known: .*pixel"):
         load_profile("nokia-3310")
     assert "pixel4" in available_profiles()
 

@@ -1,0 +1,47 @@
+"""What a new user gets wrong first: misspelt names get a did-you-mean, and `emulator.start --connect`
+reaches the adb server a plain `adb` command talks to."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy.config import load_config
+from deploy.errors import EdgeloopError
+from deploy.profiles import load_profile
+from emulator.device import Faults
+from emulator.lifecycle import list_devices
+from harness.pipeline import plan
+from tests.conftest import wait_until
+from tests.harness.conftest import CONFIG, ROOT
+
+
+def test_misspelt_profile_runtime_model_and_fault_name_the_one_meant() -> None:
+    with pytest.raises(EdgeloopError, match=r"unknown device profile 'pixle' \(did you mean 'pixel'\? known: .*pixel4"):
+        load_profile("pixle")
+    config, profile = load_config(CONFIG), load_profile("pixel")
+    with pytest.raises(EdgeloopError, match=r"unknown runtime 'dps' \(did you mean 'dsp'\? known: aip, cpu, dsp,"):
+        plan(config, profile, runtimes=["dps"])
+    with pytest.raises(EdgeloopError, match=r"no model named 'digit' \(did you mean 'digits'\? known: digits\)$"):
+        plan(config, profile, models=["digit"])
+    with pytest.raises(EdgeloopError, match=r"unknown fault 'throtle_bps' \(did you mean 'throttle_bps'\?"):
+        Faults.from_mapping({"throtle_bps": 5}, "--fault")
+
+
+def test_emulator_start_connect_uses_the_adb_server_of_android_adb_server_port(adb_server, tmp_path: Path) -> None:
+    """adb itself talks to $ANDROID_ADB_SERVER_PORT: a device connected elsewhere (5037) would be
+    missing from the `adb -s SERIAL shell ...` the README shows next."""
+    env = {**adb_server.env, "EDGELOOP_HOME": str(tmp_path)}
+    started = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), "emulator.start", "--profile", "pixel4",
+                              "--connect"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    devices = list_devices(tmp_path)
+    try:
+        assert started.returncode == 0, started.stderr
+        serial = started.stdout.strip()
+        assert [d.serial for d in devices] == [serial]
+        wait_until(lambda: serial in {d.serial for d in adb_server.client.device_list()}, f"{serial} on the server")
+    finally:
+        for device in devices:
+            adb_server.client.disconnect(device.serial)
+            device.stop()
