@@ -12,7 +12,7 @@ from typing import Any
 from invoke import Argument, Collection, Program, Task, task
 
 from deploy import TOOL_VERSION
-from harness.console import console, number, user_errors
+from harness.console import console, err_console, number, user_errors
 
 # ---- emulator ----------------------------------------------------------------------------
 
@@ -404,7 +404,7 @@ def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, a
     outcome = deploy_loop(device, config_path=Path(config) if config else None, models=list(model or []) or None,
                           runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
                           runs=number(runs, "--runs", int), timeout=number(timeout, "--timeout"),
-                          report_root=Path(report_dir))
+                          report_root=Path(report_dir), console=err_console)
     console.print(summary_table(outcome.results, outcome.device))
     for line in failure_lines(outcome.results):
         console.print(line, style="red", markup=False, soft_wrap=True)

@@ -14,8 +14,20 @@ from rich.text import Text
 
 from deploy.errors import EdgeloopError
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+PIPED_WIDTH = 160  # columns when no terminal says how wide it is
+
+
+def _console(stderr: bool) -> Console:
+    """Wraps at the terminal's width. Piped into a file or a CI log, with no terminal to ask and no
+    COLUMNS, rich would wrap at 80, which cut serials, paths and layer names inside table cells."""
+    out = Console(stderr=stderr, highlight=False)
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out.width = PIPED_WIDTH
+    return out
+
+
+console = _console(stderr=False)
+err_console = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 N = TypeVar("N", int, float)

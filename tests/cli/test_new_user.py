@@ -1,6 +1,7 @@
-"""What a new user gets wrong first: misspelt names get a did-you-mean, and `emulator.start --connect`
-reaches the adb server a plain `adb` command talks to."""
+"""What a new user meets first: misspelt names get a did-you-mean, `emulator.start --connect` reaches
+the adb server a plain `adb` command talks to, and tables stay readable in a CI log."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from deploy.config import load_config
+from deploy.convert import convert
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
 from emulator.device import Faults
@@ -45,3 +47,15 @@ def test_emulator_start_connect_uses_the_adb_server_of_android_adb_server_port(a
         for device in devices:
             adb_server.client.disconnect(device.serial)
             device.stop()
+
+
+def test_tables_piped_into_a_log_keep_their_cells_whole(tmp_path: Path) -> None:
+    """A CI log is no terminal: rich alone then wraps at 80 columns, cutting layer names (and serials) in pieces."""
+    container = tmp_path / "digits.onnx"
+    convert(ROOT / "examples/digits/digits_cnn.onnx", container, cache=False)
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    shown = subprocess.run([str(Path(sys.executable).with_name("edgeloop")), "info", "--container", str(container)],
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if "/features/features.6/MaxPool" in line]
+    assert len(rows) == 1 and "1x16x4x4" in rows[0], shown.stdout
