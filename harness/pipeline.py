@@ -514,7 +514,8 @@ def _target_device(client: adbutils.AdbClient, profile: Profile, serial: str | N
         return
     running = booting.result()
     kept = running.sandbox_root.joinpath(*DEVICE_ROOT.parts[1:])
-    reused = " (bundles kept from an earlier run; `invoke clean --all` resets it)" if kept.is_dir() else ""
+    reused = (f" (bundles kept from an earlier run; after this deploy, `invoke emulator.reset -n {running.name}` "
+              f"empties it)") if kept.is_dir() else ""
     console.print(f"emulated {profile.name} started as {running.serial}{reused}")
     device = connect(client, running.serial)
     try:

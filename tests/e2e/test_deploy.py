@@ -76,7 +76,13 @@ def test_deploy_pixel_cpu_gpu_then_again_with_nothing_to_push(adb_server, deploy
     again = json.loads((folder / "report.json").read_text())
     assert [r["bytes_pushed"] for r in again["results"]] == [0, 0]
     assert all(r["passed"] for r in again["results"]) and "passed" in second.stdout
-    assert "bundles kept from an earlier run" in " ".join((second.stdout + second.stderr).split())  # why 0 pushed
+    said = " ".join((second.stdout + second.stderr).split())
+    assert "bundles kept from an earlier run" in said  # why 0 pushed
+    reset = re.search(r"`invoke (emulator\.reset -n pixel)` empties it", said)
+    assert reset, said
+    emptied = _cli(*reset[1].split(), env=env)  # the command works as printed, and touches no build or report
+    assert emptied.returncode == 0 and "deleted the state of pixel" in emptied.stdout, emptied.stderr
+    assert folder.is_dir()
     assert folder.name.split("-", 1)[1].startswith("pixel-") and again["results"][0]["profile"] == "pixel"
 
 
