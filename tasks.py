@@ -12,7 +12,7 @@ from typing import Any
 from invoke import Argument, Collection, Program, Task, task
 
 from deploy import TOOL_VERSION
-from harness.console import console, err_console, number, user_errors
+from harness.console import EdgeloopProgram, console, err_console, number, user_errors
 
 # ---- emulator ----------------------------------------------------------------------------
 
@@ -529,4 +529,4 @@ ns.add_collection(quantize_collection)
 
 def main() -> None:
     """Entry point of the `edgeloop` console command."""
-    Program(namespace=ns, name="edgeloop", binary="edgeloop", version=TOOL_VERSION).run()
+    EdgeloopProgram(namespace=ns, name="edgeloop", binary="edgeloop", version=TOOL_VERSION).run()

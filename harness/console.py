@@ -5,14 +5,17 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from invoke import Exit, ParseError, Program
 from rich.console import Console
 from rich.text import Text
 
 from deploy.errors import EdgeloopError
+from deploy.yamlnode import did_you_mean
 
 PIPED_WIDTH = 160  # columns when no terminal says how wide it is
 
@@ -73,3 +76,40 @@ def user_errors(fn: F) -> F:
     wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[params[0], *(p.replace(default=None) if p.name in required else p for p in params[1:])])
     return wrapper  # type: ignore[return-value]
+
+
+class EdgeloopProgram(Program):
+    """invoke's Program, except that a command line it cannot parse (a misspelt task or option, an option
+    without its value) is bad input like any other: one `error:` line, exit 2. invoke itself exits 1,
+    which here means a check failed. Output piped into a reader that left early (`edgeloop --list | head`)
+    ends quietly, as other command-line tools do, rather than with a BrokenPipeError traceback."""
+
+    def run(self, argv: list[str] | None = None, exit: bool = True) -> None:
+        try:
+            super().run(argv, exit)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush has nowhere to fail
+            sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a writer killed by it
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError as exc:
+            raise Exit(f"error: {self._explain(exc)}", code=2) from None
+
+    def _explain(self, exc: ParseError) -> str:
+        task = getattr(exc.context, "name", None)
+        flags = list(getattr(exc.context, "flags", {}))
+        help_hint = f"see `{self.binary} {task} --help`" if task else f"see `{self.binary} --list`"
+        unknown = re.fullmatch(r"No idea what '(.*)' is!", str(exc))
+        if unknown:
+            word, where = unknown[1], f"{task}: " if task else ""
+            if word.startswith("-"):
+                return f"{where}unknown option {word} ({did_you_mean(word, flags) if task else help_hint})"
+            if task:
+                return f"{task}: unexpected argument '{word}' ({help_hint})"
+            return f"unknown task '{word}' ({did_you_mean(word, self.collection.task_names)})"
+        needs = re.match(r"Flag <Argument: (\w+)", str(exc))
+        if needs and "needed value" in str(exc):
+            return f"{task}: --{needs[1].replace('_', '-')} needs a value ({help_hint})"
+        return f"{exc} ({help_hint})"

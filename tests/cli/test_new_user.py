@@ -59,3 +59,33 @@ def test_tables_piped_into_a_log_keep_their_cells_whole(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     rows = [line for line in shown.stdout.splitlines() if "/features/features.6/MaxPool" in line]
     assert len(rows) == 1 and "1x16x4x4" in rows[0], shown.stdout
+
+
+EDGELOOP = str(Path(sys.executable).with_name("edgeloop"))
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["deploy", "--devise", "pixel"], "error: deploy: unknown option --devise (did you mean '--device'? known: --adb,"),
+    (["quantize.debug", "--target-snr", "40"], "error: quantize.debug: unknown option --target-snr (did you mean "
+                                               "'--target-sqnr'?"),
+    (["deplyo"], "error: unknown task 'deplyo' (did you mean 'deploy'?"),
+    (["deploy", "--runs"], "error: deploy: --runs needs a value (see `edgeloop deploy --help`)"),
+    (["deploy", "--emulate", "extra"], "error: deploy: unexpected argument 'extra' (see `edgeloop deploy --help`)"),
+])
+def test_a_command_line_typo_is_bad_input_in_one_line(argv: list[str], line: str) -> None:
+    """Exit 2 like every other bad input; invoke's own 1 would read as a failed check in CI."""
+    result = subprocess.run([EDGELOOP, *argv], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    [said] = result.stderr.splitlines()
+    assert said.startswith(line), said
+
+
+def test_output_into_a_reader_that_left_ends_without_a_traceback() -> None:
+    """`edgeloop --list | head -1`: the pipe's reader is gone before edgeloop writes (here: from the start)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([EDGELOOP, "--list"], stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert result.returncode == 141 and result.stderr == "", result.stderr
