@@ -45,6 +45,15 @@ def number(value: Any, option: str, kind: Callable[[Any], N] = float) -> N:
         raise EdgeloopError(f"{option} expects a number, got {value!r}") from None
 
 
+def _check_adb_port_variable() -> None:
+    """adbutils reads $ANDROID_ADB_SERVER_PORT with int() when it is imported: a bad value would be a
+    ValueError's traceback from deep inside an import. adb itself refuses such a value too."""
+    value = os.environ.get("ANDROID_ADB_SERVER_PORT")
+    if value is not None and not (value.isdigit() and 0 < int(value) < 65536):
+        raise EdgeloopError(f"$ANDROID_ADB_SERVER_PORT must be a port number (1-65535), got {value!r}",
+                            "unset it, or set it to the port of your adb server")
+
+
 def user_errors(fn: F) -> F:
     """Print an EdgeloopError as `error: message (hint)` and exit with its code; tracebacks only
     with EDGELOOP_DEBUG=1. KeyboardInterrupt exits 130 without a traceback.
@@ -63,6 +72,7 @@ def user_errors(fn: F) -> F:
             if missing and len(args) <= 1:
                 flags = ", ".join(f"--{name.replace('_', '-')}" for name in missing)
                 raise EdgeloopError(f"missing {flags}", "see the task's --help")
+            _check_adb_port_variable()
             return fn(*args, **kwargs)
         except EdgeloopError as exc:
             if os.environ.get("EDGELOOP_DEBUG"):

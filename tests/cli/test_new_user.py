@@ -89,3 +89,13 @@ def test_output_into_a_reader_that_left_ends_without_a_traceback() -> None:
     finally:
         os.close(write)
     assert result.returncode == 141 and result.stderr == "", result.stderr
+
+
+def test_a_bad_adb_port_variable_is_one_line() -> None:
+    """adbutils would fail with a ValueError while being imported."""
+    env = {**os.environ, "ANDROID_ADB_SERVER_PORT": "abc"}
+    result = subprocess.run([EDGELOOP, "deploy", "--device", "pixel", "--emulate"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        "error: $ANDROID_ADB_SERVER_PORT must be a port number (1-65535), got 'abc' (unset it, or set it to the port "
+        "of your adb server)"]
