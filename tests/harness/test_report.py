@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -105,6 +106,17 @@ def test_html_renders_in_headless_chromium_with_plots(written, tmp_path: Path) -
     assert 'class="warning">warning: no latency figures' in dom
     assert "fc&lt;&amp;&gt;" in dom  # layer names are escaped, not injected
     assert "profile 'pixel' has no dsp runtime" in dom
+
+
+def test_html_summary_line_counts_in_words(written, tmp_path: Path) -> None:
+    def summary(html: Path) -> str:
+        line = re.search(r'<p id="summary">(.*?)</p>', html.read_text(), re.S)
+        assert line, html
+        return " ".join(re.sub(r"<[^>]+>", "", line[1]).split())
+
+    assert summary(written.html) == "4 jobs: 2 passed, 1 failed, 1 error"
+    one = write_reports(sample_results()[:1], tmp_path / "one", devices={}, title="one job")
+    assert summary(one.html) == "1 job: 1 passed, 0 failed, 0 errors"
 
 
 def test_terminal_summary_and_failure_lines() -> None:
