@@ -460,7 +460,7 @@ def _farm_collections() -> tuple[Collection, Collection]:
         from harness.farm import farm_run as run
         from harness.report.terminal import discovery_lines, event_line, farm_table
 
-        with Progress(console=console, transient=True) as progress:
+        with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
             bar = progress.add_task("farm jobs", total=None)
             result = run(Path(inventory), Path(matrix), baseline=Path(baseline) if baseline else None,
                          out_dir=Path(report_dir) if report_dir else None,

@@ -501,8 +501,9 @@ class _Status:
 
 
 def _progress(console: Console) -> RichProgress:
+    """Only on a terminal: in a log a transient bar leaves nothing but an empty line."""
     return RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, transient=True)
+                        TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
 
 
 @contextlib.contextmanager

@@ -99,3 +99,14 @@ def test_a_bad_adb_port_variable_is_one_line() -> None:
     assert result.returncode == 2 and result.stderr.splitlines() == [
         "error: $ANDROID_ADB_SERVER_PORT must be a port number (1-65535), got 'abc' (unset it, or set it to the port "
         "of your adb server)"]
+
+
+def test_a_deploy_in_a_log_has_no_progress_residue(adb_server, tmp_path: Path) -> None:
+    """Piped, the progress bars are off: rich's transient bars otherwise leave an empty line in the log."""
+    env = {**adb_server.env, "EDGELOOP_BUILD": str(tmp_path / "build"), "EDGELOOP_HOME": str(tmp_path / "home")}
+    result = subprocess.run([EDGELOOP, "deploy", "--device", "galaxy-s23", "--config", str(CONFIG), "--runtime", "cpu",
+                             "--report-dir", str(tmp_path / "reports")], env=env, capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    [said] = result.stderr.splitlines()
+    assert said.startswith("error: no device matches profile 'galaxy-s23'"), result.stderr
