@@ -24,6 +24,7 @@ import yaml
 
 from deploy.errors import DeviceError, EdgeloopError
 from deploy.profiles import Profile, available_profiles, load_profile
+from deploy.yamlnode import did_you_mean
 from harness.devices import AdbServer, connect, device_props
 from harness.lease import lease_key
 
@@ -92,9 +93,7 @@ def _server(item: Any, where: str) -> ServerEntry:
         return ServerEntry(AdbServer(*parse_address(item, where)))
     if not isinstance(item, dict) or not isinstance(item.get("address"), str):
         raise EdgeloopError(f"{where}: a server is 'host:port' or {{address: host:port, connect: [...]}}", HINT)
-    unknown = sorted(set(item) - {"address", "connect"})
-    if unknown:
-        raise EdgeloopError(f"{where}: unknown key(s) {unknown}", "known: address, connect")
+    _refuse_unknown_keys(item, {"address", "connect"}, where)
     connect = item.get("connect") or []
     if not isinstance(connect, list):
         raise EdgeloopError(f"{where}: 'connect' must be a list of host:port", HINT)
@@ -128,10 +127,15 @@ def read_yaml_mapping(path: Path, what: str, keys: set[str], required: str, hint
         raise EdgeloopError(f"{path}: not valid YAML: {exc}".splitlines()[0], hint) from None
     if not isinstance(data, dict):
         raise EdgeloopError(f"{path}: the {what} must be a mapping with '{required}'", hint)
-    unknown = sorted(set(data) - keys)
-    if unknown:
-        raise EdgeloopError(f"{path}: unknown key(s) {unknown}", f"known: {', '.join(sorted(keys))}")
+    _refuse_unknown_keys(data, keys, str(path))
     return data
+
+
+def _refuse_unknown_keys(mapping: dict[str, Any], keys: set[str], where: str) -> None:
+    """A misspelt key is an error naming the key meant (a misspelt optional key would be ignored)."""
+    unknown = sorted(set(mapping) - keys, key=str)
+    if unknown:
+        raise EdgeloopError(f"{where}: unknown key '{unknown[0]}'", did_you_mean(str(unknown[0]), keys))
 
 
 def load_inventory(path: Path) -> Inventory:

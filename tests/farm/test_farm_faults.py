@@ -229,7 +229,7 @@ def farm_devices(inventory: Path) -> list:
     (load_inventory, "servers: []", "at least one adb server"),
     (load_inventory, "servers: [nohost]", "'nohost' is not host:port"),
     (load_inventory, "servers: ['127.0.0.1:99999']", "is not host:port"),
-    (load_inventory, "servers: [{address: '127.0.0.1:5037', conect: []}]", "unknown key(s) ['conect']"),
+    (load_inventory, "servers: [{address: '127.0.0.1:5037', conect: []}]", "key 'conect' (did you mean 'connect'?"),
     (load_inventory, "servers: ['127.0.0.1:5037']\ndevices: {X: {labels: fast}}", "labels of 'X' must be a list"),
     (load_inventory, "servers: ['127.0.0.1:5037']\ndevices: {X: {profile: nokia}}", "unknown device profile 'nokia'"),
     (load_inventory, "servers: [", "not valid YAML"),
@@ -237,7 +237,7 @@ def farm_devices(inventory: Path) -> list:
     (load_matrix, "models: [digits]", "'profiles' is required"),
     (load_matrix, "profiles: [pixel, nokia]", "unknown device profile 'nokia'"),
     (load_matrix, "profiles: [pixel]\nruns: 0", "'runs' must be a positive int"),
-    (load_matrix, "profiles: [pixel]\ntimeout: 5", "unknown key(s) ['timeout']"),
+    (load_matrix, "profiles: [pixel]\ntimeout: 5", "unknown key 'timeout' (did you mean 'timeout_s'?"),
     (load_matrix, "profiles: pixel", "'profiles' must be a non-empty list"),
     (load_matrix, "profiles: [pixel", "not valid YAML"),
 ])
