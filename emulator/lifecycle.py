@@ -273,9 +273,9 @@ def start_device(
     adb_port: also `adb connect` it to the adb server on that port; if that fails, the device is stopped.
     """
     resolved = load_profile(profile)  # fail here, with the profile error, rather than in the child
-    for option, value in (("port", port), ("adb port", adb_port)):
+    for option, value, free in (("port", port, "; leave --port out for a free one"), ("adb port", adb_port, "")):
         if value is not None and not 0 < value < 65536:
-            raise EdgeloopError(f"invalid {option} {value}", "a TCP port is 1-65535; leave --port out for a free one")
+            raise EdgeloopError(f"invalid {option} {value}", f"a TCP port is 1-65535{free}")
     root = emulators_home(home)
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(root / ".lock"):

@@ -92,8 +92,9 @@ def test_a_killed_device_leaves_the_registry(tmp_path: Path) -> None:
 
 
 def test_port_out_of_range_is_a_user_error(tmp_path: Path) -> None:
-    for port, adb_port in ((70000, None), (None, 0)):
-        with pytest.raises(EdgeloopError, match=r"invalid (adb )?port"):
+    for port, adb_port, said in ((70000, None, r"invalid port 70000 \(a TCP port is 1-65535; leave --port out"),
+                                 (None, 0, r"invalid adb port 0 \(a TCP port is 1-65535\)$")):
+        with pytest.raises(EdgeloopError, match=said):
             start_device("pixel", port=port, adb_port=adb_port, home=tmp_path)
     assert list_devices(tmp_path) == []
 
