@@ -88,6 +88,8 @@ class Config:
 def find_config(path: Path | None = None) -> Path:
     """The file to use: `path`, else ./edgeloop.yaml; a clear error when there is none."""
     chosen = Path(path) if path is not None else Path(DEFAULT_CONFIG)
+    if chosen.is_dir():
+        raise EdgeloopError(f"{chosen}: a folder, not a deployment file", f"pass --config {chosen / DEFAULT_CONFIG}")
     if not chosen.is_file():
         raise EdgeloopError(f"{chosen}: no deployment file", "pass --config PATH or create edgeloop.yaml "
                                                              "(see docs/config.md)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.config import load_config
+from deploy.config import find_config, load_config
 from deploy.convert import convert
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
@@ -110,3 +110,9 @@ def test_a_deploy_in_a_log_has_no_progress_residue(adb_server, tmp_path: Path) -
     assert result.returncode == 2 and result.stdout == ""
     [said] = result.stderr.splitlines()
     assert said.startswith("error: no device matches profile 'galaxy-s23'"), result.stderr
+
+
+def test_a_project_folder_given_as_config_names_the_file_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(EdgeloopError, match=rf"^{tmp_path}: a folder, not a deployment file "
+                                            rf"\(pass --config {tmp_path}/edgeloop.yaml\)$"):
+        find_config(tmp_path)
