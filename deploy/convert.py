@@ -21,7 +21,7 @@ from onnx.reference import ReferenceEvaluator
 from deploy.cache import build_root, cached_copy
 from deploy.container import ContainerMeta, TensorInfo, load_container, load_model, save_container
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_path, sha256_file
+from deploy.fsutil import atomic_path, refuse_overwriting, sha256_file
 from deploy.opsupport import OpSupport, check_graph
 from deploy.yamlnode import did_you_mean
 
@@ -77,6 +77,8 @@ def convert(model: Path, output: Path | None = None, *, input_dims: dict[str, li
     model = Path(model)
     if not model.is_file():
         raise EdgeloopError(f"{model}: no such file", "give the path of an .onnx or TorchScript .pt file")
+    if output is not None:
+        refuse_overwriting(output, model)
     input_dims = {name: [int(d) for d in dims] for name, dims in (input_dims or {}).items()}
     out_nodes = list(out_nodes or [])
     options = {"input_dims": dict(sorted(input_dims.items())), "out_nodes": out_nodes}

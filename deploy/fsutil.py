@@ -32,6 +32,14 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def refuse_overwriting(output: str | os.PathLike[str], source: str | os.PathLike[str],
+                       option: str = "--output") -> None:
+    """An artifact written over the file it is made from (`convert -m m.onnx -o m.onnx`) would silently
+    replace the user's source: refuse before any work."""
+    if Path(output).exists() and Path(source).exists() and os.path.samefile(output, source):
+        raise EdgeloopError(f"{option} {output} is the input file itself", "write the result to another file")
+
+
 def _new_temp_file(target: Path) -> Path:
     """An empty, unique file beside `target` with the usual permissions (0666 less the umask), unlike
     mkstemp's 0600, so the renamed artifact is as readable as any file the user writes."""

@@ -116,3 +116,14 @@ def test_a_project_folder_given_as_config_names_the_file_to_pass(tmp_path: Path)
     with pytest.raises(EdgeloopError, match=rf"^{tmp_path}: a folder, not a deployment file "
                                             rf"\(pass --config {tmp_path}/edgeloop.yaml\)$"):
         find_config(tmp_path)
+
+
+def test_convert_refuses_to_write_over_its_own_source(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes((ROOT / "examples/digits/digits_cnn.onnx").read_bytes())
+    before = model.read_bytes()
+    (tmp_path / "link.onnx").symlink_to(model)
+    for output in (tmp_path / "." / "m.onnx", tmp_path / "link.onnx"):
+        with pytest.raises(EdgeloopError, match=r"--output .* is the input file itself \(write the result to another"):
+            convert(model, output)
+    assert model.read_bytes() == before
