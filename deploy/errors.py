@@ -27,3 +27,12 @@ class DeviceError(EdgeloopError):
     """The device or adb server misbehaved (vanished, timed out, refused)."""
 
     exit_code = 3
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C after the reports of what did finish were written: `reports` says where they are, so the
+    one line printed at the command line can name them."""
+
+    def __init__(self, reports: str) -> None:
+        super().__init__(reports)
+        self.reports = reports

@@ -14,7 +14,7 @@ from invoke import Exit, ParseError, Program
 from rich.console import Console
 from rich.text import Text
 
-from deploy.errors import EdgeloopError
+from deploy.errors import EdgeloopError, Interrupted
 from deploy.yamlnode import did_you_mean
 
 PIPED_WIDTH = 160  # columns when no terminal says how wide it is
@@ -79,8 +79,9 @@ def user_errors(fn: F) -> F:
                 raise
             err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)  # text, not markup
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            err_console.print("interrupted")
+        except KeyboardInterrupt as exc:
+            reports = f" (reports: {exc.reports})" if isinstance(exc, Interrupted) else ""
+            err_console.print(f"interrupted{reports}", markup=False, soft_wrap=True)
             sys.exit(130)
 
     wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]

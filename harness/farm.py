@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.config import DEFAULT_CONFIG, load_config
-from deploy.errors import EdgeloopError
+from deploy.errors import EdgeloopError, Interrupted
 from deploy.profiles import load_profile
 from harness.inventory import Discovery, FarmDevice, discover, load_inventory, read_yaml_mapping
 from harness.lease import LeaseBook
@@ -178,9 +178,10 @@ def farm_run(
         interrupted.set()
         outcomes = [finished.get(t.id) or Outcome(t, "interrupted", [], detail="interrupted before it finished")
                     for t in jobs]
-        write_farm_reports(outcomes, scheduler.events, found, out, title=f"farm run {mat.path.name} (interrupted)",
-                           created=started, wall_s=(dt.datetime.now(dt.UTC) - started).total_seconds())
-        raise
+        written = write_farm_reports(outcomes, scheduler.events, found, out,
+                                     title=f"farm run {mat.path.name} (interrupted)", created=started,
+                                     wall_s=(dt.datetime.now(dt.UTC) - started).total_seconds())
+        raise Interrupted(str(written.html)) from None
     wall_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
     diff = None
     if base_results is not None:

@@ -27,7 +27,7 @@ from deploy.bundle import Bundle, bundle
 from deploy.config import Config, ModelConfig, find_config, load_config
 from deploy.container import ContainerMeta, TensorInfo
 from deploy.convert import convert
-from deploy.errors import CheckFailed, DeviceError, EdgeloopError
+from deploy.errors import CheckFailed, DeviceError, EdgeloopError, Interrupted
 from deploy.fsutil import atomic_write_text, sha256_file
 from deploy.inputlist import read_input_list, result_path
 from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, available_profiles, load_profile
@@ -393,6 +393,7 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
             report_dir = new_report_dir(report_root, f"{profile.name}-{found.serial}")
             gone = _emulated_gone(booting)
             results: list[JobResult] = []
+            interrupted = False
             try:
                 with _progress(console) as progress:
                     task = progress.add_task("deploy", total=len(jobs))
@@ -410,11 +411,16 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
                         result.phases_s["prepare"] = round(result.phases_s.get("prepare", 0.0) + build_s, 4)
                         results.append(result)
                         progress.advance(task)
+            except KeyboardInterrupt:
+                interrupted = True
+                raise
             finally:  # also on Ctrl-C: the run folders are evidence, and the reports say what did not finish
                 results += [_not_run(job, found.serial, _job_dir(report_dir, job), "interrupted before it finished")
                             for job in jobs[len(results):]]
                 paths = write_reports(results, report_dir, devices={found.serial: found.props},
                                       title=f"edgeloop deploy on {profile.name} ({found.label})")
+                if interrupted:
+                    raise Interrupted(str(paths.folder)) from None
     finally:
         if booting is not None:
             _shutdown(booting)

@@ -38,8 +38,8 @@ def test_ctrl_c_mid_run_writes_the_reports_with_the_unfinished_jobs_as_errors(ad
     finally:
         process.kill()
     assert process.returncode == 130, err
-    assert err.strip() == "interrupted"
     (folder,) = (tmp_path / "reports").iterdir()
+    assert err.strip() == f"interrupted (reports: {folder})"  # where the evidence is
     assert {"report.json", "report.html", "junit.xml", "runs"} <= {p.name for p in folder.iterdir()}
     doc = json.loads((folder / "report.json").read_text())
     assert [(r["runtime"], r["status"], r["failure"]) for r in doc["results"]] == [
