@@ -124,7 +124,10 @@ def available_profiles() -> dict[str, Path]:
 
 def load_profile(name: str) -> Profile:
     """Load a profile by name (or by path to a YAML file)."""
-    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+    if name.endswith((".yaml", ".yml")):
+        if not Path(name).is_file():
+            raise EdgeloopError(f"{name}: no such device profile file", "give the path of a profile YAML, or the "
+                                f"name of one: {', '.join(sorted(available_profiles()))}")
         return load_profile_file(Path(name))
     known = available_profiles()
     if not known:  # only when the shipped folder was removed and EDGELOOP_PROFILES names no profiles

@@ -378,7 +378,7 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
     if not runnable:
         _nothing_to_run(profile, jobs)
     ensure_report_root(report_root, "--report-dir")  # bad input first, then the folder, then any device
-    booting = _boot(profile.name) if emulate else None  # the device starts while the host builds
+    booting = _boot(str(profile.path)) if emulate else None  # starts while the host builds; a profile YAML too
     try:
         with _progress(console) as progress:
             task = progress.add_task("build", total=len(runnable))

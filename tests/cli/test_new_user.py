@@ -14,7 +14,7 @@ from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
 from emulator.device import Faults
 from emulator.lifecycle import list_devices
-from harness.pipeline import plan
+from harness.pipeline import deploy, plan
 from tests.conftest import wait_until
 from tests.harness.conftest import CONFIG, ROOT
 
@@ -127,3 +127,19 @@ def test_convert_refuses_to_write_over_its_own_source(tmp_path: Path) -> None:
         with pytest.raises(EdgeloopError, match=r"--output .* is the input file itself \(write the result to another"):
             convert(model, output)
     assert model.read_bytes() == before
+
+
+def test_deploy_emulates_a_profile_given_as_a_yaml_file(adb_server, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/deploy.md: --device takes a profile name or a profile YAML; the emulated device is started
+    from that file (it was looked up again by the name inside it, which no folder holds)."""
+    monkeypatch.setenv("EDGELOOP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "build"))
+    own = tmp_path / "my-phone.yaml"
+    own.write_text((ROOT / "deploy/device_profiles/pixel.yaml").read_text().replace("name: pixel\n", "name: myphone\n"))
+    outcome = deploy(str(own), config_path=CONFIG, runtimes=["cpu"], adb=f"127.0.0.1:{adb_server.port}",
+                     emulate=True, report_root=tmp_path / "reports")
+    assert [(r.profile, r.runtime, r.passed) for r in outcome.results] == [("myphone", "cpu", True)]
+    assert (tmp_path / "home" / "emulators" / "myphone").is_dir()
+    with pytest.raises(EdgeloopError, match=r"missing\.yaml: no such device profile file \(give the path of a "):
+        load_profile(str(tmp_path / "missing.yaml"))
