@@ -75,7 +75,7 @@ def _local_devices(profile_name: str, emulate: bool, home: Path) -> Iterator[lis
     if emulate:
         from emulator.lifecycle import emulated_device
 
-        with emulated_device(profile.name, home=home) as device:
+        with emulated_device(str(profile.path), home=home) as device:  # a profile YAML given by path too
             connect(client, device.serial, timeout=CONNECT_TIMEOUT_S)
             try:
                 yield [FarmDevice(server, device.serial, (profile.name,), model=profile.props["ro.product.model"])]

@@ -143,3 +143,18 @@ def test_deploy_emulates_a_profile_given_as_a_yaml_file(adb_server, tmp_path: Pa
     assert (tmp_path / "home" / "emulators" / "myphone").is_dir()
     with pytest.raises(EdgeloopError, match=r"missing\.yaml: no such device profile file \(give the path of a "):
         load_profile(str(tmp_path / "missing.yaml"))
+
+
+def test_the_pytest_plugin_emulates_a_profile_given_as_a_yaml_file(adb_server, tmp_path: Path) -> None:
+    own = tmp_path / "my-phone.yaml"
+    own.write_text((ROOT / "deploy/device_profiles/pixel.yaml").read_text().replace("name: pixel\n", "name: myphone\n"))
+    (tmp_path / "test_mine.py").write_text(
+        "def test_cpu(edgeloop_deploy, edgeloop_device):\n"
+        "    [result] = edgeloop_deploy(runtimes=['cpu'])\n"
+        "    assert (result.profile, result.passed, edgeloop_device.profile.name) == ('myphone', True, 'myphone')\n")
+    env = {**adb_server.env, "EDGELOOP_BUILD": str(tmp_path / "build"), "EDGELOOP_HOME": str(tmp_path / "home"),
+           "EDGELOOP_LOCK_DIR": str(tmp_path / "locks"), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--edgeloop-device",
+                             str(own), "--edgeloop-emulate", "--edgeloop-config", str(CONFIG), "test_mine.py"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout + result.stderr
