@@ -72,6 +72,9 @@ def load_matrix(path: Path) -> Matrix:
     if profiles is None:
         raise EdgeloopError(f"{path}: 'profiles' is required (which device profiles to run on)", MATRIX_HINT)
     for name in profiles:
+        if name.endswith((".yaml", ".yml")):  # devices are matched to profiles by name: a file is none of them
+            raise EdgeloopError(f"{path}: profiles: '{name}' is a file; the matrix names profiles",
+                                "put the YAML in a folder listed in $EDGELOOP_PROFILES and give its name")
         try:
             load_profile(name)
         except EdgeloopError as exc:

@@ -236,6 +236,7 @@ def farm_devices(inventory: Path) -> list:
     (load_inventory, "- a list", "must be a mapping with 'servers'"),
     (load_matrix, "models: [digits]", "'profiles' is required"),
     (load_matrix, "profiles: [pixel, nokia]", "unknown device profile 'nokia'"),
+    (load_matrix, "profiles: [my/phone.yaml]", "'my/phone.yaml' is a file; the matrix names profiles (put the YAML"),
     (load_matrix, "profiles: [pixel]\nruns: 0", "'runs' must be a positive int"),
     (load_matrix, "profiles: [pixel]\ntimeout: 5", "unknown key 'timeout' (did you mean 'timeout_s'?"),
     (load_matrix, "profiles: pixel", "'profiles' must be a non-empty list"),
