@@ -393,10 +393,11 @@ quantize_collection = _quantize_collection()
     "emulate": "start an emulated device of the profile for this deploy, and stop it afterwards",
     "runs": "measured runs for latency (a warm-up run is added when more than 1)",
     "report-dir": "where the reports/<timestamp>-<device>/ folders go (default: reports)",
-    "timeout": "seconds a run may go without finishing before it is stopped (default 600)"})
+    "timeout": "seconds a run may go without finishing before it is stopped (default 600)",
+    "lease-timeout": "seconds to wait while another deploy or farm run holds the device (default 600)"})
 @user_errors
 def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs="1",
-           report_dir="reports", timeout="600"):
+           report_dir="reports", timeout="600", lease_timeout="600"):
     """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
     from harness.pipeline import deploy as deploy_loop
     from harness.report.terminal import failure_lines, summary_table
@@ -404,7 +405,8 @@ def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, a
     outcome = deploy_loop(device, config_path=Path(config) if config else None, models=list(model or []) or None,
                           runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
                           runs=number(runs, "--runs", int), timeout=number(timeout, "--timeout"),
-                          report_root=Path(report_dir), console=err_console)
+                          report_root=Path(report_dir), console=err_console,
+                          lease_timeout=number(lease_timeout, "--lease-timeout"))
     console.print(summary_table(outcome.results, outcome.device))
     for line in failure_lines(outcome.results):
         console.print(line, style="red", markup=False, soft_wrap=True)
@@ -456,7 +458,7 @@ def _farm_collections() -> tuple[Collection, Collection]:
         """Run a regression matrix on every matching device of a farm; exit 1 on any failure or regression."""
         from rich.progress import Progress
 
-        from deploy.errors import CheckFailed
+        from deploy.errors import CheckFailed, DeviceError
         from harness.farm import farm_run as run
         from harness.report.terminal import discovery_lines, event_line, farm_table
 
@@ -474,6 +476,8 @@ def _farm_collections() -> tuple[Collection, Collection]:
         if result.baseline:
             _print_findings(result.baseline)
         console.print(f"report: {result.paths.html}", markup=False)
+        if result.server_lost:
+            raise DeviceError(result.server_lost, f"see {result.paths.html}")
         if not result.passed:
             raise CheckFailed("farm run failed", f"see {result.paths.html}")
         console.print("[green]farm run passed[/]")

@@ -48,19 +48,22 @@ class Bundle:
     timings_format: str
     timings_path: str  # relative to the output folder given to run.sh
     input_list: str = "input_list.txt"
+    manifest_sha256: str = ""  # of manifest.json itself: the bundle carries every digest the device store needs
+    manifest_size: int = 0
 
     @classmethod
     def load(cls, path: Path) -> Bundle:
         """Read a bundle folder back from its manifest."""
         try:
-            data = json.loads((path / MANIFEST).read_text())
+            raw = (path / MANIFEST).read_bytes()
+            data = json.loads(raw)
         except (OSError, ValueError) as exc:
             raise EdgeloopError(f"{path}: not a bundle ({exc})", "make one with `invoke bundle`") from None
         return cls(id=data["id"], path=path, manifest=data["files"], pack=data["pack"], runtime=data["runtime"],
                    profile=data["profile"], container_name=data["container"],
                    outputs=[TensorInfo.from_json(t) for t in data["outputs"]],
                    timings_format=data["timings"]["format"], timings_path=data["timings"]["path"],
-                   input_list=data["input_list"])
+                   input_list=data["input_list"], manifest_sha256=sha256_bytes(raw), manifest_size=len(raw))
 
 
 def bundle(container: Path, profile: Profile, runtime: str, input_list: Path, *, pack: str = "builtin",

@@ -21,20 +21,13 @@ from typing import Any
 
 from deploy import TOOL_VERSION
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_path
+from deploy.fsutil import atomic_path, build_root
 
 
 @dataclass(frozen=True)
 class CacheResult:
     path: Path  # the cached artifact (`<entry>/<filename>`)
     hit: bool  # True when it already existed and nothing was built
-
-
-def build_root(root: Path | None = None) -> Path:
-    """Where every build artifact goes: `root`, else $EDGELOOP_BUILD, else ./build."""
-    if root is not None:
-        return Path(root)
-    return Path(os.environ.get("EDGELOOP_BUILD") or "build")
 
 
 def cache_key(kind: str, key_parts: dict[str, Any]) -> str:

@@ -1,17 +1,31 @@
-"""Atomic writes and hashing: no half-written artifact is ever taken for a good one."""
+"""Atomic writes and hashing: no half-written artifact is ever taken for a good one, and no file is
+hashed twice while it stays the same."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
+import json
 import os
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from deploy.errors import EdgeloopError
 
 CHUNK = 1 << 20
+DIGESTS = "digests.json"  # under <build>/cache: the digest of each file hashed, by its stat
+RACY_S = 2.0  # a file changed this recently may change again within its mtime's resolution: not recorded
+
+
+def build_root(root: Path | None = None) -> Path:
+    """Where every build artifact goes: `root`, else $EDGELOOP_BUILD, else ./build."""
+    if root is not None:
+        return Path(root)
+    return Path(os.environ.get("EDGELOOP_BUILD") or "build")
 
 
 @contextlib.contextmanager
@@ -65,9 +79,68 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
+def _hash_file(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class _DigestBook:
+    """sha256 per file, keyed by what stat says of it (device, inode, size, mtime in ns), as git's index
+    keeps them: a file that has not changed is not read again, in this process or (through
+    `<build>/cache/digests.json`) the next one, so a warm deploy costs the same whatever the size of
+    its model and inputs. A file changed within RACY_S of being hashed is not recorded on disk."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._books: dict[Path, dict[str, list]] = {}  # digests.json path -> entries
+        self._dirty: set[Path] = set()
+        atexit.register(self.flush)
+
+    def _book(self, record: Path) -> dict[str, list]:
+        if record not in self._books:
+            try:
+                data = json.loads(record.read_text())
+                self._books[record] = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                self._books[record] = {}
+        return self._books[record]
+
+    def sha256(self, path: str | os.PathLike[str]) -> str:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+        record = (build_root() / "cache" / DIGESTS).resolve()
+        with self._lock:
+            entry = self._book(record).get(real)
+        if isinstance(entry, list) and entry[:4] == stamp:
+            return str(entry[4])
+        digest = _hash_file(real)
+        if st.st_mtime_ns < (time.time() - RACY_S) * 1e9:
+            with self._lock:
+                self._book(record)[real] = [*stamp, digest]
+                self._dirty.add(record)
+        return digest
+
+    def flush(self) -> None:
+        """Write the books that learnt something (best effort: a lost book only costs hashing again)."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            for record in dirty:
+                with contextlib.suppress(OSError, EdgeloopError):
+                    live = {k: v for k, v in self._books[record].items() if os.path.exists(k)}
+                    atomic_write_text(record, json.dumps(live, separators=(",", ":")))
+
+
+_DIGESTS = _DigestBook()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The file's sha256, computed once while the file stays unchanged (_DigestBook)."""
+    return _DIGESTS.sha256(path)
+
+
+def flush_digests() -> None:
+    _DIGESTS.flush()

@@ -130,7 +130,7 @@ class _QuotaWriter:
         self._f.close()
         if self._tmp is not None:
             with _device_errors(self._path):
-                replaced = self._target.stat().st_size if self._target.is_file() else 0
+                replaced = _own_size(self._target)
                 os.replace(self._tmp, self._target)
             self._fs._charge(self._path, -replaced, check=False)
 
@@ -168,18 +168,13 @@ class Sandbox:
         self._used = self._scan()
 
     def _scan(self) -> int:
-        """Total size of the tree, removing partial files a killed device left behind."""
-        total = 0
+        """Total size of the tree (a file with several hard links counted once), removing partial files
+        a killed device left behind."""
         for folder, _dirs, files in os.walk(self.root):
             for name in files:
-                host = os.path.join(folder, name)
                 if name.startswith(PARTIAL_PREFIX):
-                    os.unlink(host)
-                    continue
-                st = os.lstat(host)
-                if statmod.S_ISREG(st.st_mode):
-                    total += st.st_size
-        return total
+                    os.unlink(os.path.join(folder, name))
+        return sum(size for size, _links, _seen in _inodes(self.root).values())
 
     # ---- paths -------------------------------------------------------------------------
 
@@ -343,7 +338,7 @@ class Sandbox:
             st = os.lstat(host)
             if not statmod.S_ISDIR(st.st_mode):
                 os.unlink(host)
-                freed = st.st_size if statmod.S_ISREG(st.st_mode) else 0
+                freed = st.st_size if statmod.S_ISREG(st.st_mode) and st.st_nlink == 1 else 0
             elif not recursive:
                 raise DeviceOSError(device, ISDIR)
             else:
@@ -358,9 +353,21 @@ class Sandbox:
         with _device_errors(src_dev):
             if not os.path.lexists(src_host):
                 raise DeviceOSError(src_dev, NOENT)
-            replaced = dst_host.stat().st_size if dst_host.is_file() and not src_host.is_dir() else 0
+            replaced = _own_size(dst_host) if not src_host.is_dir() else 0
             os.replace(src_host, dst_host)
         self._charge(dst_dev, -replaced, check=False)
+
+    def link(self, src: str, dst: str, cwd: str = "/") -> None:
+        """A hard link `dst` to the regular file `src`, both in the writable areas (so no link can reach
+        the system image or outside the sandbox); costs no storage. An existing `dst` is an error."""
+        src_dev, dst_dev = self.norm(src, cwd), self.norm(dst, cwd)
+        src_host = self.host(src_dev, write=True)
+        dst_host = self.host(dst_dev, write=True)
+        with _device_errors(src_dev):
+            if not statmod.S_ISREG(os.lstat(src_host).st_mode):
+                raise DeviceOSError(src_dev, ACCES if not src_host.is_dir() else ISDIR)
+        with _device_errors(dst_dev):
+            os.link(src_host, dst_host, follow_symlinks=False)
 
     def copy(self, src: str, dst: str, cwd: str = "/") -> None:
         """Copy one regular file to the path `dst` (not into a folder), keeping its mode."""
@@ -391,11 +398,28 @@ def _host_mode(mode: int, *, folder: bool = False) -> int:
     return (mode & 0o7777) | (0o700 if folder else 0o600)
 
 
-def _tree_size(host: Path) -> int:
-    total = 0
+def _inodes(host: Path) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """(dev, ino) -> (size, links, links seen under `host`) for the regular files under `host`."""
+    found: dict[tuple[int, int], tuple[int, int, int]] = {}
     for folder, _dirs, files in os.walk(host):
         for name in files:
             st = os.lstat(os.path.join(folder, name))
             if statmod.S_ISREG(st.st_mode):
-                total += st.st_size
-    return total
+                key = (st.st_dev, st.st_ino)
+                seen = found.get(key, (0, 0, 0))[2]
+                found[key] = (st.st_size, st.st_nlink, seen + 1)
+    return found
+
+
+def _tree_size(host: Path) -> int:
+    """The storage removing `host` frees: files with a hard link outside it stay."""
+    return sum(size for size, links, seen in _inodes(host).values() if seen >= links)
+
+
+def _own_size(host: Path) -> int:
+    """The storage replacing or removing the file `host` frees (nothing while another link holds it)."""
+    try:
+        st = os.lstat(host)
+    except OSError:
+        return 0
+    return st.st_size if statmod.S_ISREG(st.st_mode) and st.st_nlink == 1 else 0

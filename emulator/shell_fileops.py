@@ -1,4 +1,4 @@
-"""The device shell's commands that change files (mkdir, rm, cp, mv, chmod, touch, mktemp), on the
+"""The device shell's commands that change files (mkdir, rm, cp, mv, ln, chmod, touch, mktemp), on the
 Sandbox only: its checks decide what is read-only, missing or full."""
 
 from __future__ import annotations
@@ -126,6 +126,28 @@ def cmd_mv(inv: Invocation) -> int:
         return 1
     sources, target, into = plan
     return inv.each(sources, lambda source: inv.fs.rename(source, _target_path(inv, source, target, into), inv.cwd))
+
+
+@builtin("ln")
+def cmd_ln(inv: Invocation) -> int:
+    """ln [-f] SOURCE... TARGET: hard links (the sandbox has no symlinks: -s is refused, as a filesystem
+    without them refuses symlink(2))."""
+    flags, operands = split_flags(inv.args, "fsnvT")
+    if "s" in flags:
+        inv.err("symlinks are not supported on this filesystem")
+        return 1
+    plan = _destination(inv, operands)
+    if plan is None:
+        return 1
+    sources, target, into = plan
+
+    def link(source: str) -> None:
+        dest = _target_path(inv, source, target, into)
+        if "f" in flags and inv.fs.exists(dest, inv.cwd) and not inv.fs.is_dir(dest, inv.cwd):
+            inv.fs.remove(dest, inv.cwd)
+        inv.fs.link(source, dest, inv.cwd)
+
+    return inv.each(sources, link)
 
 
 def parse_mode(spec: str, current: int, is_dir: bool) -> int:

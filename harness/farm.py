@@ -31,6 +31,7 @@ from harness.report import ensure_report_root, new_report_dir
 from harness.report.diff import DiffOptions, DiffReport, diff_results, job_key, load_results
 from harness.report.farm import FarmPaths, job_result, write_farm_reports
 from harness.scheduler import Event, Executor, Outcome, Policy, Scheduler, Task
+from harness.session import LEASE_TIMEOUT_S, server_session
 
 MATRIX_HINT = "see docs/farm.md for the matrix.yaml format"
 _MATRIX_KEYS = {"config", "profiles", "models", "runtimes", "labels", "runs", "timeout_s", "max_tries"}
@@ -100,12 +101,15 @@ def plan_tasks(matrix: Matrix) -> list[Task]:
     return tasks
 
 
-def deploy_executor(matrix: Matrix, work_dir: Path) -> Executor:
-    """Run one planned deploy job on a farm device; each attempt gets its own folder."""
+def deploy_executor(matrix: Matrix, work_dir: Path, lease_wait_s: float = LEASE_TIMEOUT_S) -> Executor:
+    """Run one planned deploy job on a farm device, in a session of its own (the device's lease on the
+    device holds it against farm runs of other hosts too); each attempt gets its own folder."""
 
     def execute(task: Task, device: FarmDevice, attempt: int) -> Any:
         folder = work_dir / task.id.replace("/", "_") / f"attempt-{attempt}"
-        return run_job(task.payload, device.adb(), runs=matrix.runs, timeout=matrix.timeout_s, work_dir=folder)
+        with server_session(device.server, device.serial, f"farm {task.id}",
+                            lease_timeout=lease_wait_s) as session:
+            return run_job(task.payload, session, runs=matrix.runs, timeout=matrix.timeout_s, work_dir=folder)
 
     return execute
 
@@ -130,6 +134,13 @@ class FarmRun:
     paths: FarmPaths
     baseline: DiffReport | None
     wall_s: float
+
+    @property
+    def server_lost(self) -> str | None:
+        """When nothing ran because adb servers went away: the line that says which (exit 3)."""
+        gone = [e["detail"] for e in self.events if e["kind"] == "server-down"]
+        ran = any(o.status in ("passed", "failed") for o in self.outcomes)
+        return "; ".join(gone) + " before any job could run" if gone and not ran else None
 
 
 def farm_run(
@@ -171,7 +182,8 @@ def farm_run(
         if on_finish is not None:
             on_finish(outcome, done, total)
 
-    scheduler = Scheduler(found.devices, _unless(interrupted, execute or deploy_executor(mat, out / "jobs")),
+    execute = execute or deploy_executor(mat, out / "jobs", lease_wait_s)
+    scheduler = Scheduler(found.devices, _unless(interrupted, execute),
                           passed=lambda r: bool(getattr(r, "passed", False)), leases=LeaseBook(lock_dir),
                           policy=policy, on_event=on_event, on_finish=finish,
                           run_id=f"farm:{os.getpid()}:{started:%H%M%S}")

@@ -25,7 +25,7 @@ import yaml
 from deploy.errors import DeviceError, EdgeloopError
 from deploy.profiles import Profile, available_profiles, load_profile
 from deploy.yamlnode import did_you_mean
-from harness.devices import AdbServer, connect, device_props
+from harness.devices import DEVICE_FAILURES, AdbServer, connect, device_props
 from harness.lease import lease_key
 
 ADB_TIMEOUT_S = 10.0
@@ -201,13 +201,13 @@ def device_state(device: FarmDevice) -> str:
     adb = device.server.client(ADB_TIMEOUT_S)
     try:
         infos = adb.list()
-    except (adbutils.AdbError, OSError):
+    except DEVICE_FAILURES:
         return "server-down"
     state = next((str(info.state) for info in infos if info.serial == device.serial), "missing")
     if state != "device":
         return state
     try:
         answer = adb.device(device.serial).shell2("echo ok", timeout=ADB_TIMEOUT_S).output.strip()
-    except (adbutils.AdbError, OSError):
+    except DEVICE_FAILURES:
         return "unresponsive"
     return "device" if answer == "ok" else "unresponsive"

@@ -11,16 +11,21 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import filelock
 
+from deploy.errors import DeviceError
 from deploy.fsutil import atomic_write_text
+from harness.transfer import DEVICE_FAILURES, device_shell, shell_quote
 
 LOCK_DIR_ENV = "EDGELOOP_LOCK_DIR"
 
@@ -153,3 +158,125 @@ class LeaseBook:
             lease = self.try_acquire(keys[0], job, lease_s=lease_s, wait_s=min(0.2, remaining))
             if lease is not None:
                 return lease
+
+
+# -- the lease on the device itself ----------------------------------------------------------------
+
+DEVICE_LEASE_TTL_S = 60.0  # a holder that has not renewed its lease for this long is taken as gone
+HEARTBEAT_S = 10.0
+POLL_S = 0.5
+_ACQUIRED, _BUSY = "@@edgeloop-lease-acquired@@", "@@edgeloop-lease-busy@@"
+
+
+@dataclass(frozen=True)
+class DeviceHolder:
+    """Who holds a device's lease, as its record on the device says, and how long ago it renewed it
+    (by the device's own clock: hosts whose clocks disagree still agree on expiry)."""
+
+    token: str
+    host: str
+    pid: int
+    job: str
+    ttl_s: float
+    idle_s: float
+
+    @classmethod
+    def parse(cls, record: str, idle_s: float) -> DeviceHolder:
+        try:
+            data = json.loads(record)
+            return cls(str(data["token"]), str(data["host"]), int(data["pid"]), str(data["job"]),
+                       float(data["ttl_s"]), idle_s)
+        except (ValueError, KeyError, TypeError):  # being written, or damaged: judged by its age alone
+            return cls("", "?", 0, "?", DEVICE_LEASE_TTL_S, idle_s)
+
+    @property
+    def expired(self) -> bool:
+        return self.idle_s > self.ttl_s
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host}, job '{self.job}', renewed {self.idle_s:.0f} s ago"
+
+
+class LeaseLost(Exception):
+    """Another holder took the device's lease over (this holder stopped renewing it for too long)."""
+
+
+class DeviceLease:
+    """A lease kept on the device (`<store>/lease/`, made by an atomic mkdir), so every host that reaches
+    the device through any adb server sees it. The holder renews it every HEARTBEAT_S from a background
+    thread (touching the folder); a lease not renewed within its TTL may be taken over, by renaming it
+    away only if it is still the one judged expired. See docs/farm.md."""
+
+    def __init__(self, device: Any, root: str, job: str, *, ttl_s: float = DEVICE_LEASE_TTL_S) -> None:
+        self.device = device
+        self.root = root
+        self.token = secrets.token_hex(8)
+        self.record = json.dumps({"token": self.token, "host": socket.gethostname(), "pid": os.getpid(),
+                                  "job": job, "ttl_s": ttl_s}, sort_keys=True)
+        self.lost = False
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def _shell(self, command: str) -> str:
+        root = shell_quote(self.root)
+        return device_shell(self.device, f"mkdir -p {root} && cd {root} && {command}",
+                            "taking the device's lease").stdout
+
+    def try_acquire(self, then: str = "") -> tuple[str | None, DeviceHolder | None]:
+        """One round trip: (output of `then`, run only once the lease is taken, None) or (None, holder)."""
+        out = self._shell(f"if mkdir lease 2>/dev/null; then printf '%s\\n' {shell_quote(self.record)} > lease/owner; "
+                          f"echo {_ACQUIRED}; {then or 'true'}; else echo {_BUSY}; date +%s; stat -c %Y lease; "
+                          f"cat lease/owner 2>/dev/null; fi")
+        head, _, rest = out.partition("\n")
+        if head == _ACQUIRED:
+            self._beat = threading.Thread(target=self._renew, name="edgeloop-lease", daemon=True)
+            self._beat.start()
+            return rest, None
+        now, beat, *record = [*rest.split("\n"), "", ""]
+        idle = float(int(now) - int(beat)) if now.isdigit() and beat.isdigit() else 0.0
+        holder = DeviceHolder.parse("\n".join(record).strip(), idle)
+        if holder.expired:
+            self._reap(beat, "\n".join(record).strip())
+        return None, holder
+
+    def _reap(self, beat: str, record: str) -> None:
+        """Rename an expired lease away, only if it is still the one judged expired (same renewal time and
+        record): a holder that renewed it, or a new one, keeps it."""
+        self._shell(f"[ \"$(stat -c %Y lease 2>/dev/null)\" = {shell_quote(beat)} ] && "
+                    f"[ \"$(cat lease/owner 2>/dev/null)\" = {shell_quote(record)} ] && "
+                    f"mv lease .lease-expired-{self.token} && rm -rf .lease-expired-{self.token}; true")
+
+    def acquire(self, wait_s: float, then: str = "",
+                on_wait: Callable[[DeviceHolder], None] | None = None) -> str | None:
+        """Take the lease within `wait_s` seconds; returns the output of `then`, or None when it stayed held."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            out, holder = self.try_acquire(then)
+            if out is not None:
+                return out
+            if on_wait is not None and holder is not None:
+                on_wait(holder)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._stop.wait(min(POLL_S, left))
+
+    def _renew(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                out = self._shell(f"[ \"$(cat lease/owner 2>/dev/null)\" = {shell_quote(self.record)} ] && "
+                                  f"touch lease && echo renewed; true")
+            except (*DEVICE_FAILURES, DeviceError):
+                continue  # the device is away; the session's own requests will say so
+            if "renewed" not in out:
+                self.lost = True
+                return
+
+    def release_command(self) -> str:
+        """The shell command (run from the store's folder) that frees the lease if this holder still has it."""
+        return f"[ \"$(cat lease/owner 2>/dev/null)\" = {shell_quote(self.record)} ] && rm -rf lease"
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=HEARTBEAT_S)

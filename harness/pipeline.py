@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import posixpath
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from deploy.config import Config, ModelConfig, find_config, load_config
 from deploy.container import ContainerMeta, TensorInfo
 from deploy.convert import convert
 from deploy.errors import CheckFailed, DeviceError, EdgeloopError, Interrupted
-from deploy.fsutil import atomic_write_text, sha256_file
+from deploy.fsutil import atomic_write_text, flush_digests, sha256_file
 from deploy.inputlist import read_input_list, result_path
 from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, available_profiles, load_profile
 from deploy.quantize import quantize
@@ -44,24 +44,16 @@ from harness.devices import (
     listening,
     parse_adb_address,
 )
+from harness.lease import DeviceHolder
 from harness.reference import reference_outputs
 from harness.report import ReportPaths, ensure_report_root, new_report_dir, write_reports
 from harness.report.results import ERROR, FAILED, PASSED, JobResult, LatencyStats, OutputResult, summarize_encodings
 from harness.report.terminal import human_size
-from harness.run import has_builtin_netrun, run_bundle
+from harness.run import run_bundle
+from harness.session import LEASE_TIMEOUT_S, DeviceSession, device_session
+from harness.store import PushInterrupted
 from harness.timings import Timings, parse_timings
-from harness.transfer import (
-    DEVICE_ROOT,
-    Progress,
-    PushInterrupted,
-    bundle_dir,
-    cleanup_bundles,
-    mark_used,
-    pull_files,
-    pull_tree,
-    push_bundle,
-    remove_remote,
-)
+from harness.transfer import DEVICE_ROOT, Progress, pull_files, pull_tree
 
 PhaseHook = Callable[[str], None]  # told the name of each phase as it starts
 # Asked of every pack that offers it, unless the deployment file's `pack_options` say otherwise:
@@ -94,6 +86,7 @@ class Artifacts:
     meta: ContainerMeta
     bundle: Bundle
     model_sha256: str
+    container_sha256: str
 
 
 def plan(config: Config, profile: Profile, models: list[str] | None = None,
@@ -133,7 +126,7 @@ def prepare(job: Job) -> Artifacts:
         container, meta = quantized.path, quantized.meta
     built = bundle(container, job.profile, job.runtime, model.input_list, pack=job.pack, name=model.name,
                    options=pack_options(job))
-    return Artifacts(converted.path, container, meta, built, sha256_file(model.source))
+    return Artifacts(converted.path, container, meta, built, sha256_file(model.source), sha256_file(container))
 
 
 def pack_options(job: Job) -> dict[str, str]:
@@ -167,7 +160,7 @@ class _JobFailed(Exception):
     """A job cannot go on; the message is the one-line reason that goes into the report."""
 
 
-def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: float | None = None, work_dir: Path,
+def run_job(job: Job, session: DeviceSession, *, runs: int = 1, timeout: float | None = None, work_dir: Path,
             on_phase: PhaseHook | None = None, on_bytes: Progress | None = None,
             artifacts: Artifacts | None = None, device_gone: Callable[[], str | None] | None = None) -> JobResult:
     """Prepare (cached; or use `artifacts` already prepared), push, run (`runs` measured runs, plus a
@@ -177,50 +170,52 @@ def run_job(job: Job, device: adbutils.AdbDevice, *, runs: int = 1, timeout: flo
     input all become a result with status `error` and a one-line `failure`. After a device failure,
     `device_gone` may say why the device is gone for good (an emulated device that stopped): that
     replaces the error's hint, which is written for a phone that can be reconnected."""
-    result = JobResult(model=job.model.name, runtime=job.runtime, profile=job.profile.name, device=device.serial,
+    result = JobResult(model=job.model.name, runtime=job.runtime, profile=job.profile.name, device=session.serial,
                        run_dir=str(work_dir))
     if job.unsupported:
         result.failure = job.unsupported
         return result
     clock = _Clock(on_phase)
     try:
-        _run(job, device, runs, timeout, work_dir, clock, on_bytes, result, artifacts)
+        _run(job, session, runs, timeout, work_dir, clock, on_bytes, result, artifacts)
     except _JobFailed as exc:
         result.status, result.failure = ERROR, str(exc)
     except EdgeloopError as exc:  # DeviceError included: reported, and the next job is tried
         result.status, result.failure = ERROR, str(exc)
         result.device_fault = isinstance(exc, DeviceError)
-        gone = device_gone() if result.device_fault and device_gone else None
-        if gone:
-            result.failure = f"{exc.message} ({gone})"
+        if result.device_fault:
+            server = session.lost_server()
+            gone = server or (device_gone() if device_gone else None)
+            if server:
+                result.failure, result.server_lost = server, True
+            elif gone:
+                result.failure = f"{exc.message} ({gone})"
     result.phases_s = {k: round(v, 4) for k, v in clock.phases.items()}
     return result
 
 
-def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None, work_dir: Path, clock: _Clock,
+def _run(job: Job, session: DeviceSession, runs: int, timeout: float | None, work_dir: Path, clock: _Clock,
          on_bytes: Progress | None, result: JobResult, artifacts: Artifacts | None) -> None:
     _check_runs(runs, timeout)
     with clock.phase("prepare"):
         art = artifacts or prepare(job)
-    result.model_sha256, result.container_sha256 = art.model_sha256, sha256_file(art.container)
+    result.model_sha256, result.container_sha256 = art.model_sha256, art.container_sha256
     result.container_kind, result.bundle_id = art.meta.kind, art.bundle.id
     result.encodings = summarize_encodings(art.meta.encodings, art.meta.quantization)
     work_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(work_dir / "run.sh", (art.bundle.path / "run.sh").read_text())
-    with clock.phase("device"):
-        atomic_write_text(work_dir / "device.json", json.dumps(device_props(device), indent=2, sort_keys=True) + "\n")
-        _check_runner(device, job.pack)  # the name or folder the file gave (bundle.pack is the bare name)
+    with clock.phase("device"):  # facts the session learnt when it took the device: no request here
+        atomic_write_text(work_dir / "device.json", json.dumps(session.props, indent=2, sort_keys=True) + "\n")
+        _check_runner(session, job.pack)  # the name or folder the file gave (bundle.pack is the bare name)
     with clock.phase("push"):
         try:
-            pushed = push_bundle(device, art.bundle.path, art.bundle.id, art.bundle.manifest, on_bytes)
-        except PushInterrupted as exc:  # what did reach the device counts, and is reused next time
+            pushed = session.install(art.bundle, on_bytes)
+        except PushInterrupted as exc:  # what did reach the device counts, and is kept for next time
             result.bytes_pushed = exc.bytes_sent
             raise
         result.bytes_pushed = pushed.bytes_sent
-        mark_used(device, art.bundle.id)
-        cleanup_bundles(device, protect=(art.bundle.id,))
     inferences = len(read_input_list(job.model.input_list).entries)
-    timings, outputs_dir, unreadable = _execute(device, art, pushed.remote_dir, runs, timeout, work_dir, clock,
+    timings, outputs_dir, unreadable = _execute(session, art, pushed.remote_dir, runs, timeout, work_dir, clock,
                                                 inferences)
     result.runs = runs
     if unreadable:
@@ -240,44 +235,42 @@ def _run(job: Job, device: adbutils.AdbDevice, runs: int, timeout: float | None,
     result.failure = "; ".join(failures) or None
 
 
-def _execute(device: adbutils.AdbDevice, art: Artifacts, remote_dir: PurePosixPath, runs: int,
+def _execute(session: DeviceSession, art: Artifacts, job_dir: PurePosixPath, runs: int,
              timeout: float | None, work_dir: Path, clock: _Clock,
              inferences: int) -> tuple[list[Timings], Path, EdgeloopError | None]:
-    """A warm-up run when runs > 1, then `runs` measured runs, each into its own output folder on the
+    """A warm-up run when runs > 1, then `runs` measured runs, each into a run folder of its own on the
     device; pull every run's timings and the last run's outputs. Returns the timings and the local
     folder holding the outputs to compare, and why the timings could not be read (a vendor's binary
     log without its SDK's host tool, a malformed file), if so: the outputs are still compared and
-    the missing latency is reported as a warning. The device's run folders are removed whatever happens."""
-    remote_runs = PurePosixPath("runs") / uuid.uuid4().hex[:12]
+    the missing latency is reported as a warning. A run folder goes with the request that pulled it
+    whole; whatever is left goes when the session ends."""
     labels = (["warmup"] if runs > 1 else []) + [f"run-{n}" for n in range(1, runs + 1)]
     timings: list[Timings] = []
     unreadable: EdgeloopError | None = None
-    try:
-        for label in labels:
-            output_dir = (remote_runs / label).as_posix()
-            with clock.phase("warm-up" if label == "warmup" else "run"):
-                outcome = run_bundle(device, remote_dir, output_dir, work_dir / label, timeout=timeout)
-            if outcome.exit_code != 0:
-                raise _JobFailed(outcome.describe())
-            if label == "warmup":
-                continue
-            local, remote = work_dir / label / "output", remote_dir / output_dir
-            names = [art.bundle.timings_path]
-            if label == labels[-1]:  # the last run's outputs are the ones compared
-                names += [result_path(PurePosixPath("."), i, t.name).as_posix()
-                          for i in range(inferences) for t in art.meta.outputs]
-            with clock.phase("pull"):
-                missing = pull_files(device, remote, names, local)
-                if missing:
-                    pull_tree(device, remote, local)  # keep whatever net-run did write, for the post-mortem
-                    raise _JobFailed(f"net-run wrote no {missing[0]}" + (
-                        f" (and {len(missing) - 1} more files are missing)" if len(missing) > 1 else ""))
-            try:
-                timings.append(parse_timings(art.bundle.timings_format, local / art.bundle.timings_path))
-            except EdgeloopError as exc:
-                unreadable = unreadable or exc
-    finally:
-        remove_remote(device, bundle_dir(art.bundle.id) / remote_runs)
+    for label in labels:
+        remote = session.new_run(label)
+        output_dir = posixpath.relpath(remote, job_dir)  # the run contract: relative to the job's folder
+        with clock.phase("warm-up" if label == "warmup" else "run"):
+            outcome = run_bundle(session.device, job_dir, output_dir, work_dir / label, timeout=timeout)
+        if outcome.exit_code != 0:
+            raise _JobFailed(outcome.describe())
+        if label == "warmup":
+            continue
+        local = work_dir / label / "output"
+        names = [art.bundle.timings_path]
+        if label == labels[-1]:  # the last run's outputs are the ones compared
+            names += [result_path(PurePosixPath("."), i, t.name).as_posix()
+                      for i in range(inferences) for t in art.meta.outputs]
+        with clock.phase("pull"):
+            missing = pull_files(session.device, remote, names, local, remove=True)
+            if missing:
+                pull_tree(session.device, remote, local)  # keep whatever net-run did write, for the post-mortem
+                raise _JobFailed(f"net-run wrote no {missing[0]}" + (
+                    f" (and {len(missing) - 1} more files are missing)" if len(missing) > 1 else ""))
+        try:
+            timings.append(parse_timings(art.bundle.timings_format, local / art.bundle.timings_path))
+        except EdgeloopError as exc:
+            unreadable = unreadable or exc
     return timings, work_dir / labels[-1] / "output", unreadable
 
 
@@ -288,16 +281,15 @@ def _check_runs(runs: int, timeout: float | None = None) -> None:
         raise EdgeloopError(f"--timeout must be a positive number of seconds, got {timeout}")
 
 
-def _check_runner(device: adbutils.AdbDevice, pack_name: str) -> None:
+def _check_runner(session: DeviceSession, pack_name: str) -> None:
     """The built-in pack's net-run is part of the emulated device's system image; a real phone needs
     a vendor SDK pack, and the line says which variable points edgeloop at it."""
-    emulated = has_builtin_netrun(device)
     try:
-        packs.load_pack(pack_name).check_device(emulated=emulated)
+        packs.load_pack(pack_name).check_device(emulated=session.emulated)
     except EdgeloopError:
-        if emulated:
+        if session.emulated:
             raise
-        raise EdgeloopError(f"{device.serial} has no built-in net-run (a real phone) and pack '{pack_name}' runs only "
+        raise EdgeloopError(f"{session.serial} has no built-in net-run (a real phone) and pack '{pack_name}' runs only "
                             "on the emulated device", "set SNPE_ROOT and `pack: snpe` (or QNN_SDK_ROOT and "
                             "`pack: qnn`) in the deployment file") from None
 
@@ -353,7 +345,11 @@ class DeployOutcome:
         return bool(self.results) and all(r.passed for r in self.results)
 
     def check(self) -> None:
-        """Raise CheckFailed (exit 1) unless every job ran and passed."""
+        """Raise CheckFailed (exit 1) unless every job ran and passed; DeviceError (exit 3) when the adb
+        server went away."""
+        lost = next((r for r in self.results if r.server_lost), None)
+        if lost is not None:
+            raise DeviceError(str(lost.failure), f"reports of what did run: {self.reports.html}")
         if not self.passed:
             bad = [r for r in self.results if not r.passed]
             raise CheckFailed(f"{len(bad)} of {len(self.results)} deploy checks did not pass "
@@ -363,9 +359,11 @@ class DeployOutcome:
 def deploy(profile_name: str | None, *, config_path: Path | None = None, models: list[str] | None = None,
            runtimes: list[str] | None = None, serial: str | None = None, adb: str | None = None,
            emulate: bool = False, runs: int = 1, timeout: float | None = None,
-           report_root: Path = Path("reports"), console: Console | None = None) -> DeployOutcome:
+           report_root: Path = Path("reports"), console: Console | None = None,
+           lease_timeout: float = LEASE_TIMEOUT_S) -> DeployOutcome:
     """The whole loop for one device profile (without one, the deployment file's single `devices`
-    entry); see docs/deploy.md."""
+    entry), in one session on the device (a second deploy to it waits up to `lease_timeout`); see
+    docs/deploy.md."""
     console = console or Console(stderr=True)
     _check_runs(runs, timeout)
     if emulate and serial:
@@ -388,8 +386,11 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
                 start = time.perf_counter()
                 built[job.name] = prepare(job), time.perf_counter() - start
                 progress.advance(task)
+        flush_digests()
         client = ensure_server(parse_adb_address(adb))
-        with _target_device(client, profile, serial, booting, console) as found:
+        with _target_device(client, profile, serial, booting, console) as found, \
+                device_session(found, f"deploy {profile.name}", lease_timeout=lease_timeout,
+                               on_wait=_say_waiting(console, found.serial, lease_timeout)) as session:
             report_dir = new_report_dir(report_root, f"{profile.name}-{found.serial}")
             gone = _emulated_gone(booting)
             results: list[JobResult] = []
@@ -404,7 +405,7 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
                             continue
                         status = _Status(progress, task, job.name)
                         artifacts, build_s = built.get(job.name, (None, 0.0))
-                        result = run_job(job, found.device, runs=runs, timeout=timeout, on_phase=status.phase,
+                        result = run_job(job, session, runs=runs, timeout=timeout, on_phase=status.phase,
                                          on_bytes=status.sent, artifacts=artifacts, work_dir=work_dir,
                                          device_gone=gone)
                         # built up front, before the device: its time belongs to this job's prepare phase
@@ -425,6 +426,19 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
         if booting is not None:
             _shutdown(booting)
     return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results))
+
+
+def _say_waiting(console: Console, serial: str, wait_s: float) -> Callable[[DeviceHolder], None]:
+    """One line when the device is busy, and another if its holder changes while this deploy waits."""
+    told: set[str] = set()
+
+    def say(holder: DeviceHolder) -> None:
+        if holder.token not in told:
+            told.add(holder.token)
+            console.print(f"device {serial} is in use by {holder.describe()}; waiting for it "
+                          f"(up to {wait_s:.0f} s, --lease-timeout)")
+
+    return say
 
 
 def configured_device(config: Config) -> str:

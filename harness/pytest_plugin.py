@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from harness.inventory import FarmDevice
     from harness.lease import Lease
     from harness.report.results import JobResult
+    from harness.session import DeviceSession
 
 LEASE_S = 3600.0
 CONNECT_TIMEOUT_S = 20.0
@@ -46,11 +47,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @dataclass
 class LeasedDevice:
-    """A device held by one test; `adb` is its adbutils handle."""
+    """A device held by one test, in a device session (its lease on the device too); `adb` is its
+    adbutils handle."""
 
     device: FarmDevice
     profile: Profile
     lease: Lease
+    session: DeviceSession
 
     @property
     def serial(self) -> str:
@@ -120,6 +123,7 @@ def edgeloop_device(request: pytest.FixtureRequest, edgeloop_candidates: list[Fa
     """A device leased for this test; waits (up to --edgeloop-lease-wait) while all are busy."""
     from deploy.profiles import load_profile
     from harness.lease import LeaseBook
+    from harness.session import server_session
 
     wait_s = request.config.getoption("edgeloop_lease_wait")
     keys = [d.key for d in edgeloop_candidates]
@@ -129,8 +133,9 @@ def edgeloop_device(request: pytest.FixtureRequest, edgeloop_candidates: list[Fa
                     + ", ".join(d.name for d in edgeloop_candidates), pytrace=False)
     device = edgeloop_candidates[keys.index(lease.key)]
     profile = request.config.getoption("edgeloop_device") or device.profiles[0]
-    with lease:
-        yield LeasedDevice(device, load_profile(profile), lease)
+    with lease, server_session(device.server, device.serial, f"pytest:{request.node.nodeid}",
+                               lease_timeout=wait_s) as session:
+        yield LeasedDevice(device, load_profile(profile), lease, session)
 
 
 Deploy = Callable[..., "list[JobResult]"]
@@ -147,7 +152,7 @@ def edgeloop_deploy(request: pytest.FixtureRequest, edgeloop_device: LeasedDevic
     def deploy(models: list[str] | None = None, runtimes: list[str] | None = None, runs: int = 1,
                timeout: float = 300.0) -> list[Any]:
         jobs = plan(load_config(config_path), edgeloop_device.profile, models=models, runtimes=runtimes)
-        return [run_job(job, edgeloop_device.adb, runs=runs, timeout=timeout,
+        return [run_job(job, edgeloop_device.session, runs=runs, timeout=timeout,
                         work_dir=tmp_path / job.name.replace("/", "_")) for job in jobs]
 
     return deploy

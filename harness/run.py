@@ -19,7 +19,7 @@ import adbutils
 
 from deploy.errors import DeviceError
 from deploy.fsutil import atomic_write_text
-from harness.transfer import DEVICE_FAILURES, SHELL_TIMEOUT, device_shell, shell_quote
+from harness.transfer import DEVICE_FAILURES, SHELL_TIMEOUT, shell_quote
 
 NETRUN = "/system/bin/edgeloop-net-run"
 
@@ -48,11 +48,6 @@ class RunOutcome:
         return f"{what}: {last.strip()}" if last else what
 
 
-def has_builtin_netrun(device: adbutils.AdbDevice) -> bool:
-    """The emulated device's system image has edgeloop's net-run; a real phone does not."""
-    return device_shell(device, f"test -x {NETRUN}", f"looking for {NETRUN}").returncode == 0
-
-
 def run_command(remote_dir: PurePosixPath, output_dir: str, args: tuple[str, ...] = ()) -> str:
     return " ".join([f"cd {shell_quote(str(remote_dir))} && sh run.sh {shell_quote(output_dir)}",
                      *map(shell_quote, args)])
@@ -74,7 +69,7 @@ def run_bundle(device: adbutils.AdbDevice, remote_dir: PurePosixPath, output_dir
                           "reconnect it (`adb devices -l`) and run again") from None
     outcome = _outcome(command, code, received, start)
     if outcome.timed_out:
-        _kill_leftovers(device, remote_dir)
+        _kill_leftovers(device, output_dir)
     _write_logs(log_dir, outcome)
     return outcome
 
@@ -128,10 +123,12 @@ def _read(sock: socket.socket, n: int, deadline: float | None) -> bytes | None:
     return bytes(data)
 
 
-def _kill_leftovers(device: adbutils.AdbDevice, remote_dir: PurePosixPath) -> None:
-    """Closing the shell stream hangs up the run; on a real device also kill anything still in it."""
+def _kill_leftovers(device: adbutils.AdbDevice, output_dir: str) -> None:
+    """Closing the shell stream hangs up the run; on a real device also kill what is left of it: the
+    processes whose command line names this run's own output folder (unique to the run), never
+    another run of the same bundle."""
     with contextlib.suppress(*DEVICE_FAILURES):
-        device.shell2(f"pkill -f {shell_quote(str(remote_dir))} 2>/dev/null; true", timeout=SHELL_TIMEOUT)
+        device.shell2(f"pkill -f {shell_quote(output_dir)} 2>/dev/null; true", timeout=SHELL_TIMEOUT)
 
 
 def _write_logs(log_dir: Path, outcome: RunOutcome) -> None:

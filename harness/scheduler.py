@@ -211,7 +211,7 @@ class Scheduler:
                 self._event("job-hung", device, entry.task, detail)
                 self._retire(device, "still busy with a hung job")
             return False
-        state = self.probe(device)
+        state = self._probe(device)
         detail = _describe(value) if kind == "error" else _result_failure(value)
         with self._cv:
             self._running.pop(device.name, None)
@@ -244,6 +244,16 @@ class Scheduler:
             self._finish(entry, outcome, result=value if kind == "result" else None, device=device, detail=detail)
             return True
 
+    def _probe(self, device: FarmDevice) -> str:
+        """The device's state; a probe that raises (adbutils' EOFError on a half-closed server, say) says
+        the device cannot be trusted with more work, never ends the worker."""
+        try:
+            return self.probe(device)
+        except Exception as exc:
+            with self._cv:
+                self._event("probe-error", device, detail=_describe(exc))
+            return "unresponsive"
+
     # -- workers --------------------------------------------------------------------------------
 
     def _take(self, device: FarmDevice) -> _Entry | None:
@@ -262,6 +272,19 @@ class Scheduler:
             return state == "take"
 
     def _worker(self, device: FarmDevice) -> None:
+        """A worker that meets an unexpected exception ends the job it held as an error (the report says
+        why) and retires its device: it never leaves a job without an outcome."""
+        try:
+            self._serve(device)
+        except Exception as exc:
+            with self._cv:
+                entry = self._running.pop(device.name, None)
+                if entry is not None and entry.task.id not in self._outcomes:
+                    entry.attempts.append(Attempt(device.name, time.time(), 0.0, "error", _describe(exc)))
+                    self._finish(entry, "error", device=device, detail=f"scheduler error: {_describe(exc)}")
+                self._retire(device, f"scheduler error: {_describe(exc)}")
+
+    def _serve(self, device: FarmDevice) -> None:
         reported: set[tuple[int, float]] = set()
 
         def on_wait(holder: Holder | None) -> None:
@@ -316,6 +339,9 @@ class Scheduler:
             worker.join()
         with self._cv:
             self._fail_orphans()
+            for entry in [*self._pending, *self._running.values()]:  # no worker left to finish them
+                if entry.task.id not in self._outcomes:
+                    self._finish(entry, "error", detail="no worker finished it (see the run's events)")
             return [self._outcomes[i] for i in ids]
 
 

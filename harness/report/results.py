@@ -84,6 +84,7 @@ class JobResult:
     # the job ended on a DeviceError (the device dropped or refused a request), not on the model or
     # the input: a farm retries it on another device. Not part of report.json.
     device_fault: bool = False
+    server_lost: bool = False  # ... because the adb server itself went away (exit 3, not the device's fault)
     # farm runs: every device the job was tried on, in order ({device, outcome, seconds, detail})
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
