@@ -54,15 +54,7 @@ class Holder:
 
     def alive(self) -> bool:
         """False only when the holder is provably gone (same host, no such process)."""
-        if self.host != socket.gethostname():
-            return True
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return not _gone(self.host, self.pid)
 
     def describe(self) -> str:
         age = time.time() - self.since
@@ -89,6 +81,19 @@ class Lease:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _gone(host: str, pid: int) -> bool:
+    """True only when a holder is provably gone: on this host, and no such process."""
+    if host != socket.gethostname() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class LeaseBook:
@@ -191,7 +196,8 @@ class DeviceHolder:
 
     @property
     def expired(self) -> bool:
-        return self.idle_s > self.ttl_s
+        """Not renewed within its TTL, or held by a process of this host that no longer exists."""
+        return self.idle_s > self.ttl_s or _gone(self.host, self.pid)
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host}, job '{self.job}', renewed {self.idle_s:.0f} s ago"

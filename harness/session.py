@@ -19,7 +19,7 @@ import adbutils
 
 from deploy.bundle import Bundle
 from deploy.errors import DeviceError
-from harness.devices import DEVICE_FAILURES, AdbServer, FoundDevice, device_props, listening
+from harness.devices import AdbServer, FoundDevice, device_props, listening
 from harness.lease import DeviceHolder, DeviceLease
 from harness.run import NETRUN
 from harness.store import BLOBS, INDEX, JOBS, RUNS, SNAPSHOT, TMP_PREFIX, Installed, Store, budget_bytes, new_session_id
@@ -80,13 +80,23 @@ class DeviceSession:
         effort: on a device that went away, the lease expires by itself."""
         self.lease.stop()
         doomed = [*self.store.collect(self.budget, self.id), f"{RUNS}/{self.id}"]
-        last = f"mv -f {TMP_PREFIX}{INDEX} {INDEX}; {self.lease.release_command()}"
-        with contextlib.suppress(*DEVICE_FAILURES, DeviceError):
-            self.store.write_index()
-            steps = [f"rm -rf {' '.join(map(shell_quote, batch))}" for batch in batches(doomed)]
-            for batch in batches([*steps, last], cost=lambda step: len(step) + 2):
-                device_shell(self.device, f"cd {shell_quote(str(DEVICE_ROOT))} && " + "; ".join(batch),
-                             "closing the device session")
+        steps = [f"rm -rf {' '.join(map(shell_quote, batch))}" for batch in batches(doomed)]
+        # by serial too: a device that reconnected mid-session has a new transport id
+        for device in (self.device, adbutils.AdbDevice(self.device._client, serial=self.serial)):
+            self.store.device = device
+            indexed = True
+            try:
+                self.store.write_index()
+            except DeviceError:  # a full device, say: the lease is still freed
+                indexed = False
+            last = (f"mv -f {TMP_PREFIX}{INDEX} {INDEX}; " if indexed else "") + self.lease.release_command()
+            try:
+                for batch in batches([*steps, last], cost=lambda step: len(step) + 2):
+                    device_shell(device, f"cd {shell_quote(str(DEVICE_ROOT))} && " + "; ".join(batch),
+                                 "closing the device session")
+                return
+            except DeviceError:
+                continue
 
 
 class DeviceBusy(DeviceError):

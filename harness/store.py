@@ -180,20 +180,23 @@ class Store:
         need: dict[str, int] = {}  # the mode bits each blob needs, for every job file linked to it
         for want in wanted:
             need[want.sha256] = need.get(want.sha256, 0) | want.mode
-        rehashed = self._rehash([w for w in blobs.values() if self._blob_state(w) == "suspect"])
-        send = [w for w in blobs.values() if self._blob_state(w) != "trusted"]
+        suspects = [(w, _blob(w.sha256)) for w in blobs.values() if self._blob_state(w) == "suspect"]
+        partial = [(w, _tmp(w.sha256)) for w in blobs.values() if self._blob_state(w) == "missing"
+                   and getattr(self.files.get(_tmp(w.sha256)), "size", -1) == w.size]
+        arrived = self._rehash(suspects + partial)  # what an interrupted install sent whole is kept
+        send = [w for w in blobs.values() if self._blob_state(w) != "trusted" and w.sha256 not in arrived]
         for blob in send:
             self._send(blob, tally)
         job = posixpath.join(JOBS, bundle.id)
         relink = [w for w in wanted if self._job_file_stale(job, w)]
-        sent = {w.sha256 for w in send}
+        sent = {w.sha256 for w in send} | arrived
         chmod = {sha: mode for sha, mode in need.items()
                  if sha in sent or self.files[_blob(sha)].mode & mode != mode}
         self._finish(sent, relink, job, chmod)
         self.used.add(bundle.id)
         self.last_used[bundle.id] = self.now
-        return Installed(DEVICE_ROOT / job, len(sent), tally.sent, sum(w.sha256 not in sent for w in wanted),
-                         rehashed)
+        return Installed(DEVICE_ROOT / job, len(send), tally.sent, sum(w.sha256 not in sent for w in wanted),
+                         len(suspects) + len(partial))
 
     def _blob_state(self, want: Wanted) -> str:
         """'trusted' (stat as when last verified), 'suspect' (right size, changed since), else 'missing'."""
@@ -202,37 +205,41 @@ class Store:
             return "missing"
         return "trusted" if self.verified.get(want.sha256) == (held.size, held.mtime) else "suspect"
 
-    def _rehash(self, suspects: list[Wanted]) -> int:
-        """sha256 on the device of blobs whose stat changed since they were verified; the intact ones are
-        trusted again (recorded unless changed in the snapshot's own second, whose later changes would not
-        show in a 1 s mtime), the others are dropped from the view so that they are sent again."""
-        if not suspects:
-            return 0
-        digests = hashes_on_device(self.device, DEVICE_ROOT, [_blob(w.sha256) for w in suspects])
-        for want in suspects:
-            name = _blob(want.sha256)
-            held = self.files[name]
-            if digests.get(name) == want.sha256:
-                self.verified[want.sha256] = (held.size, held.mtime)
-                if held.mtime >= self.now:
-                    self.racy.add(want.sha256)
-            else:
-                del self.files[name]
-        return len(suspects)
+    def _rehash(self, candidates: list[tuple[Wanted, str]]) -> set[str]:
+        """sha256 on the device of blobs whose stat changed since they were verified, and of temporary
+        files an interrupted install left at the right size. Intact blobs are trusted again (recorded
+        unless changed within the snapshot's own second, as a 1 s mtime would hide a later change);
+        the others are dropped from the view, so they are sent again. Returns the digests of the intact
+        temporary files: they only need renaming into place."""
+        if not candidates:
+            return set()
+        digests = hashes_on_device(self.device, DEVICE_ROOT, [name for _, name in candidates])
+        arrived: set[str] = set()
+        for want, name in candidates:
+            held = self.files.pop(name)
+            if digests.get(name) != want.sha256:
+                continue
+            if name != _blob(want.sha256):
+                arrived.add(want.sha256)
+                continue
+            self.files[name] = held
+            self.verified[want.sha256] = (held.size, held.mtime)
+            if held.mtime >= self.now:
+                self.racy.add(want.sha256)
+        return arrived
 
     def _send(self, blob: Wanted, tally: Tally) -> None:
         """Push under a temporary name with STORE_MTIME; _finish renames it into place."""
-        remote = DEVICE_ROOT / BLOBS / f"{TMP_PREFIX}{blob.sha256}"
         try:
-            with blob.local.open("rb") as source:
-                send_file(self.device, source, remote, blob.mode, tally, mtime=STORE_MTIME)
+            source = blob.local.open("rb")
         except OSError as exc:
-            if isinstance(exc, DEVICE_FAILURES) and not isinstance(exc, FileNotFoundError | PermissionError):
-                raise _lost(self.device, f"pushing {blob.path}", exc) from None
             raise DeviceError(f"cannot read {blob.local} to push it ({exc.strerror})",
                               "rebuild the bundle (invoke clean, then deploy again)") from None
+        try:
+            with source:
+                send_file(self.device, source, DEVICE_ROOT / _tmp(blob.sha256), blob.mode, tally, mtime=STORE_MTIME)
         except DEVICE_FAILURES as exc:
-            raise _lost(self.device, f"pushing {blob.path}", exc) from None
+            raise vanished(self.device, f"pushing {blob.path}", exc, resumable=True) from None
 
     def _job_file_stale(self, job: str, want: Wanted) -> bool:
         """A job file is its blob (a hard link: same inode, size and mtime) or it is linked again."""
@@ -247,7 +254,7 @@ class Store:
         tree, in as few shell calls as the command budget allows; then read back what was made."""
         targets = [posixpath.join(job, w.path) for w in relink]
         folders = sorted({posixpath.dirname(t) for t in targets})
-        steps = [f"mv -f {shell_quote(f'{BLOBS}/{TMP_PREFIX}{sha}')} {shell_quote(_blob(sha))}" for sha in sorted(sent)]
+        steps = [f"mv -f {shell_quote(_tmp(sha))} {shell_quote(_blob(sha))}" for sha in sorted(sent)]
         steps += [f"chmod {mode:o} {shell_quote(_blob(sha))}" for sha, mode in sorted(chmod.items())]
         steps += [f"mkdir -p {' '.join(map(shell_quote, batch))}" for batch in batches(folders)]
         steps += [f"ln -f {shell_quote(_blob(w.sha256))} {shell_quote(t)}"
@@ -291,8 +298,7 @@ class Store:
             del jobs[victim]
         live = set().union(*jobs.values()) if jobs else set()
         doomed += [_blob(sha) for sha in sizes if sha not in live]
-        doomed += [posixpath.join(BLOBS, n.removeprefix(BLOBS + "/")) for n in self.files
-                   if n.startswith(f"{BLOBS}/{TMP_PREFIX}")]
+        doomed += [n for n in self.files if n.startswith(f"{BLOBS}/{TMP_PREFIX}")]
         doomed += [posixpath.join(RUNS, name) for name, when in self.runs.items()
                    if name != session and self.now - when > RUNS_MAX_AGE_S]
         doomed += sorted(self.top - KNOWN - {f"{TMP_PREFIX}{INDEX}"})
@@ -312,11 +318,16 @@ class Store:
         try:
             send_file(self.device, io.BytesIO(self.index_bytes()), DEVICE_ROOT / f"{TMP_PREFIX}{INDEX}")
         except DEVICE_FAILURES as exc:
-            raise _lost(self.device, "writing the store's index", exc) from None
+            raise vanished(self.device, "writing the store's index", exc) from None
 
 
 def _blob(sha256: str) -> str:
     return f"{BLOBS}/{sha256}"
+
+
+def _tmp(sha256: str) -> str:
+    """Where a blob is sent before it is renamed into place."""
+    return f"{BLOBS}/{TMP_PREFIX}{sha256}"
 
 
 def _octal(text: str) -> int:
@@ -330,10 +341,6 @@ def _mode(entry: dict[str, Any]) -> int:
     """The manifest writes modes as octal strings ("0755"); accept integers too. Never special bits."""
     mode = entry.get("mode", 0o644)
     return (int(mode, 8) if isinstance(mode, str) else int(mode)) & 0o777
-
-
-def _lost(device: adbutils.AdbDevice, doing: str, exc: BaseException) -> DeviceError:
-    return vanished(device, doing, exc, resumable=True)
 
 
 def stat_on_device(device: adbutils.AdbDevice, folder: PurePosixPath, paths: Iterable[str]) -> dict[str, FileStat]:

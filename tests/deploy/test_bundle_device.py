@@ -13,8 +13,9 @@ from deploy.bundle import bundle
 from deploy.container import load_container
 from deploy.inputlist import iter_feeds, read_input_list, result_path
 from deploy.profiles import load_profile
+from harness.devices import FoundDevice
 from harness.run import run_bundle
-from harness.transfer import push_bundle
+from harness.session import device_session
 from tests.deploy.test_bundle import make_container, make_inputs
 
 
@@ -23,8 +24,9 @@ def test_builtin_bundle_runs_on_emulated_device(adb_server, emulated_pixel, tmp_
     container, inputs = make_container(tmp_path), make_inputs(tmp_path, lines=2)
     made = bundle(container, load_profile("pixel"), "cpu", inputs, root=tmp_path / "build")
     device = adb_server.client.device(emulated_pixel.serial)
-    pushed = push_bundle(device, made.path, made.id, made.manifest)
-    outcome = run_bundle(device, pushed.remote_dir, "runs/r1", tmp_path / "logs", args=("--debug",), timeout=120)
+    with device_session(FoundDevice(emulated_pixel.serial, {}, device), "test") as held:
+        pushed = held.install(made)
+        outcome = run_bundle(device, pushed.remote_dir, "runs/r1", tmp_path / "logs", args=("--debug",), timeout=120)
     assert outcome.exit_code == 0, outcome.stderr
 
     session = ort.InferenceSession(str(container), providers=["CPUExecutionProvider"])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import EdgeloopError
+from harness.devices import DEVICE_FAILURES
 from harness.farm import farm_run, load_matrix
 from harness.inventory import load_inventory
 from harness.lease import LeaseBook
@@ -129,12 +130,17 @@ def test_a_device_that_refuses_but_still_answers_has_its_jobs_retried_elsewhere(
 
     def push_then_echo(task, device, attempt):
         """As run_job does: a DeviceError becomes an error result marked as the device's fault."""
+        import io
+
         from deploy.errors import DeviceError
         from harness.report.results import ERROR, JobResult
-        from harness.transfer import mark_used
+        from harness.transfer import DEVICE_ROOT, send_file, vanished
 
         try:
-            mark_used(device.adb(), "farm-test")
+            try:
+                send_file(device.adb(), io.BytesIO(b"x"), DEVICE_ROOT / "farm-test")
+            except DEVICE_FAILURES as exc:
+                raise vanished(device.adb(), "pushing farm-test", exc) from None
         except DeviceError as exc:
             return JobResult(model=task.model, runtime=task.runtime, profile=task.profile, device=device.serial,
                              status=ERROR, failure=str(exc), device_fault=True)

@@ -1,10 +1,15 @@
 """Harness fixtures: a build cache and an emulator home shared by the session (the example is
 converted once), set only while each test that asks for them runs."""
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from harness.devices import FoundDevice, connect, device_props
+from harness.session import DeviceSession, device_session
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "edgeloop.yaml"
@@ -32,3 +37,11 @@ def config_with(folder: Path, **top: str) -> Path:
     path = folder / "edgeloop.yaml"
     path.write_text(text)
     return path
+
+
+@contextlib.contextmanager
+def open_session(adb_server, running, job: str = "test", **options) -> Iterator[DeviceSession]:
+    """A device session on an emulated device, as deploy opens one."""
+    device = connect(adb_server.client, running.serial)
+    with device_session(FoundDevice(running.serial, device_props(device), device), job, **options) as session:
+        yield session

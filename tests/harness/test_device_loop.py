@@ -1,5 +1,5 @@
-"""The device half of the loop against the emulated device through a real adb server:
-incremental push, safe pull, cleanup policy, and every fault a run can meet."""
+"""The device half of the loop against the emulated device through a real adb server, in device
+sessions: safe pull, resumed installs, and every fault a run can meet."""
 
 import json
 import os
@@ -21,18 +21,9 @@ from harness.devices import connect, find_device
 from harness.pipeline import _JobFailed, load_outputs, plan, prepare, run_job
 from harness.report.results import ERROR, PASSED
 from harness.run import NETRUN, shell_v2
-from harness.transfer import (
-    DEVICE_ROOT,
-    bundle_dir,
-    cleanup_bundles,
-    mark_used,
-    pull_files,
-    pull_tree,
-    push_bundle,
-    remove_remote,
-)
+from harness.transfer import DEVICE_ROOT, pull_files, pull_tree, remove_remote
 from tests.conftest import wait_until
-from tests.harness.conftest import CONFIG, ROOT, config_with
+from tests.harness.conftest import CONFIG, ROOT, config_with, open_session
 
 
 @pytest.fixture
@@ -42,8 +33,10 @@ def cpu_job(deploy_env):
 
 @pytest.fixture
 def device(adb_server, start_emulated):
+    """(the running emulated pixel, a session on it)"""
     running = start_emulated("pixel")
-    return running, connect(adb_server.client, running.serial)
+    with open_session(adb_server, running) as session:
+        yield running, session
 
 
 def test_find_device_matches_profile_and_explains_misses(adb_server, start_emulated) -> None:
@@ -57,52 +50,36 @@ def test_find_device_matches_profile_and_explains_misses(adb_server, start_emula
         find_device(adb_server.client, load_profile("pixel4"), serial="nope")
 
 
-def test_incremental_push_and_resume(device, cpu_job) -> None:
-    _, dev = device
-    art = prepare(cpu_job)
-    b = art.bundle
-    total = sum(e["size"] for e in b.manifest)
-    first = push_bundle(dev, b.path, b.id, b.manifest)
-    assert first.files_sent == len(b.manifest) and first.bytes_sent >= total
-    again = push_bundle(dev, b.path, b.id, b.manifest)
-    assert again.bytes_sent == 0 and again.files_kept == len(b.manifest)
-    # A file deleted on the device is sent again, and only it (plus the manifest).
-    victim = next(e for e in b.manifest if e["path"].startswith("inputs/"))
-    dev.shell2(f"rm {bundle_dir(b.id) / victim['path']}", v2=True)
-    third = push_bundle(dev, b.path, b.id, b.manifest)
-    assert third.files_sent == 1
-    assert third.bytes_sent == victim["size"] + (b.path / "manifest.json").stat().st_size
-    # Without a manifest (a push cut off before its end), files already there intact are kept.
-    dev.shell2(f"rm {bundle_dir(b.id) / 'manifest.json'} {bundle_dir(b.id) / victim['path']}", v2=True)
-    resumed = push_bundle(dev, b.path, b.id, b.manifest)
-    assert resumed.files_sent == 1 and resumed.files_kept == len(b.manifest) - 1
-
-
 def test_push_cut_off_by_the_device_is_a_clear_error_then_resumes(adb_server, start_emulated, cpu_job) -> None:
     running = start_emulated("pixel")
-    dev = connect(adb_server.client, running.serial)
     prepare(cpu_job)
     running.set_faults(drop_after_bytes=20_000, drop_once=True)  # the inputs get through, the model does not
-    result = run_job(cpu_job, dev, work_dir=Path(running.state) / "run1")
-    assert result.status == ERROR and not result.passed and result.outputs == []
-    assert re.search(r"stopped answering while pushing \S+ to /data/local/tmp/edgeloop/", result.failure)
-    # The device reconnects; the next deploy sends only what is missing or incomplete, then the manifest.
-    # Where the cut falls depends on how the adb server packs the stream, so what arrived intact is read
-    # from the device's own storage.
-    wait_until(lambda: _reconnected(adb_server, running.serial), what="the device to come back")
-    dev = connect(adb_server.client, running.serial)
+    with open_session(adb_server, running) as session:
+        result = run_job(cpu_job, session, work_dir=Path(running.state) / "run1")
+        assert result.status == ERROR and not result.passed and result.outputs == []
+        assert re.search(r"stopped answering while pushing \S+", result.failure)
+        # The device reconnects; the session still frees its lease on the way out.
+        wait_until(lambda: _reconnected(adb_server, running.serial), what="the device to come back")
+    # The next deploy sends only what did not arrive whole. Where the cut falls depends on how the adb
+    # server packs the stream, so what arrived intact is read from the device's own storage: blobs in
+    # place, or whole under their temporary names.
     bundle = prepare(cpu_job).bundle
-    held = running.sandbox_root / str(bundle_dir(bundle.id)).lstrip("/")
-    def intact(path: str) -> bool:
-        return (held / path).is_file() and (held / path).read_bytes() == (bundle.path / path).read_bytes()
+    blobs = running.sandbox_root / str(DEVICE_ROOT / "blobs").lstrip("/")
 
-    missing = [e for e in bundle.manifest if not intact(e["path"])]
-    assert 0 < len(missing) < len(bundle.manifest), "the cut should fall inside the bundle"
+    def intact(entry: dict) -> bool:
+        local = (bundle.path / entry["path"]).read_bytes()
+        return any((blobs / name).is_file() and (blobs / name).read_bytes() == local
+                   for name in (entry["sha256"], f".tmp-{entry['sha256']}"))
+
+    files = {e["sha256"]: e for e in bundle.manifest}  # a blob is sent once, whatever files share it
+    missing = [e for e in files.values() if not intact(e)]
+    assert 0 < len(missing) < len(files), "the cut should fall inside the bundle"
     # What reached the device before the cut is counted in the failed job's figures.
-    assert result.bytes_pushed >= sum(e["size"] for e in bundle.manifest if intact(e["path"])) > 0
-    again = run_job(cpu_job, dev, work_dir=Path(running.state) / "run2")
+    assert result.bytes_pushed >= sum(e["size"] for e in files.values() if intact(e)) > 0
+    with open_session(adb_server, running) as session:
+        again = run_job(cpu_job, session, work_dir=Path(running.state) / "run2")
     assert again.status == PASSED, again.failure
-    assert again.bytes_pushed == sum(e["size"] for e in missing) + (bundle.path / "manifest.json").stat().st_size
+    assert again.bytes_pushed == sum(e["size"] for e in missing) + bundle.manifest_size
 
 
 def _reconnected(adb_server, serial: str) -> bool:
@@ -134,9 +111,10 @@ def test_crash_hang_and_recovery(device, cpu_job, tmp_path: Path) -> None:
     assert (tmp_path / "ok" / "run.sh").read_text().startswith("#!/system/bin/sh")
     assert json.loads((tmp_path / "ok" / "device.json").read_text())["ro.product.model"] == "Pixel 7"
     assert "sh run.sh" in (tmp_path / "ok" / "run-2" / "command.txt").read_text()
-    # Run outputs are removed from the device once pulled.
-    listing = dev.shell2(f"ls {bundle_dir(ok.bundle_id)}/runs", v2=True).stdout
-    assert listing.strip() == ""
+    # Each run had a folder of its own: those pulled went with the request that pulled them; the
+    # crashed run's and the warm-up's stay until the session ends.
+    listing = dev.device.shell2(f"ls {DEVICE_ROOT}/runs/{dev.id}", v2=True).stdout.split()
+    assert listing == ["0-run-1", "2-warmup"]
 
 
 def test_device_vanishing_mid_run(device, cpu_job, tmp_path: Path) -> None:
@@ -162,7 +140,7 @@ def test_device_vanishing_mid_run(device, cpu_job, tmp_path: Path) -> None:
 
 
 def test_pull_checks_presence_and_size(device, tmp_path: Path) -> None:
-    _, dev = device
+    dev = device[1].device
     remote = DEVICE_ROOT / "pulltest" / "out"
     good = np.arange(10, dtype=np.float32)
     dev.sync.push(good.tobytes(), str(remote / "Result_0" / "logits.raw"))
@@ -189,19 +167,9 @@ def test_pull_checks_presence_and_size(device, tmp_path: Path) -> None:
     remove_remote(dev, DEVICE_ROOT / "pulltest")
 
 
-def test_cleanup_keeps_the_most_recently_used(device) -> None:
-    _, dev = device
-    ids = [f"bundle{i}" for i in range(7)]
-    for i, bundle_id in enumerate(ids):
-        mark_used(dev, bundle_id, when=1000.0 + i)
-    removed = cleanup_bundles(dev, keep=3, protect=("bundle0",))
-    assert sorted(removed) == ["bundle1", "bundle2", "bundle3"]
-    left = dev.shell2(f"ls {DEVICE_ROOT}", v2=True).stdout.split()
-    assert sorted(left) == ["bundle0", "bundle4", "bundle5", "bundle6"]
+def test_remove_remote_stays_in_the_store(device) -> None:
     with pytest.raises(ValueError):
-        remove_remote(dev, PurePosixPath("/data/local/tmp"))
-
-
+        remove_remote(device[1].device, PurePosixPath("/data/local/tmp"))
 
 
 def test_real_phone_without_an_sdk_pack(adb_server, start_emulated, cpu_job, tmp_path: Path, monkeypatch) -> None:
@@ -211,7 +179,9 @@ def test_real_phone_without_an_sdk_pack(adb_server, start_emulated, cpu_job, tmp
         running = start_emulated("pixel")
     dev = connect(adb_server.client, running.serial)
     assert dev.shell2("test -x /system/bin/edgeloop-net-run", v2=True).returncode != 0
-    result = run_job(cpu_job, dev, work_dir=tmp_path / "run")
+    with open_session(adb_server, running) as session:
+        assert not session.emulated
+        result = run_job(cpu_job, session, work_dir=tmp_path / "run")
     assert result.status == ERROR and not result.passed and result.outputs == []
     assert "has no built-in net-run" in result.failure
     assert "SNPE_ROOT" in result.failure and "QNN_SDK_ROOT" in result.failure
@@ -220,7 +190,7 @@ def test_real_phone_without_an_sdk_pack(adb_server, start_emulated, cpu_job, tmp
 
 def test_run_timeout_is_a_deadline_even_for_a_chatty_command(device) -> None:
     """adbutils' shell2 timeout is per read: a command that keeps printing would never time out."""
-    _, dev = device
+    dev = device[1].device
     received = (bytearray(), bytearray())
     start = time.monotonic()
     code = shell_v2(dev, "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo tick $i; sleep 0.5; done", 1.5, received)
