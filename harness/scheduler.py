@@ -219,7 +219,7 @@ class Scheduler:
             # refused a file): the job is retried on another device; the model's own failures are not.
             lost = state != READY or isinstance(value, DeviceError) or bool(getattr(value, "device_fault", False))
             if lost:
-                why = f"adb says {state}" if state != READY else detail
+                why = (f"adb says {state}" + (f" ({detail})" if kind == "error" else "")) if state != READY else detail
                 entry.attempts.append(Attempt(device.name, started, seconds, "lost", why))
                 entry.excluded.add(device.name)
                 if state == "server-down" and device.server.address not in self._down_servers:

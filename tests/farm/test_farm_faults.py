@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import EdgeloopError
-from harness.devices import DEVICE_FAILURES
+from harness.devices import DEVICE_FAILURES, AdbServer
 from harness.farm import farm_run, load_matrix
 from harness.inventory import load_inventory
 from harness.lease import LeaseBook
@@ -282,3 +282,51 @@ def test_jobs_go_only_to_devices_with_their_profile_and_labels() -> None:
     assert [d.serial for d in (pixel_rack, pixel, galaxy) if job.fits(d)] == ["a"]
     generic = Task("m/generic-arm64/cpu", "generic-arm64")
     assert all(generic.fits(d) for d in (pixel_rack, pixel, galaxy))
+
+
+def test_a_probe_raising_eof_is_a_job_error_in_the_report(tmp_path: Path, adb_server, start_emulated,
+                                                          monkeypatch) -> None:
+    """adbutils raises EOFError when a server half-closes a connection. Raised by a job and then by the
+    probe that follows it, it used to end the device's worker and the run (KeyError, no report)."""
+    import adbutils
+
+    device = start_emulated("pixel", connect=False)
+    inventory = write_inventory(tmp_path / "farm.yaml", {adb_server.port: [device.serial]})
+    matrix = write_matrix(tmp_path / "matrix.yaml", profiles=["pixel"], timeout_s=30)
+    shell2 = adbutils.AdbDevice.shell2
+
+    def half_closed(self, command, *args, **kwargs):
+        if command == "echo ok":  # the scheduler's probe
+            raise EOFError("Expected 4 bytes, got 0")
+        return shell2(self, command, *args, **kwargs)
+
+    def job(task, farm_device, attempt):
+        raise EOFError("Expected 4 bytes, got 0")
+
+    monkeypatch.setattr(adbutils.AdbDevice, "shell2", half_closed)
+    run = farm_run(inventory, matrix, tasks=tasks(2), execute=job, out_dir=tmp_path / "r", lock_dir=tmp_path / "l")
+    assert not run.passed and [o.status for o in run.outcomes] == ["lost", "no-device"]
+    assert "EOFError" in run.outcomes[0].attempts[0].detail
+    report = json.loads(run.paths.json.read_text())
+    assert [j["status"] for j in report["jobs"]] == ["lost", "no-device"]
+
+
+def test_a_worker_that_fails_ends_its_job_as_an_error_and_the_run_goes_on() -> None:
+    """Whatever escapes a worker (here: the probe itself), its job ends with a reason and run() returns."""
+    from harness.inventory import FarmDevice
+    from harness.scheduler import Scheduler
+
+    devices = [FarmDevice(AdbServer("127.0.0.1", 1), "emulator-5554", ("pixel",), ("this-test",))]
+
+    def probe(device):
+        raise KeyError("t0")
+
+    def broken_event(event):
+        if event["kind"] == "probe-error":
+            raise RuntimeError("a reporting hook that breaks")
+
+    scheduler = Scheduler(devices, lambda task, device, attempt: None, passed=lambda r: False,
+                          leases=LeaseBook(), probe=probe, on_event=broken_event)
+    outcomes = scheduler.run(tasks(2))
+    assert [o.status for o in outcomes] == ["error", "no-device"]
+    assert "scheduler error" in outcomes[0].detail and "a reporting hook that breaks" in outcomes[0].detail
