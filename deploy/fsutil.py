@@ -118,10 +118,12 @@ class _DigestBook:
         if isinstance(entry, list) and entry[:4] == stamp:
             return str(entry[4])
         digest = _hash_file(real)
-        if st.st_mtime_ns < (time.time() - RACY_S) * 1e9:
-            with self._lock:
+        with self._lock:
+            if st.st_mtime_ns < (time.time() - RACY_S) * 1e9:
                 self._book(record)[real] = [*stamp, digest]
-                self._dirty.add(record)
+            else:  # changed just now: it may change again within the mtime's resolution
+                self._book(record).pop(real, None)
+            self._dirty.add(record)
         return digest
 
     def flush(self) -> None:

@@ -141,13 +141,16 @@ def cmd_ln(inv: Invocation) -> int:
         return 1
     sources, target, into = plan
 
-    def link(source: str) -> None:
+    status = 0
+    for source in sources:
         dest = _target_path(inv, source, target, into)
-        if "f" in flags and inv.fs.exists(dest, inv.cwd) and not inv.fs.is_dir(dest, inv.cwd):
-            inv.fs.remove(dest, inv.cwd)
-        inv.fs.link(source, dest, inv.cwd)
-
-    return inv.each(sources, link)
+        try:
+            if "f" in flags and inv.fs.exists(dest, inv.cwd) and not inv.fs.is_dir(dest, inv.cwd):
+                inv.fs.remove(dest, inv.cwd)
+            inv.fs.link(source, dest, inv.cwd)
+        except DeviceOSError as exc:  # names the path at fault: the source or the new name
+            status = inv.fail(exc.path, exc)
+    return status
 
 
 def parse_mode(spec: str, current: int, is_dir: bool) -> int:

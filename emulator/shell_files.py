@@ -243,7 +243,7 @@ def _stat_field(inv: Invocation, path: str, st: os.stat_result, key: str) -> str
         "n": path, "N": f"'{path}'", "F": kind, "U": ID_NAMES[uid], "G": ID_NAMES[gid],
         "u": str(uid), "g": str(gid),
         "Y": str(int(st.st_mtime)), "X": str(int(st.st_atime)), "b": str((st.st_size + 511) // 512), "B": "512",
-        "h": "1", "i": str(st.st_ino), "f": f"{st.st_mode:x}", "y": time.strftime(
+        "h": str(st.st_nlink), "i": str(st.st_ino), "f": f"{st.st_mode:x}", "y": time.strftime(
             "%Y-%m-%d %H:%M:%S", time.localtime(st.st_mtime)),
     }
     if key not in values:

@@ -1,6 +1,7 @@
 """Atomic writes: a target that cannot be a file is one clear error, nothing is left beside it, and
 artifacts get ordinary permissions."""
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -46,3 +47,31 @@ def test_a_mode_set_inside_the_block_is_kept(tmp_path: Path) -> None:
         tmp.write_text("echo hi\n")
         tmp.chmod(0o755)
     assert stat.S_IMODE((tmp_path / "run.sh").stat().st_mode) == 0o755
+
+
+def test_a_file_is_hashed_once_while_it_stays_the_same(tmp_path: Path, monkeypatch) -> None:
+    """The digest book keys each file by its stat: an unchanged file is not read again, in this process
+    or the next (digests.json); a changed one is; one changed just now is not written down."""
+    import hashlib
+
+    from deploy import fsutil
+
+    monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "build"))
+    data = tmp_path / "model.onnx"
+    data.write_bytes(b"weights" * 1000)
+    old = 1_500_000_000
+    os.utime(data, (old, old))
+    reads: list[str] = []
+    real = fsutil._hash_file
+    monkeypatch.setattr(fsutil, "_hash_file", lambda path: reads.append(str(path)) or real(path))
+    book = fsutil._DigestBook()
+    expected = hashlib.sha256(data.read_bytes()).hexdigest()
+    assert book.sha256(data) == expected and book.sha256(data) == expected and len(reads) == 1
+    book.flush()
+    assert fsutil._DigestBook().sha256(data) == expected and len(reads) == 1  # the next process trusts it
+    data.write_bytes(b"other" * 1000)  # same path, new content (and mtime now: too recent to record)
+    assert book.sha256(data) == hashlib.sha256(data.read_bytes()).hexdigest() and len(reads) == 2
+    book.sha256(data)
+    assert len(reads) == 3  # still racy, so hashed again rather than trusted
+    book.flush()
+    assert str(data.resolve()) not in json.loads((tmp_path / "build" / "cache" / "digests.json").read_text())

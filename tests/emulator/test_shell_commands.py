@@ -129,6 +129,31 @@ def test_cp_and_mv(sh: ShellRunner) -> None:
     assert moved.err == "mv: /data/local/tmp/nope: No such file or directory\n"
 
 
+def test_ln_makes_hard_links_that_cost_no_storage(sh: ShellRunner) -> None:
+    sh.write(f"{TMP}/blob", b"x" * 1000, mode=0o755)
+    used = sh.fs.used_bytes()
+    assert sh(f"mkdir {TMP}/job && ln {TMP}/blob {TMP}/job/run.sh && stat -c '%i %h %s' {TMP}/blob").status == 0
+    inode, links, size = sh(f"stat -c '%i %h %s' {TMP}/job/run.sh").out.split()
+    assert sh(f"stat -c %i {TMP}/blob").out.split() == [inode] and (links, size) == ("2", "1000")
+    assert sh.fs.used_bytes() == used  # one file, two names
+    assert sh(f"echo changed > {TMP}/job/run.sh && cat {TMP}/blob").out == "changed\n"  # the same file
+    assert sh(f"ln {TMP}/blob {TMP}/job/run.sh").err == f"ln: {TMP}/job/run.sh: File exists\n"
+    sh.write(f"{TMP}/other", b"other")
+    assert sh(f"ln -f {TMP}/other {TMP}/job/run.sh && cat {TMP}/job/run.sh").out == "other"
+    # removing one name frees nothing while another holds the file; removing the last frees it
+    sh.write(f"{TMP}/big", b"y" * 5000)
+    assert sh(f"ln {TMP}/big {TMP}/big2").status == 0
+    before = sh.fs.used_bytes()
+    sh(f"rm {TMP}/big")
+    assert sh.fs.used_bytes() == before
+    sh(f"rm {TMP}/big2")
+    assert sh.fs.used_bytes() == before - 5000
+    # no symlinks, no links to or into the system image
+    assert sh(f"ln -s {TMP}/blob {TMP}/sym").err == "ln: symlinks are not supported on this filesystem\n"
+    assert sh(f"ln /system/bin/sh {TMP}/sh").status == 1
+    assert sh(f"ln {TMP}/blob /system/bin/x").err == "ln: /system/bin/x: Read-only file system\n"
+
+
 @pytest.mark.parametrize(
     ("spec", "before", "after"),
     [("755", 0o644, "755"), ("+x", 0o644, "755"), ("u+x", 0o644, "744"), ("go-r", 0o644, "600"),
