@@ -9,6 +9,7 @@ The schema is documented in docs/runtime-packs.md ("Pack schema").
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -40,4 +41,15 @@ def load_pack(name: str) -> Pack:
         if name not in known:
             raise EdgeloopError(f"unknown runtime pack '{name}'", did_you_mean(name, known))
         folder = known[name]
-    return parse_pack(folder / "pack.yaml")
+    return _parsed(folder.resolve() / "pack.yaml", _stamp(folder))
+
+
+def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What the pack's own files are now (name, mtime, size): an edited pack is read again."""
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.iterdir()) if p.is_file())
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(path: Path, _stamp: tuple[tuple[str, int, int], ...]) -> Pack:
+    """A pack is parsed once per process while its files stay the same (a deploy asks for it per job)."""
+    return parse_pack(path)
