@@ -3,7 +3,6 @@ hashed twice while it stays the same."""
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import json
@@ -90,14 +89,14 @@ def _hash_file(path: str | os.PathLike[str]) -> str:
 class _DigestBook:
     """sha256 per file, keyed by what stat says of it (device, inode, size, mtime in ns), as git's index
     keeps them: a file that has not changed is not read again, in this process or (through
-    `<build>/cache/digests.json`) the next one, so a warm deploy costs the same whatever the size of
-    its model and inputs. A file changed within RACY_S of being hashed is not recorded on disk."""
+    `<build>/cache/digests.json`, written by flush(): deploy and farm.run call it once they have
+    built) the next one, so a warm deploy costs the same whatever the size of its model and inputs.
+    A file changed within RACY_S of being hashed is not recorded on disk."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._books: dict[Path, dict[str, list]] = {}  # digests.json path -> entries
         self._dirty: set[Path] = set()
-        atexit.register(self.flush)
 
     def _book(self, record: Path) -> dict[str, list]:
         if record not in self._books:

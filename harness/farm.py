@@ -23,6 +23,7 @@ from typing import Any
 
 from deploy.config import DEFAULT_CONFIG, load_config
 from deploy.errors import EdgeloopError, Interrupted
+from deploy.fsutil import flush_digests
 from deploy.profiles import load_profile
 from harness.inventory import Discovery, FarmDevice, discover, load_inventory, read_yaml_mapping
 from harness.lease import LeaseBook
@@ -189,6 +190,7 @@ def farm_run(
                           run_id=f"farm:{os.getpid()}:{started:%H%M%S}")
     try:
         outcomes = scheduler.run(jobs)
+        flush_digests()
     except KeyboardInterrupt:  # the jobs that finished are evidence: report them, and the rest as not run
         interrupted.set()
         outcomes = [finished.get(t.id) or Outcome(t, "interrupted", [], detail="interrupted before it finished")
