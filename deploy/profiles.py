@@ -24,6 +24,7 @@ PROFILES_DIR = Path(__file__).resolve().parent / "device_profiles"  # package da
 RUNTIME_UNITS: dict[str, str] = {"cpu": "cpu", "gpu": "gpu", "gpu_fp16": "gpu", "dsp": "dsp", "aip": "aip"}
 QUANTIZED_RUNTIMES = frozenset({"dsp", "aip"})
 _UNITS = frozenset(RUNTIME_UNITS.values())
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a profile's name, also a file name
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,12 @@ def load_profile_file(path: Path) -> Profile:
     if ("dsp" in units or "aip" in units) and hexagon is None:
         raise EdgeloopError(f"{path}: a profile with a dsp or aip unit needs 'hexagon'")
     props = {str(k): "" if v is None else str(v) for k, v in _require(data, "props", dict, path).items()}
+    name = _require(data, "name", str, path)
+    if not NAME.fullmatch(name):  # it names folders: an emulated device's state, report folders
+        raise EdgeloopError(f"{path}: profile name {name!r} is not a plain name",
+                            "use letters, digits, '.', '_' and '-', starting with a letter or digit")
     return Profile(
-        name=_require(data, "name", str, path),
+        name=name,
         description=str(data.get("description", "")),
         abi=_require(data, "abi", str, path),
         units=units,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import select
 import shutil
 import signal
@@ -34,12 +33,12 @@ from filelock import FileLock
 
 from deploy.errors import DeviceError, EdgeloopError
 from deploy.fsutil import atomic_write_text
-from deploy.profiles import load_profile
+from deploy.profiles import NAME, load_profile
 from emulator.device import Faults, read_faults, write_faults
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_NAME = NAME  # a device's name is a folder name, as a profile's is
 _children: dict[int, subprocess.Popen[bytes]] = {}  # processes this process started, to reap them
 SCRATCH_MARK = "scratch"  # a file in the state folder of a device with a generated <profile>-N name
 
@@ -59,8 +58,8 @@ def device_paths(state: Path) -> DevicePaths:
 
 
 def emulators_home(home: Path | None = None) -> Path:
-    """Absolute: the device process runs in the checkout's folder, so a relative state path would name
-    another folder there (unlisted, and left inside the checkout)."""
+    """Absolute: the device process runs in its own state folder, so a relative state path would name
+    another folder there (unlisted, and left inside that folder)."""
     base = home or Path(os.environ.get("EDGELOOP_HOME") or Path.home() / ".edgeloop")
     return Path(base).absolute() / "emulators"
 
@@ -224,6 +223,16 @@ def _wait_exit(pid: int, process: subprocess.Popen[bytes] | None, timeout: float
         os.close(fd)
 
 
+def _private(folder: Path) -> None:
+    """Make `folder` (and any missing parent) and leave it 0700."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.chmod(0o700)
+    except OSError as exc:
+        raise EdgeloopError(f"cannot make {folder} private to this user ({exc.strerror})",
+                            "set EDGELOOP_HOME to a folder of your own") from None
+
+
 def _reserve_name(root: Path, profile: str, name: str | None) -> Path:
     """The state folder for a new device: the given name, or the first free `<profile>[-N]`.
 
@@ -277,9 +286,11 @@ def start_device(
         if value is not None and not 0 < value < 65536:
             raise EdgeloopError(f"invalid {option} {value}", f"a TCP port is 1-65535{free}")
     root = emulators_home(home)
-    root.mkdir(parents=True, exist_ok=True)
+    for folder in (root.parent, root):  # other users of the machine see nothing of any device's state
+        _private(folder)
     with FileLock(root / ".lock"):
         state = _reserve_name(root, resolved.name, name)
+        _private(state)
         paths = device_paths(state)
         write_faults(paths.faults, faults or Faults())
         command = [
@@ -295,7 +306,11 @@ def start_device(
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                cwd=Path(__file__).resolve().parent.parent,
+                # Its working directory is its own state folder, never the checkout: nothing the device
+                # runs can reach a host file by a relative path (onnxruntime resolves some against it).
+                cwd=state,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                    [str(Path(__file__).resolve().parent.parent), *filter(None, [os.environ.get("PYTHONPATH")])])},
             )
         _children[process.pid] = process
         ready = _wait_ready(process, START_TIMEOUT_S)

@@ -303,6 +303,8 @@ def _load(ctx: ProgramContext, args: argparse.Namespace, runtime: str) -> Job:
         raise NetRunError(301, f"Failed to load container {container}: {exc.message}") from None
     except Exception:  # protobuf DecodeError and friends
         raise NetRunError(301, f"Failed to load container {container}: not a valid container") from None
+    if _load_external_data(ctx, model, container):
+        data = model.SerializeToString()
     hexagon = ctx.device.profile.hexagon
     if runtime == "dsp" and meta.quantized and hexagon and hexagon.kind == "dsp" and activation_bitwidth(meta) > 8:
         raise NetRunError(205, f"Runtime DSP on Hexagon {hexagon.arch} (HVX) supports 8-bit activations only; "
@@ -322,6 +324,51 @@ def _load(ctx: ProgramContext, args: argparse.Namespace, runtime: str) -> Job:
         raise NetRunError(306, f"Requested output tensor '{unknown[0]}' is not in container {container}")
     outputs = requested or [t.name for t in meta.outputs]
     return Job(ctx, args, runtime, model, data, meta, input_list, outputs)
+
+
+def _load_external_data(ctx: ProgramContext, model: onnx.ModelProto, container: str) -> bool:
+    """Read tensors stored outside the container (ONNX external data) through the sandbox, from paths
+    relative to the container's folder on the device, into the model itself. onnxruntime would resolve
+    them against the device process's own working directory, on the host. Returns whether any were."""
+    folder = container.rpartition("/")[0] or "/"
+    found = False
+    for tensor in _tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        found = True
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        where = ctx.fs.norm(info.get("location", ""), folder)
+        try:
+            offset, length = int(info.get("offset", 0)), int(info["length"]) if "length" in info else None
+        except ValueError:
+            raise NetRunError(301, f"Failed to load container {container}: tensor '{tensor.name}' has a bad "
+                                   "external data offset or length") from None
+        try:
+            with ctx.fs.open_read(where) as f:
+                f.seek(offset)
+                raw = f.read(-1 if length is None else length)
+        except (DeviceOSError, OSError) as exc:
+            raise NetRunError(301, f"Failed to load container {container}: external data of tensor "
+                                   f"'{tensor.name}' at {where}: {exc}") from None
+        if length is not None and len(raw) != length:
+            raise NetRunError(301, f"Failed to load container {container}: external data of tensor "
+                                   f"'{tensor.name}' at {where} is {len(raw)} bytes, expected {length}")
+        tensor.raw_data = raw
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+    return found
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a graph holds: initializers and node attributes, subgraphs (If, Loop, Scan) included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for sub in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _tensors(sub)
 
 
 def _read(ctx: ProgramContext, device_path: str, what: str) -> bytes:

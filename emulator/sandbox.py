@@ -394,8 +394,10 @@ def _image_fallback(device: str, stat: Callable[[Path], os.stat_result], host: P
 
 
 def _host_mode(mode: int, *, folder: bool = False) -> int:
-    """The device's mode bits, but the host owner can always read and write (and enter folders)."""
-    return (mode & 0o7777) | (0o700 if folder else 0o600)
+    """The device's permission bits, never setuid, setgid or sticky (a client's 04755 would make the
+    host file run as whoever started the device); the host owner can always read and write (and
+    enter folders)."""
+    return (mode & 0o777) | (0o700 if folder else 0o600)
 
 
 def _inodes(host: Path) -> dict[tuple[int, int], tuple[int, int, int]]:
