@@ -24,6 +24,7 @@ from emulator.proto import (
     A_WRTE,
     MAX_PAYLOAD,
     VERSION,
+    VERSION_CHECKSUMMED,
     ProtocolError,
     Sender,
     SocketReader,
@@ -35,6 +36,8 @@ from emulator.sync import SyncProtocolError, SyncSession
 
 FEATURES = ("shell_v2", "cmd", "stat_v2", "fixed_push_mkdir")  # cmd: emulator/cmd_services.py
 WIND_DOWN_S = 5.0  # how long a closing connection (or a stopping device) waits for its cancelled services
+MAX_CONNECTIONS = 64  # more at once are accepted and closed at once: one host holding sockets cannot starve others
+ACCEPT_BACKOFF_S = 0.05  # after a failed accept (EMFILE: out of file descriptors) before the next one
 Service = Callable[[Stream, str], None]
 
 
@@ -145,7 +148,9 @@ class Connection:
     def _handle(self, command: int, arg0: int, arg1: int, data: bytes) -> None:
         if command == A_CNXN:
             self.max_payload = max(4096, min(arg1, MAX_PAYLOAD))
-            self.sender.send(A_CNXN, VERSION, MAX_PAYLOAD, banner(self.device))
+            version = min(arg0, VERSION)  # an older host gets its own version, checksums included
+            self.sender.checksums = version < VERSION
+            self.sender.send(A_CNXN, max(version, VERSION_CHECKSUMMED), MAX_PAYLOAD, banner(self.device))
         elif command == A_OPEN:
             self._open(arg0, data.rstrip(b"\0").decode("utf-8", "replace"))
         elif command == A_WRTE:
@@ -162,7 +167,7 @@ class Connection:
             with self._lock:
                 stream = self._streams.pop(arg1, None)
             if stream is not None:
-                stream.host_closed()
+                stream.host_closed()  # answered with a CLSE of ours once its service has stopped
         # AUTH and STLS: auth is off and TLS unused, as for `adb connect` to a device with auth disabled.
 
     def _open(self, remote_id: int, service: str) -> None:
@@ -238,11 +243,21 @@ class AdbDevice:
         while not self._stopped.is_set():
             try:
                 conn, addr = self.sock.accept()
-            except OSError:
-                break
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as exc:  # out of descriptors, a connection reset before accept...: never fatal
+                if self._stopped.is_set():
+                    break
+                self.device.log("accept-error", error=str(exc))
+                self._stopped.wait(ACCEPT_BACKOFF_S)  # a backoff while the descriptors are used up
+                continue
             with self._lock:
-                self._connections.add(conn)
+                full = len(self._connections) >= MAX_CONNECTIONS
+                if not full:
+                    self._connections.add(conn)
+            if full:
+                self.device.log("connection-refused", peer=f"{addr[0]}:{addr[1]}", limit=MAX_CONNECTIONS)
+                conn.close()
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             thread = threading.Thread(target=self._serve, args=(conn, f"{addr[0]}:{addr[1]}"), daemon=True)
             thread.start()
             threads = [t for t in threads if t.is_alive()] + [thread]

@@ -31,6 +31,7 @@ COMMAND_NAMES = {
 }
 
 VERSION = 0x01000001  # "skip checksum": checksums are sent as 0 and not checked
+VERSION_CHECKSUMMED = 0x01000000  # hosts that ask for it (the pure-Python adb-shell) get payload checksums
 MAX_PAYLOAD = 1 << 20
 HEADER = struct.Struct("<6I")
 
@@ -46,8 +47,13 @@ class Message(NamedTuple):
     data: bytes
 
 
-def header(command: int, arg0: int, arg1: int, length: int) -> bytes:
-    return HEADER.pack(command, arg0, arg1, length, 0, command ^ 0xFFFFFFFF)
+def header(command: int, arg0: int, arg1: int, length: int, checksum: int = 0) -> bytes:
+    return HEADER.pack(command, arg0, arg1, length, checksum, command ^ 0xFFFFFFFF)
+
+
+def checksum(data: bytes | memoryview) -> int:
+    """adb's payload checksum before version 0x01000001: the sum of the bytes, modulo 2**32."""
+    return sum(bytes(data)) & 0xFFFFFFFF
 
 
 class SocketReader:
@@ -96,9 +102,10 @@ class Sender:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._lock = threading.Lock()
+        self.checksums = False  # set once a host of protocol version < VERSION connects
 
     def send(self, command: int, arg0: int, arg1: int, data: bytes | memoryview = b"") -> None:
-        head = header(command, arg0, arg1, len(data))
+        head = header(command, arg0, arg1, len(data), checksum(data) if self.checksums and data else 0)
         with self._lock:
             if len(data) < 65536:
                 self._sock.sendall(head + data)

@@ -21,18 +21,38 @@ _PACKET = struct.Struct("<BI")
 INTERACTIVE = "sh"  # what an empty command runs: the shell reading commands from stdin
 
 
+STDIN_LIMIT = 1 << 20  # bytes of stdin a command may leave unread before the host's writes wait
+
+
 class _Pipe(io.RawIOBase):
-    """stdin of a running command: filled by the stream pump, read by the shell."""
+    """stdin of a running command: filled by the stream pump, read by the shell. Bounded like a pipe:
+    past STDIN_LIMIT unread bytes the pump waits (and with it the stream's acknowledgements, so the
+    host waits too); once the command has ended, what the host still sends is dropped."""
 
     def __init__(self) -> None:
         self._chunks: deque[bytes] = deque()
         self._ready = threading.Condition()
         self._eof = False
+        self._buffered = 0
+        self._reader_gone = False
 
     def feed(self, data: bytes) -> None:
         with self._ready:
+            while self._buffered >= STDIN_LIMIT and not self._reader_gone:
+                self._ready.wait()
+            if self._reader_gone:
+                return
             self._chunks.append(data)
-            self._ready.notify()
+            self._buffered += len(data)
+            self._ready.notify_all()
+
+    def close_reader(self) -> None:
+        """The command ended: nothing will read what is buffered, or what comes."""
+        with self._ready:
+            self._reader_gone = True
+            self._chunks.clear()
+            self._buffered = 0
+            self._ready.notify_all()
 
     def end(self) -> None:
         with self._ready:
@@ -53,6 +73,8 @@ class _Pipe(io.RawIOBase):
             buffer[:n] = chunk[:n]
             if n < len(chunk):
                 self._chunks.appendleft(chunk[n:])
+            self._buffered -= n
+            self._ready.notify_all()
             return n
 
 
@@ -85,6 +107,8 @@ def _pump_v2(stream: Stream, stdin: _Pipe) -> None:
     try:
         while True:
             packet_id, length = _PACKET.unpack(stream.read_exact(_PACKET.size))
+            if length > STDIN_LIMIT:  # no shell-v2 client frames more; a 4 GiB claim is an attack
+                break
             data = stream.read_exact(length) if length else b""
             if packet_id == ID_STDIN:
                 stdin.feed(data)
@@ -126,6 +150,7 @@ def run_shell(stream: Stream, device: EmulatedDevice, command: str, *, v2: bool,
         device.log("shell-error", command=command, error=repr(exc), traceback=traceback.format_exc())
         stderr.write(f"sh: internal error: {exc}\n".encode())
         code = 1
+    stdin.close_reader()
     device.log("shell-end", command=command, status=code, cancelled=stream.cancel.is_set())
     if v2:
         stream.write(_PACKET.pack(ID_EXIT, 1) + bytes([code & 0xFF]))

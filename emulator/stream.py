@@ -17,6 +17,10 @@ from collections.abc import Callable
 from emulator.proto import A_CLSE, A_OKAY, A_WRTE, Sender
 
 INBOX_WINDOW = 4
+# A host sends its next WRTE only after our OKAY. One that sends on regardless may have this many
+# payloads unacknowledged; then the connection's reader stops reading its socket (TCP pushes back on
+# the host) until the service takes payloads: a flood costs at most (INBOX_WINDOW + MAX_UNACKED) payloads.
+MAX_UNACKED = 4
 
 
 class StreamClosed(BrokenPipeError):
@@ -49,11 +53,14 @@ class Stream:
         self._pending: bytes = b""  # the payload read_exact is consuming, from _offset on
         self._offset = 0
         self._closed = False
+        self._answered = False  # our CLSE went out (a host's CLSE is answered with one, as adbd does)
 
     # ---- called by the connection's reader thread --------------------------------------
 
     def deliver(self, data: bytes) -> None:
         with self._inbox_ready:
+            while len(self._inbox) >= INBOX_WINDOW + MAX_UNACKED and not self._closed:
+                self._inbox_ready.wait()
             self._inbox.append(data)
             room = len(self._inbox) <= INBOX_WINDOW
             if not room:
@@ -86,6 +93,7 @@ class Stream:
             if not self._inbox:
                 return b""
             data = self._inbox.popleft()
+            self._inbox_ready.notify_all()  # a reader held back by a flood may deliver again
             owed = self._owed_okays > 0
             if owed:
                 self._owed_okays -= 1
@@ -124,10 +132,11 @@ class Stream:
             self._sender.send(A_WRTE, self.local_id, self.remote_id, chunk)
 
     def close(self) -> None:
-        """Close from the device side (CLSE); idempotent."""
-        if not self._closed:
-            self._closed = True
-            self._wake()
+        """Close from the device side, or answer the host's close: one CLSE either way; idempotent."""
+        self._closed = True
+        self._wake()
+        if not self._answered:
+            self._answered = True
             with contextlib.suppress(OSError):
                 self._sender.send(A_CLSE, self.local_id, self.remote_id)
         self._on_close(self)
