@@ -68,15 +68,18 @@ _FAULT_HELP = ("fault as name=value (repeatable): drop_after_bytes=N, throttle_b
 def _emulator_collection() -> Collection:
     """emulator.* (defined here so they are not also top-level tasks)."""
 
-    @task(name="start", iterable=["fault"], help={
+    @task(name="start", iterable=["fault", "adb_key"], help={
         "profile": "device profile (pixel, pixel4, galaxy-s23, generic-arm64 or a YAML path)",
         "port": "TCP port on 127.0.0.1 (default: a free one; an odd port in 5555-5585 is found by adb itself)",
         "name": "device name (default: the profile's name, then <profile>-2, ...)",
         "fault": _FAULT_HELP,
         "connect": "also `adb connect` it to the adb server on --adb-port",
-        "adb_port": "adb server port for --connect (default $ANDROID_ADB_SERVER_PORT, else 5037, as adb's own)"})
+        "adb_port": "adb server port for --connect (default $ANDROID_ADB_SERVER_PORT, else 5037, as adb's own)",
+        "adb_key": "also accept this adb public key file (repeatable; your own ~/.android/adbkey.pub always is)",
+        "insecure": "accept any host without adb's RSA authentication (ro.adb.secure=0; docs/emulator.md)"})
     @user_errors
-    def emulator_start(c, profile="pixel", port=None, name=None, fault=None, connect=False, adb_port=None):
+    def emulator_start(c, profile="pixel", port=None, name=None, fault=None, connect=False, adb_port=None,
+                       adb_key=None, insecure=False):
         """Start an emulated Android device in the background and print its adb serial."""
         from emulator.device import Faults, parse_fault_items
         from emulator.lifecycle import start_device
@@ -87,7 +90,8 @@ def _emulator_collection() -> Collection:
         if connect:
             server_port = number(adb_port, "--adb-port", int) if adb_port else parse_adb_address().port
         device = start_device(profile, name=name, port=number(port, "--port", int) if port else None, faults=faults,
-                              adb_port=server_port)
+                              adb_port=server_port, adb_keys=tuple(Path(k) for k in adb_key or ()),
+                              secure=not insecure)
         console.print(device.serial)
 
     @task(name="list")

@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", required=True, type=Path, help="the device's state folder")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument("--insecure", action="store_true", help="no adb authentication (ro.adb.secure=0)")
+    parser.add_argument("--adb-key", action="append", type=Path, default=[], help="another accepted public key")
     args = parser.parse_args(argv)
     paths = device_paths(args.state)
     try:
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         sandbox_root=paths.sandbox,
         log_path=paths.log,
         faults_path=paths.faults,
+        secure=not args.insecure,
+        adb_keys=tuple(args.adb_key),
     )
     server = AdbDevice(device, sock)
     record = DeviceRecord(name=args.name, profile=profile.name, port=port, pid=os.getpid(), state=args.state)

@@ -15,8 +15,10 @@ import time
 import traceback
 from collections.abc import Callable
 
+from emulator import auth
 from emulator.device import EmulatedDevice
 from emulator.proto import (
+    A_AUTH,
     A_CLSE,
     A_CNXN,
     A_OKAY,
@@ -101,6 +103,9 @@ class Connection:
         self._lock = threading.Lock()
         self._send_throttle = _Throttle(device)
         self._recv_throttle = _Throttle(device)
+        self._authorized = not device.secure
+        self._token = b""  # the AUTH token the host must sign next
+        self._version = VERSION
 
     def serve(self) -> None:
         reader = SocketReader(self.sock)
@@ -148,9 +153,16 @@ class Connection:
     def _handle(self, command: int, arg0: int, arg1: int, data: bytes) -> None:
         if command == A_CNXN:
             self.max_payload = max(4096, min(arg1, MAX_PAYLOAD))
-            version = min(arg0, VERSION)  # an older host gets its own version, checksums included
-            self.sender.checksums = version < VERSION
-            self.sender.send(A_CNXN, max(version, VERSION_CHECKSUMMED), MAX_PAYLOAD, banner(self.device))
+            self._version = max(min(arg0, VERSION), VERSION_CHECKSUMMED)  # an older host gets its own
+            self.sender.checksums = self._version < VERSION
+            if self._authorized:
+                self._connected()
+            else:
+                self._challenge()
+        elif command == A_AUTH:
+            self._auth(arg0, data)
+        elif not self._authorized:
+            return  # as adbd: nothing but CNXN and AUTH before the host has proved its key
         elif command == A_OPEN:
             self._open(arg0, data.rstrip(b"\0").decode("utf-8", "replace"))
         elif command == A_WRTE:
@@ -168,7 +180,29 @@ class Connection:
                 stream = self._streams.pop(arg1, None)
             if stream is not None:
                 stream.host_closed()  # answered with a CLSE of ours once its service has stopped
-        # AUTH and STLS: auth is off and TLS unused, as for `adb connect` to a device with auth disabled.
+        # STLS: TLS is for wireless debugging's pairing, which the emulated device does not offer.
+
+    def _connected(self) -> None:
+        self.sender.send(A_CNXN, self._version, MAX_PAYLOAD, banner(self.device))
+
+    def _challenge(self) -> None:
+        self._token = auth.new_token()
+        self.sender.send(A_AUTH, auth.TOKEN, 0, self._token)
+
+    def _auth(self, kind: int, data: bytes) -> None:
+        """A signature of the token (then CNXN, or a new token), or the host's public key on offer."""
+        if self._authorized or not self._token:
+            return
+        if kind == auth.SIGNATURE:
+            keys = auth.load_keys([*auth.user_key_files(), *self.device.adb_keys])
+            if any(key.verifies(self._token, data) for key in keys):
+                self._authorized = True
+                self.device.log("auth", peer=self.peer)
+                self._connected()
+            else:
+                self._challenge()
+        elif kind == auth.RSAPUBLICKEY:  # a phone would ask its user; this device has none to ask
+            self.device.log("auth-refused", peer=self.peer, key=data.rstrip(b"\0").decode(errors="replace")[-60:])
 
     def _open(self, remote_id: int, service: str) -> None:
         target = self._service(service)

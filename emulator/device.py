@@ -129,12 +129,17 @@ class EmulatedDevice:
         log_path: Path,
         faults: Faults | None = None,
         faults_path: Path | None = None,
+        secure: bool = True,
+        adb_keys: tuple[Path, ...] = (),
     ) -> None:
         self.profile = profile
         self.name = name
         self.port = port
         self.serial = f"127.0.0.1:{port}"
-        self.props = {**profile.props, "ro.serialno": device_serialno(name)}
+        # secure: hosts must prove they hold an accepted adb key (emulator.auth), as on a user build
+        self.secure = secure
+        self.adb_keys = adb_keys  # public key files accepted besides the user's own
+        self.props = {**profile.props, "ro.serialno": device_serialno(name), "ro.adb.secure": "1" if secure else "0"}
         self.props.pop("ro.kernel.qemu", None)  # adb treats qemu devices differently; a phone has none
         self.fs = Sandbox(sandbox_root, profile.storage_mb * 1024 * 1024, hexagon=profile.hexagon is not None)
         self.log_path = Path(log_path)

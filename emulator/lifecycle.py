@@ -275,8 +275,12 @@ def start_device(
     home: Path | None = None,
     exit_with_parent: bool = False,
     adb_port: int | None = None,
+    secure: bool = True,
+    adb_keys: tuple[Path, ...] = (),
 ) -> RunningDevice:
     """Start a device process and return once it accepts connections.
+
+    secure: hosts authenticate with an adb key (the user's own, and `adb_keys`), as on a user build.
 
     exit_with_parent: the device stops when this process ends (for tests; the CLI leaves it running).
     adb_port: also `adb connect` it to the adb server on that port; if that fails, the device is stopped.
@@ -285,6 +289,9 @@ def start_device(
     for option, value, free in (("port", port, "; leave --port out for a free one"), ("adb port", adb_port, "")):
         if value is not None and not 0 < value < 65536:
             raise EdgeloopError(f"invalid {option} {value}", f"a TCP port is 1-65535{free}")
+    missing = [key for key in adb_keys if not Path(key).is_file()]
+    if missing:
+        raise EdgeloopError(f"no adb public key file {missing[0]}", "give the path of an adbkey.pub")
     root = emulators_home(home)
     for folder in (root.parent, root):  # other users of the machine see nothing of any device's state
         _private(folder)
@@ -299,6 +306,10 @@ def start_device(
         ]  # fmt: skip
         if exit_with_parent:
             command += ["--parent-pid", str(os.getpid())]
+        if not secure:
+            command.append("--insecure")
+        for key in adb_keys:
+            command += ["--adb-key", str(Path(key).absolute())]
         with open(paths.process_log, "ab") as log:
             process = subprocess.Popen(
                 command,

@@ -9,7 +9,14 @@ import pytest
 
 from emulator.lifecycle import RunningDevice
 from tests.conftest import AdbServer
+from tests.emulator.rawadb import Key
 from tests.emulator.test_shell_support import ShellRunner
+
+
+@pytest.fixture(scope="session")
+def adb_test_key(tmp_path_factory: pytest.TempPathFactory) -> Key:
+    """The raw-protocol tests' own adb key; their devices are started with `adb_keys=(key.public,)`."""
+    return Key.make(tmp_path_factory.mktemp("adbkey") / "adbkey")
 
 
 @pytest.fixture

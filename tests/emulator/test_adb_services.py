@@ -19,6 +19,7 @@ from emulator.device import EmulatedDevice
 from emulator.lifecycle import RunningDevice
 from emulator.proto import A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_WRTE, HEADER, MAX_PAYLOAD, VERSION, header
 from tests.conftest import wait_until
+from tests.emulator.rawadb import Key, RawHost
 from tests.emulator.test_shell_support import OWNERS
 
 
@@ -89,12 +90,11 @@ def test_client_hanging_up_cancels_a_long_command(device: adbutils.AdbDevice, em
 # ---- raw transport ---------------------------------------------------------------------------
 
 
-def handshake(port: int, max_payload: int = MAX_PAYLOAD) -> tuple[socket.socket, bytes]:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(header(A_CNXN, VERSION, max_payload, 15) + b"host::features\0")
-    command, arg0, arg1, length, _, _ = HEADER.unpack(recv_exact(sock, HEADER.size))
+def handshake(port: int, key: Key, max_payload: int = MAX_PAYLOAD) -> tuple[socket.socket, bytes]:
+    host = RawHost(port, key, max_payload=max_payload)
+    command, arg0, arg1, _, banner = host.banner
     assert (command, arg0, arg1) == (A_CNXN, VERSION, MAX_PAYLOAD)
-    return sock, recv_exact(sock, length)
+    return host.sock, banner
 
 
 def recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -123,9 +123,9 @@ GARBAGE = {
 }
 
 
-def test_malformed_packets_close_only_that_connection(start_emulated) -> None:
-    device = start_emulated("pixel", connect=False)
-    bystander, _ = handshake(device.port)  # another connection, open all along
+def test_malformed_packets_close_only_that_connection(start_emulated, adb_test_key: Key) -> None:
+    device = start_emulated("pixel", connect=False, adb_keys=(adb_test_key.public,))
+    bystander, _ = handshake(device.port, adb_test_key)  # another connection, open all along
     for name, garbage in GARBAGE.items():
         sock = socket.create_connection(("127.0.0.1", device.port), timeout=10)
         sock.sendall(garbage)
@@ -133,7 +133,7 @@ def test_malformed_packets_close_only_that_connection(start_emulated) -> None:
             sock.shutdown(socket.SHUT_WR)
         assert closed_by_device(sock), name
         sock.close()
-        fresh, banner = handshake(device.port)
+        fresh, banner = handshake(device.port, adb_test_key)
         assert banner.startswith(b"device::") and b"model=Pixel 7" in banner, name
         fresh.close()
     bystander.sendall(header(A_OPEN, 7, 0, 6) + b"sync:\0")
@@ -144,11 +144,12 @@ def test_malformed_packets_close_only_that_connection(start_emulated) -> None:
 
 
 @pytest.fixture
-def in_process(tmp_path) -> Iterator[AdbDevice]:
+def in_process(tmp_path, adb_test_key: Key) -> Iterator[AdbDevice]:
     """A device served by a thread of the test process: for raw protocol tests, no process start."""
     sock = listen(0)
     state = EmulatedDevice(load_profile("pixel"), name="inproc", port=sock.getsockname()[1],
-                           sandbox_root=tmp_path / "sandbox", log_path=tmp_path / "device.log")  # fmt: skip
+                           sandbox_root=tmp_path / "sandbox", log_path=tmp_path / "device.log",
+                           adb_keys=(adb_test_key.public,))  # fmt: skip
     server = AdbDevice(state, sock)
     thread = server.start()
     yield server
@@ -158,8 +159,8 @@ def in_process(tmp_path) -> Iterator[AdbDevice]:
     state.close()
 
 
-def test_unknown_service_is_refused(in_process: AdbDevice) -> None:
-    sock, banner = handshake(in_process.port)
+def test_unknown_service_is_refused(in_process: AdbDevice, adb_test_key: Key) -> None:
+    sock, banner = handshake(in_process.port, adb_test_key)
     assert b"features=" in banner and b"shell_v2" in banner
     assert b"model=Pixel 7" in banner
     sock.sendall(header(A_OPEN, 3, 0, 17) + b"jdwp:1234\0\0\0\0\0\0\0\0")
@@ -208,12 +209,12 @@ def read_packet(sock: socket.socket) -> tuple[int, int, int, bytes]:
     return command, arg0, arg1, recv_exact(sock, length)
 
 
-def test_flow_control_and_the_hosts_max_payload(in_process: AdbDevice) -> None:
+def test_flow_control_and_the_hosts_max_payload(in_process: AdbDevice, adb_test_key: Key) -> None:
     """With a host that accepts 4 KiB payloads, the device sends at most 4 KiB per WRTE and never
     a second WRTE before the host's OKAY."""
     blob = bytes(range(256)) * 64  # 16 KiB
     (in_process.device.fs.root / "sdcard/blob").write_bytes(blob)
-    sock, _ = handshake(in_process.port, max_payload=4096)
+    sock, _ = handshake(in_process.port, adb_test_key, max_payload=4096)
     sock.sendall(header(A_OPEN, 5, 0, 6) + b"sync:\0")
     command, local_id, remote_id, _ = read_packet(sock)
     assert (command, remote_id) == (A_OKAY, 5)
@@ -236,9 +237,9 @@ def test_flow_control_and_the_hosts_max_payload(in_process: AdbDevice) -> None:
     sock.close()
 
 
-def test_sync_sta2_reports_the_devices_owners(in_process: AdbDevice) -> None:
+def test_sync_sta2_reports_the_devices_owners(in_process: AdbDevice, adb_test_key: Key) -> None:
     (in_process.device.fs.root / "sdcard/x").write_bytes(b"x")
-    sock, _ = handshake(in_process.port)
+    sock, _ = handshake(in_process.port, adb_test_key)
     sock.sendall(header(A_OPEN, 5, 0, 6) + b"sync:\0")
     _, local_id, _, _ = read_packet(sock)
     for path, ids in OWNERS.items():
@@ -252,14 +253,14 @@ def test_sync_sta2_reports_the_devices_owners(in_process: AdbDevice) -> None:
     sock.close()
 
 
-def test_random_sync_requests_do_not_hurt_the_device(in_process: AdbDevice, tmp_path) -> None:
+def test_random_sync_requests_do_not_hurt_the_device(in_process: AdbDevice, tmp_path, adb_test_key: Key) -> None:
     """Seeded garbage inside sync streams: each bad stream is closed, nothing lands outside the
     writable areas, and the device still answers."""
     import random
 
     rng = random.Random(1234)
     before = sorted(p for p in tmp_path.rglob("*") if "data/local/tmp" not in str(p) and "sdcard" not in str(p))
-    sock, _ = handshake(in_process.port)
+    sock, _ = handshake(in_process.port, adb_test_key)
     ids = {b"STAT", b"LIST", b"SEND", b"RECV", b"STA2", b"DATA", b"DONE", b"QUIT", b"XXXX"}
     for k in range(1, 120):
         sock.sendall(header(A_OPEN, k, 0, 6) + b"sync:\0")
@@ -276,7 +277,7 @@ def test_random_sync_requests_do_not_hurt_the_device(in_process: AdbDevice, tmp_
         payload = ident + struct.pack("<I", rng.choice([len(body), 0, 2**31, 70000])) + body + rng.randbytes(8)
         sock.sendall(header(A_WRTE, k, local_id, len(payload)) + payload)
         sock.sendall(header(A_CLSE, k, local_id, 0))
-    fresh, banner = handshake(in_process.port)
+    fresh, banner = handshake(in_process.port, adb_test_key)
     assert banner.startswith(b"device::")
     fresh.close()
     sock.close()
@@ -287,12 +288,12 @@ def test_random_sync_requests_do_not_hurt_the_device(in_process: AdbDevice, tmp_
     assert "sync-error" in events
 
 
-def test_random_transport_messages_do_not_hurt_the_device(in_process: AdbDevice, tmp_path) -> None:
+def test_random_transport_messages_do_not_hurt_the_device(in_process: AdbDevice, tmp_path, adb_test_key: Key) -> None:
     """Well-framed but meaningless messages (unknown ids, odd services, stray OKAY/CLSE/WRTE)."""
     import random
 
     rng = random.Random(99)
-    sock, _ = handshake(in_process.port)
+    sock, _ = handshake(in_process.port, adb_test_key)
     messages = []
     for _ in range(400):
         command = rng.choice([A_OKAY, A_WRTE, A_CLSE, A_OPEN, A_CNXN])
@@ -303,7 +304,7 @@ def test_random_transport_messages_do_not_hurt_the_device(in_process: AdbDevice,
     while sock.recv(1 << 16):  # everything the device answers, until it closes after our EOF
         pass
     sock.close()
-    fresh, banner = handshake(in_process.port)
+    fresh, banner = handshake(in_process.port, adb_test_key)
     assert banner.startswith(b"device::")
     fresh.close()
     events = [json.loads(line)["event"] for line in (tmp_path / "device.log").read_text().splitlines()]

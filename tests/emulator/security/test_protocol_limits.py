@@ -5,65 +5,16 @@ client speaks the protocol here, byte by byte, as an attacker would."""
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import socket
 import time
 from pathlib import Path
 
-from emulator.proto import A_CLSE, A_CNXN, A_OKAY, A_OPEN, A_WRTE, HEADER
+from emulator.proto import A_CLSE, A_OKAY, A_OPEN, A_WRTE, HEADER
 from tests.conftest import wait_until
+from tests.emulator.rawadb import Key, RawHost, checksum
 
 SKIP_CHECKSUM, CHECKSUMMED = 0x01000001, 0x01000000
-
-
-def checksum(data: bytes) -> int:
-    """adb's checksum before 0x01000001, as adb-shell computes it: the sum of the payload's bytes."""
-    return sum(data) & 0xFFFFFFFF
-
-
-class RawHost:
-    """A minimal adb host: one TCP connection to the device, messages as adb frames them."""
-
-    def __init__(self, port: int, version: int = SKIP_CHECKSUM) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.checksums = version < SKIP_CHECKSUM
-        self.send(A_CNXN, version, 4096, b"host::\0")
-        self.banner = self.expect(A_CNXN)
-
-    def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
-        head = HEADER.pack(command, arg0, arg1, len(data), checksum(data) if self.checksums else 0,
-                           command ^ 0xFFFFFFFF)
-        self.sock.sendall(head + data)
-
-    def read(self) -> tuple[int, int, int, int, bytes]:
-        raw = self._exact(HEADER.size)
-        command, arg0, arg1, length, sum_, _magic = HEADER.unpack(raw)
-        return command, arg0, arg1, sum_, self._exact(length)
-
-    def expect(self, command: int) -> tuple[int, int, int, int, bytes]:
-        while True:
-            message = self.read()
-            if message[0] == command:
-                return message
-
-    def _exact(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise EOFError("device closed the connection")
-            data += chunk
-        return data
-
-    def open(self, service: str, local_id: int = 1) -> int:
-        self.send(A_OPEN, local_id, 0, service.encode() + b"\0")
-        _, remote, _, _, _ = self.expect(A_OKAY)
-        return remote
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
 
 
 def _rss_kb(pid: int) -> int:
@@ -88,16 +39,16 @@ def _flood(host: RawHost, remote: int, payload: bytes, seconds: float) -> int:
     return sent
 
 
-def test_a_wrte_flood_and_unread_stdin_cost_bounded_memory(start_emulated) -> None:
+def test_a_wrte_flood_and_unread_stdin_cost_bounded_memory(start_emulated, adb_test_key: Key) -> None:
     """Without waiting for OKAY, a host grew the device to 1.3 GB in 4.6 s; stdin to a sleeping command
     grew it to 1.1 GB."""
-    running = start_emulated("pixel", connect=False)
+    running = start_emulated("pixel", connect=False, adb_keys=(adb_test_key.public,))
     before = _rss_kb(running.pid)
     payload = b"x" * 4096
     # a command that never reads its stdin: the device stops reading the host (TCP pushes back); a
     # sync session fed garbage: it ends the stream and drops what follows
     for service, held in (("shell:sleep 30", True), ("sync:", False)):
-        host = RawHost(running.port)
+        host = RawHost(running.port, adb_test_key)
         try:
             remote = host.open(service)
             sent = _flood(host, remote, payload, 3.0)
@@ -107,12 +58,12 @@ def test_a_wrte_flood_and_unread_stdin_cost_bounded_memory(start_emulated) -> No
         assert grown_mb < 64, f"{service}: the device grew by {grown_mb:.0f} MB"
         if held:
             assert sent < 16 << 20, f"{service}: the device took {sent >> 20} MB that nothing reads"
-    assert RawHost(running.port).open("shell:echo ok")  # and it still serves
+    assert RawHost(running.port, adb_test_key).open("shell:echo ok")  # and it still serves
 
 
-def test_running_out_of_descriptors_never_stops_the_device_accepting(start_emulated) -> None:
+def test_running_out_of_descriptors_never_stops_the_device_accepting(start_emulated, adb_test_key: Key) -> None:
     """Any OSError in the accept loop (EMFILE with 1100 held connections) stopped accepting for good."""
-    running = start_emulated("pixel", connect=False)
+    running = start_emulated("pixel", connect=False, adb_keys=(adb_test_key.public,))
     open_now = len(list(Path(f"/proc/{running.pid}/fd").iterdir()))
     soft, hard = resource.prlimit(running.pid, resource.RLIMIT_NOFILE)
     resource.prlimit(running.pid, resource.RLIMIT_NOFILE, (open_now + 8, hard))
@@ -128,14 +79,14 @@ def test_running_out_of_descriptors_never_stops_the_device_accepting(start_emula
         for sock in held:
             sock.close()
     resource.prlimit(running.pid, resource.RLIMIT_NOFILE, (soft, hard))
-    host = wait_until(lambda: _try_host(running.port), "the device to accept again")
+    host = wait_until(lambda: _try_host(running.port, adb_test_key), "the device to accept again")
     remote = host.open("shell:echo back")
     assert host.expect(A_WRTE)[4] == b"back\n" and remote
 
 
-def _try_host(port: int) -> RawHost | None:
+def _try_host(port: int, key: Key) -> RawHost | None:
     try:
-        return RawHost(port)
+        return RawHost(port, key)
     except (OSError, EOFError):
         return None
 
@@ -143,8 +94,8 @@ def _try_host(port: int) -> RawHost | None:
 MAX_CONNECTIONS = 64  # emulator.adbd.MAX_CONNECTIONS, as docs/emulator.md gives it
 
 
-def test_connections_past_the_cap_are_refused_cleanly_and_the_device_goes_on(start_emulated) -> None:
-    running = start_emulated("pixel", connect=False)
+def test_connections_past_the_cap_are_refused_cleanly_and_the_device_goes_on(start_emulated, adb_test_key: Key) -> None:
+    running = start_emulated("pixel", connect=False, adb_keys=(adb_test_key.public,))
     held = [socket.create_connection(("127.0.0.1", running.port), timeout=5) for _ in range(MAX_CONNECTIONS)]
     try:
         wait_until(lambda: sum(e["event"] == "connect" for e in running.events()) >= MAX_CONNECTIONS,
@@ -155,14 +106,14 @@ def test_connections_past_the_cap_are_refused_cleanly_and_the_device_goes_on(sta
     finally:
         for sock in held:
             sock.close()
-    host = wait_until(lambda: _try_host(running.port), "a free slot")
+    host = wait_until(lambda: _try_host(running.port, adb_test_key), "a free slot")
     assert host.open("shell:true")
 
 
-def test_a_hosts_clse_is_answered(start_emulated) -> None:
+def test_a_hosts_clse_is_answered(start_emulated, adb_test_key: Key) -> None:
     """adb-shell waits for the device's CLSE after its own: unanswered, each of its sync calls hung 10 s."""
-    running = start_emulated("pixel", connect=False)
-    host = RawHost(running.port)
+    running = start_emulated("pixel", connect=False, adb_keys=(adb_test_key.public,))
+    host = RawHost(running.port, adb_test_key)
     remote = host.open("sync:")
     start = time.monotonic()
     host.send(A_CLSE, 1, remote)
@@ -170,21 +121,21 @@ def test_a_hosts_clse_is_answered(start_emulated) -> None:
     assert (arg0, arg1) == (remote, 1) and time.monotonic() - start < 2
 
 
-def test_a_host_of_version_0x01000000_gets_checksums(start_emulated) -> None:
+def test_a_host_of_version_0x01000000_gets_checksums(start_emulated, adb_test_key: Key) -> None:
     """The pure-Python adb-shell asks for version 0x01000000 and checks every payload's checksum."""
-    running = start_emulated("pixel", connect=False)
-    host = RawHost(running.port, version=CHECKSUMMED)
+    running = start_emulated("pixel", connect=False, adb_keys=(adb_test_key.public,))
+    host = RawHost(running.port, adb_test_key, version=CHECKSUMMED)
     host.send(A_OPEN, 1, 0, b"shell:echo checksummed\0")
     _, remote, _, _, _ = host.expect(A_OKAY)
     _, _, _, sum_, data = host.expect(A_WRTE)
     assert data == b"checksummed\n" and sum_ == checksum(data) != 0
     # the banner too; a current host still gets none (0x01000001: "skip checksum")
-    fresh = RawHost(running.port)
+    fresh = RawHost(running.port, adb_test_key)
     assert fresh.banner[3] == 0 and remote
 
 
-def test_the_device_answers_its_own_version_to_an_old_host(start_emulated) -> None:
-    running = start_emulated("pixel", connect=False)
-    old = RawHost(running.port, version=CHECKSUMMED)
+def test_the_device_answers_its_own_version_to_an_old_host(start_emulated, adb_test_key: Key) -> None:
+    running = start_emulated("pixel", connect=False, adb_keys=(adb_test_key.public,))
+    old = RawHost(running.port, adb_test_key, version=CHECKSUMMED)
     assert old.banner[1] == CHECKSUMMED and old.banner[3] == checksum(old.banner[4])
-    assert RawHost(running.port).banner[1] == SKIP_CHECKSUM
+    assert RawHost(running.port, adb_test_key).banner[1] == SKIP_CHECKSUM
