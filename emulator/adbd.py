@@ -40,6 +40,15 @@ FEATURES = ("shell_v2", "cmd", "stat_v2", "fixed_push_mkdir")  # cmd: emulator/c
 WIND_DOWN_S = 5.0  # how long a closing connection (or a stopping device) waits for its cancelled services
 MAX_CONNECTIONS = 64  # more at once are accepted and closed at once: one host holding sockets cannot starve others
 ACCEPT_BACKOFF_S = 0.05  # after a failed accept (EMFILE: out of file descriptors) before the next one
+REBOOT_S = 2.0  # `adb reboot`: the device is gone (connections closed, new ones refused) for this long
+# What adbd on a user build (it runs as the shell user) answers to the services that need more.
+USER_BUILD = {
+    "root": "adbd cannot run as root in production builds\n",
+    "unroot": "adbd not running as root\n",
+    "remount": 'Not running as root. Try "adb root" first.\n',
+    "disable-verity": "disable-verity only works for userdebug builds\n",
+    "enable-verity": "enable-verity only works for userdebug builds\n",
+}
 Service = Callable[[Stream, str], None]
 
 
@@ -91,8 +100,10 @@ class _Throttle:
 class Connection:
     """One host connection (normally one adb server) and its streams."""
 
-    def __init__(self, device: EmulatedDevice, sock: socket.socket, peer: str) -> None:
+    def __init__(self, device: EmulatedDevice, sock: socket.socket, peer: str,
+                 reboot: Callable[[], None] = lambda: None) -> None:
         self.device = device
+        self._reboot = reboot
         self.sock = sock
         self.peer = peer
         self.sender = Sender(sock)
@@ -230,6 +241,8 @@ class Connection:
             return self._sync
         if name == "shell" or name.startswith("shell,") or name == "exec":
             return self._shell
+        if name in USER_BUILD or name in ("tcpip", "usb", "reverse", "reboot"):
+            return self._system
         return None
 
     def _sync(self, stream: Stream, _service: str) -> None:
@@ -241,6 +254,29 @@ class Connection:
         run_shell(
             stream, self.device, command, v2=head.startswith("shell") and "v2" in options, max_payload=self.max_payload
         )
+
+    def _system(self, stream: Stream, service: str) -> None:
+        """The services a user build answers without doing much: root, remount and the like refuse as
+        adbd does; tcpip/usb say what adbd says (the device listens on TCP whatever it is told);
+        reverse forwarding is refused (the device opens no sockets); reboot takes the device away for
+        REBOOT_S, as a phone drops off adb while it restarts."""
+        name, _, argument = service.partition(":")
+        self.device.log("system-service", service=service)
+        if name in USER_BUILD:
+            stream.write(USER_BUILD[name].encode())
+        elif name == "tcpip":
+            stream.write(f"restarting in TCP mode port: {argument or 5555}\n".encode())
+        elif name == "usb":
+            stream.write(b"restarting in USB mode\n")
+        elif name == "reverse":
+            if argument == "list-forward":
+                stream.write(b"OKAY0000")
+            else:
+                message = b"reverse forwarding is not supported by the emulated device"
+                stream.write(b"FAIL" + f"{len(message):04x}".encode() + message)
+        else:
+            stream.close()
+            self._reboot()
 
     def _run(self, stream: Stream, service: str, target: Service) -> None:
         try:
@@ -269,6 +305,7 @@ class AdbDevice:
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._down_until = 0.0  # rebooting: connections before then are closed at once
 
     def serve_forever(self) -> None:
         """Accept until shutdown(), then wait for the connections to wind down."""
@@ -282,6 +319,9 @@ class AdbDevice:
                     break
                 self.device.log("accept-error", error=str(exc))
                 self._stopped.wait(ACCEPT_BACKOFF_S)  # a backoff while the descriptors are used up
+                continue
+            if time.monotonic() < self._down_until:
+                conn.close()
                 continue
             with self._lock:
                 full = len(self._connections) >= MAX_CONNECTIONS
@@ -300,10 +340,23 @@ class AdbDevice:
 
     def _serve(self, conn: socket.socket, peer: str) -> None:
         try:
-            Connection(self.device, conn, peer).serve()
+            Connection(self.device, conn, peer, self.reboot).serve()
         finally:
             with self._lock:
                 self._connections.discard(conn)
+
+    def reboot(self) -> None:
+        """Go away for REBOOT_S: every connection is closed and new ones are refused, then the device is
+        back with its storage as it was (a phone's /data survives its reboot)."""
+        self.device.log("reboot", down_s=REBOOT_S)
+        self._down_until = time.monotonic() + REBOOT_S
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        with self._lock:
+            for conn in list(self._connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (in-process devices for tests)."""
@@ -316,7 +369,4 @@ class AdbDevice:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
-        with self._lock:
-            for conn in list(self._connections):
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
+        self._close_connections()

@@ -64,6 +64,7 @@ from emulator.shell_parse import (
 from emulator.shell_procs import CANCELLED, KILLED, Process, Session, table_for
 
 SH = "/system/bin/sh"
+VALUE_LIMIT = 8 << 20  # bytes a variable or a $(...) may hold (docs/emulator.md)
 DEFAULT_PATH = (
     "/product/bin:/apex/com.android.runtime/bin:/apex/com.android.art/bin:/system_ext/bin:/system/bin:"
     "/system/xbin:/odm/bin:/vendor/bin:/vendor/xbin"
@@ -165,16 +166,18 @@ class Interp:
         return self.state.args
 
     def assign(self, name: str, value: str) -> None:
-        self.state.vars[name] = value
+        self.state.vars[name] = _held(name, value)
 
     def environ(self) -> dict[str, str]:
         return {k: v for k, v in self.state.vars.items() if k in self.state.exported}
 
     def command_output(self, source: str) -> str:
         """`$(...)`: run in a subshell, capture stdout; stderr still goes to the caller's."""
-        buffer = io.BytesIO()
+        buffer = _Capped(VALUE_LIMIT)
         child = self.subshell()
         self.substitution_status = child.run_source(source, {0: self.stdin, 1: buffer, 2: self.stderr})
+        if buffer.overflowed:
+            raise ExpansionError(f"command substitution: output too long (over {VALUE_LIMIT} bytes)")
         return buffer.getvalue().decode("utf-8", "replace")
 
     def subshell(self) -> Interp:
@@ -407,7 +410,7 @@ class Interp:
         self.stdin = fds[0]  # a command substitution reads the command's stdin, as in mksh
         try:
             argv = self.expander.fields(node.words)
-            assigns = [(name, self.expander.string(word)) for name, word in node.assigns]
+            assigns = [(name, _held(name, self.expander.string(word))) for name, word in node.assigns]
         except ExpansionError as exc:  # ends a script, as POSIX asks; an interactive shell goes on
             self.error(fds, str(exc))
             if not self.interactive:
@@ -597,6 +600,29 @@ class Interp:
         state = State(dict(env), set(env), self.cwd, list(args), name, options=set(options or ()))
         child = Interp(self.shell, state, self.process, script)
         return child.run_source(source, fds) if isinstance(source, str) else child.run_lines(source, fds)
+
+
+def _held(name: str, value: str) -> str:
+    """A value a variable may hold: a phone's RAM would run out first; the emulated device's must not."""
+    if len(value) > VALUE_LIMIT:
+        raise ExpansionError(f"{name}: value too long (the emulated shell holds at most {VALUE_LIMIT} bytes)")
+    return value
+
+
+class _Capped(io.BytesIO):
+    """A substitution's output, which a variable will hold: past `limit` bytes its subshell ends as if
+    killed by SIGPIPE (status 141), so a command that never stops cannot fill the device's memory."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.overflowed = False
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        if self.tell() + len(data) > self.limit:
+            self.overflowed = True
+            raise ShellExit(141)
+        return super().write(data)
 
 
 def write(stream: BinaryIO, text: str) -> None:
