@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat as statmod
+from collections.abc import Callable
 
 from emulator.sandbox import ISDIR, NOENT, NOTDIR, NOTEMPTY, DeviceOSError
 from emulator.shell_builtins import Invocation, UsageError, builtin, split_flags, take_option
@@ -83,28 +84,37 @@ def _target_path(inv: Invocation, source: str, target: str, into: bool) -> str:
     return join_path(target, name) if into else target
 
 
-@builtin("cp")
-def cmd_cp(inv: Invocation) -> int:
-    flags, operands = split_flags(inv.args, "rRfpavdP")
+def _each_destination(inv: Invocation, operands: list[str], action: Callable[[str, str], int]) -> int:
+    """cp and ln: `action(source, destination)` for each source (its status, 0 or 1); a failure names
+    the path at fault (the source, or the new name) and the others still run."""
     plan = _destination(inv, operands)
     if plan is None:
         return 1
     sources, target, into = plan
     status = 0
     for source in sources:
-        dest = _target_path(inv, source, target, into)
         try:
-            if inv.fs.is_dir(source, inv.cwd):
-                if not flags & {"r", "R", "a"}:
-                    inv.err(f"Skipped dir '{source}'")
-                    status = 1
-                    continue
-                _copy_tree(inv, source, dest)
-            else:
-                inv.fs.copy(source, dest, inv.cwd)
+            status = action(source, _target_path(inv, source, target, into)) or status
         except DeviceOSError as exc:
             status = inv.fail(exc.path, exc)
     return status
+
+
+@builtin("cp")
+def cmd_cp(inv: Invocation) -> int:
+    flags, operands = split_flags(inv.args, "rRfpavdP")
+
+    def copy(source: str, dest: str) -> int:
+        if not inv.fs.is_dir(source, inv.cwd):
+            inv.fs.copy(source, dest, inv.cwd)
+        elif not flags & {"r", "R", "a"}:
+            inv.err(f"Skipped dir '{source}'")
+            return 1
+        else:
+            _copy_tree(inv, source, dest)
+        return 0
+
+    return _each_destination(inv, operands, copy)
 
 
 def _copy_tree(inv: Invocation, source: str, dest: str) -> None:
@@ -136,21 +146,14 @@ def cmd_ln(inv: Invocation) -> int:
     if "s" in flags:
         inv.err("symlinks are not supported on this filesystem")
         return 1
-    plan = _destination(inv, operands)
-    if plan is None:
-        return 1
-    sources, target, into = plan
 
-    status = 0
-    for source in sources:
-        dest = _target_path(inv, source, target, into)
-        try:
-            if "f" in flags and inv.fs.exists(dest, inv.cwd) and not inv.fs.is_dir(dest, inv.cwd):
-                inv.fs.remove(dest, inv.cwd)
-            inv.fs.link(source, dest, inv.cwd)
-        except DeviceOSError as exc:  # names the path at fault: the source or the new name
-            status = inv.fail(exc.path, exc)
-    return status
+    def link(source: str, dest: str) -> int:
+        if "f" in flags and inv.fs.exists(dest, inv.cwd) and not inv.fs.is_dir(dest, inv.cwd):
+            inv.fs.remove(dest, inv.cwd)
+        inv.fs.link(source, dest, inv.cwd)
+        return 0
+
+    return _each_destination(inv, operands, link)
 
 
 def parse_mode(spec: str, current: int, is_dir: bool) -> int:
