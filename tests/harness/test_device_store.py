@@ -242,3 +242,20 @@ def test_a_device_vanishing_mid_pull_is_one_clean_line(adb_server, start_emulate
     assert error.message == f"device {running.serial} stopped answering while pulling {remote}/Result_0/logits.raw"
     assert "Expected" not in str(error) and "sent is kept" not in str(error)
     assert "adb devices -l" in error.hint
+
+
+def test_a_session_whose_lease_was_taken_over_stops(adb_server, start_emulated, art, monkeypatch) -> None:
+    """A holder that stopped renewing (its host was cut off) finds, at its next renewal, that another
+    host took the device: its next request is an error instead of running beside the new holder."""
+    from harness import lease as lease_module
+
+    monkeypatch.setattr(lease_module, "HEARTBEAT_S", 0.05)
+    running = start_emulated("pixel")
+    owner = _store(running) / "lease" / "owner"
+    with open_session(adb_server, running) as session:
+        owner.write_text(json.dumps({"token": "other", "host": "elsewhere", "pid": 1, "job": "farm b",
+                                     "ttl_s": 60}) + "\n")
+        wait_until(lambda: session.lease.lost, "the renewal to notice")
+        with pytest.raises(DeviceError, match="another host took over this session's lease"):
+            session.install(art.bundle)
+    assert json.loads(owner.read_text())["job"] == "farm b"  # closing did not free the other's lease
