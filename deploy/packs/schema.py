@@ -6,6 +6,7 @@ read, not when a bundle is half built. docs/runtime-packs.md describes every key
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,18 @@ RESERVED = ("manifest.json", "run.sh", "input_list.txt", "model", "inputs", "run
 
 ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
                           lstrip_blocks=True, autoescape=False)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str) -> jinja2.Template:
+    """Each template compiled once per process: a deploy renders the same few dozen for every job."""
+    return ENV.from_string(source)
+
+
+@functools.lru_cache(maxsize=512)
+def _expression(source: str) -> Any:
+    return ENV.compile_expression(source, undefined_to_none=False)
+
 
 @dataclass(frozen=True)
 class Template:
@@ -44,13 +57,13 @@ class Template:
 
     def render(self, context: dict[str, Any]) -> str:
         try:
-            return ENV.from_string(self.source).render(context)
+            return _compiled(self.source).render(context)
         except jinja2.TemplateError as exc:
             raise EdgeloopError(f"{self.where}: cannot render the template: {exc}") from None
 
     def test(self, context: dict[str, Any]) -> bool:
         try:
-            return bool(ENV.compile_expression(self.source, undefined_to_none=False)(**context))
+            return bool(_expression(self.source)(**context))
         except jinja2.TemplateError as exc:
             raise EdgeloopError(f"{self.where}: cannot evaluate '{self.source}': {exc}") from None
 

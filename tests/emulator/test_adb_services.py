@@ -97,6 +97,13 @@ def handshake(port: int, key: Key, max_payload: int = MAX_PAYLOAD) -> tuple[sock
     return host.sock, banner
 
 
+def _handshake_or_none(port: int, key: Key) -> tuple[socket.socket, bytes] | None:
+    try:
+        return handshake(port, key)
+    except (OSError, EOFError):
+        return None
+
+
 def recv_exact(sock: socket.socket, n: int) -> bytes:
     data = b""
     while len(data) < n:
@@ -304,7 +311,8 @@ def test_random_transport_messages_do_not_hurt_the_device(in_process: AdbDevice,
     while sock.recv(1 << 16):  # everything the device answers, until it closes after our EOF
         pass
     sock.close()
-    fresh, banner = handshake(in_process.port, adb_test_key)
+    # `reboot:` among them takes the device away for a moment, as a phone: it comes back
+    fresh, banner = wait_until(lambda: _handshake_or_none(in_process.port, adb_test_key), "the device to be back")
     assert banner.startswith(b"device::")
     fresh.close()
     events = [json.loads(line)["event"] for line in (tmp_path / "device.log").read_text().splitlines()]
