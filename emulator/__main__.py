@@ -88,4 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is closed and logged: the interpreter's own teardown (onnxruntime's, numpy's) would
+    # only make whoever stops the device wait longer.
+    os._exit(status)

@@ -329,11 +329,18 @@ def _human(n: int) -> str:
 
 def walk(inv: Invocation, top: str, depth: int = 0, max_depth: int | None = None) -> Iterator[str]:
     """`top` and everything below it (pre-order, sorted), as paths spelled from `top`."""
-    yield top
-    if (max_depth is not None and depth >= max_depth) or not inv.fs.is_dir(top, inv.cwd):
+    for path, _folder in walk_kinds(inv, top, depth, max_depth):
+        yield path
+
+
+def walk_kinds(inv: Invocation, top: str, depth: int = 0, max_depth: int | None = None) -> Iterator[tuple[str, bool]]:
+    """walk(), with whether each path is a folder: each entry's stat is taken once."""
+    folder = inv.fs.is_dir(top, inv.cwd)
+    yield top, folder
+    if (max_depth is not None and depth >= max_depth) or not folder:
         return
     for name in inv.fs.listdir(top, inv.cwd):
-        yield from walk(inv, join_path(top, name), depth + 1, max_depth)
+        yield from walk_kinds(inv, join_path(top, name), depth + 1, max_depth)
 
 
 @builtin("find")
@@ -363,14 +370,14 @@ def cmd_find(inv: Invocation) -> int:
         if not inv.fs.exists(root, inv.cwd):
             status = inv.fail(root, DeviceOSError(root, "No such file or directory"))
             continue
-        for path in walk(inv, root, max_depth=max_depth):
+        for path, folder in walk_kinds(inv, root, max_depth=max_depth):
             depth = path[len(root) :].count("/") if path != root else 0
-            if depth >= min_depth and all(_find_test(inv, path, t) for t in tests):
+            if depth >= min_depth and all(_find_test(path, folder, t) for t in tests):
                 inv.out(path + "\n")
     return status
 
 
-def _find_test(inv: Invocation, path: str, test: tuple[str, str]) -> bool:
+def _find_test(path: str, folder: bool, test: tuple[str, str]) -> bool:
     option, value = test
     name = path.rstrip("/").rpartition("/")[2] or path
     if option == "-name":
@@ -380,9 +387,9 @@ def _find_test(inv: Invocation, path: str, test: tuple[str, str]) -> bool:
     if option == "-path":
         return fnmatch.fnmatchcase(path, value)
     if value == "d":
-        return inv.fs.is_dir(path, inv.cwd)
+        return folder
     if value == "f":
-        return not inv.fs.is_dir(path, inv.cwd)
+        return not folder
     if value in "lbcps":
         return False
     raise UsageError(f"bad -type '{value}'")
