@@ -43,6 +43,7 @@ class Profile:
     match: dict[str, str]
     props: dict[str, str]
     storage_mb: int
+    ram_mb: int  # the emulated device's net-run may use this much memory (emulator.engine)
     path: Path = field(compare=False)
     packages: tuple[str, ...] = ()  # what the emulated device's `pm list packages` shows (optional key)
 
@@ -114,6 +115,7 @@ def load_profile_file(path: Path) -> Profile:
         match={str(k): str(v) for k, v in _require(data, "match", dict, path).items()},
         props=props,
         storage_mb=int(data.get("storage_mb", 4096)),
+        ram_mb=int(data.get("ram_mb", 4096)),
         path=path,
         packages=tuple(map(str, _require(data, "packages", list, path) if "packages" in data else [])),
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
+from emulator import engine
 from emulator.adbd import AdbDevice, listen
 from emulator.device import EmulatedDevice
 from emulator.lifecycle import DeviceRecord, device_paths
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         secure=not args.insecure,
         adb_keys=tuple(args.adb_key),
     )
+    engine.start(profile.ram_mb)  # net-run's engine boots beside the device (emulator.engine)
     server = AdbDevice(device, sock)
     record = DeviceRecord(name=args.name, profile=profile.name, port=port, pid=os.getpid(), state=args.state)
     record.write()

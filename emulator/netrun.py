@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -27,11 +27,13 @@ from deploy.errors import EdgeloopError
 from deploy.inputlist import InputList, bind_entry, parse_input_list_text, result_path, write_input_list
 from deploy.sdk import activation_bitwidth
 from emulator import runtimes
+from emulator.engine import Cancelled, EngineError, engine
 from emulator.programs import ProgramContext, register
 from emulator.sandbox import DeviceOSError
 
 PATH = "/system/bin/edgeloop-net-run"
 DIAG_NAME = "edgeloop_diag.json"
+OOM_KILLED = 137  # 128 + SIGKILL: what the shell sees of a process the lowmemorykiller ends
 DIAG_FORMAT = "edgeloop-diag"
 CHUNK_BYTES = 64 << 20
 T = TypeVar("T")
@@ -52,6 +54,10 @@ class NetRunError(Exception):
         self.code = code
         self.message = message
         self.rc = rc
+
+
+class _Stopped(Exception):
+    """The run was cancelled (its stream closed) while the engine worked."""
 
 
 class _HelpRequested(Exception):
@@ -172,6 +178,13 @@ def main(ctx: ProgramContext) -> int:
     except NetRunError as exc:
         _err(ctx, f"error_code={exc.code}; error_message={exc.message}")
         rc = exc.rc
+    except _Stopped:
+        rc = 130
+    except EngineError as exc:  # out of the device's RAM: this run ends, as the lowmemorykiller ends an app
+        ram = ctx.device.profile.ram_mb
+        _err(ctx, f"error_code=402; error_message=Out of memory: the network needs more than the {ram} MB of "
+                  f"RAM of this device ({exc.message or 'allocation failed'}); net-run was killed")
+        rc = OOM_KILLED
     except DeviceOSError as exc:
         _err(ctx, f"error_code=300; error_message=Failed to access {exc.path}: {exc.message}")
         rc = 1
@@ -198,18 +211,20 @@ def _run(ctx: ProgramContext) -> int:
     faults = getattr(ctx.device, "faults", None)
 
     started = time.perf_counter()
-    model, model_bytes, quantized = job.model, job.model_bytes, job.meta.quantized
+    model_bytes, quantized = job.model_bytes, job.meta.quantized
     if runtime == "dsp" and not quantized:
-        model, model_bytes = _quantize_at_init(job)
+        model_bytes = _quantize_at_init(job)
         quantized = True
     # CPU fixed-point mode runs a quantized container's integer graph instead of dequantizing it.
     executed = "cpu_fxp" if runtime == "cpu" and quantized and args.enable_cpu_fxp else runtime
     mode = runtimes.Mode(executed, extra_outputs=tuple(job.outputs), every_layer=args.debug)
     try:
-        prepared, warm = runtimes.SESSIONS.get(model, model_bytes, quantized, mode)
-    except Exception as exc:  # onnxruntime refuses the graph: the device would fail to build the network
+        key, names, warm = _engine_call(ctx, ("session", model_bytes, quantized, mode))
+    except EngineError as exc:  # onnxruntime refuses the graph: the device would fail to build the network
+        if exc.out_of_memory:
+            raise
         raise NetRunError(400, f"Unable to create network for runtime {RUNTIME_NAMES[runtime]}: "
-                               f"{str(exc).splitlines()[0]}") from None
+                               f"{exc.message}") from None
     init_ms = (time.perf_counter() - started) * 1000.0
 
     if faults is not None and getattr(faults, "netrun_hang", False):
@@ -219,32 +234,40 @@ def _run(ctx: ProgramContext) -> int:
         _crash(job)
         return 139
 
-    session = prepared.session
-    names = [o.name for o in session.get_outputs()]
     written = names if args.debug else job.outputs
     inference_ms: list[float] = []
     ramp_ms = 0.0
     for chunk in _chunks(enumerate(_feeds(job)), _chunk_size(job)):
-        results = []
-        for i, feeds in chunk:  # inferences back to back: file I/O between them would skew their times
-            if ctx.cancel.is_set():
-                return 130
-            try:
-                if i == 0 and args.perf_profile in HIGH_CLOCKS:  # runs inference 0 untimed: fails as it would
-                    ramp_ms = runtimes.raise_clocks(session, names, feeds) * 1000.0
-                t0 = time.perf_counter()
-                results.append((i, session.run(names, feeds)))
-            except Exception as exc:  # onnxruntime's own failure while executing: reported, never a traceback
-                raise NetRunError(500, f"Execution of inference {i} failed: {str(exc).splitlines()[0]}") from None
-            inference_ms.append((time.perf_counter() - t0) * 1000.0)
-        for i, values in results:
+        if ctx.cancel.is_set():
+            return 130
+        first = chunk[0][0]
+        try:  # inferences back to back in the engine: file I/O between them would skew their times
+            results, times, ramp = _engine_call(ctx, ("run", key, [feeds for _, feeds in chunk],
+                                                      first == 0 and args.perf_profile in HIGH_CLOCKS))
+        except EngineError as exc:  # onnxruntime's own failure while executing: reported, never a traceback
+            if exc.out_of_memory:
+                raise
+            where, _, why = exc.message.partition(": ")
+            index = first + int(where.split()[-1]) if where.startswith("inference ") else first
+            raise NetRunError(500, f"Execution of inference {index} failed: {why or exc.message}") from None
+        ramp_ms = ramp_ms or ramp
+        inference_ms += times
+        for (i, _), values in zip(chunk, results, strict=True):
             ctx.stdout.write(f"Processing DNN input(s):\n{_line(job, i)}\n".encode())
             by_name = dict(zip(names, values, strict=True))
             for name in written:
                 _write_output(job, i, name, by_name[name])
-    layers = runtimes.profile_layers(prepared.graph, _feeds(job)) if args.profiling_level != "off" else {}
+    layers = _engine_call(ctx, ("layers", key, list(_feeds(job)))) if args.profiling_level != "off" else {}
     _write_diag(job, init_ms=init_ms, ramp_ms=ramp_ms, inference_ms=inference_ms, layers=layers, warm=warm)
     return 0
+
+
+def _engine_call(ctx: ProgramContext, request: tuple) -> Any:
+    """A request to the device's engine (emulator.engine), within the profile's RAM."""
+    try:
+        return engine(ctx.device.profile.ram_mb).call(request, ctx.cancel)
+    except Cancelled:
+        raise _Stopped from None
 
 
 def _chunk_size(job: Job) -> int:
@@ -439,7 +462,7 @@ def _crash(job: Job) -> None:
     _err(job.ctx, "Segmentation fault")
 
 
-def _quantize_at_init(job: Job) -> tuple[onnx.ModelProto, bytes]:
+def _quantize_at_init(job: Job) -> bytes:
     """A float container on the DSP: the runtime quantizes it at init with the run's inputs as calibration.
 
     The work happens in a scratch folder of the emulator itself; nothing outside the sandbox is read."""
@@ -468,7 +491,7 @@ def _quantize_at_init(job: Job) -> tuple[onnx.ModelProto, bytes]:
             raise NetRunError(401, f"Quantization at init failed: {exc.message}") from None
         data = result.path.read_bytes()
     job.quantize_ms = (time.perf_counter() - started) * 1000.0
-    return onnx.load_from_string(data), data
+    return data
 
 
 def _write_diag(job: Job, *, init_ms: float, ramp_ms: float, inference_ms: list[float],

@@ -8,7 +8,8 @@
 - dsp / aip: the quantized QDQ graph runs as is (aip refuses float containers; the caller
   quantizes a float container for dsp before asking for a session).
 
-Sessions are cached in-process by (container hash, mode) so warm runs skip session creation;
+All of this runs in net-run's engine process (emulator.engine, serve() below), under the device's
+RAM. Sessions are cached there by (container hash, mode) so warm runs skip session creation;
 per-layer times come from a profiled twin session run on the same inputs after the timed runs.
 """
 
@@ -16,13 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import resource
 import tempfile
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -234,3 +238,66 @@ def layer_times(profile_json: list[dict]) -> dict[str, list[float]]:
 
 
 SESSIONS = SessionCache()
+
+
+# -- the engine process (emulator.engine): what runs there -------------------------------------------
+
+_OOM_WORDS = ("bad allocation", "bad_alloc", "Failed to allocate", "out of memory")
+
+
+def serve_fd(fd: int, ram_bytes: int) -> None:
+    """The engine's program: requests on the socket `fd` (emulator.engine) until the device hangs up."""
+    serve(Connection(fd), ram_bytes)
+
+
+def serve(conn: Any, ram_bytes: int) -> None:
+    """Answer the device's requests until it hangs up, within `ram_bytes` of address space. Every
+    answer is (kind, value): "ok", "error" with one line, or "oom" when memory ran out."""
+    resource.setrlimit(resource.RLIMIT_AS, (ram_bytes, ram_bytes))
+    conn.send(("ok", "ready"))
+    held: dict[str, Prepared] = {}
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[str, Any] = ("ok", _answer(request, held))
+        except MemoryError:
+            answer = ("oom", "")
+        except Exception as exc:  # onnxruntime's refusals and failures: one line for the device to report
+            line = (str(exc).splitlines() or [type(exc).__name__])[0]
+            answer = ("oom" if any(w in line for w in _OOM_WORDS) else "error", line)
+        try:
+            conn.send(answer)
+        except MemoryError:  # outputs too large to send within the limit
+            conn.send(("oom", ""))
+
+
+def _answer(request: tuple[Any, ...], held: dict[str, Prepared]) -> Any:
+    """("session", container bytes, quantized, mode) -> (key, output names, warm);
+    ("run", key, feeds, ramp) -> (outputs per feed, ms per feed, ramp ms);
+    ("layers", key, feeds) -> per-layer ms."""
+    kind = request[0]
+    if kind == "session":
+        _, model_bytes, quantized, mode = request
+        prepared, warm = SESSIONS.get(onnx.load_from_string(model_bytes), model_bytes, quantized, mode)
+        key = f"{hashlib.sha256(model_bytes).hexdigest()}/{mode}"
+        held[key] = prepared
+        return key, [o.name for o in prepared.session.get_outputs()], warm
+    if kind == "run":
+        _, key, feeds, ramp = request
+        session = held[key].session
+        names = [o.name for o in session.get_outputs()]
+        ramp_s = raise_clocks(session, names, feeds[0]) if ramp and feeds else 0.0
+        outputs, times = [], []
+        for i, feed in enumerate(feeds):  # back to back: nothing else between timed inferences
+            t0 = time.perf_counter()
+            try:
+                outputs.append(session.run(names, feed))
+            except Exception as exc:
+                raise RuntimeError(f"inference {i}: {(str(exc).splitlines() or [''])[0]}") from None
+            times.append((time.perf_counter() - t0) * 1000.0)
+        return outputs, times, ramp_s * 1000.0
+    _, key, feeds = request
+    return profile_layers(held[key].graph, feeds)
