@@ -44,6 +44,7 @@ class Profile:
     props: dict[str, str]
     storage_mb: int
     ram_mb: int  # the emulated device's net-run may use this much memory (emulator.engine)
+    run_limit_s: float  # ... and run this long
     path: Path = field(compare=False)
     packages: tuple[str, ...] = ()  # what the emulated device's `pm list packages` shows (optional key)
 
@@ -116,6 +117,7 @@ def load_profile_file(path: Path) -> Profile:
         props=props,
         storage_mb=int(data.get("storage_mb", 4096)),
         ram_mb=int(data.get("ram_mb", 4096)),
+        run_limit_s=float(data.get("run_limit_s", 3600)),
         path=path,
         packages=tuple(map(str, _require(data, "packages", list, path) if "packages" in data else [])),
     )

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -33,6 +34,10 @@ class EngineError(Exception):
         super().__init__(message)
         self.message = message
         self.out_of_memory = out_of_memory
+
+
+class TimedOut(Exception):
+    """The run took longer than the device allows (the profile's run_limit_s): the engine was stopped."""
 
 
 class Cancelled(Exception):
@@ -85,15 +90,19 @@ class Engine:
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def call(self, request: tuple[Any, ...], cancel: threading.Event) -> Any:
-        """One request, answered by the engine; EngineError or Cancelled when it is not."""
+    def call(self, request: tuple[Any, ...], cancel: threading.Event, deadline: float = float("inf")) -> Any:
+        """One request, answered by the engine by `deadline` (time.monotonic()); EngineError, Cancelled
+        or TimedOut when it is not."""
         with self._lock:
             try:
                 self._conn.send(request)
-                while not self._conn.poll(POLL_S):
+                while not self._conn.poll(max(0.0, min(POLL_S, deadline - time.monotonic()))):
                     if cancel.is_set():
                         self.stop()
                         raise Cancelled
+                    if time.monotonic() >= deadline:
+                        self.stop()
+                        raise TimedOut
                     if not self.alive:
                         raise EOFError
                 kind, value = self._conn.recv()

@@ -27,13 +27,13 @@ from deploy.errors import EdgeloopError
 from deploy.inputlist import InputList, bind_entry, parse_input_list_text, result_path, write_input_list
 from deploy.sdk import activation_bitwidth
 from emulator import runtimes
-from emulator.engine import Cancelled, EngineError, engine
+from emulator.engine import Cancelled, EngineError, TimedOut, engine
 from emulator.programs import ProgramContext, register
 from emulator.sandbox import DeviceOSError
 
 PATH = "/system/bin/edgeloop-net-run"
 DIAG_NAME = "edgeloop_diag.json"
-OOM_KILLED = 137  # 128 + SIGKILL: what the shell sees of a process the lowmemorykiller ends
+OOM_KILLED = 137  # 128 + SIGKILL: what the shell sees of a process the lowmemorykiller (or a watchdog) ends
 DIAG_FORMAT = "edgeloop-diag"
 CHUNK_BYTES = 64 << 20
 T = TypeVar("T")
@@ -210,7 +210,7 @@ def _run(ctx: ProgramContext) -> int:
     job = _load(ctx, args, runtime)
     faults = getattr(ctx.device, "faults", None)
 
-    started = time.perf_counter()
+    started, clock = time.perf_counter(), time.monotonic()
     model_bytes, quantized = job.model_bytes, job.meta.quantized
     if runtime == "dsp" and not quantized:
         model_bytes = _quantize_at_init(job)
@@ -219,7 +219,7 @@ def _run(ctx: ProgramContext) -> int:
     executed = "cpu_fxp" if runtime == "cpu" and quantized and args.enable_cpu_fxp else runtime
     mode = runtimes.Mode(executed, extra_outputs=tuple(job.outputs), every_layer=args.debug)
     try:
-        key, names, warm = _engine_call(ctx, ("session", model_bytes, quantized, mode))
+        key, names, warm = _engine_call(ctx, ("session", model_bytes, quantized, mode), clock)
     except EngineError as exc:  # onnxruntime refuses the graph: the device would fail to build the network
         if exc.out_of_memory:
             raise
@@ -243,7 +243,7 @@ def _run(ctx: ProgramContext) -> int:
         first = chunk[0][0]
         try:  # inferences back to back in the engine: file I/O between them would skew their times
             results, times, ramp = _engine_call(ctx, ("run", key, [feeds for _, feeds in chunk],
-                                                      first == 0 and args.perf_profile in HIGH_CLOCKS))
+                                                      first == 0 and args.perf_profile in HIGH_CLOCKS), clock)
         except EngineError as exc:  # onnxruntime's own failure while executing: reported, never a traceback
             if exc.out_of_memory:
                 raise
@@ -257,17 +257,22 @@ def _run(ctx: ProgramContext) -> int:
             by_name = dict(zip(names, values, strict=True))
             for name in written:
                 _write_output(job, i, name, by_name[name])
-    layers = _engine_call(ctx, ("layers", key, list(_feeds(job)))) if args.profiling_level != "off" else {}
+    layers = _engine_call(ctx, ("layers", key, list(_feeds(job))), clock) if args.profiling_level != "off" else {}
     _write_diag(job, init_ms=init_ms, ramp_ms=ramp_ms, inference_ms=inference_ms, layers=layers, warm=warm)
     return 0
 
 
-def _engine_call(ctx: ProgramContext, request: tuple) -> Any:
-    """A request to the device's engine (emulator.engine), within the profile's RAM."""
+def _engine_call(ctx: ProgramContext, request: tuple, started: float) -> Any:
+    """A request to the device's engine (emulator.engine), within the profile's RAM and, counted from
+    `started` (the run's start, time.monotonic()), its run_limit_s."""
+    limit = ctx.device.profile.run_limit_s
     try:
-        return engine(ctx.device.profile.ram_mb).call(request, ctx.cancel)
+        return engine(ctx.device.profile.ram_mb).call(request, ctx.cancel, started + limit)
     except Cancelled:
         raise _Stopped from None
+    except TimedOut:
+        raise NetRunError(403, f"net-run ran past this device's limit of {limit:g} s and was killed",
+                          rc=OOM_KILLED) from None
 
 
 def _chunk_size(job: Job) -> int:

@@ -4,6 +4,7 @@ ends the app that asked, and the next run works."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +52,13 @@ def test_a_container_that_exhausts_memory_fails_its_run_not_the_device(tmp_path:
     install(fs, small, meta_for(small), feeds)
     assert run(fs, device).rc == 0
     np.testing.assert_array_equal(output(fs, 1, meta_for(small).outputs[0]), np.maximum(feeds[1]["x"], 0))
+
+
+def test_a_run_past_the_devices_time_limit_is_killed_and_the_next_one_works(tmp_path: Path) -> None:
+    small = _small()
+    fs = Sandbox(tmp_path / "device", 1 << 26)
+    install(fs, small, meta_for(small), feeds_for(small, 1))
+    hasty = Device(dataclasses.replace(load_profile("pixel"), run_limit_s=1e-6))
+    result = run(fs, hasty)
+    assert result.rc == 137 and "error_code=403; error_message=net-run ran past this device's limit" in result.stderr
+    assert run(fs, Device(load_profile("pixel"))).rc == 0  # a new engine took over
