@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-import yaml
 from onnx import helper
 from rich.table import Table
 
 from deploy.errors import EdgeloopError
 from deploy.profiles import RUNTIME_UNITS
+from deploy.yamlnode import load_yaml
 
 TABLES_DIR = Path(__file__).resolve().parent / "opsupport"
 # The table each runtime reads: gpu and gpu_fp16 differ in precision, not in which ops they run.
@@ -52,10 +52,7 @@ class OpSupport:
 
 
 def _load_table(path: Path) -> OpTable:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise EdgeloopError(f"{path}: cannot read op-support table ({exc})") from None
+    data = load_yaml(path, "op-support table")
     if not isinstance(data, dict) or data.get("runtime") != path.stem:
         raise EdgeloopError(f"{path}: 'runtime' must be '{path.stem}'", "the file name names the runtime")
     ops = data.get("ops")

@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from deploy.errors import EdgeloopError
-from deploy.yamlnode import did_you_mean
+from deploy.yamlnode import did_you_mean, load_yaml
 
 PROFILES_DIR = Path(__file__).resolve().parent / "device_profiles"  # package data: ships in the wheel
 
@@ -84,10 +82,7 @@ def _require(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
 
 
 def load_profile_file(path: Path) -> Profile:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise EdgeloopError(f"{path}: cannot read device profile: {exc}") from None
+    data = load_yaml(path, "device profile")
     if not isinstance(data, dict):
         raise EdgeloopError(f"{path}: a device profile must be a mapping")
     units = tuple(_require(data, "units", list, path))

@@ -1,8 +1,10 @@
 """Validated reading of YAML files whose errors name the file, the line and the key.
 
 PyYAML's composed nodes keep their position; `Node` walks them and turns every problem into an
-EdgeloopError `file:line: key: what is wrong` (with a did-you-mean for misspelt keys). The
-deployment file and runtime packs are both read through it, so their errors look alike.
+EdgeloopError `file:line: key: what is wrong` (with a did-you-mean for misspelt keys). Every YAML
+file edgeloop reads comes through here (the deployment file, packs, profiles, farm files, op
+tables), so all are read alike: UTF-8 text of at most MAX_BYTES, nested at most MAX_DEPTH deep,
+safe tags only, no key given twice; anything else is one error that names the file.
 """
 
 from __future__ import annotations
@@ -22,12 +24,26 @@ _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "boo
                "NoneType": "empty", "list": "a list", "dict": "a mapping"}
 
 
+MAX_BYTES = 4 << 20  # no configuration file edgeloop reads comes near this
+MAX_DEPTH = 64
+
+
 def load_yaml_node(path: Path, what: str) -> Node:
-    """Compose `path` into a root Node; a missing or malformed file is one clear error."""
+    """Compose `path` into a root Node; a missing, oversized, non-UTF-8, too deeply nested or
+    malformed file is one clear error."""
+    path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise EdgeloopError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if len(raw) > MAX_BYTES:
+        raise EdgeloopError(f"{path}: the {what} is larger than {MAX_BYTES >> 20} MiB", "is it the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EdgeloopError(f"{path}: the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                            f"{exc.start})", "save it as UTF-8") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -35,9 +51,33 @@ def load_yaml_node(path: Path, what: str) -> Node:
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise EdgeloopError(f"{path}{line}: not valid YAML ({problem})") from None
+    except RecursionError:
+        raise EdgeloopError(f"{path}: the {what} is nested too deeply (at most {MAX_DEPTH} levels)") from None
     if root is None:
         raise EdgeloopError(f"{path}: the {what} is empty")
+    _check_depth(root, path, what)
     return Node(root, path, "")
+
+
+def load_yaml(path: Path, what: str) -> Any:
+    """The plain data of a YAML file (mappings, lists, scalars), read as load_yaml_node reads it."""
+    return load_yaml_node(path, what).data()
+
+
+def _check_depth(root: yaml.Node, path: Path, what: str) -> None:
+    pending, seen = [(root, 1)], set()
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise EdgeloopError(f"{path}:{node.start_mark.line + 1}: the {what} is nested more than {MAX_DEPTH} "
+                                "levels deep")
+        if id(node) in seen:  # an alias: its node was checked where it was anchored
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            pending += [(n, depth + 1) for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            pending += [(n, depth + 1) for n in node.value]
 
 
 MAX_LISTED = 12  # beyond this many known names (a model's tensors), a hint shows the nearest few instead
@@ -112,8 +152,20 @@ class Node:
     # ---- scalars ---------------------------------------------------------------------------
 
     def value(self) -> Any:
-        """The plain Python value (scalars, lists, mappings), as yaml.safe_load would give it."""
-        return yaml.SafeLoader("").construct_object(_unshared(self.node), deep=True)
+        """The plain Python value (scalars, lists, mappings), as yaml.safe_load would give it; a tag
+        safe_load refuses (`!!python/object`) is an error on its line."""
+        try:
+            return yaml.SafeLoader("").construct_object(_unshared(self.node), deep=True)
+        except yaml.YAMLError as exc:
+            self.fail(f"cannot read this value ({getattr(exc, 'problem', None) or str(exc).splitlines()[0]})")
+
+    def data(self) -> Any:
+        """The plain value with every mapping checked as mapping() checks it (no key given twice)."""
+        if isinstance(self.node, yaml.MappingNode):
+            return {key: item.data() for key, item in self.mapping().items()}
+        if isinstance(self.node, yaml.SequenceNode):
+            return [item.data() for item in self.sequence()]
+        return self.value()
 
     def typed(self, *kinds: type) -> Any:
         value = self.value()

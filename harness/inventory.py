@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import adbutils
-import yaml
 
 from deploy.errors import DeviceError, EdgeloopError
 from deploy.profiles import Profile, available_profiles, load_profile
-from deploy.yamlnode import did_you_mean
+from deploy.yamlnode import did_you_mean, load_yaml
 from harness.devices import DEVICE_FAILURES, AdbServer, connect, device_props
 from harness.lease import lease_key
 
@@ -120,11 +119,9 @@ def _device_spec(serial: str, item: Any, where: str) -> DeviceSpec:
 def read_yaml_mapping(path: Path, what: str, keys: set[str], required: str, hint: str) -> dict[str, Any]:
     """A farm file (inventory or matrix): a YAML mapping of known keys; every problem names the file."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise EdgeloopError(f"cannot read {what} {path}: {exc.strerror}", hint) from None
-    except yaml.YAMLError as exc:
-        raise EdgeloopError(f"{path}: not valid YAML: {exc}".splitlines()[0], hint) from None
+        data = load_yaml(Path(path), what)
+    except EdgeloopError as exc:
+        raise EdgeloopError(exc.message, exc.hint or hint) from None
     if not isinstance(data, dict):
         raise EdgeloopError(f"{path}: the {what} must be a mapping with '{required}'", hint)
     _refuse_unknown_keys(data, keys, str(path))
