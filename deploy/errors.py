@@ -29,6 +29,13 @@ class DeviceError(EdgeloopError):
     exit_code = 3
 
 
+class InternalError(EdgeloopError):
+    """An exception nobody expected (a bug of edgeloop's), reported in one line with where its
+    traceback was saved: exit code 4."""
+
+    exit_code = 4
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C after the reports of what did finish were written: `reports` says where they are, so the
     one line printed at the command line can name them."""

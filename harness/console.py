@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import os
 import re
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from invoke import Exit, ParseError, Program
 from rich.console import Console
 from rich.text import Text
 
-from deploy.errors import EdgeloopError, Interrupted
+from deploy.errors import EdgeloopError, InternalError, Interrupted
 from deploy.yamlnode import did_you_mean
 
 PIPED_WIDTH = 160  # columns when no terminal says how wide it is
@@ -54,9 +59,39 @@ def _check_adb_port_variable() -> None:
                             "unset it, or set it to the port of your adb server")
 
 
+DEBUG_ENV = "EDGELOOP_DEBUG"  # set (or `edgeloop --debug`): errors propagate with their tracebacks
+
+
+def crash_dir() -> Path:
+    """Where the tracebacks of internal errors are kept: one folder per user, private to them."""
+    return Path(tempfile.gettempdir()) / f"edgeloop-crashes-{os.getuid()}"
+
+
+def _save_traceback(exc: BaseException) -> Path | None:
+    """The traceback of an unexpected exception, in a file of its own (None if even that failed)."""
+    folder = crash_dir()
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.txt"
+        path.write_text(f"edgeloop {' '.join(sys.argv[1:])}\n\n" + "".join(traceback.format_exception(exc)))
+        return path
+    except OSError:
+        return None
+
+
+def _as_user_error(exc: BaseException) -> EdgeloopError | None:
+    """The environment's failures that are not bugs: a full disk names the folder; None for the rest."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = Path(exc.filename).parent if exc.filename else "the output folder"
+        return EdgeloopError(f"no space left on the disk of {where}", "free some space there, or write elsewhere")
+    return None
+
+
 def user_errors(fn: F) -> F:
-    """Print an EdgeloopError as `error: message (hint)` and exit with its code; tracebacks only
-    with EDGELOOP_DEBUG=1. KeyboardInterrupt exits 130 without a traceback.
+    """Print an EdgeloopError as `error: message (hint)` and exit with its code (a full disk is one
+    too); any other exception is an internal error: one line naming the file its traceback went to,
+    exit 4. With EDGELOOP_DEBUG=1 (`edgeloop --debug`) errors keep their tracebacks. KeyboardInterrupt
+    exits 130 without a traceback.
 
     Parameters without a default are required options. invoke would make them positional
     arguments, which swallow `--help` as a value; so the signature invoke sees gives them a default
@@ -74,15 +109,23 @@ def user_errors(fn: F) -> F:
                 raise EdgeloopError(f"missing {flags}", "see the task's --help")
             _check_adb_port_variable()
             return fn(*args, **kwargs)
-        except EdgeloopError as exc:
-            if os.environ.get("EDGELOOP_DEBUG"):
-                raise
-            err_console.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)  # text, not markup
-            sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             reports = f" (reports: {exc.reports})" if isinstance(exc, Interrupted) else ""
             err_console.print(f"interrupted{reports}", markup=False, soft_wrap=True)
             sys.exit(130)
+        except Exit:  # invoke's own way of ending with a code: not an error of ours
+            raise
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            error = exc if isinstance(exc, EdgeloopError) else _as_user_error(exc)
+            if error is None:
+                saved = _save_traceback(exc)
+                where = f"traceback in {saved}" if saved else "no traceback could be saved"
+                error = InternalError(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0],
+                                      f"{where}; `edgeloop --debug ...` prints it; please report it")
+            err_console.print(Text.assemble(("error:", "bold red"), f" {error}"), soft_wrap=True)  # text, not markup
+            sys.exit(error.exit_code)
 
     wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[params[0], *(p.replace(default=None) if p.name in required else p for p in params[1:])])
@@ -98,9 +141,18 @@ class EdgeloopProgram(Program):
     def run(self, argv: list[str] | None = None, exit: bool = True) -> None:
         try:
             super().run(argv, exit)
+        except KeyboardInterrupt:  # before any task's own handling (while loading, say)
+            err_console.print("interrupted", markup=False)
+            sys.exit(130)
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush has nowhere to fail
             sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a writer killed by it
+
+    def parse_core(self, argv: list[str] | None) -> None:
+        """invoke's own --debug also keeps edgeloop's tracebacks (user_errors)."""
+        super().parse_core(argv)
+        if self.args.debug.value:
+            os.environ[DEBUG_ENV] = "1"
 
     def parse_tasks(self) -> None:
         try:
