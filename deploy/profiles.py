@@ -11,10 +11,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from deploy.errors import EdgeloopError
-from deploy.yamlnode import did_you_mean, load_yaml
+from deploy.yamlnode import did_you_mean, load_yaml_node, validate
 
 PROFILES_DIR = Path(__file__).resolve().parent / "device_profiles"  # package data: ships in the wheel
 
@@ -74,47 +73,59 @@ def profile_dirs() -> list[Path]:
     return [*extra, PROFILES_DIR]
 
 
-def _require(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
-    value = data.get(key)
-    if not isinstance(value, kind):
-        raise EdgeloopError(f"{path}: key '{key}' must be a {kind.__name__}", "see docs/emulator.md")
-    return value
+ABIS = ("arm64-v8a", "armeabi-v7a", "x86_64", "x86")
+_TEXT = {"type": ["string", "number", "boolean", "null"]}  # a property's value: YAML may read `34` as a number
+SCHEMA: dict = {  # a device profile (docs/emulator.md, "What is emulated"; deploy/device_profiles/*.yaml)
+    "type": "object",
+    "required": ["name", "abi", "units", "match", "props"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": f"^{NAME.pattern}$",
+                 "description": "letters, digits, '.', '_' and '-', starting with a letter or digit: it names folders"},
+        "description": {"type": "string"},
+        "abi": {"enum": list(ABIS)},
+        "units": {"type": "array", "minItems": 1, "items": {"enum": sorted(_UNITS)}},
+        "hexagon": {"oneOf": [{"type": "null"}, {
+            "type": "object", "required": ["arch"], "additionalProperties": False,
+            "properties": {"arch": {"type": "string", "pattern": "^v[0-9]+$"}, "kind": {"enum": ["dsp", "htp"]}}}]},
+        "match": {"type": "object", "additionalProperties": {"type": "string"},
+                  "description": "property name -> regular expression its value must match"},
+        "props": {"type": "object", "additionalProperties": _TEXT},
+        "storage_mb": {"type": "integer", "minimum": 1, "description": "the emulated device's storage, in MiB"},
+        "ram_mb": {"type": "integer", "minimum": 64, "description": "what net-run may use, in MiB"},
+        "run_limit_s": {"type": "number", "exclusiveMinimum": 0, "description": "how long one run may take"},
+        "packages": {"type": "array", "items": {"type": "string"}},
+    },
+}
 
 
 def load_profile_file(path: Path) -> Profile:
-    data = load_yaml(path, "device profile")
-    if not isinstance(data, dict):
-        raise EdgeloopError(f"{path}: a device profile must be a mapping")
-    units = tuple(_require(data, "units", list, path))
-    unknown = sorted(set(units) - _UNITS)
-    if unknown:
-        raise EdgeloopError(f"{path}: unknown compute unit(s) {unknown}", f"known: {sorted(_UNITS)}")
-    hexagon_data = data.get("hexagon")
-    hexagon = None
-    if hexagon_data is not None:
-        if not isinstance(hexagon_data, dict) or not re.fullmatch(r"v\d+", str(hexagon_data.get("arch", ""))):
-            raise EdgeloopError(f"{path}: 'hexagon' must be {{arch: vNN, kind: dsp|htp}} or null")
-        hexagon = Hexagon(arch=hexagon_data["arch"], kind=str(hexagon_data.get("kind", "dsp")))
+    """A device profile, checked against SCHEMA: every problem is one line naming the file and the line."""
+    root = load_yaml_node(path, "device profile")
+    data = root.data()
+    validate(root, data, SCHEMA)
+    for key, pattern in data["match"].items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            root.at(["match", key]).fail(f"not a regular expression ({exc})")
+    units = tuple(data["units"])
+    hexagon = Hexagon(data["hexagon"]["arch"], data["hexagon"].get("kind", "dsp")) if data.get("hexagon") else None
     if ("dsp" in units or "aip" in units) and hexagon is None:
-        raise EdgeloopError(f"{path}: a profile with a dsp or aip unit needs 'hexagon'")
-    props = {str(k): "" if v is None else str(v) for k, v in _require(data, "props", dict, path).items()}
-    name = _require(data, "name", str, path)
-    if not NAME.fullmatch(name):  # it names folders: an emulated device's state, report folders
-        raise EdgeloopError(f"{path}: profile name {name!r} is not a plain name",
-                            "use letters, digits, '.', '_' and '-', starting with a letter or digit")
+        root.at(["units"]).fail("a profile with a dsp or aip unit needs 'hexagon'")
     return Profile(
-        name=name,
-        description=str(data.get("description", "")),
-        abi=_require(data, "abi", str, path),
+        name=data["name"],
+        description=data.get("description", ""),
+        abi=data["abi"],
         units=units,
         hexagon=hexagon,
-        match={str(k): str(v) for k, v in _require(data, "match", dict, path).items()},
-        props=props,
-        storage_mb=int(data.get("storage_mb", 4096)),
-        ram_mb=int(data.get("ram_mb", 4096)),
+        match=dict(data["match"]),
+        props={str(k): "" if v is None else str(v) for k, v in data["props"].items()},
+        storage_mb=data.get("storage_mb", 4096),
+        ram_mb=data.get("ram_mb", 4096),
         run_limit_s=float(data.get("run_limit_s", 3600)),
         path=path,
-        packages=tuple(map(str, _require(data, "packages", list, path) if "packages" in data else [])),
+        packages=tuple(data.get("packages", ())),
     )
 
 

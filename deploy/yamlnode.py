@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+import jsonschema
 import yaml
 
 from deploy.errors import EdgeloopError
@@ -59,9 +60,56 @@ def load_yaml_node(path: Path, what: str) -> Node:
     return Node(root, path, "")
 
 
-def load_yaml(path: Path, what: str) -> Any:
-    """The plain data of a YAML file (mappings, lists, scalars), read as load_yaml_node reads it."""
-    return load_yaml_node(path, what).data()
+def load_yaml(path: Path, what: str, schema: dict[str, Any] | None = None) -> Any:
+    """The plain data of a YAML file (mappings, lists, scalars), read as load_yaml_node reads it;
+    with a JSON Schema, validated against it: the first problem is an error on its own line."""
+    root = load_yaml_node(path, what)
+    data = root.data()
+    if schema is not None:
+        validate(root, data, schema)
+    return data
+
+
+def validate(root: Node, data: Any, schema: dict[str, Any]) -> None:
+    """Check `data` (read from `root`) against a JSON Schema (jsonschema, draft 2020-12), and say
+    what is wrong where it was written: `file:line: key: message`, a did-you-mean for a misspelt key."""
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is None:
+        return
+    node = root.at(list(error.absolute_path))
+    if error.validator == "additionalProperties":
+        known = error.schema.get("properties", {})
+        extra = sorted(set(error.instance) - set(known), key=str)[0]
+        node.mapping()[str(extra)].fail("unknown key", did_you_mean(str(extra), known))
+    node.fail(_schema_message(error), error.schema.get("description"))
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's words, in edgeloop's ("must be ..."), for the checks the schemas use."""
+    value, expected = error.instance, error.validator_value
+    shown = "a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list) else repr(value)
+    words = {
+        "type": lambda: f"must be {' or '.join(_TYPE_NAMES.get(_PY_TYPES.get(t, t), t) for t in _listed(expected))}, "
+                        f"got {shown}",
+        "minimum": lambda: f"must be at least {expected}, got {shown}",
+        "exclusiveMinimum": lambda: f"must be more than {expected}, got {shown}",
+        "maximum": lambda: f"must be at most {expected}, got {shown}",
+        "enum": lambda: f"unknown value {shown} (known: {', '.join(map(str, expected))})",
+        "pattern": lambda: f"{shown} is not of the expected form ({expected})",
+        "required": lambda: f"missing required key '{error.message.split(chr(39))[1]}'",
+        "minItems": lambda: "must not be empty",
+        "minLength": lambda: "must not be empty",
+    }
+    return words.get(error.validator, lambda: error.message)()
+
+
+_PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "NoneType",
+             "array": "list", "object": "dict"}
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _check_depth(root: yaml.Node, path: Path, what: str) -> None:
@@ -109,6 +157,19 @@ class Node:
     def fail(self, message: str, hint: str | None = None) -> NoReturn:
         where = f"{self.file}:{self.line}: {self.key}: " if self.key else f"{self.file}:{self.line}: "
         raise EdgeloopError(where + message, hint)
+
+    def at(self, path: list[str | int]) -> Node:
+        """The node at a path of keys and indexes below this one (as far as it goes)."""
+        node = self
+        for step in path:
+            items = node.mapping() if isinstance(node.node, yaml.MappingNode) else None
+            if items is not None and str(step) in items:
+                node = items[str(step)]
+            elif isinstance(node.node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.node.value):
+                node = node.sequence()[step]
+            else:
+                break
+        return node
 
     def child(self, node: yaml.Node, name: str | int) -> Node:
         key = f"{self.key}[{name}]" if isinstance(name, int) else f"{self.key}.{name}" if self.key else name

@@ -25,7 +25,8 @@ from deploy.config import DEFAULT_CONFIG, load_config
 from deploy.errors import EdgeloopError, Interrupted
 from deploy.fsutil import flush_digests
 from deploy.profiles import load_profile
-from harness.inventory import Discovery, FarmDevice, discover, load_inventory, read_yaml_mapping
+from deploy.yamlnode import load_yaml
+from harness.inventory import Discovery, FarmDevice, discover, load_inventory
 from harness.lease import LeaseBook
 from harness.pipeline import plan, run_job
 from harness.report import ensure_report_root, new_report_dir
@@ -35,7 +36,6 @@ from harness.scheduler import Event, Executor, Outcome, Policy, Scheduler, Task
 from harness.session import LEASE_TIMEOUT_S, server_session
 
 MATRIX_HINT = "see docs/farm.md for the matrix.yaml format"
-_MATRIX_KEYS = {"config", "profiles", "models", "runtimes", "labels", "runs", "timeout_s", "max_tries"}
 
 
 @dataclass(frozen=True)
@@ -51,28 +51,33 @@ class Matrix:
     max_tries: int = 3
 
 
-def _names(data: dict[str, Any], key: str, path: Path) -> tuple[str, ...] | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise EdgeloopError(f"{path}: '{key}' must be a non-empty list of names", MATRIX_HINT)
-    return tuple(value)
-
-
-def _positive(data: dict[str, Any], key: str, default: float, path: Path, kind: type) -> Any:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or kind(value) != value:
-        raise EdgeloopError(f"{path}: '{key}' must be a positive {kind.__name__}, not {value!r}", MATRIX_HINT)
-    return kind(value)
+_NAMES = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
+MATRIX_SCHEMA: dict[str, Any] = {  # matrix.yaml (this module's docstring, docs/farm.md)
+    "type": "object",
+    "required": ["profiles"],
+    "additionalProperties": False,
+    "properties": {
+        "config": {"type": "string", "minLength": 1},
+        "profiles": _NAMES | {"description": "which device profiles to run on"},
+        "models": _NAMES,
+        "runtimes": _NAMES,
+        "labels": _NAMES,
+        "runs": {"type": "integer", "minimum": 1},
+        "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 7 * 24 * 3600},
+        "max_tries": {"type": "integer", "minimum": 1},
+    },
+}
 
 
 def load_matrix(path: Path) -> Matrix:
-    """Read and validate `matrix.yaml`; profiles are checked to exist."""
-    data = read_yaml_mapping(path, "matrix", _MATRIX_KEYS, "profiles", MATRIX_HINT)
-    profiles = _names(data, "profiles", path)
-    if profiles is None:
-        raise EdgeloopError(f"{path}: 'profiles' is required (which device profiles to run on)", MATRIX_HINT)
+    """Read and validate `matrix.yaml` (MATRIX_SCHEMA); profiles are checked to exist."""
+    try:
+        data = load_yaml(Path(path), "matrix", MATRIX_SCHEMA)
+    except EdgeloopError as exc:
+        raise EdgeloopError(exc.message, exc.hint or MATRIX_HINT) from None
+    if not isinstance(data, dict):
+        raise EdgeloopError(f"{path}: the matrix must be a mapping with 'profiles'", MATRIX_HINT)
+    profiles = tuple(data["profiles"])
     for name in profiles:
         if name.endswith((".yaml", ".yml")):  # devices are matched to profiles by name: a file is none of them
             raise EdgeloopError(f"{path}: profiles: '{name}' is a file; the matrix names profiles",
@@ -82,11 +87,10 @@ def load_matrix(path: Path) -> Matrix:
         except EdgeloopError as exc:
             raise EdgeloopError(f"{path}: profiles: {exc.message}", exc.hint) from None
     config = Path(path).parent / str(data.get("config", DEFAULT_CONFIG))
-    return Matrix(path=Path(path), config=config, profiles=profiles, models=_names(data, "models", path),
-                  runtimes=_names(data, "runtimes", path), labels=_names(data, "labels", path) or (),
-                  runs=_positive(data, "runs", 3, path, int),
-                  timeout_s=_positive(data, "timeout_s", 300.0, path, float),
-                  max_tries=_positive(data, "max_tries", 3, path, int))
+    optional = {key: tuple(data[key]) if key in data else None for key in ("models", "runtimes")}
+    return Matrix(path=Path(path), config=config, profiles=profiles, labels=tuple(data.get("labels", ())),
+                  runs=data.get("runs", 3), timeout_s=float(data.get("timeout_s", 300.0)),
+                  max_tries=data.get("max_tries", 3), **optional)
 
 
 def plan_tasks(matrix: Matrix) -> list[Task]:
