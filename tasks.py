@@ -6,10 +6,12 @@ Each section below belongs to one part of the tool; keep tasks thin.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
-from invoke import Argument, Collection, Program, Task, task
+import invoke
+from invoke import Argument, Collection, Program, Task
 
 from deploy import TOOL_VERSION
 from harness.console import EdgeloopProgram, console, err_console, number, user_errors
@@ -41,7 +43,26 @@ class _PositionalArgument(Argument):
         self.set_value(arg, cast=True)
 
 
-class HelpfulTask(Task):
+class EdgeloopTask(Task):
+    """invoke's Task with two fixes: `-h` is never given to an option as its short flag (it means help
+    everywhere; `inputs -h` was `--check`), and the help texts survive a second look (invoke consumes
+    them while building the arguments, so a task's `--help` printed by a second parser had none)."""
+
+    def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
+        return super().arg_opts(name, default, {*taken_names, "h"})
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        kept = dict(self.help)
+        try:
+            return super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = kept
+
+
+task = functools.partial(invoke.task, klass=EdgeloopTask)
+
+
+class HelpfulTask(EdgeloopTask):
     """A task with required positional arguments whose `--help` works (`@task(klass=HelpfulTask)`)."""
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:

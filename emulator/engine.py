@@ -106,6 +106,8 @@ class Engine:
                     if not self.alive:
                         raise EOFError
                 kind, value = self._conn.recv()
+                if time.monotonic() > deadline:  # answered, but too late: the engine itself is fine
+                    raise TimedOut
             except (EOFError, OSError):
                 self.stop()
                 raise EngineError("the engine was killed (out of memory)", out_of_memory=True) from None

@@ -29,3 +29,16 @@ def test_missing_required_options_are_named_in_one_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "error: missing --device, --runtime, --input-list (see the task's --help)"]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ALL_TASKS)
+def test_dash_h_is_help_and_every_option_says_what_it_does(name: str) -> None:
+    """`inputs -h` was `--check` (invoke gave -h away as a short flag); `report.diff --help` and
+    `emulator.fault --help` printed their options without a word (invoke consumed the texts)."""
+    result = run(name, "-h")
+    assert result.returncode == 0 and result.stdout.startswith("Usage:"), result.stderr
+    options = result.stdout.split("Options:", 1)[1].splitlines() if "Options:" in result.stdout else []
+    starts = [line for line in options if line.startswith("  -")]
+    assert not any(line.startswith("  -h") for line in starts)
+    silent = [line.strip() for line in starts if len(line.strip().split("   ")) < 2]
+    assert not silent, f"options without help: {silent}"

@@ -61,4 +61,4 @@ def test_a_run_past_the_devices_time_limit_is_killed_and_the_next_one_works(tmp_
     hasty = Device(dataclasses.replace(load_profile("pixel"), run_limit_s=1e-6))
     result = run(fs, hasty)
     assert result.rc == 137 and "error_code=403; error_message=net-run ran past this device's limit" in result.stderr
-    assert run(fs, Device(load_profile("pixel"))).rc == 0  # a new engine took over
+    assert run(fs, Device(load_profile("pixel"))).rc == 0  # the device runs the next one
