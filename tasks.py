@@ -544,6 +544,24 @@ farm_collection, report_collection = _farm_collections()
 
 @task
 @user_errors
+def profiles(c):
+    """List the device profiles deploy, farm.run and the emulator know, and where each comes from."""
+    from rich.table import Table
+
+    from deploy.profiles import available_profiles, load_profile
+
+    table = Table()
+    for column in ("profile", "device", "abi", "runtimes", "hexagon", "file"):
+        table.add_column(column)
+    for name, path in sorted(available_profiles().items()):
+        p = load_profile(name)
+        hexagon = f"{p.hexagon.arch} {p.hexagon.kind}" if p.hexagon else "-"
+        table.add_row(name, p.description, p.abi, ", ".join(p.runtimes), hexagon, str(path))
+    console.print(table)
+
+
+@task
+@user_errors
 def version(c):
     """Print edgeloop's version."""
     console.print(f"edgeloop {TOOL_VERSION}")
