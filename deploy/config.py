@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from deploy.convert import TORCHSCRIPT_SUFFIXES, declared_dims, graph_inputs
+from deploy.convert import TORCHSCRIPT_SUFFIXES, declared_dims, dims_example, graph_inputs
 from deploy.errors import EdgeloopError
 from deploy.inputlist import read_input_list
 from deploy.packs import available_packs, load_pack
@@ -253,9 +253,9 @@ def _check_concrete_inputs(node: Node, input_dims: dict[str, list[int]], graph: 
     for name, declared in graph.inputs.items():
         if name in input_dims or (declared is not None and all(isinstance(d, int) and d > 0 for d in declared)):
             continue
-        example = ", ".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in declared or []) or "1, 3, 224, 224"
+        shown, rest = dims_example(declared)
         node.fail(f"input '{name}' has dynamic dims {declared}; the container needs concrete ones",
-                  f"give them in input_dims: {{{name}: [{example}]}}")
+                  f"give them in input_dims: {{{name}: [{', '.join(shown)}]}}{rest}")
 
 
 def _check_out_nodes(node: Node, graph: _SourceGraph) -> list[str]:

@@ -197,13 +197,25 @@ def _apply_input_dims(model: onnx.ModelProto, input_dims: dict[str, list[int]]) 
     for name, value in inputs.items():
         dims = declared_dims(value)
         if dims is None or any(not isinstance(d, int) or d < 1 for d in dims):
-            example = ",".join(str(d) if isinstance(d, int) and d > 0 else "1" for d in dims or []) or "1,3,224,224"
+            shown, rest = dims_example(dims)
             raise EdgeloopError(f"input '{name}' has dynamic dims {dims}; the container needs concrete ones",
-                                f"give them with --input-dim {name}={example}")
+                                f"give them with --input-dim {name}={','.join(shown)}{rest}")
     # Declared output shapes and intermediate shapes may still carry the old symbols: infer them again.
     del model.graph.value_info[:]
     for value in model.graph.output:
         value.type.tensor_type.ClearField("shape")
+
+
+def dims_example(dims: list | None) -> tuple[list[str], str]:
+    """The dims to suggest for an input with dynamic ones, and what to say of them: the fixed dims as
+    they are, a dynamic batch as 1, the other dynamic dims as placeholders to replace with the sizes
+    deployed with (a guessed 1 for a height would be wrong)."""
+    if not dims:
+        return ["1", "3", "224", "224"], " (the shape you deploy with)"
+    shown = [str(d) if isinstance(d, int) and d > 0 else "1" if i == 0 else
+             str(d).upper() if isinstance(d, str) and d else f"D{i}" for i, d in enumerate(dims)]
+    todo = [text for i, text in enumerate(shown) if i > 0 and not (isinstance(dims[i], int) and dims[i] > 0)]
+    return shown, f", with the sizes you deploy with for {', '.join(todo)}" if todo else ""
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -366,3 +366,14 @@ def test_torchscript_converts_to_the_same_numbers(tmp_path: Path) -> None:
         bogus = tmp_path / "bogus.pt"
         bogus.write_bytes(b"\x00" * 64)
         convert(bogus, input_dims={"pixels": [1, 3, 6, 6]})
+
+
+def test_the_dynamic_dims_hint_never_guesses_a_spatial_size(tmp_path: Path) -> None:
+    """It suggested `image=1,3,1,1` for [N, 3, H, W]: a size of 1 that the model would then be built for."""
+    source_model = with_batch(conv_net(), "N")
+    for dim, symbol in zip(source_model.graph.input[0].type.tensor_type.shape.dim[2:], ("h", "w"), strict=True):
+        dim.Clear()
+        dim.dim_param = symbol
+    with pytest.raises(EdgeloopError) as err:
+        convert(save(source_model, tmp_path / "dyn.onnx"))
+    assert err.value.hint == "give them with --input-dim image=1,3,H,W, with the sizes you deploy with for H, W"
