@@ -289,23 +289,20 @@ def bundle(c, container, device, runtime, input_list, pack="builtin", option=Non
                   f"pack {made.pack}, {made.profile} {made.runtime})")
 
 
-@task(help={"all": "also delete reports/ and the state (sandbox, logs) of emulated devices that are not running"})
+@task(help={"all": "also delete reports/"})
 @user_errors
 def clean(c, all=False):
-    """Delete build output (cache, bundles, runs under build/ or $EDGELOOP_BUILD)."""
-    from deploy.cache import build_root
+    """Delete edgeloop's build output (cache, containers, quantized, bundles under build/ or $EDGELOOP_BUILD)."""
+    from deploy.cache import build_outputs
     from deploy.cache import clean as clean_folders
-    from emulator.lifecycle import StateCleanup, emulators_home, remove_stopped_states
+    from emulator.lifecycle import stopped_states
 
-    removed = clean_folders([build_root(), *([Path("reports")] if all else [])])
-    states = remove_stopped_states() if all else StateCleanup([], [])
+    removed = clean_folders([*build_outputs(), *([Path("reports")] if all else [])])
     console.print(f"removed {', '.join(map(str, removed))}" if removed else "no build output to clean", markup=False)
-    if states.removed:
-        console.print(f"removed the state of emulated {', '.join(states.removed)} (in {emulators_home()})",
-                      markup=False)
-    if states.running:
-        console.print(f"kept the state of emulated {', '.join(states.running)}: running (stop it first: "
-                      "invoke emulator.stop --all)", markup=False)
+    kept = stopped_states()
+    if kept:  # every project's deploys share them: not this project's to delete
+        console.print(f"kept the state of emulated {', '.join(kept)} (shared by every project; "
+                      "invoke emulator.reset --all deletes it)", markup=False, soft_wrap=True)
 
 
 # ---- quantizer ----------------------------------------------------------------------------

@@ -82,6 +82,15 @@ def cached_copy(kind: str, key_parts: dict[str, Any], build: Callable[[Path], No
     return CacheResult(Path(output), result.hit)
 
 
+BUILD_OUTPUTS = ("cache", "bundles", "containers", "quantized")  # what edgeloop writes under the build root
+
+
+def build_outputs(root: Path | None = None) -> list[Path]:
+    """The folders edgeloop itself writes in the build root: `clean` deletes these and nothing else
+    there (docs suggest `inputs --output build/inputs`: the user's own files stay)."""
+    return [build_root(root) / name for name in BUILD_OUTPUTS]
+
+
 def clean(folders: list[Path]) -> list[Path]:
     """Delete build output folders (cache, bundles, runs); returns those that existed. Refuses a
     folder that holds the working directory, so a stray $EDGELOOP_BUILD=. cannot wipe a project."""

@@ -36,6 +36,8 @@ def test_bundle_then_clean(tmp_path: Path) -> None:
     assert bad.stderr.strip() == "error: profile 'pixel' has no dsp runtime (it has cpu, gpu, gpu_fp16)"
 
     (tmp_path / "reports").mkdir()
+    (build / "inputs").mkdir()  # the docs' `inputs --output build/inputs`: the user's own files
+    (build / "inputs" / "input_list.txt").write_text("x.raw\n")
     cleaned = _edgeloop("clean", "--all", cwd=tmp_path, build=build)
     assert cleaned.returncode == 0, cleaned.stderr
-    assert not build.exists() and not (tmp_path / "reports").exists()
+    assert sorted(p.name for p in build.iterdir()) == ["inputs"] and not (tmp_path / "reports").exists()

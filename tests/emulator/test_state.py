@@ -1,6 +1,6 @@
 """Where an emulated device's state lives and how long: kept for the profile's own name and names given
-by hand (warm deploys), gone for scratch `<profile>-N` devices, deleted by `invoke clean --all` unless
-the device runs."""
+by hand (warm deploys), gone for scratch `<profile>-N` devices, deleted by `invoke emulator.reset` unless
+the device runs, and never by a project's `invoke clean --all`."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_a_stopped_device_named_by_hand_is_not_taken_for_scratch(tmp_path: Path)
     assert not other.state.exists()
 
 
-def test_clean_all_removes_stopped_states_and_names_the_running_ones_kept(tmp_path: Path) -> None:
+def test_reset_all_removes_stopped_states_and_clean_all_never_does(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with emulated_device("generic-arm64", name="gone", home=home) as stopped:
         _leave(stopped.sandbox_root, "x")
@@ -78,11 +78,14 @@ def test_clean_all_removes_stopped_states_and_names_the_running_ones_kept(tmp_pa
         typo = invoke("emulator.reset", "-n", "gonne")
         assert typo.returncode == 2 and "no emulated device named 'gonne'" in typo.stderr
         assert stopped.state.exists() and kept.read_text() == "running"
-        done = invoke("clean", "--all")
+        cleaned = invoke("clean", "--all")  # a project's own output; the devices serve every project
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert "kept the state of emulated gone (shared by every project; invoke emulator.reset --all" in cleaned.stdout
+        assert stopped.state.exists() and not (work / "reports").exists()
+        done = invoke("emulator.reset", "--all")
         assert done.returncode == 0, done.stderr
-        assert "removed the state of emulated gone" in done.stdout
-        assert "kept the state of emulated pixel: running" in done.stdout
-        assert not stopped.state.exists() and not (work / "reports").exists()
+        assert "deleted the state of gone" in done.stdout and "kept the state of running pixel" in done.stdout
+        assert not stopped.state.exists()
         assert kept.read_text() == "running" and running.alive()
         assert [d.name for d in list_devices(home)] == ["pixel"]
         assert "state kept" not in invoke("emulator.list").stdout
@@ -106,7 +109,7 @@ def test_a_relative_home_names_the_same_folder_for_the_device_and_its_starter(
     assert not (REPO / "home").exists()
 
 
-def test_clean_leaves_a_link_in_the_emulators_folder_and_what_it_points_at(tmp_path: Path) -> None:
+def test_reset_leaves_a_link_in_the_emulators_folder_and_what_it_points_at(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "scratch").touch()  # even looking like a scratch device's state
