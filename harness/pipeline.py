@@ -116,6 +116,12 @@ def plan(config: Config, profile: Profile, models: list[str] | None = None,
     return jobs
 
 
+def left_out(config: Config, profile: Profile, models: list[str] | None = None) -> list[str]:
+    """The runtimes the deployment file asks of these models that the profile lacks (plan() skips them)."""
+    wanted = dict.fromkeys(r for name in models or list(config.models) for r in config.models[name].runtimes)
+    return [r for r in wanted if not profile.supports(r)]
+
+
 def prepare(job: Job) -> Artifacts:
     """Convert, quantize when the runtime needs it (SPEC §3: dsp/aip run quantized), and bundle."""
     model = job.model
@@ -375,6 +381,10 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
     runnable = [j for j in jobs if not j.unsupported]
     if not runnable:
         _nothing_to_run(profile, jobs)
+    missing = left_out(config, profile, models) if not runtimes else []
+    if missing:
+        console.print(f"{profile.name} has no {', '.join(missing)} runtime: those jobs of {config.path} are left "
+                      f"out (name them with --runtime to have them reported as errors)", markup=False, soft_wrap=True)
     ensure_report_root(report_root, "--report-dir")  # bad input first, then the folder, then any device
     booting = _boot(str(profile.path)) if emulate else None  # starts while the host builds; a profile YAML too
     try:

@@ -1,11 +1,13 @@
 """Planning: models × the runtimes a profile has; explicit runtimes it lacks are kept as unsupported jobs."""
 
+import io
+
 import pytest
 
 from deploy.config import load_config
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
-from harness.pipeline import configured_device, plan, prepare
+from harness.pipeline import configured_device, deploy, left_out, plan, prepare
 from tests.harness.conftest import CONFIG, config_with
 
 
@@ -25,6 +27,22 @@ def test_explicit_runtimes_the_profile_lacks_are_reported_not_dropped() -> None:
     assert [(j.runtime, j.unsupported is None) for j in jobs] == [("cpu", True), ("aip", False)]
     assert jobs[1].unsupported == "profile 'pixel' has no aip runtime (it has cpu, gpu, gpu_fp16)"
     assert jobs[0].name == "digits/cpu"
+
+
+def test_runtimes_the_profile_lacks_are_said_when_left_out(tmp_path, capsys) -> None:
+    """They were dropped silently: a deploy to pixel of a file asking for dsp now says it leaves dsp out."""
+    from rich.console import Console
+
+    config = load_config(CONFIG)
+    assert left_out(config, load_profile("pixel")) == ["dsp"]
+    assert left_out(config, load_profile("generic-arm64")) == ["gpu", "gpu_fp16", "dsp"]
+    assert left_out(config, load_profile("galaxy-s23")) == []
+    said = Console(file=io.StringIO(), width=300)
+    (tmp_path / "file").touch()  # a report root that is a file: the deploy stops there, before any device
+    with pytest.raises(EdgeloopError):
+        deploy("pixel", config_path=CONFIG, report_root=tmp_path / "file", console=said)
+    assert "pixel has no dsp runtime: those jobs of" in said.file.getvalue()
+    assert "--runtime" in said.file.getvalue()
 
 
 def test_unknown_model_or_runtime_is_bad_input() -> None:
