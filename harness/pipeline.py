@@ -47,7 +47,17 @@ from harness.devices import (
 from harness.lease import DeviceHolder
 from harness.reference import reference_outputs
 from harness.report import ReportPaths, ensure_report_root, new_report_dir, write_reports
-from harness.report.results import ERROR, FAILED, PASSED, JobResult, LatencyStats, OutputResult, summarize_encodings
+from harness.report.results import (
+    DEVICE,
+    ERROR,
+    FAILED,
+    HOST,
+    PASSED,
+    JobResult,
+    LatencyStats,
+    OutputResult,
+    summarize_encodings,
+)
 from harness.report.terminal import human_size
 from harness.run import run_bundle
 from harness.session import LEASE_TIMEOUT_S, DeviceSession, device_session
@@ -177,7 +187,7 @@ def run_job(job: Job, session: DeviceSession, *, runs: int = 1, timeout: float |
     `device_gone` may say why the device is gone for good (an emulated device that stopped): that
     replaces the error's hint, which is written for a phone that can be reconnected."""
     result = JobResult(model=job.model.name, runtime=job.runtime, profile=job.profile.name, device=session.serial,
-                       run_dir=str(work_dir))
+                       timing_source=HOST if session.emulated else DEVICE, run_dir=str(work_dir))
     if job.unsupported:
         result.failure = job.unsupported
         return result

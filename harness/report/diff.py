@@ -4,7 +4,8 @@ Jobs are matched by model/profile/runtime (not by device: a farm may run a job o
 phone). A job regresses when it no longer passes, when an output misses its threshold, when an
 accuracy metric is worse than the baseline by more than a margin, or when its median latency
 grew by more than a percentage *beyond the noise the runs themselves show* (their IQR), so an
-unchanged rerun on a noisy device passes.
+unchanged rerun on a noisy device passes. Latencies measured on the host (the emulated device) are
+not compared with a phone's.
 """
 
 from __future__ import annotations
@@ -121,6 +122,18 @@ def _accuracy_findings(key: str, base: dict[str, Any], new: dict[str, Any], opti
     return found
 
 
+_WHERE = {"host": "on the host (emulated device)", "device": "on the device"}
+
+
+def _timed_elsewhere(base: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why two latencies cannot be compared: one was measured on the host (the emulated device), the other
+    on a phone. Reports of schema 1 do not say (`timing_source` is absent): their latencies are compared."""
+    was, now = base.get("timing_source"), new.get("timing_source")
+    if was in _WHERE and now in _WHERE and was != now:
+        return f"the baseline's latency was measured {_WHERE[was]}, the new one's {_WHERE[now]}"
+    return None
+
+
 def diff_results(base: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]], options: DiffOptions,
                  *, base_name: str = "base", new_name: str = "new") -> DiffReport:
     findings: list[Finding] = []
@@ -134,9 +147,12 @@ def diff_results(base: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
             findings.append(Finding(key, "status", f"{result.get('status')}: {result.get('failure')} ({was})", True))
         findings.extend(_accuracy_findings(key, old, result, options))
         old_latency, new_latency = old.get("latency") or {}, result.get("latency") or {}
-        latency = latency_finding(key, old_latency.get("inference_ms", []), new_latency.get("inference_ms", []),
-                                  options)
-        if latency:
+        elsewhere = _timed_elsewhere(old, result)
+        latency = None if elsewhere else latency_finding(key, old_latency.get("inference_ms", []),
+                                                         new_latency.get("inference_ms", []), options)
+        if elsewhere and old_latency and new_latency:
+            findings.append(Finding(key, "latency", f"not compared: {elsewhere}", False))
+        elif latency:
             findings.append(latency)
         elif old_latency.get("inference_ms") and not new_latency.get("inference_ms") and result.get("passed"):
             # it ran and passed, but its timings could not be read: say that latency was not compared

@@ -13,7 +13,7 @@ import jsonschema
 from deploy import TOOL_VERSION
 from harness.report.results import ERROR, FAILED, PASSED, JobResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: results say where their latencies were measured (timing_source)
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 
 

@@ -8,12 +8,14 @@ import jinja2
 from markupsafe import Markup
 
 from harness.report import svg
+from harness.report.results import HOST, HOST_TIMING
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "."), autoescape=True,
                           undefined=jinja2.StrictUndefined)
 _ENV.filters["num"] = lambda v, fmt="%.4g": "n/a" if v is None else fmt % v
 _LIMIT_WORDS = {"min_cosine": "cos ≥ {}", "min_sqnr_db": "SQNR ≥ {} dB", "max_abs": "max abs ≤ {}",
                 "min_top1_agreement": "top-1 agree ≥ {}"}
+_ENV.globals.update(HOST=HOST, HOST_TIMING=HOST_TIMING)
 _ENV.globals["limit_text"] = lambda limits: ", ".join(
     _LIMIT_WORDS[k].format(v) for k, v in limits.items() if v is not None and k in _LIMIT_WORDS)
 

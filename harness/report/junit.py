@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from harness.report.results import ERROR, FAILED
+from harness.report.results import ERROR, FAILED, HOST, HOST_TIMING
 
 # Characters XML 1.0 cannot hold at all (ElementTree would write them, and CI's parsers then reject
 # the file): control characters such as the ANSI colour escapes of a tool's stderr line.
@@ -25,6 +25,12 @@ def junit_xml(document: dict[str, Any]) -> bytes:
                           failures=str(summary["failed"]), errors=str(summary["errors"]), skipped="0",
                           timestamp=document["created"],
                           time=f"{sum(sum(r['phases_s'].values()) for r in results):.3f}")
+    sources = {r["timing_source"] for r in results if r["timing_source"]}
+    if len(sources) == 1:  # one place for every job's latencies (a farm may mix phones and emulated devices)
+        (source,) = sources
+        properties = ET.SubElement(suite, "properties")
+        ET.SubElement(properties, "property", name="timing",
+                      value="host (emulated device)" if source == HOST else source)
     for result in results:
         case = ET.SubElement(suite, "testcase", classname=f"{result['model']}.{result['profile']}",
                              name=result["runtime"], time=f"{sum(result['phases_s'].values()):.3f}")
@@ -41,6 +47,8 @@ def junit_xml(document: dict[str, Any]) -> bytes:
         lines += [f"attempt {n} on {a['device']}: {a['outcome']} after {a['seconds']:.1f} s"
                   + (f" ({a['detail']})" if a["detail"] else "") for n, a in enumerate(attempts, 1)]
         lines += [f"warning: {w}" for w in result.get("warnings", [])]
+        if result["latency"] and result["timing_source"] == HOST:
+            lines.append(HOST_TIMING)
         ET.SubElement(case, "system-out").text = _text("\n".join(lines))
     ET.indent(suites)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)

@@ -14,6 +14,10 @@ import numpy as np
 from harness.compare import Limits, Metrics, Verdict
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"  # failed = ran and missed a threshold; error = did not run
+# Where a job's latencies were measured (`timing_source`): net-run on the device itself, or the emulated
+# device, whose net-run is onnxruntime on the host's CPU: its figures say nothing of a phone's speed.
+DEVICE, HOST = "device", "host"
+HOST_TIMING = "latencies measured on the host CPU by the emulated device, not a phone"
 SLOWEST_LAYERS = 10
 
 
@@ -76,6 +80,7 @@ class JobResult:
     encodings: dict[str, Any] | None = None  # summary of a quantized container's encodings
     outputs: list[OutputResult] = field(default_factory=list)
     latency: LatencyStats | None = None
+    timing_source: str | None = None  # DEVICE or HOST once a device was reached
     runs: int = 0
     bytes_pushed: int = 0
     phases_s: dict[str, float] = field(default_factory=dict)  # wall time of each phase
@@ -103,7 +108,7 @@ class JobResult:
             "model_sha256": self.model_sha256, "container_sha256": self.container_sha256,
             "container_kind": self.container_kind, "bundle_id": self.bundle_id, "encodings": self.encodings,
             "outputs": [o.to_json() for o in self.outputs],
-            "latency": self.latency.to_json() if self.latency else None,
+            "latency": self.latency.to_json() if self.latency else None, "timing_source": self.timing_source,
             "runs": self.runs, "bytes_pushed": self.bytes_pushed,
             "phases_s": dict(self.phases_s), "run_dir": self.run_dir, "warnings": list(self.warnings),
             **({"attempts": list(self.attempts)} if self.attempts else {}),

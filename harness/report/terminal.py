@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from harness.report.results import ERROR, FAILED, PASSED, JobResult
+from harness.report.results import ERROR, FAILED, HOST, HOST_TIMING, PASSED, JobResult
 from harness.scheduler import Event
 
 if TYPE_CHECKING:  # the farm imports the pipeline, which imports this module
@@ -24,7 +24,10 @@ _COLORS = {PASSED: "green", FAILED: "red", ERROR: "red"}
 
 
 def summary_table(results: list[JobResult], device: str) -> Table:
-    table = Table(title=f"edgeloop deploy · {escape(device)}", title_justify="left")
+    """One row per job; the caption says so when the latencies are the host's (the emulated device)."""
+    host = any(r.timing_source == HOST for r in results)
+    table = Table(title=f"edgeloop deploy · {escape(device)}", title_justify="left",
+                  caption=f"median ms: {HOST_TIMING}" if host else None, caption_justify="left")
     for column in ("model", "runtime", "status", "worst cosine", "SQNR dB", "median ms", "pushed"):
         table.add_column(column, overflow="fold")
     for r in results:
