@@ -8,14 +8,17 @@ cached by the source's content hash and the options (deploy.cache).
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxoptimizer
-from onnx import helper, numpy_helper
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from deploy.cache import build_root, cached_copy
@@ -120,6 +123,7 @@ def _convert_to(source: Path, dest: Path, source_sha256: str, input_dims: dict[s
     else:
         model = load_model(source)
         source_format = "onnx"
+    check_runnable(model, source, out_nodes)
     _apply_input_dims(model, input_dims)
     model = _infer_shapes(model)
     if out_nodes:
@@ -163,6 +167,44 @@ def _export_torchscript(source: Path, input_dims: dict[str, list[int]], dest: Pa
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise EdgeloopError(f"{source}: torch.onnx.export failed ({first})",
                                 "check --input-dim against what the model's forward() expects") from None
+
+
+def check_runnable(model: onnx.ModelProto, source: Path, out_nodes: Sequence[str] = ()) -> None:
+    """Refuse what onnx reads but nothing can run, before any work: a default-domain opset beyond
+    the installed onnx/onnxruntime (convert would pass, and the device stop with a C++ message), or a
+    graph without outputs and no `out_nodes` to give it some (a container computing nothing)."""
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    newest = max_opset()
+    if opset > newest:
+        raise EdgeloopError(f"{source}: opset {opset} is newer than the newest this installation supports ({newest}: "
+                            f"onnx {onnx.__version__}, onnxruntime {ort.__version__})",
+                            f"re-export the model with an opset of at most {newest}, e.g. "
+                            f"torch.onnx.export(..., opset_version={newest})")
+    if not model.graph.output and not out_nodes:
+        raise EdgeloopError(f"{source}: the model has no outputs (its graph lists none)",
+                            "re-export it with its outputs, or name the tensors to keep (--out-node; out_nodes in "
+                            "edgeloop.yaml)")
+
+
+@functools.cache
+def max_opset() -> int:
+    """The newest default-domain opset that onnx (shape inference, folding) and onnxruntime (the host
+    reference, the emulated device) both support. onnxruntime has no public query for it, so it is
+    asked to load an empty model stamped with onnx's newest opset, then older ones."""
+    newest = onnx.defs.onnx_opset_version()
+    return next((version for version in range(newest, 0, -1) if _onnxruntime_loads(version)), newest)
+
+
+def _onnxruntime_loads(version: int) -> bool:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    model = helper.make_model(helper.make_graph([], "opset_probe", [x], [x]),
+                              opset_imports=[helper.make_opsetid("", version)])
+    model.ir_version = 8  # any IR onnxruntime reads: only the opset is asked about
+    try:
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception:  # onnxruntime's Fail (a pybind class): the opset is beyond it
+        return False
+    return True
 
 
 def graph_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
