@@ -46,7 +46,14 @@ from harness.devices import (
 )
 from harness.lease import DeviceHolder
 from harness.reference import reference_outputs
-from harness.report import ReportPaths, ensure_report_root, new_report_dir, write_reports
+from harness.report import (
+    ReportPaths,
+    ReportsNotWritten,
+    ensure_report_root,
+    new_report_dir,
+    unwritable,
+    write_reports,
+)
 from harness.report.results import (
     DEVICE,
     ERROR,
@@ -206,8 +213,22 @@ def run_job(job: Job, session: DeviceSession, *, runs: int = 1, timeout: float |
                 result.failure, result.server_lost = server, True
             elif gone:
                 result.failure = f"{exc.message} ({gone})"
+    except OSError as exc:
+        if not _in_run_folder(exc, work_dir):
+            raise
+        result.status = ERROR
+        result.failure = f"cannot write its run folder {work_dir} ({unwritable(work_dir, exc).message})"
     result.phases_s = {k: round(v, 4) for k, v in clock.phases.items()}
     return result
+
+
+def _in_run_folder(exc: OSError, work_dir: Path) -> bool:
+    """Whether the error is the job's own run folder refusing a write (a file in its way, read-only, a full
+    disk): that is the job's error, in one line. Any other OSError is not, and goes on."""
+    if not exc.filename:
+        return False
+    where = Path(exc.filename)
+    return where.is_relative_to(work_dir) or work_dir.is_relative_to(where)
 
 
 def _run(job: Job, session: DeviceSession, runs: int, timeout: float | None, work_dir: Path, clock: _Clock,
@@ -355,6 +376,7 @@ class DeployOutcome:
     reports: ReportPaths
     device: str  # adb serial
     bytes_pushed: int = 0
+    unwritten: ReportsNotWritten | None = None  # why `reports` are not there, if they are not
 
     @property
     def passed(self) -> bool:
@@ -362,14 +384,18 @@ class DeployOutcome:
 
     def check(self) -> None:
         """Raise CheckFailed (exit 1) unless every job ran and passed; DeviceError (exit 3) when the adb
-        server went away."""
+        server went away; with no report written, their line says why instead of where the report is, and
+        a deploy that passed raises ReportsNotWritten (exit 2): CI would find no junit.xml."""
+        unwritten = self.unwritten.message if self.unwritten else None
         lost = next((r for r in self.results if r.server_lost), None)
         if lost is not None:
-            raise DeviceError(str(lost.failure), f"reports of what did run: {self.reports.html}")
+            raise DeviceError(str(lost.failure), unwritten or f"reports of what did run: {self.reports.html}")
         if not self.passed:
             bad = [r for r in self.results if not r.passed]
             raise CheckFailed(f"{len(bad)} of {len(self.results)} deploy checks did not pass "
-                              f"({', '.join(r.name for r in bad)})", f"see {self.reports.html}")
+                              f"({', '.join(r.name for r in bad)})", unwritten or f"see {self.reports.html}")
+        if self.unwritten:
+            raise self.unwritten
 
 
 def deploy(profile_name: str | None, *, config_path: Path | None = None, models: list[str] | None = None,
@@ -415,6 +441,7 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
             gone = _emulated_gone(booting)
             results: list[JobResult] = []
             interrupted = False
+            unwritten: ReportsNotWritten | None = None
             try:
                 with _progress(console) as progress:
                     task = progress.add_task("deploy", total=len(jobs))
@@ -438,14 +465,18 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
             finally:  # also on Ctrl-C: the run folders are evidence, and the reports say what did not finish
                 results += [_not_run(job, found.serial, _job_dir(report_dir, job), "interrupted before it finished")
                             for job in jobs[len(results):]]
-                paths = write_reports(results, report_dir, devices={found.serial: found.props},
-                                      title=f"edgeloop deploy on {profile.name} ({found.label})")
+                try:
+                    paths = write_reports(results, report_dir, devices={found.serial: found.props},
+                                          title=f"edgeloop deploy on {profile.name} ({found.label})")
+                except ReportsNotWritten as exc:  # the deploy still ends on its verdict (DeployOutcome.check)
+                    paths, unwritten = ReportPaths.of(report_dir), exc
                 if interrupted:
-                    raise Interrupted(str(paths.folder)) from None
+                    raise Interrupted(f"none written to {report_dir}: {unwritten.why}" if unwritten
+                                      else str(paths.folder)) from None
     finally:
         if booting is not None:
             _shutdown(booting)
-    return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results))
+    return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results), unwritten)
 
 
 def _say_waiting(console: Console, serial: str, wait_s: float) -> Callable[[DeviceHolder], None]:

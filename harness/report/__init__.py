@@ -6,6 +6,7 @@ JSON document, so the three always agree.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -14,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_write_bytes, atomic_write_text
+from deploy.fsutil import atomic_path
+from harness.console import _as_user_error
 from harness.report.document import build_document, validate_document
 from harness.report.html import render_html
 from harness.report.junit import junit_xml
 from harness.report.results import JobResult
 
-__all__ = ["JobResult", "ReportPaths", "ensure_report_root", "new_report_dir", "write_reports"]
+__all__ = ["JobResult", "ReportPaths", "ReportsNotWritten", "ensure_report_root", "new_report_dir", "unwritable",
+           "write_files", "write_reports"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,31 @@ class ReportPaths:
     html: Path
     junit: Path
 
+    @classmethod
+    def of(cls, folder: Path) -> ReportPaths:
+        return cls(folder, folder / "report.json", folder / "report.html", folder / "junit.xml")
+
+
+class ReportsNotWritten(EdgeloopError):
+    """The report folder could not be written (a file in the way, read-only, no permission, a full disk):
+    none of its reports were left there, and the one line names the folder and why."""
+
+    def __init__(self, folder: Path, why: str, hint: str | None = None) -> None:
+        super().__init__(f"no report was written to {folder}: {why}", hint or "choose a writable --report-dir")
+        self.folder, self.why = folder, why
+
+
+def unwritable(path: Path, exc: OSError) -> EdgeloopError:
+    """Why `path` (or a file in it) cannot be written, as one line: a full disk as the command line says
+    it (harness.console), a regular file in the way by its name, otherwise the system's reason."""
+    full = _as_user_error(exc)
+    if full is not None:
+        return full
+    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        return EdgeloopError(f"{blocker} is a file, not a folder")
+    return EdgeloopError(exc.strerror or str(exc))
+
 
 def ensure_report_root(root: Path, option: str) -> None:
     """Create `root` and make sure a folder can be made in it, before any device work: reports are
@@ -38,9 +66,23 @@ def ensure_report_root(root: Path, option: str) -> None:
         root.mkdir(parents=True, exist_ok=True)
         Path(tempfile.mkdtemp(prefix=".probe-", dir=root)).rmdir()
     except OSError as exc:
-        why = "it is a file, not a folder" if root.exists() and not root.is_dir() else exc.strerror or str(exc)
-        raise EdgeloopError(f"{option} {root}: cannot write reports there ({why})",
+        raise EdgeloopError(f"{option} {root}: cannot write reports there ({unwritable(root, exc).message})",
                             "choose a writable folder") from None
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write every file into `folder` or none: each goes to a temporary name first, and all are renamed
+    into place once all were written. Raises ReportsNotWritten, whatever the reason."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            for name, data in files.items():
+                stack.enter_context(atomic_path(folder / name)).write_bytes(data)
+    except OSError as exc:
+        why = unwritable(folder, exc)
+        raise ReportsNotWritten(folder, why.message, why.hint) from None
+    except EdgeloopError as exc:  # atomic_path's: a folder where a report goes
+        raise ReportsNotWritten(folder, exc.message) from None
 
 
 def new_report_dir(root: Path, device: str, now: dt.datetime | None = None) -> Path:
@@ -52,11 +94,10 @@ def new_report_dir(root: Path, device: str, now: dt.datetime | None = None) -> P
 
 def write_reports(results: list[JobResult], out_dir: Path, *, devices: dict[str, dict[str, str]],
                   title: str) -> ReportPaths:
-    """Write the three reports into `out_dir`, each atomically; the JSON is validated first."""
+    """Write the three reports into `out_dir`, all or none (write_files); the JSON is validated first."""
     document = build_document(results, devices=devices, title=title)
     validate_document(document)
-    paths = ReportPaths(out_dir, out_dir / "report.json", out_dir / "report.html", out_dir / "junit.xml")
-    atomic_write_text(paths.json, json.dumps(document, indent=2) + "\n")
-    atomic_write_text(paths.html, render_html(document))
-    atomic_write_bytes(paths.junit, junit_xml(document))
+    paths = ReportPaths.of(out_dir)
+    write_files(out_dir, {paths.json.name: (json.dumps(document, indent=2) + "\n").encode(),
+                          paths.html.name: render_html(document).encode(), paths.junit.name: junit_xml(document)})
     return paths

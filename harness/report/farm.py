@@ -14,9 +14,8 @@ import jinja2
 import jsonschema
 
 from deploy import TOOL_VERSION
-from deploy.fsutil import atomic_write_text
 from harness.inventory import Discovery
-from harness.report import ReportPaths, write_reports
+from harness.report import ReportPaths, write_files, write_reports
 from harness.report.diff import DiffReport
 from harness.report.results import ERROR, JobResult
 from harness.scheduler import Event, Outcome
@@ -116,7 +115,7 @@ def render_farm_html(document: dict[str, Any]) -> str:
 def write_farm_reports(outcomes: list[Outcome], events: list[Event], discovery: Discovery, out_dir: Path, *,
                        title: str, created: dt.datetime, wall_s: float,
                        baseline: DiffReport | None = None) -> FarmPaths:
-    """Write farm.json and farm.html, then the per-job deploy reports, each atomically."""
+    """Write the per-job deploy reports, then farm.json and farm.html, each set all or none (write_files)."""
     document = build_farm_document(outcomes, events, discovery, title=title, created=created, wall_s=wall_s,
                                    baseline=baseline)
     validate_farm_document(document)
@@ -125,6 +124,6 @@ def write_farm_reports(outcomes: list[Outcome], events: list[Event], discovery: 
                for d in discovery.devices}
     deploy = write_reports([job_result(o) for o in outcomes], out_dir, devices=devices, title=title)
     paths = FarmPaths(out_dir, out_dir / "farm.json", out_dir / "farm.html", deploy)
-    atomic_write_text(paths.json, json.dumps(document, indent=2) + "\n")
-    atomic_write_text(paths.html, render_farm_html(document))
+    write_files(out_dir, {paths.json.name: (json.dumps(document, indent=2) + "\n").encode(),
+                          paths.html.name: render_farm_html(document).encode()})
     return paths
