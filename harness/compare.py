@@ -67,6 +67,7 @@ class Metrics:
 class Verdict:
     passed: bool
     reasons: list[str] = field(default_factory=list)  # each failed check, as a sentence
+    missed: list[str] = field(default_factory=list)  # the Limits field of each, for what to try next
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -140,15 +141,16 @@ def error_histogram(reference: Sequence[np.ndarray], device: Sequence[np.ndarray
 
 
 def judge(metrics: Metrics, limits: Limits) -> Verdict:
-    """Check every limit; every failure is named so the report can say why."""
-    reasons = []
+    """Check every limit; every failure is named so the report can say why (and which limit it was)."""
+    missed: list[tuple[str, str]] = []  # (Limits field, reason)
     if not metrics.cosine >= limits.min_cosine:  # written so that NaN fails
-        reasons.append(f"cosine {metrics.cosine:.6f} < {limits.min_cosine}")
+        missed.append(("min_cosine", f"cosine {metrics.cosine:.6f} < {limits.min_cosine}"))
     if limits.min_sqnr_db is not None and not metrics.sqnr_db >= limits.min_sqnr_db:
-        reasons.append(f"SQNR {metrics.sqnr_db:.2f} dB < {limits.min_sqnr_db} dB")
+        missed.append(("min_sqnr_db", f"SQNR {metrics.sqnr_db:.2f} dB < {limits.min_sqnr_db} dB"))
     if limits.max_abs is not None and not metrics.max_abs <= limits.max_abs:
-        reasons.append(f"max abs error {metrics.max_abs:.6g} > {limits.max_abs}")
+        missed.append(("max_abs", f"max abs error {metrics.max_abs:.6g} > {limits.max_abs}"))
     if limits.min_top1_agreement is not None and metrics.top1_agreement is not None \
             and not metrics.top1_agreement >= limits.min_top1_agreement:
-        reasons.append(f"top-1 agreement {metrics.top1_agreement:.3f} < {limits.min_top1_agreement}")
-    return Verdict(passed=not reasons, reasons=reasons)
+        missed.append(("min_top1_agreement",
+                       f"top-1 agreement {metrics.top1_agreement:.3f} < {limits.min_top1_agreement}"))
+    return Verdict(passed=not missed, reasons=[r for _, r in missed], missed=[limit for limit, _ in missed])

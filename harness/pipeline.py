@@ -54,6 +54,7 @@ from harness.report import (
     unwritable,
     write_reports,
 )
+from harness.report.hints import next_steps
 from harness.report.results import (
     DEVICE,
     ERROR,
@@ -270,6 +271,7 @@ def _run(job: Job, session: DeviceSession, runs: int, timeout: float | None, wor
     failures = [f"{o.name}: {reason}" for o in result.outputs for reason in o.verdict.reasons]
     result.status = FAILED if failures else PASSED
     result.failure = "; ".join(failures) or None
+    result.hints = next_steps(result, (art.float_container, art.container, job.model.input_list))
 
 
 def _execute(session: DeviceSession, art: Artifacts, job_dir: PurePosixPath, runs: int,

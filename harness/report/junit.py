@@ -46,6 +46,7 @@ def junit_xml(document: dict[str, Any]) -> bytes:
         lines = [f"device {result['device'] or '-'}; run folder {result['run_dir'] or '-'}"]
         lines += [f"attempt {n} on {a['device']}: {a['outcome']} after {a['seconds']:.1f} s"
                   + (f" ({a['detail']})" if a["detail"] else "") for n, a in enumerate(attempts, 1)]
+        lines += [f"next: {h}" for h in result.get("hints", [])]
         lines += [f"warning: {w}" for w in result.get("warnings", [])]
         if result["latency"] and result["timing_source"] == HOST:
             lines.append(HOST_TIMING)

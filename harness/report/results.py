@@ -86,6 +86,7 @@ class JobResult:
     phases_s: dict[str, float] = field(default_factory=dict)  # wall time of each phase
     run_dir: str = ""
     warnings: list[str] = field(default_factory=list)  # what is missing from a job that did run (e.g. latency)
+    hints: list[str] = field(default_factory=list)  # what to try next after a missed limit (report.hints)
     # the job ended on a DeviceError (the device dropped or refused a request), not on the model or
     # the input: a farm retries it on another device. Not part of report.json.
     device_fault: bool = False
@@ -111,6 +112,7 @@ class JobResult:
             "latency": self.latency.to_json() if self.latency else None, "timing_source": self.timing_source,
             "runs": self.runs, "bytes_pushed": self.bytes_pushed,
             "phases_s": dict(self.phases_s), "run_dir": self.run_dir, "warnings": list(self.warnings),
+            "hints": list(self.hints),
             **({"attempts": list(self.attempts)} if self.attempts else {}),
         }
 

@@ -42,9 +42,10 @@ def summary_table(results: list[JobResult], device: str) -> Table:
 
 
 def failure_lines(results: list[JobResult]) -> list[str]:
-    """One line per job that did not pass, and per warning of one that did (e.g. no latency figures):
-    what went wrong, for the console under the table."""
-    return [f"{r.name}: {r.status}: {r.failure}" for r in results if not r.passed] + [
+    """One line per job that did not pass, each followed by what to try next (its hints), and one per
+    warning of a job (e.g. no latency figures): what went wrong, for the console under the table."""
+    return [line for r in results if not r.passed
+            for line in (f"{r.name}: {r.status}: {r.failure}", *(f"{r.name}: next: {h}" for h in r.hints))] + [
         f"{r.name}: warning: {w}" for r in results for w in r.warnings]
 
 
