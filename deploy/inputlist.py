@@ -100,12 +100,30 @@ def load_raw(path: Path, tensor: TensorInfo) -> np.ndarray:
     return np.fromfile(path, dtype=dtype).reshape(tensor.shape).astype(tensor.dtype, copy=False)
 
 
+def refuse_nonfinite(array: np.ndarray, what: str) -> np.ndarray:
+    """`array` unless it holds NaN or inf: every figure computed from such an input (calibration
+    ranges, the reference, SQNR, cosine) would come out NaN, so it is refused naming `what` (the
+    file and input) rather than measured."""
+    if array.dtype.kind != "f":
+        return array
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise EdgeloopError(f"{what} holds {bad.size} NaN or inf value{'s' if bad.size > 1 else ''} "
+                            f"(the first, {array.flat[bad[0]]}, at flat index {bad[0]})",
+                            "inputs must be finite: fix what wrote the file (a std of 0, an unfilled buffer); "
+                            "give a mask a large negative number such as -1e9 rather than -inf")
+    return array
+
+
 def iter_feeds(input_list: InputList, inputs: list[TensorInfo], source: str = "<input list>"):
-    """Yield one feed dict (name -> array) per inference, loading lazily to bound memory."""
+    """Yield one feed dict (name -> array) per inference, loading lazily to bound memory; an input
+    holding NaN or inf is refused (refuse_nonfinite) as it is read."""
     by_name = {t.name: t for t in inputs}
     for i, entry in enumerate(input_list.entries, 1):
-        bound = bind_entry(entry, inputs, f"{source} line {i}")
-        yield {name: load_raw(input_list.resolve(path), by_name[name]) for name, path in bound.items()}
+        where = f"{source} line {i}"
+        paths = {name: input_list.resolve(path) for name, path in bind_entry(entry, inputs, where).items()}
+        yield {name: refuse_nonfinite(load_raw(path, by_name[name]), f"{where}: {path}: input '{name}'")
+               for name, path in paths.items()}
 
 
 def validate_input_list(input_list: InputList, inputs: list[TensorInfo], source: str = "<input list>") -> None:

@@ -3,11 +3,14 @@
 `prepare_inputs` turns `.npy` arrays and PNG/JPEG images into raw files; images are resized,
 scaled, normalised with mean/std and laid out NCHW or NHWC. Given a container, the input's
 name, shape, layout and dtype come from it, and the written list is validated against it.
-`validate` checks an existing list against a container (names, files, sizes) without reading data.
+`validate` checks an existing list against a container: names, files, sizes, and values, which it
+reads as the deploy's float reference will (NaN or inf is refused). No input written or accepted
+holds NaN or inf: every figure computed from one would be NaN.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -20,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from deploy.container import TensorInfo, load_container
 from deploy.errors import EdgeloopError
-from deploy.inputlist import read_input_list, validate_input_list, write_input_list
+from deploy.inputlist import iter_feeds, read_input_list, refuse_nonfinite, validate_input_list, write_input_list
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 LAYOUTS = ("NCHW", "NHWC")
@@ -164,6 +167,8 @@ def prepare_inputs(sources: Sequence[Path] | Mapping[str, Sequence[Path]], out_d
         loaded = [load_array(p, own.dtype) if p.suffix.lower() == ".npy" else load_image(p, own) for p in files]
         if tensor is not None:
             loaded = [fit_to(a, tensor, p) for a, p in zip(loaded, files, strict=True)]
+        loaded = [refuse_nonfinite(a, f"{p}: input '{tensor.name}'" if tensor is not None else str(p))
+                  for a, p in zip(loaded, files, strict=True)]
         arrays[tensor.name if tensor is not None else name] = (loaded, [p.stem for p in files])
     prepared = write_raw_sets(arrays, Path(out_dir))
     if container is not None:
@@ -196,10 +201,14 @@ def _preprocess_for(tensor: TensorInfo, pre: Preprocess) -> Preprocess:
 
 
 def validate(input_list: Path, container: Path) -> int:
-    """Check every line of `input_list` against the container's inputs; return the number of inferences."""
+    """Check every line of `input_list` against the container's inputs, names and sizes first (one
+    precise line each), then every value, as the reference run of a deploy reads them; return the
+    number of inferences."""
     _, meta = load_container(container)
     parsed = read_input_list(input_list)
     validate_input_list(parsed, meta.inputs, str(input_list))
+    for _ in iter_feeds(parsed, meta.inputs, str(input_list)):
+        pass
     return len(parsed.entries)
 
 
@@ -213,6 +222,9 @@ def _check_preprocess(pre: Preprocess) -> None:
         kind = ""
     if kind == "" or kind not in "biuf":
         raise EdgeloopError(f"unknown dtype '{pre.dtype}'", "give a numeric numpy dtype such as float32, uint8 or int8")
+    for option, values in (("mean", pre.mean), ("std", pre.std), ("scale", (pre.scale,))):
+        if not all(map(math.isfinite, values)):
+            raise EdgeloopError(f"--{option} {','.join(map(str, values))}: every value must be a finite number")
     if pre.size is not None and (len(pre.size) != 2 or min(pre.size) < 1):
         raise EdgeloopError(f"--size {','.join(map(str, pre.size))}: expected HEIGHT,WIDTH (two positive integers)")
 

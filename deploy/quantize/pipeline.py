@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import onnx
 
 from deploy.container import ContainerMeta
+from deploy.errors import EdgeloopError
 from deploy.inputlist import InputList, iter_feeds
 from deploy.quantize.aimet import read_encodings
 from deploy.quantize.calibrate import calibrate, progress
@@ -82,4 +84,20 @@ def quantize_model(model: onnx.ModelProto, feeds: Feeds, total: int,
         plan = make_plan(work, activations, stats, options, overrides)
     qmodel = write_qdq(work, plan, options.pack_4_bit_weights)
     measured = calibration.kept_feeds if calibration.kept_feeds is not None else feeds()
-    return qmodel, plan, compare(model, qmodel, measured, total, outputs, "measuring", calibration.kept)
+    agreements = compare(model, qmodel, measured, total, outputs, "measuring", calibration.kept)
+    check_measured(agreements)
+    return qmodel, plan, agreements
+
+
+def check_measured(agreements: dict[str, Agreement]) -> None:
+    """Refuse an output that either model computes NaN or inf for: its SQNR and cosine would be NaN,
+    which reads like a figure and no threshold compares against. A sum of squares of float32 values
+    is finite exactly when every value is, so the sums say which model it was."""
+    for name, agreement in agreements.items():
+        if math.isfinite(agreement.signal) and math.isfinite(agreement.test_power):
+            continue
+        side = "float" if not math.isfinite(agreement.signal) else "quantized"
+        raise EdgeloopError(f"output '{name}': the {side} model computes NaN or inf on the calibration inputs, "
+                            f"so its SQNR against float is {agreement.sqnr_db:.2f} dB",
+                            "run the containers on these inputs with onnxruntime to find the op: a log or sqrt of "
+                            "a negative, a division by a value that rounds to 0, an overflow")
