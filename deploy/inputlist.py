@@ -1,4 +1,5 @@
-"""SNPE `input_list.txt`: one inference per line, `name:=path` items or a bare path (SPEC §2).
+"""SNPE `input_list.txt`: one inference per line, `name:=path` items or a bare path (SPEC §2);
+and the labels file beside it (one integer class per inference).
 
 On the host, relative paths are resolved against the list file's folder; on a device, against
 the working folder of net-run (the bundle root), which is how bundles lay them out.
@@ -7,6 +8,7 @@ the working folder of net-run (the bundle root), which is how bundles lay them o
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -139,6 +141,56 @@ def validate_input_list(input_list: InputList, inputs: list[TensorInfo], source:
             if actual != expected:
                 raise EdgeloopError(f"{resolved}: wrong size for input '{name}': expected {expected} bytes, "
                                     f"got {actual}")
+
+
+LABELS_HINT = "write one integer class per line of the input list"
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The true class of every inference, with the line of the labels file each stands on (`source`
+    None: labels given in code, their lines being their positions), so a bad one is named where it
+    can be fixed."""
+
+    values: tuple[int, ...]
+    lines: tuple[int, ...]
+    source: str | None = None
+
+    @classmethod
+    def given(cls, values: Sequence[int]) -> Labels:
+        return cls(tuple(int(v) for v in values), tuple(range(1, len(values) + 1)))
+
+    def check_classes(self, classes: int) -> None:
+        """Every label is a class index of an output with `classes` classes: one outside 0..classes-1
+        would only ever count as a miss, and top-1 accuracy would mean nothing."""
+        for value, line in zip(self.values, self.lines, strict=True):
+            if not 0 <= value < classes:
+                where = f"{self.source} line {line}" if self.source else f"label {line} of {len(self.values)}"
+                raise EdgeloopError(f"{where}: class {value} is out of range: the model's output has {classes} "
+                                    f"classes (0 to {classes - 1})",
+                                    "labels are 0-based class indices of the model's output, one per line of "
+                                    "the input list")
+
+
+def read_labels(path: str | os.PathLike[str]) -> Labels:
+    """A labels file: the first word of every non-blank line is an integer class (the rest may be a
+    comment, such as the class name)."""
+    path = Path(path)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise EdgeloopError(f"{path}: cannot read labels ({exc.strerror})", LABELS_HINT) from None
+    values, lines = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            values.append(int(line.split()[0]))
+        except ValueError:
+            raise EdgeloopError(f"{path} line {number}: '{line.strip()}' is not an integer class",
+                                LABELS_HINT) from None
+        lines.append(number)
+    return Labels(tuple(values), tuple(lines), str(path))
 
 
 def format_input_list(entries: list[dict[str, str]], output_tensors: list[str] | None = None) -> str:

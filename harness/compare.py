@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from deploy.config import Thresholds
+from deploy.inputlist import Labels
 
 TOP_K = 5
 
@@ -86,8 +87,10 @@ def is_classifier(shape: Sequence[int]) -> bool:
 
 
 def measure(reference: Sequence[np.ndarray], device: Sequence[np.ndarray],
-            labels: Sequence[int] | None = None) -> Metrics:
-    """Compare one output over all inferences (one array per inference, same shapes on both sides)."""
+            labels: Labels | Sequence[int] | None = None) -> Metrics:
+    """Compare one output over all inferences (one array per inference, same shapes on both sides).
+    `labels` (of a classifier output) must be classes of it: deploy.inputlist.read_labels keeps the
+    file lines to name a bad one by."""
     if len(reference) != len(device) or not reference:
         raise ValueError(f"need the same, non-zero number of inferences: {len(reference)} vs {len(device)}")
     ref = np.stack([np.asarray(r, dtype=np.float64).ravel() for r in reference])
@@ -113,7 +116,7 @@ def measure(reference: Sequence[np.ndarray], device: Sequence[np.ndarray],
                    rel_l2=rel_l2, **top)
 
 
-def _top_k(ref: np.ndarray, dev: np.ndarray, labels: Sequence[int] | None) -> dict[str, float]:
+def _top_k(ref: np.ndarray, dev: np.ndarray, labels: Labels | Sequence[int] | None) -> dict[str, float]:
     ref_top1 = np.argmax(ref, axis=1)
     dev_top1 = np.argmax(dev, axis=1)
     k = min(TOP_K, dev.shape[1])
@@ -121,9 +124,11 @@ def _top_k(ref: np.ndarray, dev: np.ndarray, labels: Sequence[int] | None) -> di
     result = {"top1_agreement": float(np.mean(ref_top1 == dev_top1)),
               "top5_agreement": float(np.mean([r in row for r, row in zip(ref_top1, dev_topk, strict=True)]))}
     if labels is not None:
-        if len(labels) != len(ref):
-            raise ValueError(f"{len(labels)} labels for {len(ref)} inferences")
-        truth = np.asarray(labels)
+        labels = labels if isinstance(labels, Labels) else Labels.given(labels)
+        if len(labels.values) != len(ref):
+            raise ValueError(f"{len(labels.values)} labels for {len(ref)} inferences")
+        labels.check_classes(ref.shape[1])
+        truth = np.asarray(labels.values)
         result["top1_accuracy"] = float(np.mean(dev_top1 == truth))
         result["reference_top1_accuracy"] = float(np.mean(ref_top1 == truth))
     return result
