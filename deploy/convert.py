@@ -179,7 +179,7 @@ def check_runnable(model: onnx.ModelProto, source: Path, out_nodes: Sequence[str
         raise EdgeloopError(f"{source}: opset {opset} is newer than the newest this installation supports ({newest}: "
                             f"onnx {onnx.__version__}, onnxruntime {ort.__version__})",
                             f"re-export the model with an opset of at most {newest}, e.g. "
-                            f"torch.onnx.export(..., opset_version={newest})")
+                            f"torch.onnx.export(..., opset_version={min(newest, TORCH_OPSET)})")
     if not model.graph.output and not out_nodes:
         raise EdgeloopError(f"{source}: the model has no outputs (its graph lists none)",
                             "re-export it with its outputs, or name the tensors to keep (--out-node; out_nodes in "

@@ -112,8 +112,8 @@ def refuse_nonfinite(array: np.ndarray, what: str) -> np.ndarray:
     if bad.size:
         raise EdgeloopError(f"{what} holds {bad.size} NaN or inf value{'s' if bad.size > 1 else ''} "
                             f"(the first, {array.flat[bad[0]]}, at flat index {bad[0]})",
-                            "inputs must be finite: fix what wrote the file (a std of 0, an unfilled buffer); "
-                            "give a mask a large negative number such as -1e9 rather than -inf")
+                            "inputs must be finite: fix what wrote the file, e.g. a std of 0 or an unfilled "
+                            "buffer; a mask takes a large negative number such as -1e9, not -inf")
     return array
 
 
