@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,22 +31,63 @@ MAX_BYTES = 4 << 20  # no configuration file edgeloop reads comes near this
 MAX_DEPTH = 64
 
 
+def read_text(path: Path, what: str, max_bytes: int = MAX_BYTES) -> str:
+    """The UTF-8 text of a file edgeloop reads; a missing, oversized or non-UTF-8 file is one clear error."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise EdgeloopError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if len(raw) > max_bytes:
+        raise EdgeloopError(f"{path}: the {what} is larger than {max_bytes >> 20} MiB", "is it the right file?")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EdgeloopError(f"{path}: the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                            f"{exc.start})", "save it as UTF-8") from None
+
+
+def load_json(path: Path, what: str, schema: dict[str, Any], max_bytes: int = MAX_BYTES) -> Any:
+    """A JSON file's data, read as YAML files are (size, UTF-8, depth) and checked against a JSON
+    Schema. JSON's own parser reads it (fast, for large encodings files); only when the data is
+    wrong is the text composed as YAML, of which JSON is a subset, to find the line at fault."""
+    path = Path(path)
+    text = read_text(path, what, max_bytes)
+
+    def not_finite(word: str) -> NoReturn:
+        line = text.count("\n", 0, max(text.find(word), 0)) + 1
+        raise EdgeloopError(f"{path}:{line}: {word} is not a finite number", "write the number itself")
+
+    try:
+        data = json.loads(text, parse_constant=not_finite, object_pairs_hook=functools.partial(_unique_keys, path))
+    except json.JSONDecodeError as exc:
+        raise EdgeloopError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise EdgeloopError(f"{path}: the {what} is nested too deeply (at most {MAX_DEPTH} levels)") from None
+    if _schema_error(data, schema) is not None:
+        try:
+            root = Node(yaml.compose(text, Loader=yaml.SafeLoader), path, "")
+        except (yaml.YAMLError, RecursionError):
+            root = Node(yaml.compose("{}", Loader=yaml.SafeLoader), path, "")  # no lines to give, the key path stays
+        validate(root, data, schema)
+    return data
+
+
+def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (json keeps the last one without a word)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise EdgeloopError(f"{path}: key '{key}' given twice in one object", "keep one of them")
+        data[key] = value
+    return data
+
+
 def load_yaml_node(path: Path, what: str) -> Node:
     """Compose `path` into a root Node; a missing, oversized, non-UTF-8, too deeply nested or
     malformed file is one clear error."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise EdgeloopError(f"{path}: cannot read {what} ({exc.strerror})") from None
-    if len(raw) > MAX_BYTES:
-        raise EdgeloopError(f"{path}: the {what} is larger than {MAX_BYTES >> 20} MiB", "is it the right file?")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EdgeloopError(f"{path}: the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-                            f"{exc.start})", "save it as UTF-8") from None
+    text = read_text(path, what)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -73,16 +116,26 @@ def load_yaml(path: Path, what: str, schema: dict[str, Any] | None = None) -> An
 def validate(root: Node, data: Any, schema: dict[str, Any]) -> None:
     """Check `data` (read from `root`) against a JSON Schema (jsonschema, draft 2020-12), and say
     what is wrong where it was written: `file:line: key: message`, a did-you-mean for a misspelt key."""
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    error = _schema_error(data, schema)
     if error is None:
         return
-    node = root.at(list(error.absolute_path))
+    path = list(error.absolute_path)
+    node = root.at(path)
+    if node.node is root.node and path:  # the text gave no lines (JSON that YAML cannot read): name the key
+        node = Node(root.node, root.file, ".".join(map(str, path)))
     if error.validator == "additionalProperties":
         known = error.schema.get("properties", {})
         extra = sorted(set(error.instance) - set(known), key=str)[0]
-        node.mapping()[str(extra)].fail("unknown key", did_you_mean(str(extra), known))
+        items = node.mapping() if isinstance(node.node, yaml.MappingNode) else {}
+        if str(extra) in items:
+            items[str(extra)].fail("unknown key", did_you_mean(str(extra), known))
+        node.fail(f"unknown key '{extra}'", did_you_mean(str(extra), known))
     node.fail(_schema_message(error), error.schema.get("description"))
+
+
+def _schema_error(data: Any, schema: dict[str, Any]) -> jsonschema.ValidationError | None:
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    return jsonschema.exceptions.best_match(validator.iter_errors(data))
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:

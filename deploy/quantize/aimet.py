@@ -18,6 +18,7 @@ from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_write_text
 from deploy.quantize.encodings import Encoding, float_encoding, tf_encoding
 from deploy.quantize.plan import Overrides, Plan
+from deploy.yamlnode import load_json
 
 INT_BITWIDTHS = (4, 8, 16, 32)
 EXPORT_VERSIONS = ("0.6.1", "1.0.0", "2.0.0")
@@ -81,8 +82,47 @@ def write_encodings(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
+_BLOCKWISE = "block-wise encodings (PER_BLOCK, LPBQ, VECTOR, block_size) are not supported"
+_NUMBERS = {"type": "array", "minItems": 1, "items": {"type": "number"}}
+_INTEGERS = {"type": "array", "minItems": 1, "items": {"type": "integer"}}
+_SECTIONS = {"excluded_layers": {"type": "array"}, "quantizer_args": {"type": "object"}}
+_LEGACY_ENTRY = {"type": "object", "required": ["bitwidth"], "additionalProperties": False, "properties": {
+    "bitwidth": {"type": "integer"}, "dtype": {"enum": ["int", "float"]},
+    "is_symmetric": {"enum": ["True", "False", "true", "false"], "description": 'the string "True" or "False"'},
+    "min": {"type": "number"}, "max": {"type": "number"}, "scale": {"type": "number"}, "offset": {"type": "integer"}}}
+_LEGACY = {"type": "object", "additionalProperties": False, "properties": {
+    "version": {"const": "0.6.1"}, **_SECTIONS,
+    **{key: {"type": "object", "additionalProperties": {
+        "oneOf": [_LEGACY_ENTRY, {"type": "array", "minItems": 1, "items": _LEGACY_ENTRY}]}}
+       for key in ("activation_encodings", "param_encodings")}}}
+_V1_ENTRY = {"type": "object", "required": ["name", "bw"], "additionalProperties": False, "properties": {
+    "name": {"type": "string"}, "enc_type": {"enum": ["PER_TENSOR", "PER_CHANNEL"], "description": _BLOCKWISE},
+    "dtype": {"enum": ["INT", "FLOAT"]}, "bw": {"type": "integer"}, "is_sym": {"type": "boolean"},
+    "scale": _NUMBERS, "offset": _INTEGERS}}
+_V1 = {"type": "object", "additionalProperties": False, "properties": {
+    "version": {"const": "1.0.0"}, **_SECTIONS,
+    "activation_encodings": {"type": "array", "items": _V1_ENTRY},
+    "param_encodings": {"type": "array", "items": _V1_ENTRY}}}
+_V2_ENTRY = {"type": "object", "required": ["name", "output_dtype"], "additionalProperties": False, "properties": {
+    "name": {"type": "string"},
+    "output_dtype": {"enum": [f"{sign}int{bw}" for bw in INT_BITWIDTHS for sign in ("u", "")] + ["float16", "float32"]},
+    "y_scale": {"type": ["number", "array"], "minItems": 1, "items": {"type": "number"}},
+    "y_zero_point": {"type": ["integer", "array"], "minItems": 1, "items": {"type": "integer"}},
+    "axis": {"type": "integer"}}}
+_V2 = {"type": "object", "required": ["encodings"], "additionalProperties": False, "properties": {
+    "version": {"const": "2.0.0"}, "encodings": {"type": "array", "items": _V2_ENTRY}}}
+_VERSION = {"enum": list(EXPORT_VERSIONS), "description": "AIMET encodings 0.6.1 (the default), 1.0.0 or 2.0.0"}
+SCHEMA: dict[str, Any] = {  # the three AIMET encodings formats (SPEC §6), told apart by `version`
+    "type": "object", "properties": {"version": _VERSION},
+    "if": {"required": ["version"], "properties": {"version": {"const": "2.0.0"}}}, "then": _V2,
+    "else": {"if": {"required": ["version"], "properties": {"version": {"const": "1.0.0"}}}, "then": _V1,
+             "else": {"if": {"properties": {"version": {"const": "0.6.1"}}}, "then": _LEGACY}}}  # also without one
+MAX_BYTES = 256 << 20  # per-channel encodings of a large model run to tens of MiB
+
+
 class _Reader:
-    """Turns one file's entries into Encodings, naming the file and tensor in every error."""
+    """Turns one file's entries (valid by SCHEMA) into Encodings; what a schema cannot say (a scale
+    that is not positive, min above max, an offset past the bitwidth) names the file and tensor."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -91,40 +131,33 @@ class _Reader:
         return EdgeloopError(f"{self.source}: encoding of '{name}': {what}",
                              "see docs/quantization.md for the AIMET formats")
 
-    def bitwidth(self, name: str, value: Any, is_float: bool) -> int:
+    def bitwidth(self, name: str, value: int, is_float: bool) -> int:
         allowed = (16, 32) if is_float else INT_BITWIDTHS
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) not in allowed:
+        if value not in allowed:
             raise self.fail(name, f"bitwidth {value!r} is not one of {', '.join(map(str, allowed))}"
                             f" for {'float' if is_float else 'int'}")
-        return int(value)
+        return value
 
-    def number(self, name: str, entry: dict[str, Any], key: str) -> float:
-        try:
-            return float(entry[key])
-        except (TypeError, ValueError):
-            raise self.fail(name, f"'{key}' is not a number: {entry[key]!r}") from None
-
-    def legacy(self, name: str, entries: Any) -> Encoding:
-        if isinstance(entries, dict):
-            entries = [entries]
-        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-            raise self.fail(name, "expected a list of encoding objects")
+    def legacy(self, name: str, entries: dict[str, Any] | list[dict[str, Any]]) -> Encoding:
+        entries = entries if isinstance(entries, list) else [entries]
         first = entries[0]
-        is_float = str(first.get("dtype", "int")).lower() == "float"
-        bw = self.bitwidth(name, first.get("bitwidth"), is_float)
+        is_float = first.get("dtype", "int") == "float"
+        bw = self.bitwidth(name, first["bitwidth"], is_float)
         if is_float:
             return float_encoding(bw)
-        symmetric = str(first.get("is_symmetric", "False")).lower() == "true"
+        symmetric = first.get("is_symmetric", "False").lower() == "true"
         if not any(k in first for k in ("scale", "min", "max")):
             return Encoding(bw=bw, symmetric=symmetric)
         scales, offsets = [], []
         for entry in entries:
             if "scale" in entry and "offset" in entry:
-                offset = round(self.number(name, entry, "offset"))
-                scales.append(self.number(name, entry, "scale"))
+                offset = entry["offset"]
+                scales.append(float(entry["scale"]))
                 offsets.append(-offset if offset > 0 else offset)
             elif "min" in entry and "max" in entry:
-                enc = tf_encoding(self.number(name, entry, "min"), self.number(name, entry, "max"), bw)
+                if entry["min"] > entry["max"]:
+                    raise self.fail(name, f"min {entry['min']} is above max {entry['max']}")
+                enc = tf_encoding(entry["min"], entry["max"], bw)
                 scales.append(float(enc.scale))
                 offsets.append(int(enc.offset))
             else:
@@ -132,8 +165,8 @@ class _Reader:
         return self.make(name, bw, scales, offsets, symmetric)
 
     def make(self, name: str, bw: int, scales: list[float], offsets: list[int], symmetric: bool) -> Encoding:
-        if any(not s > 0 for s in scales):
-            raise self.fail(name, "scale must be > 0")
+        if not all(0 < s < float("inf") for s in scales):
+            raise self.fail(name, "scale must be a finite number > 0")
         if any(o > 0 or o < -((1 << bw) - 1) for o in offsets):
             raise self.fail(name, f"offset out of range for {bw} bits")
         many = len(scales) > 1
@@ -141,37 +174,27 @@ class _Reader:
                         offset=np.asarray(offsets if many else offsets[0], dtype=np.int64), symmetric=symmetric,
                         axis=0 if many else None)
 
-    def v1(self, entry: Any) -> tuple[str, Encoding]:
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise EdgeloopError(f"{self.source}: every 1.0.0 encoding needs a 'name'")
-        name = str(entry["name"])
-        is_float = str(entry.get("dtype", "INT")).upper() == "FLOAT"
-        bw = self.bitwidth(name, entry.get("bw"), is_float)
+    def v1(self, entry: dict[str, Any]) -> tuple[str, Encoding]:
+        name = entry["name"]
+        is_float = entry.get("dtype", "INT") == "FLOAT"
+        bw = self.bitwidth(name, entry["bw"], is_float)
         if is_float:
             return name, float_encoding(bw)
-        symmetric = bool(entry.get("is_sym", False))
+        symmetric = entry.get("is_sym", False)
         if "scale" not in entry:
             return name, Encoding(bw=bw, symmetric=symmetric)
-        scales = [float(s) for s in np.atleast_1d(entry["scale"])]
-        offsets = [round(float(o)) for o in np.atleast_1d(entry.get("offset", [0] * len(scales)))]
+        scales = [float(s) for s in entry["scale"]]
+        offsets = [int(o) for o in entry.get("offset", [0] * len(scales))]
         if len(offsets) != len(scales):
             raise self.fail(name, "scale and offset lists differ in length")
         return name, self.make(name, bw, scales, offsets, symmetric)
 
-    def v2(self, entry: Any) -> tuple[str, Encoding]:
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise EdgeloopError(f"{self.source}: every 2.0.0 encoding needs a 'name'")
-        name = str(entry["name"])
-        dtype = str(entry.get("output_dtype", ""))
-        if dtype in ("float16", "float32"):
+    def v2(self, entry: dict[str, Any]) -> tuple[str, Encoding]:
+        name, dtype = entry["name"], entry["output_dtype"]
+        if dtype.startswith("float"):
             return name, float_encoding(int(dtype[5:]))
         signed = dtype.startswith("int")
-        try:
-            bw = self.bitwidth(name, int(dtype.removeprefix("u").removeprefix("int")), False)
-        except ValueError:
-            raise self.fail(name, f"unknown output_dtype {dtype!r}") from None
-        if "block_size" in entry:
-            raise self.fail(name, "block-wise encodings are not supported")
+        bw = int(dtype.removeprefix("u").removeprefix("int"))
         scales = [float(s) for s in np.atleast_1d(entry.get("y_scale", []))]
         zps = [int(z) for z in np.atleast_1d(entry.get("y_zero_point", [0] * len(scales)))]
         if not scales or len(zps) != len(scales):
@@ -182,43 +205,29 @@ class _Reader:
         return name, self.make(name, bw, scales, offsets, signed)
 
 
-def parse_encodings(data: Any, source: str, param_names: set[str]) -> Overrides:
-    """Read any supported AIMET version; 2.0.0 has one list, split by whether a name is a param."""
-    if not isinstance(data, dict):
-        raise EdgeloopError(f"{source}: an encodings file must be a JSON object")
+def parse_encodings(data: dict[str, Any], source: str, param_names: set[str]) -> Overrides:
+    """Read encodings valid by SCHEMA (any supported AIMET version); 2.0.0 has one list, split by
+    whether a name is a param."""
     reader = _Reader(source)
-    version = str(data.get("version", "0.6.1"))
+    version = data.get("version", "0.6.1")
     overrides = Overrides()
     if version == "2.0.0":
-        for entry in data.get("encodings", []):
+        for entry in data["encodings"]:
             name, enc = reader.v2(entry)
             (overrides.params if name in param_names else overrides.activations)[name] = enc
         return overrides
     args = data.get("quantizer_args")
     if isinstance(args, dict) and isinstance(args.get("algorithms"), list):
         overrides.algorithms = tuple(str(a) for a in args["algorithms"])
-    if version not in ("0.6.1", "1.0.0"):
-        raise EdgeloopError(f"{source}: unsupported encodings version {version}", "use 0.6.1, 1.0.0 or 2.0.0")
     for key, target in (("activation_encodings", overrides.activations), ("param_encodings", overrides.params)):
-        section = data.get(key, [] if version == "1.0.0" else {})
-        if version == "1.0.0" and isinstance(section, list):
+        section = data.get(key, {})
+        if version == "1.0.0":
             target.update(reader.v1(entry) for entry in section)
-        elif isinstance(section, dict):
-            target.update((name, reader.legacy(name, entries)) for name, entries in section.items())
         else:
-            raise EdgeloopError(f"{source}: '{key}' must be a {'list' if version == '1.0.0' else 'mapping'}")
+            target.update((name, reader.legacy(name, entries)) for name, entries in section.items())
     return overrides
 
 
 def read_encodings(path: str | os.PathLike[str], param_names: set[str]) -> Overrides:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise EdgeloopError(f"{path}: cannot read encodings ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise EdgeloopError(f"{path}: not a text file, so not AIMET encodings JSON",
-                            "pass the .json encodings file (0.6.1, 1.0.0 or 2.0.0)") from None
-    except json.JSONDecodeError as exc:
-        raise EdgeloopError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    data = load_json(Path(path), "encodings file", SCHEMA, MAX_BYTES)
     return parse_encodings(data, str(path), param_names)

@@ -24,6 +24,7 @@ from deploy.quantize.encodings import (
     tf_encoding,
 )
 from deploy.quantize.options import QuantizeOptions
+from deploy.yamlnode import did_you_mean
 
 WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # SNPE's ops whose output, weight, bias float together
 # Static inputs that SNPE quantizes as parameters: (op type, input index). Others (shapes, Resize
@@ -117,7 +118,7 @@ def check_override_names(model: onnx.ModelProto, activations: list[str], overrid
         unknown = sorted(set(names) - known)
         if unknown:
             raise EdgeloopError(f"{source}: {what} encoding for unknown tensor '{unknown[0]}'",
-                                f"the model has no {what} tensor of that name; check the name or the model")
+                                f"the model has no {what} tensor of that name; {did_you_mean(unknown[0], known)}")
 
 
 def _param_encoding(values: np.ndarray, node: onnx.NodeProto, options: QuantizeOptions, bw: int,

@@ -53,7 +53,7 @@ def test_bad_flag_value_is_one_line_exit_2(tmp_path: Path) -> None:
     (("quantize", "--act-bitwidth", "8.5"), "error: command line: act_bitwidth must be an integer, got '8.5'"),
     (("quantize", "--min-range", "tiny"), "error: command line: min_range must be a number, got 'tiny'"),
     (("quantize", "--override-params", "binary.json"),
-     "error: binary.json: not a text file, so not AIMET encodings JSON (pass the .json encodings file"),
+     "error: binary.json: the encodings file is not UTF-8 text"),
     (("quantize.debug", "--quantized", "float.onnx", "--inputs", "few"), "error: --inputs expects a number, got 'few'"),
     (("quantize.debug", "--quantized", "float.onnx", "--worst", "3x"), "error: --worst expects a number, got '3x'"),
     (("quantize.debug", "--quantized", "float.onnx", "--target-sqnr", "high"),

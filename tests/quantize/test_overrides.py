@@ -12,7 +12,7 @@ from onnx import numpy_helper
 from deploy.container import load_container
 from deploy.errors import EdgeloopError
 from deploy.quantize import QuantizeOptions, quantize
-from deploy.quantize.aimet import export_encodings, parse_encodings
+from deploy.quantize.aimet import export_encodings, parse_encodings, read_encodings
 from deploy.quantize.encodings import float_encoding, per_channel_encoding, symmetric_encoding, tf_encoding
 from tests.deploy.models import conv_net
 from tests.quantize.util import make_container, make_input_list
@@ -118,10 +118,12 @@ def test_weight_override_float_makes_the_op_float(setup) -> None:
 
 @pytest.mark.parametrize(("content", "message"), [
     ({"activation_encodings": {"no_such_tensor": [{"bitwidth": 8, "dtype": "int"}]}, "param_encodings": {}},
-     r"activation encoding for unknown tensor 'no_such_tensor'"),
+     r"activation encoding for unknown tensor 'no_such_tensor' \(the model has no activation tensor of that name; "
+     r"(did you mean '[^']+'\? )?(nearest of \d+ )?known: "),
     ({"activation_encodings": {"relu1": [{"bitwidth": 7, "dtype": "int"}]}, "param_encodings": {}},
      r"encoding of 'relu1': bitwidth 7 is not one of 4, 8, 16, 32"),
-    ({"version": "3.1", "encodings": []}, r"unsupported encodings version 3\.1"),
+    ({"version": "3.1", "encodings": []},
+     r"bad\.json:1: version: unknown value '3\.1' \(known: 0\.6\.1, 1\.0\.0, 2\.0\.0\)"),
 ])
 def test_bad_encodings_files_fail_with_one_line(setup, content: dict, message: str) -> None:
     tmp, container, input_list = setup
@@ -143,3 +145,34 @@ def test_encodings_made_with_cle_fit_only_a_cle_quantization(setup) -> None:
     again = quantize(container, input_list, tmp / "again.onnx",
                      QuantizeOptions(algorithms=("cle",), override_params=tmp / "cle.json"))
     assert again.sqnr_db == pytest.approx(original.sqnr_db, abs=0.05)
+
+
+_V1 = '{"version": "1.0.0",\n "param_encodings": [],\n "activation_encodings": [\n  %s\n ]}'
+_ENTRY = '"name": "relu1", "dtype": "INT", "bw": 8'
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (_V1 % f'{{{_ENTRY}, "scale": ["abc"], "offset": [0]}}',
+     r":4: activation_encodings\[0\]\.scale\[0\]: must be a number"),
+    (_V1 % f'{{{_ENTRY}, "scale": [], "offset": []}}', r":4: activation_encodings\[0\]\.scale: must not be empty"),
+    ('{"version": "2.0.0",\n "encodings": 7}', r":2: encodings: must be a list, got 7"),
+    (_V1 % f'{{{_ENTRY}, "scale": [Infinity], "offset": [0]}}', r":4: Infinity is not a finite number"),
+    (_V1 % f'{{{_ENTRY}, "scale": [1e400], "offset": [0]}}', r"'relu1': scale must be a finite number > 0"),
+    (_V1 % f'{{{_ENTRY}, "scale": [0.1], "offset": [0.5]}}',
+     r":4: activation_encodings\[0\]\.offset\[0\]: must be an integer"),
+    (_V1 % f'{{{_ENTRY}, "enc_type": "PER_BLOCK", "scale": [0.1], "offset": [0]}}',
+     r"enc_type: unknown value 'PER_BLOCK' .*block-wise encodings .* are not supported"),
+    (_V1 % f'{{{_ENTRY}, "sacle": [0.1]}}',
+     r":4: activation_encodings\[0\]\.sacle: unknown key \(did you mean 'scale'"),
+    ('{"activation_encodings": {"relu1": [{"bitwidth": 8, "min": 2.0, "max": -1.0}]}}', r"min 2\.0 is above max -1\.0"),
+    ('{"version": "0.6.1", "version": "1.0.0"}', r"key 'version' given twice"),
+    ('{"version": "1.0.0",\n "param_encodings": [\n', r":3: not valid JSON"),
+    ("[" * 100_000, r"nested too deeply|not valid JSON"),
+])
+def test_encodings_that_are_wrong_are_one_line_naming_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    """Issue 14: each of these was a traceback, or was taken without a word."""
+    path = tmp_path / "enc.json"
+    path.write_text(text)
+    with pytest.raises(EdgeloopError, match=message) as info:
+        read_encodings(path, set())
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
