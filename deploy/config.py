@@ -13,9 +13,9 @@ from pathlib import Path
 
 import onnx
 
-from deploy.convert import TORCHSCRIPT_SUFFIXES, declared_dims, dims_example, graph_inputs
+from deploy.convert import TORCHSCRIPT_SUFFIXES, check_runnable, declared_dims, dims_example, graph_inputs
 from deploy.errors import EdgeloopError
-from deploy.inputlist import read_input_list
+from deploy.inputlist import read_input_list, read_labels
 from deploy.packs import available_packs, load_pack
 from deploy.profiles import RUNTIME_UNITS, available_profiles
 from deploy.quantize.options import QuantizeOptions
@@ -156,16 +156,21 @@ class _SourceGraph:
     tensors: set[str]  # every tensor some node computes
 
     @classmethod
-    def read(cls, node: Node, source: Path) -> _SourceGraph | None:
+    def read(cls, node: Node, source: Path, out_nodes: list[str]) -> _SourceGraph | None:
         """The graph of an ONNX source (its weights' external data left unread); None for TorchScript,
         whose names exist only once it is exported."""
         if source.suffix.lower() in TORCHSCRIPT_SUFFIXES:
             return None
         try:
-            graph = onnx.load(str(source), load_external_data=False).graph
+            model = onnx.load(str(source), load_external_data=False)
         except Exception as exc:  # DecodeError and friends: protobuf does not say much more
             node.fail(f"not an ONNX model ({str(exc).strip() or type(exc).__name__})",
                       "give an .onnx file, or a TorchScript file (.pt, .pth, .torchscript)")
+        try:  # an opset beyond onnx/onnxruntime, or no outputs: refused at this line, as convert refuses them
+            check_runnable(model, source, out_nodes)
+        except EdgeloopError as exc:
+            node.fail(exc.message, exc.hint)
+        graph = model.graph
         return cls(inputs={v.name: declared_dims(v) for v in graph_inputs(graph)},
                    outputs=[v.name for v in graph.output],
                    node_outputs={n.name: n.output[0] for n in graph.node if n.name and n.output},
@@ -198,13 +203,16 @@ def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> Mo
 
 def _check_labels(node: Node, labels: Path, input_list: Path) -> None:
     """One integer class per inference of the validation list, checked now rather than after a device run."""
-    lines = [line for line in labels.read_text(errors="replace").splitlines() if line.strip()]
-    for number, line in enumerate(lines, 1):
-        if not line.split()[0].lstrip("-").isdigit():
-            node.fail(f"{labels} line {number}: '{line.strip()}' is not an integer class")
+    try:
+        parsed = read_labels(labels)
+    except EdgeloopError as exc:
+        node.fail(exc.message, exc.hint)
+    negative = next(((v, line) for v, line in zip(parsed.values, parsed.lines, strict=True) if v < 0), None)
+    if negative is not None:  # the upper bound needs the converted model's outputs: the deploy loop checks it
+        node.fail(f"{labels} line {negative[1]}: class {negative[0]} is negative", "labels are 0-based class indices")
     inferences = len(read_input_list(input_list).entries)
-    if len(lines) != inferences:
-        node.fail(f"{labels} has {len(lines)} labels for the {inferences} inferences of {input_list.name}",
+    if len(parsed.values) != inferences:
+        node.fail(f"{labels} has {len(parsed.values)} labels for the {inferences} inferences of {input_list.name}",
                   "write one integer class per line of the input list")
 
 
@@ -227,7 +235,7 @@ def _check_against_source(node: Node, keys: dict[str, Node], source: Path, input
                           out_nodes: list[str]) -> None:
     """input_dims, out_nodes and per-output thresholds name what the source ONNX graph has, so a
     mistake is reported at its line now, not by convert without one (or, for thresholds, never)."""
-    graph = _SourceGraph.read(keys["source"], source)
+    graph = _SourceGraph.read(keys["source"], source, out_nodes)
     if graph is None:
         return
     if "input_dims" in keys:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import posixpath
 import time
 from collections.abc import Callable, Iterator
@@ -29,11 +30,11 @@ from deploy.container import ContainerMeta, TensorInfo
 from deploy.convert import convert
 from deploy.errors import CheckFailed, DeviceError, EdgeloopError, Interrupted
 from deploy.fsutil import atomic_write_text, flush_digests, sha256_file
-from deploy.inputlist import read_input_list, result_path
+from deploy.inputlist import Labels, read_input_list, read_labels, result_path
 from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, available_profiles, load_profile
 from deploy.quantize import quantize
 from deploy.yamlnode import did_you_mean
-from harness.compare import error_histogram, judge, limits_for, measure
+from harness.compare import error_histogram, is_classifier, judge, limits_for, measure
 from harness.devices import (
     DEVICE_FAILURES,
     FoundDevice,
@@ -145,6 +146,12 @@ def prepare(job: Job) -> Artifacts:
     model = job.model
     converted = convert(model.source, input_dims=model.input_dims or None, out_nodes=model.out_nodes or None)
     container, meta = converted.path, converted.meta
+    if model.labels:  # a label that is no class of a classifier output: refused before any device
+        labels = read_labels(model.labels)
+        for tensor in meta.outputs:
+            if is_classifier(tensor.shape):
+                labels.check_classes(math.prod(tensor.shape))
+    reference_outputs(container, model.input_list)  # cached; an input holding NaN or inf is refused now
     if job.runtime in QUANTIZED_RUNTIMES:
         quantized = quantize(container, model.calibration_list or model.input_list, options=model.quantization)
         container, meta = quantized.path, quantized.meta
@@ -352,19 +359,12 @@ def load_outputs(folder: Path, tensors: list[TensorInfo], inferences: int) -> di
     return outputs
 
 
-def read_labels(path: Path) -> list[int]:
-    try:
-        return [int(line.split()[0]) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise EdgeloopError(f"{path}: cannot read labels ({exc})", "write one integer class per line") from None
-
-
 def _compare(job: Job, tensor: TensorInfo, reference: list[np.ndarray], device: list[np.ndarray],
-             labels: list[int] | None) -> OutputResult:
+             labels: Labels | None) -> OutputResult:
     if len(reference) != len(device):
         raise _JobFailed(f"{len(device)} device inferences for {len(reference)} reference ones")
-    if labels is not None and len(labels) != len(reference):
-        raise EdgeloopError(f"{job.model.labels}: {len(labels)} labels for {len(reference)} inferences",
+    if labels is not None and len(labels.values) != len(reference):
+        raise EdgeloopError(f"{job.model.labels}: {len(labels.values)} labels for {len(reference)} inferences",
                             "write one label per line of the input list")
     limits = limits_for(job.model.thresholds, job.runtime, tensor.name)
     metrics = measure(reference, device, labels)
