@@ -432,8 +432,9 @@ def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, a
     console.print(summary_table(outcome.results, outcome.device))
     for line in failure_lines(outcome.results):
         console.print(line, style="red", markup=False, soft_wrap=True)
-    console.print(f"reports: {outcome.reports.folder} (report.html, report.json, junit.xml)", soft_wrap=True,
-                  markup=False)
+    if outcome.unwritten is None:  # otherwise check() says why there are none
+        console.print(f"reports: {outcome.reports.folder} (report.html, report.json, junit.xml)", soft_wrap=True,
+                      markup=False)
     outcome.check()
 
 

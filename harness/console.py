@@ -155,10 +155,30 @@ class EdgeloopProgram(Program):
             os.environ[DEBUG_ENV] = "1"
 
     def parse_tasks(self) -> None:
+        self._config_to_task()
         try:
             super().parse_tasks()
         except ParseError as exc:
             raise Exit(f"error: {self._explain(exc)}", code=2) from None
+
+    def _config_to_task(self) -> None:
+        """`edgeloop --config X deploy` means the deployment file X, as `edgeloop deploy --config X` does:
+        invoke would take X as its own runtime configuration, which edgeloop has no use for. Given to
+        a task without a --config option, it is an error rather than silently something else."""
+        value = self.args.config.value
+        if value is None:
+            return
+        self.args.config.set_value(None, cast=False)
+        unparsed = self.core.unparsed
+        name = unparsed[0] if unparsed else None
+        body = getattr(self.collection[name], "body", None) if name in self.collection.task_names else None
+        if body is None or "config" not in inspect.signature(body).parameters:
+            with_config = sorted(n for n in self.collection.task_names
+                                 if "config" in inspect.signature(self.collection[n].body).parameters)
+            what = f"{name} takes none" if name else "no task was given"
+            raise Exit(f"error: --config names a deployment file, and {what} (tasks that take one: "
+                       f"{', '.join(with_config)})", code=2)
+        self.core.unparsed = [name, "--config", value, *unparsed[1:]]
 
     def _explain(self, exc: ParseError) -> str:
         task = getattr(exc.context, "name", None)

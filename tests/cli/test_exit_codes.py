@@ -60,3 +60,17 @@ def test_debug_prints_the_traceback(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     assert "Traceback (most recent call last)" in debug.stderr and "none.onnx" in debug.stderr
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--config", "mine.yaml", "deploy", "--device", "pixel"], "error: mine.yaml: no deployment file"),
+    (["-f", "mine.yaml", "clean"], "error: --config names a deployment file, and clean takes none (tasks that take "
+                                   "one: deploy)"),
+])
+def test_config_before_the_task_is_the_deployment_file(tmp_path: Path, argv: list[str], expected: str) -> None:
+    """`edgeloop --config X deploy` was taken as invoke's runtime configuration (issue 14): it is the
+    deployment file, as after the task name, or an error for a task that takes none."""
+    edgeloop = Path(sys.executable).with_name("edgeloop")
+    result = subprocess.run([str(edgeloop), *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().startswith(expected), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
