@@ -24,7 +24,7 @@ from deploy.yamlnode import Node, did_you_mean, load_yaml_node
 DEFAULT_CONFIG = "edgeloop.yaml"
 CONFIG_VERSION = 1
 
-# SPEC §8 (MACE's validator): minimum cosine similarity to the float reference, per runtime.
+# docs/spec.md §8 (MACE's validator): minimum cosine similarity to the float reference, per runtime.
 DEFAULT_MIN_COSINE: dict[str, float] = {"cpu": 0.999, "gpu": 0.995, "gpu_fp16": 0.995, "dsp": 0.98, "aip": 0.98}
 
 # Threshold names (those of harness.compare.Limits) and the range a sensible value lies in.

@@ -1,4 +1,4 @@
-"""SNPE `input_list.txt`: one inference per line, `name:=path` items or a bare path (SPEC §2);
+"""SNPE `input_list.txt`: one inference per line, `name:=path` items or a bare path (docs/spec.md §2);
 and the labels file beside it (one integer class per inference).
 
 On the host, relative paths are resolved against the list file's folder; on a device, against

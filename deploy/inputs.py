@@ -114,7 +114,7 @@ def write_raw_sets(groups: Mapping[str | None, tuple[list[np.ndarray], list[str]
     """Write raw files for one or more inputs and one list line per inference, all or nothing.
 
     One input: `<stem>.raw` beside the list; several: `<input>/<stem>.raw`, one `name:=path` per
-    input on each line. Paths in the list are relative to it (SPEC §2). Files are staged in a
+    input on each line. Paths in the list are relative to it (docs/spec.md §2). Files are staged in a
     temporary folder beside `out_dir` and moved in at the end, so a failure leaves no partial set.
     """
     counts = {name: len(arrays) for name, (arrays, _) in groups.items()}

@@ -1,4 +1,4 @@
-"""The device side of adb over TCP: handshake, streams and service dispatch (SPEC §9).
+"""The device side of adb over TCP: handshake, streams and service dispatch (docs/spec.md §9).
 
 One thread reads each connection; each OPENed service runs in its own thread with a Stream.
 A connection that sends garbage is closed and logged; the others keep being served.

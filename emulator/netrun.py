@@ -1,7 +1,7 @@
 """`/system/bin/edgeloop-net-run`: the emulated device's snpe-net-run, executing containers with onnxruntime.
 
 It takes snpe-net-run's flags, reads the container, the input list and the raw inputs through the
-device's sandbox only, and writes `<output_dir>/Result_<i>/<tensor>.raw` (SPEC §2) plus
+device's sandbox only, and writes `<output_dir>/Result_<i>/<tensor>.raw` (docs/spec.md §2) plus
 `<output_dir>/edgeloop_diag.json` (init time, per-inference times, per-layer times when profiling),
 which `harness.timings.parse_timings("edgeloop-diag", ...)` reads. How each runtime computes is in
 `emulator.runtimes`; this module is the program around it: flags, files, errors, faults, timing.
@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @dataclass(frozen=True)
 class Encoding:
-    """An asymmetric integer encoding (SPEC §5): x = (q + offset) * scale, q in [0, 2^bw - 1]."""
+    """An asymmetric integer encoding (docs/spec.md §5): x = (q + offset) * scale, q in [0, 2^bw - 1]."""
 
     scale: float
     offset: int

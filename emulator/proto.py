@@ -1,4 +1,4 @@
-"""adb transport framing: 24-byte little-endian headers plus payload (SPEC §9).
+"""adb transport framing: 24-byte little-endian headers plus payload (docs/spec.md §9).
 
 Only framing lives here; what the messages mean is adbd.py's business.
 """

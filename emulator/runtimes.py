@@ -1,4 +1,4 @@
-"""How each emulated runtime executes a container (SPEC §3), as graph rewrites run by onnxruntime.
+"""How each emulated runtime executes a container (docs/spec.md §3), as graph rewrites run by onnxruntime.
 
 - cpu: float math. A quantized container is dequantized at init: weights become float
   initializers and activation Quantize/Dequantize pairs are dropped.

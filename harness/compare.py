@@ -1,7 +1,7 @@
 """Metrics and verdicts for device outputs against the float reference.
 
 Knows nothing of devices or runtimes beyond the threshold defaults: it takes arrays and limits
-and says what they measure and whether they pass. Metrics follow SPEC §8 (cosine, SQNR, absolute
+and says what they measure and whether they pass. Metrics follow docs/spec.md §8 (cosine, SQNR, absolute
 and relative error, top-k agreement for classifiers).
 """
 
@@ -35,7 +35,7 @@ class Limits:
 
 
 def limits_for(thresholds: Thresholds, runtime: str, output: str | None = None) -> Limits:
-    """The config's thresholds (SPEC §8 defaults under per-model and per-output overrides) as Limits."""
+    """The config's thresholds (docs/spec.md §8 defaults under per-model and per-output overrides) as Limits."""
     return Limits(**thresholds.limits(runtime, output))
 
 

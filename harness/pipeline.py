@@ -142,7 +142,7 @@ def left_out(config: Config, profile: Profile, models: list[str] | None = None) 
 
 
 def prepare(job: Job) -> Artifacts:
-    """Convert, quantize when the runtime needs it (SPEC §3: dsp/aip run quantized), and bundle."""
+    """Convert, quantize when the runtime needs it (docs/spec.md §3: dsp/aip run quantized), and bundle."""
     model = job.model
     converted = convert(model.source, input_dims=model.input_dims or None, out_nodes=model.out_nodes or None)
     container, meta = converted.path, converted.meta

@@ -81,7 +81,7 @@ def _outcome(command: str, code: int | None, received: tuple[bytearray, bytearra
 
 def shell_v2(device: adbutils.AdbDevice, command: str, timeout: float | None,
              received: tuple[bytearray, bytearray]) -> int | None:
-    """Shell protocol v2 (SPEC §9: 1-byte id, 4-byte length; 1 stdout, 2 stderr, 3 exit) with a deadline
+    """Shell protocol v2 (docs/spec.md §9: 1-byte id, 4-byte length; 1 stdout, 2 stderr, 3 exit) with a deadline
     for the whole command, not for each read as adbutils' shell2 has. stdout and stderr are appended
     to `received` as they arrive; returns the exit code, or None when the deadline passed."""
     deadline = None if timeout is None else time.monotonic() + timeout

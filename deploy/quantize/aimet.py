@@ -1,4 +1,4 @@
-"""AIMET encodings JSON (SPEC §6): export 0.6.1 and 1.0.0, import 0.6.1, 1.0.0 and 2.0.0.
+"""AIMET encodings JSON (docs/spec.md §6): export 0.6.1 and 1.0.0, import 0.6.1, 1.0.0 and 2.0.0.
 
 These files are how encodings travel to vendor converters (`--quantization_overrides`) and how
 users pin encodings (`--override-params`). Offsets are SNPE offsets (<= 0); a positive offset
@@ -112,7 +112,7 @@ _V2_ENTRY = {"type": "object", "required": ["name", "output_dtype"], "additional
 _V2 = {"type": "object", "required": ["encodings"], "additionalProperties": False, "properties": {
     "version": {"const": "2.0.0"}, "encodings": {"type": "array", "items": _V2_ENTRY}}}
 _VERSION = {"enum": list(EXPORT_VERSIONS), "description": "AIMET encodings 0.6.1 (the default), 1.0.0 or 2.0.0"}
-SCHEMA: dict[str, Any] = {  # the three AIMET encodings formats (SPEC §6), told apart by `version`
+SCHEMA: dict[str, Any] = {  # the three AIMET encodings formats (docs/spec.md §6), told apart by `version`
     "type": "object", "properties": {"version": _VERSION},
     "if": {"required": ["version"], "properties": {"version": {"const": "2.0.0"}}}, "then": _V2,
     "else": {"if": {"required": ["version"], "properties": {"version": {"const": "1.0.0"}}}, "then": _V1,

@@ -1,4 +1,4 @@
-"""Cross-layer equalization with high-bias absorption (SPEC §5, arXiv 1906.04721).
+"""Cross-layer equalization with high-bias absorption (docs/spec.md §5, arXiv 1906.04721).
 
 ReLU is positively homogeneous: relu(x / s) = relu(x) / s for s > 0. So output channel i of a
 conv can be divided by s_i if input channel i of the next conv is multiplied by s_i, without

@@ -1,9 +1,9 @@
-"""Encodings math (SPEC §5): tf min/max, symmetric, per-channel and AIMET's tf_enhanced search.
+"""Encodings math (docs/spec.md §5): tf min/max, symmetric, per-channel and AIMET's tf_enhanced search.
 
 An encoding is SNPE's (scale, offset) pair: `q = clamp(round(x / scale) - offset, 0, N)` with
 `offset <= 0`, so zero is always exact. ONNX stores the same integers with
 `zero_point = -offset` (unsigned) or, for symmetric encodings, as signed integers with
-zero_point 0 (SPEC §7).
+zero_point 0 (docs/spec.md §7).
 
 Rounding rule: half to even everywhere (numpy `rint`), which is what ONNX QuantizeLinear does.
 A C++ `round` (half away from zero) would differ only on exact ties; picking ONNX's rule means
@@ -98,7 +98,7 @@ def float_encoding(bw: int = 32) -> Encoding:
 
 
 def tf_encoding(mn: float | np.ndarray, mx: float | np.ndarray, bw: int, min_range: float = 1e-4) -> Encoding:
-    """SPEC §5 steps 1-3: include zero, enforce the minimum range, snap the offset to an integer."""
+    """docs/spec.md §5 steps 1-3: include zero, enforce the minimum range, snap the offset to an integer."""
     levels = (1 << bw) - 1
     mn = np.minimum(np.asarray(mn, dtype=np.float64), 0.0)
     mx = np.maximum(np.asarray(mx, dtype=np.float64), 0.0)
@@ -245,7 +245,7 @@ def encoding_for_values(values: np.ndarray, bw: int, quantizer: str, min_range: 
 
 
 def per_channel_encoding(values: np.ndarray, axis: int, bw: int, quantizer: str, min_range: float = 1e-4) -> Encoding:
-    """One symmetric encoding per output channel (SPEC §5); `enhanced` searches each channel's delta."""
+    """One symmetric encoding per output channel (docs/spec.md §5); `enhanced` searches each channel's delta."""
     moved = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
     absmax = np.abs(moved).max(axis=1)
     if quantizer == "enhanced":

@@ -1,5 +1,5 @@
 """Decide every tensor's encoding: which initializers are weights or biases, per-channel axes,
-activation encodings from calibration, overrides and float islands (SPEC §5-6).
+activation encodings from calibration, overrides and float islands (docs/spec.md §5-6).
 
 The plan is pure data; qdq.py turns it into a graph, aimet.py into JSON.
 """
@@ -57,7 +57,7 @@ class Plan:
     bias_bitwidth: int = 32
 
     def bias_encoding(self, bias: str) -> Encoding:
-        """scale = input scale x weight scale (per channel), zero point 0, int32 (SPEC §7)."""
+        """scale = input scale x weight scale (per channel), zero point 0, int32 (docs/spec.md §7)."""
         act, weight = self.biases[bias]
         act_enc = self.conversions.get(act) or self.activations[act]
         w_enc = self.params[weight]

@@ -19,7 +19,7 @@ from deploy.profiles import load_profile
 from tests.deploy.test_bundle import make_container, make_inputs
 
 # A vendor-like pack: libraries per ABI, DSP skels per Hexagon arch, a net-run binary in the bundle,
-# a host-side convert hook, and the SPEC §4 environment.
+# a host-side convert hook, and the docs/spec.md §4 environment.
 SDK_PACK = """\
 schema: 1
 name: fakesdk

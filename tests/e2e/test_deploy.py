@@ -92,7 +92,7 @@ def test_deploy_dsp_runs_the_quantized_container(adb_server, deploy_env, tmp_pat
     (result,) = outcome.results
     assert result.status == PASSED, result.failure
     assert result.container_kind == "quantized" and result.encodings
-    # Quantization costs accuracy, and the DSP threshold (SPEC §8: 0.98) is what it is judged by.
+    # Quantization costs accuracy, and the DSP threshold (docs/spec.md §8: 0.98) is what it is judged by.
     logits = result.outputs[0]
     assert logits.limits.min_cosine == 0.98 and 0.98 <= logits.metrics.cosine < 1.0
 

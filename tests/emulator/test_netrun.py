@@ -414,7 +414,7 @@ def test_native_tf8_files_hold_quantized_integers(fs: Sandbox, model: onnx.Model
     device = Device(load_profile("galaxy-s23"))
     assert run(fs, device, "--use_dsp", "--userbuffer_tf8").rc == 0
     float_out = output(fs, 0, meta.outputs[0])
-    # The same input as uint8 integers, by SPEC §5: q = clamp(round(x / scale) - offset, 0, 255).
+    # The same input as uint8 integers, by docs/spec.md §5: q = clamp(round(x / scale) - offset, 0, 255).
     q_in = np.clip(np.round(feeds[0]["image"] / inp.scale) - inp.offset, 0, 255).astype(np.uint8)
     put(fs, f"{BUNDLE}/inputs/0/image.raw", q_in.tobytes())
     result = run(fs, device, "--use_dsp", "--userbuffer_tf8", "--use_native_input_files", "--use_native_output_files")

@@ -1,4 +1,4 @@
-"""SPEC §5 worked examples, the rounding rule, symmetric/per-channel/16/4-bit against onnxruntime."""
+"""docs/spec.md §5 worked examples, the rounding rule, symmetric/per-channel/16/4-bit against onnxruntime."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Pins `enhanced_encoding` (and the calibration histogram feeding it) to a slow loop version of
-the same math, written from docs/quantization.md "enhanced" and SPEC §5, so speed work on the fast
+the same math, written from docs/quantization.md "enhanced" and docs/spec.md §5, so speed work on the fast
 code cannot change a result."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from deploy.quantize.encodings import Encoding, enhanced_encoding, histogram_of,
 
 
 def _tf_range(mn: float, mx: float, levels: int, min_range: float) -> tuple[float, int]:
-    """SPEC §5 steps 1-2 for one tensor: (scale, offset)."""
+    """docs/spec.md §5 steps 1-2 for one tensor: (scale, offset)."""
     mn, mx = min(mn, 0.0), max(mx, 0.0)
     mx = max(mx, mn + min_range)
     scale = (mx - mn) / levels

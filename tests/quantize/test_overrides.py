@@ -53,7 +53,7 @@ def test_legacy_min_max_only_and_positive_offsets() -> None:
                                             "scale": 0.0149}]},
             "param_encodings": {}}
     back = parse_encodings(data, "enc.json", set())
-    assert int(back.activations["a"].offset) == -200  # computed from min/max as SPEC §5
+    assert int(back.activations["a"].offset) == -200  # computed from min/max as docs/spec.md §5
     assert int(back.activations["b"].offset) == -140  # a zero point written as a positive offset
 
 
