@@ -17,6 +17,9 @@ import numpy as np
 from deploy.container import TensorInfo
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_write_text
+from deploy.yamlnode import read_text
+
+MAX_LIST_BYTES = 64 << 20  # an input list of a million inferences stays under this
 
 
 @dataclass
@@ -62,11 +65,7 @@ def parse_input_list_text(text: str, source: str = "<input list>", base: Path = 
 
 def read_input_list(path: str | os.PathLike[str]) -> InputList:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise EdgeloopError(f"{path}: cannot read input list ({exc.strerror})") from None
-    return parse_input_list_text(text, str(path), path.parent)
+    return parse_input_list_text(read_text(path, "input list", MAX_LIST_BYTES), str(path), path.parent)
 
 
 def bind_entry(entry: dict[str, str], inputs: list[TensorInfo], where: str) -> dict[str, str]:
@@ -176,10 +175,7 @@ def read_labels(path: str | os.PathLike[str]) -> Labels:
     """A labels file: the first word of every non-blank line is an integer class (the rest may be a
     comment, such as the class name)."""
     path = Path(path)
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        raise EdgeloopError(f"{path}: cannot read labels ({exc.strerror})", LABELS_HINT) from None
+    text = read_text(path, "labels file", MAX_LIST_BYTES)
     values, lines = [], []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -3,6 +3,7 @@ names the file, never another exception; through the command line, one line and 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -15,8 +16,10 @@ import pytest
 
 from deploy.config import load_config
 from deploy.errors import EdgeloopError
+from deploy.inputlist import read_input_list, read_labels
 from deploy.packs.schema import parse_pack
 from deploy.profiles import load_profile_file
+from deploy.quantize.aimet import read_encodings
 from deploy.yamlnode import MAX_BYTES
 from harness.farm import load_matrix
 from harness.inventory import load_inventory
@@ -66,3 +69,97 @@ def test_a_malformed_deployment_file_is_one_line_and_exit_2(tmp_path: Path) -> N
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert f"{config}:3: version: cannot read this value" in result.stderr and not (tmp_path / "pwned").exists()
+
+
+# ---- fuzz: seeded mutations of valid files, for every reader (issue 14, item 4) -------------------
+
+_ROOT = Path(__file__).resolve().parent.parent
+_NASTY = [b"\xff\xfe", b"\x00", b"!!python/object:os.system", b"[" * 300, b"{", b"}", b":", b"- ", b"\n  ",
+          b"1e999", b"NaN", b"Infinity", b'"', b"&a *a", b"<<: *a", b"-1", b"\t", b"%", b":=", b"../../"]
+
+
+def _mutants(valid: bytes, count: int, seed: int) -> list[bytes]:
+    """Truncations, byte flips and nasty tokens inserted: what a damaged or hostile file looks like."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        data = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data) + 1)
+            kind = rng.randrange(3)
+            if kind == 0:
+                del data[at:]
+            elif kind == 1 and data:
+                data[min(at, len(data) - 1)] = rng.randrange(256)
+            else:
+                data[at:at] = rng.choice(_NASTY)
+        out.append(bytes(data))
+    return out
+
+
+def _encodings_example() -> bytes:
+    from deploy.quantize.aimet import export_encodings
+    from deploy.quantize.encodings import tf_encoding
+    return json.dumps(export_encodings({"relu1": tf_encoding(0.0, 6.0, 8)}, {"w": tf_encoding(-1.0, 1.0, 8)}),
+                      indent=1).encode()
+
+
+FUZZED: dict[str, tuple[Callable[[Path], Any], Callable[[], bytes]]] = {
+    "edgeloop.yaml": (load_config, lambda: (_ROOT / "edgeloop.yaml").read_bytes()),
+    "profile.yaml": (load_profile_file, lambda: (_ROOT / "deploy/device_profiles/pixel.yaml").read_bytes()),
+    "pack.yaml": (parse_pack, lambda: (_ROOT / "deploy/packs/builtin/pack.yaml").read_bytes()),
+    "farm.yaml": (load_inventory, lambda: b"servers:\n  - 127.0.0.1:5037\n  - {address: 10.0.0.2:5037, connect: "
+                                          b"[10.0.0.9:5555]}\ndevices:\n  R5C:\n    labels: [lab]\n"),
+    "matrix.yaml": (load_matrix, lambda: b"config: edgeloop.yaml\nprofiles: [pixel]\nruntimes: [cpu, dsp]\nruns: 3\n"),
+    "encodings.json": (lambda p: read_encodings(p, {"w"}), _encodings_example),
+    "input_list.txt": (read_input_list, lambda: b"#image\nimage:=a.raw\nimage:=b.raw\n"),
+    "labels.txt": (read_labels, lambda: b"3 cat\n7\n\n1 dog\n"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FUZZED))
+def test_fuzzed_files_are_read_or_refused_in_one_line(tmp_path: Path, kind: str) -> None:
+    """Every mutant is either read or refused with one EdgeloopError line naming the file: nothing
+    else escapes (no UnicodeDecodeError, RecursionError, KeyError, ...), and no tag runs."""
+    reader, example = FUZZED[kind]
+    (tmp_path / "edgeloop.yaml").write_bytes((_ROOT / "edgeloop.yaml").read_bytes())
+    for name in ("examples",):  # the deployment file's relative paths resolve as in the project
+        (tmp_path / name).symlink_to(_ROOT / name)
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        for i, data in enumerate(_mutants(example(), 60, seed=sum(map(ord, kind)))):
+            path = tmp_path / f"{i}-{kind}"
+            path.write_bytes(data)
+            try:
+                reader(path)
+            except EdgeloopError as exc:
+                assert str(path) in exc.message and "\n" not in str(exc), (data, str(exc))
+    finally:
+        os.chdir(cwd)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(("args", "damaged"), [
+    (["quantize", "--container", "{model}", "--input-list", "{list}", "--override-params", "{bad}",
+      "--output", "out.onnx"], "encodings.json"),
+    (["quantize", "--container", "{model}", "--input-list", "{bad}", "--output", "out.onnx"], "input_list.txt"),
+])
+def test_a_fuzzed_file_through_the_command_line_is_one_line_exit_2_and_no_artifact(tmp_path: Path, args: list[str],
+                                                                                   damaged: str) -> None:
+    from tests.deploy.models import conv_net
+    from tests.quantize.util import make_container, make_input_list
+    model = conv_net()
+    container = make_container(model, tmp_path / "float.onnx")
+    listed = make_input_list(model, tmp_path, 2)
+    bad = tmp_path / damaged
+    example = FUZZED[damaged][1]() if damaged == "encodings.json" else listed.read_bytes()
+    bad.write_bytes(b"\xff" + example[: len(example) // 2] + b"\x00{")
+    edgeloop = Path(sys.executable).with_name("edgeloop")
+    argv = [a.format(model=container, list=listed, bad=bad) for a in args]
+    result = subprocess.run([str(edgeloop), *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "EDGELOOP_BUILD": str(tmp_path / "build")})
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert str(bad) in result.stderr
+    assert not list(tmp_path.glob("out.onnx*")) and not (tmp_path / "build" / "quantized").exists()
