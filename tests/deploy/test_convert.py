@@ -31,12 +31,7 @@ from tests.deploy.models import (
 
 EDGELOOP = Path(sys.executable).parent / "edgeloop"
 
-
-@pytest.fixture(autouse=True)
-def build_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "build"
-    monkeypatch.setenv("EDGELOOP_BUILD", str(root))
-    return root
+pytestmark = pytest.mark.usefixtures("build_root")
 
 
 def run_unoptimised(model: onnx.ModelProto | Path, feeds: dict[str, np.ndarray],

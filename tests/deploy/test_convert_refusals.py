@@ -17,13 +17,7 @@ from deploy.errors import EdgeloopError
 from tests.deploy.models import conv_net, random_feeds, save
 
 EDGELOOP = Path(sys.executable).parent / "edgeloop"
-
-
-@pytest.fixture(autouse=True)
-def build_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "build"
-    monkeypatch.setenv("EDGELOOP_BUILD", str(root))
-    return root
+pytestmark = pytest.mark.usefixtures("build_root")
 
 
 def _files(root: Path) -> list[Path]:
