@@ -78,5 +78,5 @@ def test_read_labels_refuses_what_is_not_an_integer(text: str, message: str, tmp
 
 
 def test_read_labels_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(EdgeloopError, match=r"absent\.txt: cannot read labels \("):
+    with pytest.raises(EdgeloopError, match=r"absent\.txt: cannot read labels file \("):
         read_labels(tmp_path / "absent.txt")
