@@ -23,7 +23,7 @@ import adbutils
 
 from deploy.errors import DeviceError, EdgeloopError
 from deploy.profiles import Profile, available_profiles, load_profile
-from deploy.yamlnode import did_you_mean, load_yaml
+from deploy.yamlnode import load_yaml_node, validate
 from harness.devices import DEVICE_FAILURES, AdbServer, connect, device_props
 from harness.lease import lease_key
 
@@ -87,66 +87,40 @@ def parse_address(text: str, where: str) -> tuple[str, int]:
     return found["host"], int(found["port"])
 
 
-def _server(item: Any, where: str) -> ServerEntry:
-    if isinstance(item, str):
-        return ServerEntry(AdbServer(*parse_address(item, where)))
-    if not isinstance(item, dict) or not isinstance(item.get("address"), str):
-        raise EdgeloopError(f"{where}: a server is 'host:port' or {{address: host:port, connect: [...]}}", HINT)
-    _refuse_unknown_keys(item, {"address", "connect"}, where)
-    connect = item.get("connect") or []
-    if not isinstance(connect, list):
-        raise EdgeloopError(f"{where}: 'connect' must be a list of host:port", HINT)
-    for address in connect:
-        parse_address(str(address), f"{where}.connect")
-    return ServerEntry(AdbServer(*parse_address(item["address"], where)), tuple(str(a) for a in connect))
-
-
-def _device_spec(serial: str, item: Any, where: str) -> DeviceSpec:
-    if not isinstance(item, dict) or set(item) - {"labels", "profile"}:
-        raise EdgeloopError(f"{where}: device '{serial}' takes only 'labels' (list) and 'profile' (name)", HINT)
-    labels = item.get("labels") or []
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise EdgeloopError(f"{where}: labels of '{serial}' must be a list of strings", HINT)
-    profile = item.get("profile")
-    if profile is not None:
-        try:
-            load_profile(str(profile))
-        except EdgeloopError as exc:
-            raise EdgeloopError(f"{where}: device '{serial}': {exc.message}", exc.hint) from None
-    return DeviceSpec(labels=tuple(labels), profile=None if profile is None else str(profile))
-
-
-def read_yaml_mapping(path: Path, what: str, keys: set[str], required: str, hint: str) -> dict[str, Any]:
-    """A farm file (inventory or matrix): a YAML mapping of known keys; every problem names the file."""
-    try:
-        data = load_yaml(Path(path), what)
-    except EdgeloopError as exc:
-        raise EdgeloopError(exc.message, exc.hint or hint) from None
-    if not isinstance(data, dict):
-        raise EdgeloopError(f"{path}: the {what} must be a mapping with '{required}'", hint)
-    _refuse_unknown_keys(data, keys, str(path))
-    return data
-
-
-def _refuse_unknown_keys(mapping: dict[str, Any], keys: set[str], where: str) -> None:
-    """A misspelt key is an error naming the key meant (a misspelt optional key would be ignored)."""
-    unknown = sorted(set(mapping) - keys, key=str)
-    if unknown:
-        raise EdgeloopError(f"{where}: unknown key '{unknown[0]}'", did_you_mean(str(unknown[0]), keys))
+_HOST_PORT = {"type": "string", "description": "host:port, e.g. 127.0.0.1:5037"}  # its form: parse_address
+SCHEMA: dict[str, Any] = {  # farm.yaml (docs/farm.md)
+    "type": "object", "required": ["servers"], "additionalProperties": False, "properties": {
+        "servers": {"type": "array", "minItems": 1, "description": "at least one adb server as host:port",
+                    "items": {"oneOf": [_HOST_PORT, {
+                        "type": "object", "required": ["address"], "additionalProperties": False, "properties": {
+                            "address": _HOST_PORT, "connect": {"type": "array", "items": _HOST_PORT}}}]}},
+        "devices": {"type": ["object", "null"], "additionalProperties": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "labels": {"type": "array", "items": {"type": "string"}}, "profile": {"type": "string"}}}}}}
 
 
 def load_inventory(path: Path) -> Inventory:
-    """Read and validate `farm.yaml`; every problem names the file and the key."""
-    data = read_yaml_mapping(path, "inventory", {"servers", "devices"}, "servers", HINT)
-    servers = data.get("servers")
-    if not isinstance(servers, list) or not servers:
-        raise EdgeloopError(f"{path}: 'servers' must list at least one adb server as host:port", HINT)
-    parsed = tuple(_server(item, f"{path}: servers[{i}]") for i, item in enumerate(servers))
-    devices = data.get("devices") or {}
-    if not isinstance(devices, dict):
-        raise EdgeloopError(f"{path}: 'devices' must map serials to {{labels, profile}}", HINT)
-    specs = {str(serial): _device_spec(str(serial), item, f"{path}: devices") for serial, item in devices.items()}
-    return Inventory(path=Path(path), servers=parsed, devices=specs)
+    """Read `farm.yaml` and check it against SCHEMA: every problem names the file, the line and the key."""
+    root = load_yaml_node(Path(path), "inventory")
+    data = root.data()
+    validate(root, data, SCHEMA)
+    servers = []
+    for i, item in enumerate(data["servers"]):
+        entry = item if isinstance(item, dict) else {"address": item}
+        where = f"{path}:{root.at(['servers', i]).line}: servers[{i}]"
+        connect = tuple(entry.get("connect", ()))
+        for address in (entry["address"], *connect):
+            parse_address(address, where)
+        servers.append(ServerEntry(AdbServer(*parse_address(entry["address"], where)), connect))
+    devices = {}
+    for serial, spec in (data.get("devices") or {}).items():
+        if "profile" in spec:
+            try:
+                load_profile(spec["profile"])
+            except EdgeloopError as exc:
+                root.at(["devices", serial, "profile"]).fail(exc.message, exc.hint)
+        devices[str(serial)] = DeviceSpec(labels=tuple(spec.get("labels", ())), profile=spec.get("profile"))
+    return Inventory(path=Path(path), servers=tuple(servers), devices=devices)
 
 
 def _profiles(names: list[str] | None) -> list[Profile]:
