@@ -30,9 +30,6 @@ SystemProgram = Callable[[ProgramContext], int]
 
 # device path -> program; filled by the modules that implement programs (see register()).
 SYSTEM_PROGRAMS: dict[str, SystemProgram] = {}
-# Names of the shell's commands that are also executables /system/bin/<name> (toybox applets, sh);
-# filled by emulator.shell_builtins.builtin().
-APPLETS: set[str] = set()
 
 
 # Device paths (colon separated) left out of the system image: a device without edgeloop's net-run
@@ -52,4 +49,6 @@ def register(path: str) -> Callable[[SystemProgram], SystemProgram]:
 def system_image() -> frozenset[str]:
     """Device paths of the image's executables that have no sandbox file: system programs and applets.
     The Sandbox shows them as files, so the shell (`ls`, `test -x`) and sync (STAT, LIST) agree."""
-    return frozenset(SYSTEM_PROGRAMS) | {f"/system/bin/{name}" for name in APPLETS}
+    from emulator.shell.table import APPLET_PATHS  # here: the shell's commands import the Sandbox, which imports us
+
+    return frozenset(SYSTEM_PROGRAMS) | APPLET_PATHS

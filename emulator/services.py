@@ -13,7 +13,7 @@ import traceback
 from collections import deque
 
 from emulator.device import EmulatedDevice
-from emulator.shell import Shell
+from emulator.shell import COMMANDS, Shell
 from emulator.stream import Stream, StreamClosed
 
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW = range(6)
@@ -136,7 +136,7 @@ def run_shell(stream: Stream, device: EmulatedDevice, command: str, *, v2: bool,
     stderr = _StreamWriter(stream, lock, ID_STDERR if v2 else None, max_payload)
     device.log("shell", command=command, v2=v2)
     try:
-        code = Shell(device.fs, device).run(
+        code = Shell(device.fs, device, COMMANDS).run(
             command or INTERACTIVE,
             stdin=io.BufferedReader(stdin),
             stdout=stdout,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
-from emulator.shell_parse import AndOr, ParseError, Pipeline, Simple, parse
+from emulator.shell.parse import AndOr, ParseError, Pipeline, Simple, parse
 from tests.emulator.test_shell_support import TMP, ShellRunner
 
 # ---- parsing -------------------------------------------------------------------------------

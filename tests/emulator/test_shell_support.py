@@ -12,7 +12,7 @@ from pathlib import Path
 
 from deploy.profiles import load_profile
 from emulator.device import EmulatedDevice
-from emulator.shell import Shell
+from emulator.shell import COMMANDS, Shell
 
 TMP = "/data/local/tmp"
 
@@ -40,7 +40,7 @@ class ShellRunner:
             log_path=tmp_path / "device.log",
         )
         self.fs = self.device.fs
-        self.shell = Shell(self.fs, self.device)
+        self.shell = Shell(self.fs, self.device, COMMANDS)
 
     def __call__(
         self,

@@ -1,9 +1,9 @@
-"""The device shell's command table and the commands that work on the shell itself (cd, set, export,
-exit, eval, ., sh, read, trap, ...).
+"""What every command gets (Invocation) and the commands that work on the shell itself (cd, set,
+export, exit, eval, ., sh, read, trap, ...).
 
-Other commands live in emulator.shell_text, shell_utils, shell_files, shell_fileops and
-shell_procs. Every command is one function taking an Invocation and returning its exit status;
-messages follow toybox's `name: what: why` wording.
+Other commands live in the package's text, utils, files, fileops and procs modules; the table in
+emulator.shell.table names them all. Every command is one function taking an Invocation and
+returning its exit status; messages follow toybox's `name: what: why` wording.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from emulator.programs import APPLETS
 from emulator.sandbox import DeviceOSError, Sandbox
-from emulator.shell_expand import ifs_split
-from emulator.shell_parse import ParseError, parse
+from emulator.shell.expand import ifs_split
+from emulator.shell.parse import ParseError, parse
 
 if TYPE_CHECKING:
-    from emulator.shell import Interp
+    from emulator.shell.interp import Interp
 
 
 class ShellExit(Exception):
@@ -99,27 +98,11 @@ class Invocation:
 
 @dataclass(frozen=True)
 class Command:
+    """One entry of the command table (emulator.shell.table)."""
+
     fn: Callable[[Invocation], int]
-    special: bool  # a POSIX special builtin: `VAR=value cmd` keeps VAR set afterwards
-
-
-BUILTINS: dict[str, Command] = {}
-
-
-def builtin(
-    *names: str, special: bool = False, applet: bool = True
-) -> Callable[[Callable[[Invocation], int]], Callable[[Invocation], int]]:
-    """Register a command. `special`: POSIX special builtin (prefix assignments persist);
-    `applet`: also an executable /system/bin/<name> (False for what only the shell itself has)."""
-
-    def register(fn: Callable[[Invocation], int]) -> Callable[[Invocation], int]:
-        for name in names:
-            BUILTINS[name] = Command(fn, special)
-            if applet and not special:
-                APPLETS.add(name)
-        return fn
-
-    return register
+    special: bool = False  # a POSIX special builtin: `VAR=value cmd` keeps VAR set afterwards
+    applet: bool = True  # also an executable /system/bin/<name> (False for what only the shell itself has)
 
 
 def split_flags(args: list[str], known: str) -> tuple[set[str], list[str]]:
@@ -189,18 +172,14 @@ def read_operands(inv: Invocation, operands: list[str]) -> list[tuple[str, bytes
 # ---- the shell itself ----------------------------------------------------------------------
 
 
-@builtin("true")
-@builtin(":", applet=False)  # the shell's no-op; Android has /system/bin/true but no /system/bin/:
 def cmd_true(inv: Invocation) -> int:
     return 0
 
 
-@builtin("false")
 def cmd_false(inv: Invocation) -> int:
     return 1
 
 
-@builtin("cd", applet=False)
 def cmd_cd(inv: Invocation) -> int:
     target = inv.args[-1] if inv.args and inv.args[-1] != "-P" else inv.env.get("HOME", "/")
     if target == "-":
@@ -216,7 +195,6 @@ def cmd_cd(inv: Invocation) -> int:
     return 0
 
 
-@builtin("pwd")
 def cmd_pwd(inv: Invocation) -> int:
     inv.out(inv.cwd + "\n")
     return 0
@@ -238,7 +216,6 @@ def _assign_words(inv: Invocation, mark: Callable[[str], None]) -> int:
     return 0
 
 
-@builtin("export", special=True)
 def cmd_export(inv: Invocation) -> int:
     if not [a for a in inv.args if not a.startswith("-")]:
         for name in sorted(inv.interp.state.exported & inv.interp.state.vars.keys()):
@@ -247,7 +224,6 @@ def cmd_export(inv: Invocation) -> int:
     return _assign_words(inv, inv.interp.state.exported.add)
 
 
-@builtin("readonly", "local", "typeset", special=True)
 def cmd_local(inv: Invocation) -> int:
     return _assign_words(inv, lambda name: None)
 
@@ -256,7 +232,6 @@ def _quote(value: str) -> str:
     return value if re.fullmatch(r"[\w@%+=:,./-]+", value) else "'" + value.replace("'", "'\\''") + "'"
 
 
-@builtin("unset", special=True)
 def cmd_unset(inv: Invocation) -> int:
     state = inv.interp.state
     for name in inv.args:
@@ -291,7 +266,6 @@ def apply_options(args: list[str], options: set[str], stop_at: tuple[str, ...] =
     return args[k:]
 
 
-@builtin("set", special=True)
 def cmd_set(inv: Invocation) -> int:
     """set [-eufvx] [-o name] [--] [args]: shell options and positional parameters."""
     state = inv.interp.state
@@ -314,7 +288,6 @@ def cmd_set(inv: Invocation) -> int:
     return 0
 
 
-@builtin("shift", special=True)
 def cmd_shift(inv: Invocation) -> int:
     count = int(inv.args[0]) if inv.args and inv.args[0].isdigit() else 1
     state = inv.interp.state
@@ -334,23 +307,19 @@ def _status_arg(inv: Invocation, default: int) -> int:
     return int(inv.args[0]) & 0xFF
 
 
-@builtin("exit", special=True)
 def cmd_exit(inv: Invocation) -> int:
     raise ShellExit(_status_arg(inv, inv.interp.state.status))
 
 
-@builtin("return", special=True)
 def cmd_return(inv: Invocation) -> int:
     raise ReturnFrom(_status_arg(inv, inv.interp.state.status))
 
 
-@builtin("break", "continue", special=True)
 def cmd_break(inv: Invocation) -> int:
     levels = int(inv.args[0]) if inv.args and inv.args[0].isdigit() else 1
     raise LoopControl(inv.name == "break", max(levels, 1))
 
 
-@builtin("eval", special=True)
 def cmd_eval(inv: Invocation) -> int:
     try:
         tree = parse(" ".join(inv.args))
@@ -360,7 +329,6 @@ def cmd_eval(inv: Invocation) -> int:
     return inv.interp.run_sequence(tree, inv.fds)
 
 
-@builtin(".", "source", special=True)
 def cmd_source(inv: Invocation) -> int:
     if not inv.args:
         inv.interp.error(inv.fds, f"{inv.name}: missing argument")
@@ -386,13 +354,11 @@ def cmd_source(inv: Invocation) -> int:
         state.args = saved
 
 
-@builtin("exec", special=True)
 def cmd_exec(inv: Invocation) -> int:
     """`exec cmd args`: the command replaces this shell, so the shell ends with its status."""
     raise ShellExit(inv.interp.dispatch(inv.args, inv.env, inv.fds) if inv.args else 0)
 
 
-@builtin("command", applet=False)
 def cmd_command(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "vVp")
     if not flags & {"v", "V"}:
@@ -400,7 +366,6 @@ def cmd_command(inv: Invocation) -> int:
     return _which(inv, operands, show_builtins=True)
 
 
-@builtin("which")
 def cmd_which(inv: Invocation) -> int:
     _flags, operands = split_flags(inv.args, "a")
     return _which(inv, operands, show_builtins=False)
@@ -417,7 +382,6 @@ def _which(inv: Invocation, names: list[str], *, show_builtins: bool) -> int:
     return status
 
 
-@builtin("read", applet=False)
 def cmd_read(inv: Invocation) -> int:
     _flags, names = split_flags(inv.args, "rs")
     line = read_line(inv.stdin)
@@ -435,13 +399,11 @@ def cmd_read(inv: Invocation) -> int:
     return 0
 
 
-@builtin("umask", "ulimit", applet=False)
 def cmd_accept(inv: Invocation) -> int:
     """Builtins with nothing to do here: no umask or limits to change."""
     return 0
 
 
-@builtin("trap", special=True)
 def cmd_trap(inv: Invocation) -> int:
     """trap [ACTION CONDITION...]: EXIT (or 0) runs when the shell ends; signal conditions are kept but
     never fire (a client hanging up cancels the whole session)."""
@@ -459,7 +421,6 @@ def cmd_trap(inv: Invocation) -> int:
     return 0
 
 
-@builtin("type", applet=False)
 def cmd_type(inv: Invocation) -> int:
     status = 0
     for name in inv.args:
@@ -476,14 +437,12 @@ def cmd_type(inv: Invocation) -> int:
     return status
 
 
-@builtin("wait", applet=False)
 def cmd_wait(inv: Invocation) -> int:
     """Wait for this shell's background jobs (all of them, whatever pids are given)."""
     inv.interp.wait_jobs()
     return 0
 
 
-@builtin("sh", "mksh")
 def cmd_sh(inv: Invocation) -> int:
     """sh [-eux] [-o name] (-c COMMAND [NAME [ARGS]] | SCRIPT [ARGS] | reading stdin)."""
     args = list(inv.args)

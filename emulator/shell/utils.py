@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import time
 
-from emulator.shell_builtins import Invocation, builtin, split_flags
-from emulator.shell_cond import ConditionError, evaluate
-from emulator.shell_elf import uname_machine
-from emulator.shell_procs import CANCELLED
+from emulator.shell.builtins import Invocation, split_flags
+from emulator.shell.cond import ConditionError, evaluate
+from emulator.shell.elf import uname_machine
+from emulator.shell.procs import CANCELLED
 
 
-@builtin("env")
 def cmd_env(inv: Invocation) -> int:
     args, env = list(inv.args), dict(inv.env)
     while args:
@@ -32,7 +31,6 @@ def cmd_env(inv: Invocation) -> int:
     return 0
 
 
-@builtin("getprop")
 def cmd_getprop(inv: Invocation) -> int:
     props: dict[str, str] = inv.interp.device.props
     if not inv.args:
@@ -43,7 +41,6 @@ def cmd_getprop(inv: Invocation) -> int:
     return 0
 
 
-@builtin("id")
 def cmd_id(inv: Invocation) -> int:
     flags, _ = split_flags(inv.args, "ugnr")
     if "u" in flags or "g" in flags:
@@ -55,7 +52,6 @@ def cmd_id(inv: Invocation) -> int:
     return 0
 
 
-@builtin("uname")
 def cmd_uname(inv: Invocation) -> int:
     flags, _ = split_flags(inv.args, "asnrvmpio")
     props = inv.interp.device.props
@@ -71,7 +67,6 @@ def cmd_uname(inv: Invocation) -> int:
     return 0
 
 
-@builtin("sleep")
 def cmd_sleep(inv: Invocation) -> int:
     """Sleeps on the cancel event, so a client hanging up ends it at once."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -85,7 +80,6 @@ def cmd_sleep(inv: Invocation) -> int:
     return CANCELLED if inv.interp.cancel.wait(total) else 0
 
 
-@builtin("test", "[")
 def cmd_test(inv: Invocation) -> int:
     args = list(inv.args)
     if inv.name == "[":
@@ -100,7 +94,6 @@ def cmd_test(inv: Invocation) -> int:
         return 2
 
 
-@builtin("date")
 def cmd_date(inv: Invocation) -> int:
     """date [-u] [+FORMAT]: strftime formats plus %s (epoch seconds) and %N (nanoseconds)."""
     now = time.time_ns()
@@ -113,19 +106,16 @@ def cmd_date(inv: Invocation) -> int:
     return 0
 
 
-@builtin("whoami")
 def cmd_whoami(inv: Invocation) -> int:
     inv.out("shell\n")
     return 0
 
 
-@builtin("sync")
 def cmd_sync(inv: Invocation) -> int:
     """Writes reach the sandbox when their file is closed: nothing is left to flush."""
     return 0
 
 
-@builtin("nohup")
 def cmd_nohup(inv: Invocation) -> int:
     """There are no hang-up signals to ignore: run the command (a client hanging up still cancels it)."""
     if not inv.args:
@@ -134,7 +124,6 @@ def cmd_nohup(inv: Invocation) -> int:
     return inv.interp.dispatch(inv.args, inv.env, inv.fds)
 
 
-@builtin("time")
 def cmd_time(inv: Invocation) -> int:
     """Run a command and report its wall-clock and CPU time on stderr, in mksh's layout."""
     started, cpu = time.monotonic(), time.thread_time()

@@ -1,17 +1,9 @@
-"""The emulated device's shell: a restricted POSIX sh in the style of Android's mksh and toybox.
+"""The device's /system/bin/sh: the interpreter that walks a parsed tree (redirections, command
+lookup, pipelines, scripts, system programs, background jobs).
 
-It runs built-in commands and the device's own system programs (Python callables registered in
-emulator.programs) and nothing else: no host program is ever started, whatever the client types.
-Files are reached only through the Sandbox, so the shell cannot see or change anything outside it.
-
-Layers: emulator.shell_lex (text -> tokens), emulator.shell_parse (tokens -> tree),
-emulator.shell_expand (words -> arguments) and this module, which walks the tree (redirections,
-command lookup, scripts, system programs, background jobs). Commands: emulator.shell_builtins (the
-registry and the shell's own: cd, set, export, sh, ...), shell_text (echo, printf, grep, sort, ...),
-shell_utils (getprop, uname, sleep, test, ...), shell_files and shell_fileops (reading and changing
-files), shell_procs (the device's process list: ps, kill, pkill). shell_cond evaluates `test` and
-`[[ ]]`; shell_exec decides how a file runs (scripts, `#!` system programs, refusals; shell_elf
-names native code).
+It runs the commands of the table it is handed (emulator.shell.table) and the device's own system
+programs (Python callables registered in emulator.programs) and nothing else: no host program is
+ever started, whatever the client types. Files are reached only through the Sandbox.
 """
 
 from __future__ import annotations
@@ -21,18 +13,16 @@ import functools
 import io
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-# they register commands (applets), and cmd_services the system programs cmd and pm
-from emulator import cmd_services, shell_fileops, shell_files, shell_text, shell_utils  # noqa: F401
+from emulator import cmd_services  # noqa: F401  (it registers the system programs cmd and pm)
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
 from emulator.sandbox import DeviceOSError, Sandbox
-from emulator.shell_builtins import (
-    APPLETS,
-    BUILTINS,
+from emulator.shell.builtins import (
     OPTION_LETTERS,
+    Command,
     Invocation,
     LoopControl,
     ReturnFrom,
@@ -40,10 +30,10 @@ from emulator.shell_builtins import (
     UsageError,
     read_line,
 )
-from emulator.shell_cond import ConditionError, evaluate
-from emulator.shell_exec import plan_exec
-from emulator.shell_expand import Expander, ExpansionError
-from emulator.shell_parse import (
+from emulator.shell.cond import ConditionError, evaluate
+from emulator.shell.exec import plan_exec
+from emulator.shell.expand import Expander, ExpansionError
+from emulator.shell.parse import (
     AndOr,
     Case,
     Conditional,
@@ -61,7 +51,7 @@ from emulator.shell_parse import (
     Simple,
     parse,
 )
-from emulator.shell_procs import CANCELLED, KILLED, Process, Session, table_for
+from emulator.shell.procs import CANCELLED, KILLED, Process, Session, table_for
 
 SH = "/system/bin/sh"
 VALUE_LIMIT = 8 << 20  # bytes a variable or a $(...) may hold (docs/emulator.md)
@@ -490,13 +480,14 @@ class Interp:
             path = self.fs.norm(name, self.cwd)
             if path in SYSTEM_PROGRAMS:
                 return "program", path
-            if path.rpartition("/")[0] == "/system/bin" and path.rpartition("/")[2] in APPLETS:
+            command = self.shell.commands.get(path.rpartition("/")[2])
+            if path.rpartition("/")[0] == "/system/bin" and command is not None and command.applet:
                 return "builtin", path
             return ("file", path) if self.fs.exists(path) else None
         if name in self.state.functions:
             return "function", name
-        if name in BUILTINS:
-            return "builtin", f"/system/bin/{name}" if name in APPLETS else name
+        if name in self.shell.commands:
+            return "builtin", f"/system/bin/{name}" if self.shell.commands[name].applet else name
         for folder in self.state.vars.get("PATH", "").split(":"):
             path = self.fs.norm(f"{folder or '.'}/{name}", self.cwd)
             if path in SYSTEM_PROGRAMS:
@@ -507,7 +498,7 @@ class Interp:
 
     def invoke(self, argv: list[str], assigns: list[tuple[str, str]], fds: Fds) -> int:
         """Run a command with `VAR=value` prefixes: they stay set for functions and special builtins."""
-        command = BUILTINS.get(argv[0])
+        command = self.shell.commands.get(argv[0])
         if argv[0] in self.state.functions or (command is not None and command.special):
             for name, value in assigns:
                 self.assign(name, value)
@@ -540,7 +531,7 @@ class Interp:
 
     def run_builtin(self, name: str, argv: list[str], env: dict[str, str], fds: Fds) -> int:
         try:
-            return BUILTINS[name].fn(Invocation(argv, env, fds, self))
+            return self.shell.commands[name].fn(Invocation(argv, env, fds, self))
         except DeviceOSError as exc:
             write(fds[2], f"{name}: {exc.path}: {exc.message}\n")
             return 1
@@ -635,11 +626,13 @@ def close_all(files: list[Any]) -> None:
 
 
 class Shell:
-    """The device's /system/bin/sh. One instance per device; `run` is safe to call from many threads."""
+    """The device's /system/bin/sh running the commands of `commands` (name -> Command). One instance
+    per device; `run` is safe to call from many threads."""
 
-    def __init__(self, fs: Sandbox, device: Any) -> None:
+    def __init__(self, fs: Sandbox, device: Any, commands: Mapping[str, Command]) -> None:
         self.fs = fs
         self.device = device
+        self.commands = commands
 
     def run(self, command: str, *, stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO,
             env: dict[str, str] | None = None, cwd: str = "/", cancel: threading.Event | None = None) -> int:

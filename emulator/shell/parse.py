@@ -1,13 +1,13 @@
 """Parser for the device shell: tokens in, a tree of lists, and-or lists, pipelines, simple and
 compound commands out. Pure functions with no file system or device access, so the grammar is
-testable on its own and the interpreter (emulator/shell.py) only ever walks a finished tree.
+testable on its own and the interpreter (emulator/shell/interp.py) only ever walks a finished tree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emulator.shell_lex import REDIRECT_OPS, Lit, ParseError, Token, Word, is_name, tokenize
+from emulator.shell.lex import REDIRECT_OPS, Lit, ParseError, Token, Word, is_name, tokenize
 
 # ---- tree ----------------------------------------------------------------------------------
 

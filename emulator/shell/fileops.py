@@ -9,11 +9,10 @@ import stat as statmod
 from collections.abc import Callable
 
 from emulator.sandbox import ISDIR, NOENT, NOTDIR, NOTEMPTY, DeviceOSError
-from emulator.shell_builtins import Invocation, UsageError, builtin, split_flags, take_option
-from emulator.shell_files import join_path, walk
+from emulator.shell.builtins import Invocation, UsageError, split_flags, take_option
+from emulator.shell.files import join_path, walk
 
 
-@builtin("mkdir")
 def cmd_mkdir(inv: Invocation) -> int:
     args = list(inv.args)
     spec = take_option(args, "m") or "755"
@@ -35,7 +34,6 @@ def _is_octal(text: str) -> bool:
     return bool(text) and all(c in "01234567" for c in text)
 
 
-@builtin("rm")
 def cmd_rm(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "rRfiv")
     recursive = bool(flags & {"r", "R"})
@@ -52,7 +50,6 @@ def cmd_rm(inv: Invocation) -> int:
     return inv.each(operands, remove)
 
 
-@builtin("rmdir")
 def cmd_rmdir(inv: Invocation) -> int:
     _flags, operands = split_flags(inv.args, "p")
 
@@ -100,7 +97,6 @@ def _each_destination(inv: Invocation, operands: list[str], action: Callable[[st
     return status
 
 
-@builtin("cp")
 def cmd_cp(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "rRfpavdP")
 
@@ -128,7 +124,6 @@ def _copy_tree(inv: Invocation, source: str, dest: str) -> None:
             inv.fs.copy(src, dst, inv.cwd)
 
 
-@builtin("mv")
 def cmd_mv(inv: Invocation) -> int:
     _flags, operands = split_flags(inv.args, "fniv")
     plan = _destination(inv, operands)
@@ -138,7 +133,6 @@ def cmd_mv(inv: Invocation) -> int:
     return inv.each(sources, lambda source: inv.fs.rename(source, _target_path(inv, source, target, into), inv.cwd))
 
 
-@builtin("ln")
 def cmd_ln(inv: Invocation) -> int:
     """ln [-f] SOURCE... TARGET: hard links (the sandbox has no symlinks: -s is refused, as a filesystem
     without them refuses symlink(2))."""
@@ -185,7 +179,6 @@ def parse_mode(spec: str, current: int, is_dir: bool) -> int:
     return mode
 
 
-@builtin("chmod")
 def cmd_chmod(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "Rfv")
     if len(operands) < 2:
@@ -200,7 +193,6 @@ def cmd_chmod(inv: Invocation) -> int:
     return inv.each([t for path in paths for t in (walk(inv, path) if "R" in flags else [path])], change)
 
 
-@builtin("touch")
 def cmd_touch(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "acm")
     status = 0
@@ -219,7 +211,6 @@ def cmd_touch(inv: Invocation) -> int:
     return status
 
 
-@builtin("mktemp")
 def cmd_mktemp(inv: Invocation) -> int:
     """mktemp [-d] [-p DIR] [TEMPLATE]: a new empty file (or folder) under $TMPDIR by default."""
     args = list(inv.args)

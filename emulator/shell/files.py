@@ -1,5 +1,5 @@
 """The device shell's commands that read files (toybox's ls, cat, stat, df, find, ...), on the Sandbox only;
-those that change files are in emulator.shell_fileops."""
+those that change files are in emulator.shell.fileops."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from emulator.sandbox import ID_NAMES, DeviceOSError
-from emulator.shell_builtins import (
+from emulator.shell.builtins import (
     Invocation,
     UsageError,
-    builtin,
     read_chunk,
     read_operands,
     split_flags,
@@ -38,7 +37,6 @@ def _long_line(inv: Invocation, path: str, label: str) -> str:
 # ---- listing and reading -------------------------------------------------------------------
 
 
-@builtin("ls")
 def cmd_ls(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "laAdR1hF")
     status = 0
@@ -80,7 +78,6 @@ def _list_folder(inv: Invocation, folder: str, flags: set[str]) -> int:
     return status
 
 
-@builtin("cat")
 def cmd_cat(inv: Invocation) -> int:
     _flags, operands = split_flags(inv.args, "uv")
     status = 0
@@ -125,13 +122,11 @@ def _number(text: str) -> int:
     return int(text)
 
 
-@builtin("head")
 def cmd_head(inv: Invocation) -> int:
     count, use_bytes, _, operands = _count_option(inv.args, 10)
     return _slice(inv, operands, lambda data: data[:count] if use_bytes else _lines(data)[:count])
 
 
-@builtin("tail")
 def cmd_tail(inv: Invocation) -> int:
     count, use_bytes, from_start, operands = _count_option(inv.args, 10)
 
@@ -162,7 +157,6 @@ def _slice(inv: Invocation, operands: list[str], cut: Callable[[bytes], bytes | 
     return status
 
 
-@builtin("wc")
 def cmd_wc(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "clwm")
     chosen = [f for f in "lwc" if f in flags or (f == "c" and "m" in flags)] or ["l", "w", "c"]
@@ -196,22 +190,18 @@ def _hash_command(inv: Invocation, algorithm: str) -> int:
     return status
 
 
-@builtin("md5sum")
 def cmd_md5sum(inv: Invocation) -> int:
     return _hash_command(inv, "md5")
 
 
-@builtin("sha1sum")
 def cmd_sha1sum(inv: Invocation) -> int:
     return _hash_command(inv, "sha1")
 
 
-@builtin("sha256sum")
 def cmd_sha256sum(inv: Invocation) -> int:
     return _hash_command(inv, "sha256")
 
 
-@builtin("tee")
 def cmd_tee(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "a")
     outputs, status = [], 0
@@ -269,7 +259,6 @@ _STAT_DEFAULT = (
 )
 
 
-@builtin("stat")
 def cmd_stat(inv: Invocation) -> int:
     args = list(inv.args)
     fmt = _STAT_DEFAULT
@@ -296,7 +285,6 @@ def cmd_stat(inv: Invocation) -> int:
     return status
 
 
-@builtin("df")
 def cmd_df(inv: Invocation) -> int:
     """/data and /sdcard share the device's storage quota, as on a phone with emulated storage."""
     flags, operands = split_flags(inv.args, "hkPa")
@@ -343,7 +331,6 @@ def walk_kinds(inv: Invocation, top: str, depth: int = 0, max_depth: int | None 
         yield from walk_kinds(inv, join_path(top, name), depth + 1, max_depth)
 
 
-@builtin("find")
 def cmd_find(inv: Invocation) -> int:
     """find [PATH...] with -name/-iname PAT, -type f|d, -maxdepth N, -mindepth N, -print."""
     args = list(inv.args)
@@ -395,7 +382,6 @@ def _find_test(path: str, folder: bool, test: tuple[str, str]) -> bool:
     raise UsageError(f"bad -type '{value}'")
 
 
-@builtin("realpath", "readlink")
 def cmd_realpath(inv: Invocation) -> int:
     """Canonical device paths (the sandbox has no symlinks to follow); plain readlink prints nothing."""
     flags, operands = split_flags(inv.args, "fenmq")
@@ -411,7 +397,6 @@ def cmd_realpath(inv: Invocation) -> int:
     return status
 
 
-@builtin("du")
 def cmd_du(inv: Invocation) -> int:
     """du [-s] [-k|-h] [PATH...]: kilobytes (rounded up) of the files below each path."""
     flags, operands = split_flags(inv.args, "skha")

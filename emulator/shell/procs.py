@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.shell_builtins import Invocation, builtin, split_flags
+from emulator.shell.builtins import Invocation, split_flags
 
 KILLED = 143  # 128 + SIGTERM: a session stopped by kill or pkill
 CANCELLED = 129  # 128 + SIGHUP: what a command ends with when the client hangs up
@@ -91,7 +91,6 @@ def table_for(device: Any) -> ProcessTable:
 # ---- commands ------------------------------------------------------------------------------
 
 
-@builtin("ps")
 def cmd_ps(inv: Invocation) -> int:
     """Sessions and system programs; -f (or -o args) shows whole command lines."""
     flags, _ = split_flags([a for a in inv.args if a not in ("-o", "args", "ARGS")], "Aefw")
@@ -116,7 +115,6 @@ def _signal_args(args: list[str]) -> list[str]:
     return kept
 
 
-@builtin("kill")
 def cmd_kill(inv: Invocation) -> int:
     status = 0
     for arg in _signal_args(inv.args):
@@ -126,7 +124,6 @@ def cmd_kill(inv: Invocation) -> int:
     return status
 
 
-@builtin("pkill")
 def cmd_pkill(inv: Invocation) -> int:
     """pkill [-f] PATTERN: -f matches whole command lines; never the session running pkill itself."""
     flags, operands = split_flags(_signal_args(inv.args), "fx")

@@ -7,8 +7,8 @@ import io
 import re
 import warnings
 
-from emulator.shell_builtins import Invocation, UsageError, builtin, read_operands, split_flags, take_option
-from emulator.shell_procs import CANCELLED
+from emulator.shell.builtins import Invocation, UsageError, read_operands, split_flags, take_option
+from emulator.shell.procs import CANCELLED
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
 
@@ -36,7 +36,6 @@ def unescape(text: str) -> tuple[str, bool]:
     return "".join(out), False
 
 
-@builtin("echo")
 def cmd_echo(inv: Invocation) -> int:
     """mksh's echo: -n, -e, -E; backslash escapes are interpreted by default."""
     args, newline, escapes = inv.args, True, True
@@ -58,7 +57,6 @@ def cmd_echo(inv: Invocation) -> int:
 _SPEC = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+))?([diouxXeEfgGcsb%])")
 
 
-@builtin("printf")
 def cmd_printf(inv: Invocation) -> int:
     if not inv.args:
         inv.err("needs 1 argument")
@@ -134,7 +132,6 @@ def _to_int(text: str) -> tuple[int, bool]:
         return 0, False
 
 
-@builtin("basename")
 def cmd_basename(inv: Invocation) -> int:
     if not inv.args:
         inv.err("needs 1 argument")
@@ -147,7 +144,6 @@ def cmd_basename(inv: Invocation) -> int:
     return 0
 
 
-@builtin("dirname")
 def cmd_dirname(inv: Invocation) -> int:
     if not inv.args:
         inv.err("needs 1 argument")
@@ -158,7 +154,6 @@ def cmd_dirname(inv: Invocation) -> int:
     return 0
 
 
-@builtin("seq")
 def cmd_seq(inv: Invocation) -> int:
     try:
         numbers = [int(a) for a in inv.args]
@@ -180,7 +175,6 @@ def cmd_seq(inv: Invocation) -> int:
     return 0
 
 
-@builtin("grep")
 def cmd_grep(inv: Invocation) -> int:
     args, patterns = list(inv.args), []
     while "-e" in args:
@@ -239,7 +233,6 @@ def _text_lines(inv: Invocation, operands: list[str]) -> tuple[list[str], int]:
     return lines, status
 
 
-@builtin("sort")
 def cmd_sort(inv: Invocation) -> int:
     """sort [-n] [-r] [-u] [-t SEP] [-k FIELD]: whole lines, or from field FIELD on."""
     args = list(inv.args)
@@ -260,7 +253,6 @@ def cmd_sort(inv: Invocation) -> int:
     return status
 
 
-@builtin("uniq")
 def cmd_uniq(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "cdu")
     lines, status = _text_lines(inv, operands[:1])
@@ -295,7 +287,6 @@ def _tr_set(spec: str) -> str:
     return "".join(out)
 
 
-@builtin("tr")
 def cmd_tr(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "ds")
     if len(operands) != (1 if "d" in flags else 2):
@@ -323,7 +314,6 @@ def _ranges(spec: str) -> list[tuple[int, int]]:
     return ranges
 
 
-@builtin("cut")
 def cmd_cut(inv: Invocation) -> int:
     args = list(inv.args)
     delimiter, fields, chars = take_option(args, "d") or "\t", take_option(args, "f"), take_option(args, "c")
@@ -340,7 +330,6 @@ def cmd_cut(inv: Invocation) -> int:
     return status
 
 
-@builtin("xargs")
 def cmd_xargs(inv: Invocation) -> int:
     """xargs [-n N] [command...]: runs the command (echo by default) with words read from stdin."""
     args = list(inv.args)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from emulator.sandbox import DeviceOSError, Sandbox
-from emulator.shell_lex import Arith, CommandSub, Lit, Param, Word
+from emulator.shell.lex import Arith, CommandSub, Lit, Param, Word
 
 IFS_WHITESPACE = " \t\n"
 _GLOB_CHARS = re.compile(r"[*?\[]")

@@ -2,7 +2,7 @@
 
 Words are kept as parts (literal text, parameters, command and arithmetic substitutions) with
 their quoting, because quoting decides field splitting and pattern matching later, in
-emulator.shell_expand. Pure functions, no device access.
+emulator.shell.expand. Pure functions, no device access.
 """
 
 from __future__ import annotations

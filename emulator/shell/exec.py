@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from emulator.programs import SYSTEM_PROGRAMS
 from emulator.sandbox import Sandbox
-from emulator.shell_builtins import UsageError, apply_options
-from emulator.shell_elf import elf_refusal
+from emulator.shell.builtins import UsageError, apply_options
+from emulator.shell.elf import elf_refusal
 
 SH_PATHS = frozenset({"/system/bin/sh", "/system/bin/mksh", "/bin/sh"})
 NOEXEC_MOUNTS = ("/sdcard",)  # Android mounts shared storage noexec
