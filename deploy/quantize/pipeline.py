@@ -1,4 +1,4 @@
-"""The quantization pipeline on in-memory models: CLE, calibration, plan, bias correction, QDQ."""
+"""The quantization pipeline on in-memory models: CLE, calibration, plan, SeqMSE/AdaRound, bias correction, QDQ."""
 
 from __future__ import annotations
 
@@ -77,6 +77,11 @@ def quantize_model(model: onnx.ModelProto, feeds: Feeds, total: int,
                             keep=outputs if work is model else None)
     stats = calibration.stats
     plan = make_plan(work, activations, stats, options, overrides)
+    if {"adaround", "seqmse"} & set(options.algorithms):
+        from deploy.quantize.layerwise import tune_weights
+
+        work, overrides = tune_weights(work, plan, feeds, total, options, overrides)
+        plan = make_plan(work, activations, stats, options, overrides)
     if "bc" in options.algorithms:
         from deploy.quantize.biascorrect import correct_biases
 
