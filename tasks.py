@@ -360,23 +360,36 @@ def _quantize_collection() -> Collection:
         "promote": "what promotion means: 16 (16-bit activations and weights) or float",
         "worst": "without a target: how many of the worst layers the overrides file keeps (default 3)",
         "overrides_out": "write the promotion overrides (AIMET 1.0.0) here, for --override-params",
+        "device": "device profile the container is for: only promotions its runtime runs are proposed",
+        "runtime": "with --device: the runtime (default: the device's dsp, or aip)",
         "json": "print the report as JSON"})
     @user_errors
     def debug_task(c, container, quantized, input_list, inputs="8", target_sqnr=None, promote="16", worst="3",
-                   overrides_out=None, json=False):
+                   overrides_out=None, device=None, runtime=None, json=False):
         """Per-layer SQNR of a quantized container against float (cumulative and isolated); rank the culprits."""
         import json as json_module
 
-        from rich.table import Table
-
+        from deploy.errors import CheckFailed
+        from deploy.profiles import load_profile
         from deploy.quantize.debug import debug
 
+        target_sqnr = number(target_sqnr, "--target-sqnr") if target_sqnr is not None else None
         report = debug(container, quantized, input_list, inputs=number(inputs, "--inputs", int),
-                       target_sqnr=number(target_sqnr, "--target-sqnr") if target_sqnr is not None else None,
-                       promote=str(promote), worst=number(worst, "--worst", int), overrides_out=overrides_out)
+                       target_sqnr=target_sqnr, promote=str(promote), worst=number(worst, "--worst", int),
+                       overrides_out=overrides_out,
+                       device=load_profile(device) if device else None, runtime=runtime)
         if json:
             console.print_json(json_module.dumps(report.to_json()))
-            return
+        else:
+            _print_debug_report(report, target_sqnr, promote, overrides_out)
+        if report.target_met is False:
+            reached = report.final_sqnr_db if report.final_sqnr_db is not None else report.output_sqnr_db
+            raise CheckFailed(f"target {target_sqnr:g} dB not met: {reached:.2f} dB with every layer at {promote}",
+                              "try --promote float, or another quantizer option (docs/quantization.md)")
+
+    def _print_debug_report(report, target_sqnr, promote, overrides_out) -> None:
+        from rich.table import Table
+
         rank = {layer.tensor: i for i, layer in enumerate(report.ranking, 1)}
         table = Table(title=f"output SQNR {report.output_sqnr_db:.2f} dB")
         for column in ("rank", "layer output", "op", "cumulative SQNR dB", "isolated SQNR dB"):
@@ -387,13 +400,18 @@ def _quantize_collection() -> Collection:
                           "-" if layer.cumulative_sqnr_db is None else f"{layer.cumulative_sqnr_db:.2f}",
                           f"{layer.isolated_sqnr_db:.2f}")
         console.print(table)
+        for note in report.notes:
+            console.print(f"note: {note}")
         if report.target_met is not None:
             verdict = "met" if report.target_met else "not met"
             final = report.final_sqnr_db if report.final_sqnr_db is not None else report.output_sqnr_db
             size = report.final_size_bytes or report.size_bytes
-            console.print(f"target {target_sqnr} dB {verdict}: {final:.2f} dB after promoting "
+            console.print(f"target {target_sqnr:g} dB {verdict}: {final:.2f} dB after promoting "
                           f"{len(report.promoted)} layer(s) to {promote}; parameters {report.size_bytes} -> "
                           f"{size} bytes")
+        elif report.final_sqnr_db is not None:
+            console.print(f"with these overrides quantize gives {report.final_sqnr_db:.2f} dB on the "
+                          f"{report.calibration_inputs} inputs of the list")
         console.print(f"worst layers: {', '.join(report.promoted) or '-'}"
                       + (f"; overrides: {overrides_out}" if overrides_out else ""))
 

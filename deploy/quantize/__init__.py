@@ -7,6 +7,7 @@ raw file it names, and the options.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from deploy.quantize.aimet import export_encodings, plan_encodings, write_encodi
 from deploy.quantize.options import QuantizeOptions
 from deploy.quantize.pipeline import feeds_from, pooled, quantize_model
 
-__all__ = ["QuantizeOptions", "QuantizeResult", "quantize"]
+__all__ = ["QuantizeOptions", "QuantizeResult", "calibration_digest", "quantize"]
 
 ARTIFACT = "quantized.onnx"
 DEFAULTS = QuantizeOptions()  # frozen, so one shared default is safe
@@ -39,13 +40,21 @@ class QuantizeResult:
     cached: bool
 
 
-def _key_parts(container: Path, list_path: Path, input_list: InputList, options: QuantizeOptions) -> dict:
-    raws = [sha256_file(input_list.resolve(p)) for entry in input_list.entries for p in entry.values()]
+def calibration_digest(list_path: Path, input_list: InputList) -> str:
+    """Names a calibration set by content: the list and every raw file it names (the quantized
+    container records it, so the debugger can tell whether it is given the same set)."""
+    digest = hashlib.sha256(sha256_file(list_path).encode())
+    for entry in input_list.entries:
+        for path in entry.values():
+            digest.update(sha256_file(input_list.resolve(path)).encode())
+    return digest.hexdigest()
+
+
+def _key_parts(container: Path, calibration: str, options: QuantizeOptions) -> dict:
     opts = options.to_json()
     if options.override_params is not None:
         opts["override_params"] = sha256_file(options.override_params)
-    return {"container": sha256_file(container), "input_list": sha256_file(list_path), "raws": raws,
-            "options": opts}
+    return {"container": sha256_file(container), "calibration": calibration, "options": opts}
 
 
 def _check_batch(meta: ContainerMeta, container: Path) -> None:
@@ -57,7 +66,7 @@ def _check_batch(meta: ContainerMeta, container: Path) -> None:
 
 
 def _build(model: onnx.ModelProto, meta: ContainerMeta, list_path: Path, input_list: InputList,
-           options: QuantizeOptions, target: Path) -> None:
+           options: QuantizeOptions, calibration: str, target: Path) -> None:
     feeds = feeds_from(input_list, meta, str(list_path))
     qmodel, plan, agreements = quantize_model(model, feeds, len(input_list.entries), options)
     total = pooled(agreements)
@@ -66,7 +75,7 @@ def _build(model: onnx.ModelProto, meta: ContainerMeta, list_path: Path, input_l
         kind="quantized", inputs=meta.inputs, outputs=meta.outputs, source_sha256=meta.source_sha256,
         options=meta.options, encodings=export_encodings(activations, params, "1.0.0", options.to_json()),
         quantization={**options.to_json(), "sqnr_db": round(total.sqnr_db, 4), "cosine": round(total.cosine, 6),
-                      "calibration_inputs": len(input_list.entries),
+                      "calibration_inputs": len(input_list.entries), "calibration_sha256": calibration,
                       "outputs": {name: {"sqnr_db": round(a.sqnr_db, 4), "cosine": round(a.cosine, 6)}
                                   for name, a in agreements.items()}})
     save_container(qmodel, qmeta, target)
@@ -90,15 +99,17 @@ def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[st
     if options.override_params is not None and not Path(options.override_params).is_file():
         raise EdgeloopError(f"{options.override_params}: no such encodings file")
 
+    calibration = calibration_digest(list_path, parsed)
     if cache:
-        result = cached_copy("quantize", _key_parts(container, list_path, parsed, options),
-                             lambda tmp: _build(model, meta, list_path, parsed, options, tmp / ARTIFACT), ARTIFACT,
+        result = cached_copy("quantize", _key_parts(container, calibration, options),
+                             lambda tmp: _build(model, meta, list_path, parsed, options, calibration, tmp / ARTIFACT),
+                             ARTIFACT,
                              Path(output) if output is not None else None)
         path, hit = result.path, result.hit
     else:
         path = Path(output) if output is not None else build_root() / "quantized" / f"{container.stem}.onnx"
         with tempfile.TemporaryDirectory() as tmp:
-            _build(model, meta, list_path, parsed, options, Path(tmp) / ARTIFACT)
+            _build(model, meta, list_path, parsed, options, calibration, Path(tmp) / ARTIFACT)
             with atomic_path(path) as target:
                 shutil.move(Path(tmp) / ARTIFACT, target)
         hit = False

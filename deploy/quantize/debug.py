@@ -8,7 +8,9 @@ For every layer output it reports the SQNR against float twice:
   and one channel's energy can hide damage to all others in a single tensor's SQNR).
 Layers rank by isolated SQNR. The overrides file it writes keeps the worst layers at 16 bit (or
 float); with a target it promotes the worst layers one at a time, re-quantizing each time, until
-the output SQNR reaches the target, and reports the cost.
+the output SQNR reaches the target, and reports the cost. Every re-quantization is `quantize()`
+itself on the whole input list, so the figure reported for the overrides is the one `quantize
+--override-params` gives; with a device profile only promotions its runtime can run are proposed.
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ from deploy.container import load_container
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_write_text
 from deploy.inputlist import read_input_list, validate_input_list
+from deploy.profiles import Profile
+from deploy.quantize import calibration_digest, quantize
 from deploy.quantize.aimet import parse_encodings
 from deploy.quantize.calibrate import progress
 from deploy.quantize.metrics import Agreement
 from deploy.quantize.options import QuantizeOptions
-from deploy.quantize.pipeline import feeds_from, pooled, quantize_model
+from deploy.quantize.pipeline import check_measured, feeds_from, pooled
 from deploy.quantize.plan import WEIGHTED, Plan, fused_tensors, weight_axis
 from deploy.quantize.qdq import write_qdq
 from deploy.quantize.runner import expose, session
+from deploy.quantize.targets import default_runtime, promotion_refusal
 
 PROMOTIONS = ("16", "float")
 
@@ -56,10 +61,12 @@ class DebugReport:
     output_sqnr_db: float
     overrides: dict[str, Any]  # AIMET 1.0.0 partial overrides for the promoted layers
     promoted: list[str] = field(default_factory=list)  # tensors, in promotion order
-    final_sqnr_db: float | None = None  # after promotion, when a target was given
+    final_sqnr_db: float | None = None  # what `quantize` gives with the overrides, when they were verified
     target_met: bool | None = None
     size_bytes: int = 0  # stored parameter bytes of the quantized model
     final_size_bytes: int | None = None
+    calibration_inputs: int = 0  # the inputs every re-quantization calibrated on (the whole list)
+    notes: list[str] = field(default_factory=list)  # what the figures mean when it is not the obvious
 
     @property
     def ranking(self) -> list[LayerReport]:
@@ -70,7 +77,8 @@ class DebugReport:
         return {"output_sqnr_db": self.output_sqnr_db, "layers": [vars(layer) for layer in self.layers],
                 "ranking": [layer.tensor for layer in self.ranking], "promoted": self.promoted,
                 "final_sqnr_db": self.final_sqnr_db, "target_met": self.target_met, "size_bytes": self.size_bytes,
-                "final_size_bytes": self.final_size_bytes}
+                "final_size_bytes": self.final_size_bytes, "calibration_inputs": self.calibration_inputs,
+                "notes": self.notes}
 
 
 def parameter_bytes(model: onnx.ModelProto) -> int:
@@ -134,7 +142,7 @@ def layer_sqnr(model: onnx.ModelProto, reference: onnx.ModelProto, qmodel: onnx.
     alone = [session(write_qdq(reference, _only(plan, n))) for n in nodes]
     cumulative = {n: Agreement() for n in names}
     isolated = {n: Agreement() for n in names}
-    output = Agreement()
+    output = {n: Agreement() for n in outputs}
     with progress("debugging layers") as bar:
         task = bar.add_task("debugging layers", total=total)
         for feed in feeds:
@@ -145,15 +153,16 @@ def layer_sqnr(model: onnx.ModelProto, reference: onnx.ModelProto, qmodel: onnx.
                 if name in quant:
                     cumulative[name].add(ref[name], quant[name])
             for name in outputs:
-                output.add(truth[name], quant[name])
+                output[name].add(truth[name], quant[name])
             for name, sess in zip(names, alone, strict=True):
                 for out, value in zip(outputs, sess.run(outputs, feed), strict=True):
                     isolated[name].add(ref[out], value)
             bar.advance(task)
+    check_measured(output)
     reports = [LayerReport(n.output[0], n.name, n.op_type,
                            round(cumulative[n.output[0]].sqnr_db, 3) if cumulative[n.output[0]].count else None,
                            round(isolated[n.output[0]].sqnr_db, 3)) for n in nodes]
-    return reports, output.sqnr_db
+    return reports, pooled(output).sqnr_db
 
 
 def reference_graph(model: onnx.ModelProto, quantization: dict[str, Any]) -> onnx.ModelProto:
@@ -205,49 +214,69 @@ def _options_of(quantization: dict[str, Any]) -> QuantizeOptions:
 
 def debug(container: str | os.PathLike[str], quantized: str | os.PathLike[str], input_list: str | os.PathLike[str],
           *, inputs: int = 8, target_sqnr: float | None = None, promote: str = "16", worst: int = 3,
-          overrides_out: str | os.PathLike[str] | None = None) -> DebugReport:
-    """Compare float and quantized containers layer by layer on the first `inputs` lines of the list."""
+          overrides_out: str | os.PathLike[str] | None = None, device: Profile | None = None,
+          runtime: str | None = None) -> DebugReport:
+    """Compare float and quantized containers layer by layer on the first `inputs` lines of the list;
+    the overrides proposed are verified by quantizing with them on the whole list, as `quantize` does.
+    With `device`, only promotions its `runtime` (default: its DSP) can run are proposed."""
     if inputs < 1 or worst < 0:
         raise EdgeloopError(f"--inputs must be at least 1 and --worst at least 0, got {inputs} and {worst}")
     if promote not in PROMOTIONS:
         raise EdgeloopError(f"promote must be one of {', '.join(PROMOTIONS)}, got {promote!r}")
+    if device is None and runtime is not None:
+        raise EdgeloopError("--runtime needs --device: the runtime is one of a device profile's",
+                            "add --device PROFILE (see `edgeloop profiles`)")
+    refusal = promotion_refusal(device, runtime or default_runtime(device), promote) if device else None
+    if refusal is not None and (target_sqnr is not None or overrides_out is not None):
+        raise refusal
     model, meta = load_container(container)
     qmodel, qmeta = load_container(quantized)
     if meta.quantized or not qmeta.quantized or not qmeta.encodings:
         raise EdgeloopError(f"{container} must be a float container and {quantized} a quantized one",
                             "pass --container FLOAT.onnx --quantized Q.onnx")
     parsed = read_input_list(input_list)
-    parsed.entries = parsed.entries[:inputs]
     validate_input_list(parsed, meta.inputs, str(input_list))
-    feeds = feeds_from(parsed, meta, str(input_list))
-    count = len(parsed.entries)
+    sample = dataclasses.replace(parsed, entries=parsed.entries[:inputs])
+    count = len(sample.entries)
     reference = reference_graph(model, qmeta.quantization or {})
     if [t.name for t in meta.outputs] != [t.name for t in qmeta.outputs]:
         raise EdgeloopError(f"{quantized} was not made from {container}: their outputs differ",
                             "pass the float container the quantized one was made from")
+    feeds = feeds_from(sample, meta, str(input_list))
     layers, output_sqnr = layer_sqnr(model, reference, qmodel, qmeta.encodings, feeds(), count, str(quantized))
     report = DebugReport(layers=layers, output_sqnr_db=round(output_sqnr, 3), overrides={},
-                         size_bytes=parameter_bytes(qmodel))
+                         size_bytes=parameter_bytes(qmodel), calibration_inputs=len(parsed.entries))
+    if calibration_digest(Path(input_list), parsed) != (qmeta.quantization or {}).get("calibration_sha256"):
+        report.notes.append(f"{quantized} was calibrated on other inputs than {input_list}: the overrides are "
+                            f"verified on {input_list}; quantize with it to get the same figure")
+    if refusal is not None:  # the ranking still says where the damage is; nothing is proposed
+        report.notes.append(str(refusal))
+        worst = 0
     ranking = [layer.tensor for layer in report.ranking]
-    if target_sqnr is None:
-        report.promoted = ranking[:worst]
-    else:
-        report.target_met = output_sqnr >= target_sqnr
-        options = _options_of(qmeta.quantization or {})
-        with tempfile.TemporaryDirectory() as tmp:
+    options = _options_of(qmeta.quantization or {})
+    with tempfile.TemporaryDirectory() as tmp:
+        def verify(tensors: list[str]) -> None:
+            """Quantize with these promotions as `quantize --override-params` would, and keep its figures."""
             path = Path(tmp) / "overrides.json"
+            path.write_text(json.dumps(promotion_overrides(reference, tensors, promote)))
+            result = quantize(container, input_list, Path(tmp) / "candidate.onnx",
+                              dataclasses.replace(options, override_params=path), cache=False)
+            report.final_sqnr_db = round(result.sqnr_db, 3)
+            report.final_size_bytes = parameter_bytes(load_container(result.path)[0])
+
+        if target_sqnr is None:
+            report.promoted = ranking[:worst]
+            if report.promoted and overrides_out is not None:
+                verify(report.promoted)
+        else:
+            report.target_met = output_sqnr >= target_sqnr
             for tensor in ranking:
                 if report.target_met:
                     break
                 report.promoted.append(tensor)
-                path.write_text(json.dumps(promotion_overrides(reference, report.promoted, promote)))
-                promoted = QuantizeOptions(**{**vars(options), "override_params": path})
-                candidate, _, agreements = quantize_model(model, feeds, count, promoted)
-                report.final_sqnr_db = round(pooled(agreements).sqnr_db, 3)
-                report.final_size_bytes = parameter_bytes(candidate)
+                verify(report.promoted)
                 report.target_met = report.final_sqnr_db >= target_sqnr
     report.overrides = promotion_overrides(reference, report.promoted, promote)
     if overrides_out is not None:
         atomic_write_text(overrides_out, json.dumps(report.overrides, indent=1) + "\n")
     return report
-

@@ -55,7 +55,8 @@ def next_steps(result: JobResult, debug: tuple[Path, Path, Path]) -> list[str]:
     if result.runtime in QUANTIZED_RUNTIMES:
         container, quantized, inputs = debug
         command = shlex.join(["invoke", "quantize.debug", "--container", str(container), "--quantized",
-                              str(quantized), "--input-list", str(inputs)])
+                              str(quantized), "--input-list", str(inputs), "--device", result.profile,
+                              "--runtime", result.runtime])
         per_channel = (result.encodings or {}).get("use_per_channel_quantization")
         option = "algorithms: [cle, bc]" if per_channel else "use_per_channel_quantization: true"
         return [f"find the layers at fault: `{command}`",

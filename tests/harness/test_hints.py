@@ -40,8 +40,9 @@ def test_a_quantized_classifier_that_agrees_on_every_class_is_told_the_debugger_
     debug_line, change_line = next_steps(failed, DEBUG)
     command = re.search(r"`(invoke quantize\.debug [^`]+)`", debug_line)
     assert command, debug_line
+    # quoted: the path has a space
     assert shlex.split(command[1])[2:] == ["--container", str(DEBUG[0]), "--quantized", str(DEBUG[1]),
-                                           "--input-list", str(DEBUG[2])]  # quoted: the path has a space
+                                           "--input-list", str(DEBUG[2]), "--device", "pixel4", "--runtime", "dsp"]
     assert "`use_per_channel_quantization: true` under models.digits.quantization" in change_line
     assert "top-1 agreement is 100 %" in change_line
     assert "`dsp: {min_cosine: 0.95}` under models.digits.thresholds" in change_line
@@ -58,6 +59,7 @@ def test_no_limit_is_offered_when_the_classes_disagree() -> None:
     limits = Limits(min_cosine=0.98, min_top1_agreement=0.9)
     steps = next_steps(_result("dsp", cosine=0.95, top1=0.8, limits=limits), DEBUG)
     assert len(steps) == 2 and "thresholds" not in " ".join(steps) and "quantize.debug" in steps[0]
+    assert "--device pixel4 --runtime dsp`" in steps[0]  # it proposes only what that DSP runs
 
 
 @pytest.mark.parametrize(("cosine", "limit"), [(0.9537, "0.95"), (0.999938, "0.99993"), (0.9, "0.9")])

@@ -36,6 +36,10 @@ def test_quantize_and_debug_tasks(tmp_path: Path) -> None:
                        "input_list.txt", "--inputs", "2", "--json", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert len(json.loads(report.stdout)["layers"]) >= 6
+    unmet = _edgeloop("quantize.debug", "--container", "float.onnx", "--quantized", "q.onnx", "--input-list",
+                      "input_list.txt", "--inputs", "1", "--target-sqnr", "500", "--device", "galaxy-s23", cwd=tmp_path)
+    assert unmet.returncode == 1, unmet.stderr  # a check that failed, as a deploy below its thresholds
+    assert unmet.stderr.startswith("error: target 500 dB not met: ") and "target 500 dB not met" in unmet.stdout
 
 
 def test_bad_flag_value_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 from onnx import numpy_helper
 
 from deploy.errors import EdgeloopError
+from deploy.profiles import Hexagon, load_profile
 from deploy.quantize import QuantizeOptions, quantize
-from deploy.quantize.debug import debug, promotion_overrides
+from deploy.quantize.debug import PROMOTIONS, debug, promotion_overrides
+from deploy.quantize.targets import promotion_refusal, promotions
 from tests.deploy.models import conv_net
 from tests.quantize.test_algorithms import mismatched_net
 from tests.quantize.util import make_container, make_input_list
@@ -119,3 +122,68 @@ def test_quantized_container_of_another_model_is_one_line(quantized, tmp_path: P
         debug(make_container(different, other / "different.onnx"), qpath, input_list)
     with pytest.raises(EdgeloopError, match="--inputs must be at least 1"):
         debug(container, qpath, input_list, inputs=0)
+
+
+def test_target_figure_is_what_quantize_gives_with_the_overrides(quantized, tmp_path: Path) -> None:
+    """The layers are ranked on 2 inputs, but the overrides are verified as `quantize --override-params`
+    runs them, on all 6 of the list: the figure the debugger reports is the one the user then gets."""
+    container, qpath, input_list = quantized
+    fix = tmp_path / "fix.json"
+    report = debug(container, qpath, input_list, inputs=2, target_sqnr=30.0, overrides_out=fix)
+    assert report.target_met and report.calibration_inputs == 6 and report.notes == []
+    applied = quantize(container, input_list, tmp_path / "fixed.onnx", QuantizeOptions(override_params=fix))
+    assert report.final_sqnr_db == round(applied.sqnr_db, 3)
+
+
+def test_overrides_without_target_are_verified(quantized, tmp_path: Path) -> None:
+    container, qpath, input_list = quantized
+    fix = tmp_path / "fix.json"
+    report = debug(container, qpath, input_list, inputs=2, worst=1, overrides_out=fix)
+    applied = quantize(container, input_list, tmp_path / "fixed.onnx", QuantizeOptions(override_params=fix))
+    assert report.promoted == ["conv3_out"] and report.final_sqnr_db == round(applied.sqnr_db, 3)
+    assert report.final_sqnr_db > report.output_sqnr_db
+
+
+def test_other_calibration_inputs_are_named(quantized, tmp_path: Path) -> None:
+    container, qpath, _ = quantized
+    other = tmp_path / "other"
+    other.mkdir()
+    report = debug(container, qpath, make_input_list(hard_layer_net(), other, 3, seed=9), inputs=2)
+    assert len(report.notes) == 1 and "calibrated on other inputs" in report.notes[0]
+
+
+def test_unreachable_target_is_reported_not_met(quantized) -> None:
+    container, qpath, input_list = quantized
+    report = debug(container, qpath, input_list, inputs=2, target_sqnr=500.0)
+    assert report.target_met is False and report.final_sqnr_db < 500
+    assert set(report.promoted) == {layer.tensor for layer in report.layers}  # it tried every layer
+
+
+def test_device_limits_what_is_proposed(quantized) -> None:
+    """Pixel 4's Hexagon v66 is an HVX DSP: 8-bit only, so no promotion can run there; the v73 HTP
+    of the Galaxy S23 runs 16-bit activations and fp16."""
+    container, qpath, input_list = quantized
+    pixel4 = load_profile("pixel4")
+    with pytest.raises(EdgeloopError, match=r"pixel4's dsp \(Hexagon v66, DSP\) runs 8-bit activations and weights"):
+        debug(container, qpath, input_list, inputs=1, device=pixel4, target_sqnr=30.0)
+    ranked = debug(container, qpath, input_list, inputs=2, device=pixel4)  # still says where the damage is
+    assert ranked.ranking[0].tensor == "conv3_out" and ranked.promoted == []
+    assert ranked.overrides["activation_encodings"] == []
+    assert "runs 8-bit activations and weights only" in ranked.notes[0]
+    for promote in PROMOTIONS:
+        debug(container, qpath, input_list, inputs=1, worst=0, device=load_profile("galaxy-s23"), promote=promote)
+    # the pixel4 has a gpu: there every promotion runs
+    debug(container, qpath, input_list, inputs=1, worst=0, device=load_profile("pixel4"), runtime="gpu")
+
+
+def test_promotions_follow_the_hexagon_generation() -> None:
+    s23 = load_profile("galaxy-s23")
+    v68 = dataclasses.replace(s23, hexagon=Hexagon("v68", "htp"))
+    assert promotions(s23, "dsp") == ("16", "float")
+    assert promotions(v68, "dsp") == ("16",)
+    assert promotions(load_profile("pixel4"), "dsp") == ()
+    assert promotions(load_profile("pixel"), "cpu") == ("16", "float")
+    assert "cannot run layers promoted to float" in promotion_refusal(v68, "dsp", "float").message
+    assert promotion_refusal(v68, "dsp", "16") is None
+    with pytest.raises(EdgeloopError, match="has no dsp runtime"):
+        promotions(load_profile("pixel"), "dsp")
