@@ -236,14 +236,17 @@ def _run(ctx: ProgramContext) -> int:
 
     written = names if args.debug else job.outputs
     inference_ms: list[float] = []
+    reference_ms: list[float] = []
+    slowdown = getattr(faults, "slowdown", None) or 1.0
     ramp_ms = 0.0
     for chunk in _chunks(enumerate(_feeds(job)), _chunk_size(job)):
         if ctx.cancel.is_set():
             return 130
         first = chunk[0][0]
         try:  # inferences back to back in the engine: file I/O between them would skew their times
-            results, times, ramp = _engine_call(ctx, ("run", key, [feeds for _, feeds in chunk],
-                                                      first == 0 and args.perf_profile in HIGH_CLOCKS), clock)
+            results, times, ramp, references = _engine_call(
+                ctx, ("run", key, [feeds for _, feeds in chunk], first == 0 and args.perf_profile in HIGH_CLOCKS,
+                      slowdown), clock)
         except EngineError as exc:  # onnxruntime's own failure while executing: reported, never a traceback
             if exc.out_of_memory:
                 raise
@@ -252,13 +255,15 @@ def _run(ctx: ProgramContext) -> int:
             raise NetRunError(500, f"Execution of inference {index} failed: {why or exc.message}") from None
         ramp_ms = ramp_ms or ramp
         inference_ms += times
+        reference_ms += references
         for (i, _), values in zip(chunk, results, strict=True):
             ctx.stdout.write(f"Processing DNN input(s):\n{_line(job, i)}\n".encode())
             by_name = dict(zip(names, values, strict=True))
             for name in written:
                 _write_output(job, i, name, by_name[name])
     layers = _engine_call(ctx, ("layers", key, list(_feeds(job))), clock) if args.profiling_level != "off" else {}
-    _write_diag(job, init_ms=init_ms, ramp_ms=ramp_ms, inference_ms=inference_ms, layers=layers, warm=warm)
+    _write_diag(job, init_ms=init_ms, ramp_ms=ramp_ms, inference_ms=inference_ms, layers=layers, warm=warm,
+                host_reference_ms=reference_ms)
     return 0
 
 
@@ -500,7 +505,7 @@ def _quantize_at_init(job: Job) -> bytes:
 
 
 def _write_diag(job: Job, *, init_ms: float, ramp_ms: float, inference_ms: list[float],
-                layers: dict[str, list[float]], warm: bool) -> None:
+                layers: dict[str, list[float]], warm: bool, host_reference_ms: list[float]) -> None:
     diag = {
         "format": DIAG_FORMAT,
         "version": 1,
@@ -513,6 +518,7 @@ def _write_diag(job: Job, *, init_ms: float, ramp_ms: float, inference_ms: list[
         "clock_ramp_ms": ramp_ms,
         "warm_session": warm,
         "inference_ms": inference_ms,
+        "host_reference_ms": host_reference_ms,  # the host's speed after each inference (runtimes.reference_ms)
         "layers": layers,
         "warnings": job.warnings,
     }

@@ -15,6 +15,7 @@ per-layer times come from a profiled twin session run on the same inputs after t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import resource
@@ -240,6 +241,32 @@ def layer_times(profile_json: list[dict]) -> dict[str, list[float]]:
 SESSIONS = SessionCache()
 
 
+@functools.cache
+def _reference() -> tuple[ort.InferenceSession, dict[str, np.ndarray]]:
+    """A fixed small computation (four 64x64 MatMuls, as net-run's own sessions run them: one thread)."""
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32) / 8, "w")
+    nodes = [helper.make_node("MatMul", [f"x{i}", "w"], [f"x{i + 1}"]) for i in range(4)]
+    graph = helper.make_graph(nodes, "host-reference", [helper.make_tensor_value_info("x0", _FLOAT, [16, 64])],
+                              [helper.make_tensor_value_info("x4", _FLOAT, [16, 64])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    return new_session(model.SerializeToString()), {"x0": np.ones((16, 64), np.float32)}
+
+
+def reference_ms() -> float:
+    """How long the host takes for the fixed reference computation now. Timed right after each inference,
+    it tells how fast the host's core was at that moment: a busy or shared host (a virtual machine's
+    neighbours) slows both alike, so latency relative to it stays comparable across runs (docs/farm.md)."""
+    session, feeds = _reference()
+    t0 = time.perf_counter()
+    session.run(None, feeds)
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def _spin_until(deadline: float) -> None:
+    while time.perf_counter() < deadline:
+        pass
+
+
 # -- the engine process (emulator.engine): what runs there -------------------------------------------
 
 _OOM_WORDS = ("bad allocation", "bad_alloc", "Failed to allocate", "out of memory")
@@ -276,7 +303,7 @@ def serve(conn: Any, ram_bytes: int) -> None:
 
 def _answer(request: tuple[Any, ...], held: dict[str, Prepared]) -> Any:
     """("session", container bytes, quantized, mode) -> (key, output names, warm);
-    ("run", key, feeds, ramp) -> (outputs per feed, ms per feed, ramp ms);
+    ("run", key, feeds, ramp, slowdown) -> (outputs per feed, ms per feed, ramp ms, host reference ms per feed);
     ("layers", key, feeds) -> per-layer ms."""
     kind = request[0]
     if kind == "session":
@@ -286,18 +313,21 @@ def _answer(request: tuple[Any, ...], held: dict[str, Prepared]) -> Any:
         held[key] = prepared
         return key, [o.name for o in prepared.session.get_outputs()], warm
     if kind == "run":
-        _, key, feeds, ramp = request
+        _, key, feeds, ramp, slowdown = request
         session = held[key].session
         names = [o.name for o in session.get_outputs()]
         ramp_s = raise_clocks(session, names, feeds[0]) if ramp and feeds else 0.0
-        outputs, times = [], []
-        for i, feed in enumerate(feeds):  # back to back: nothing else between timed inferences
+        outputs, times, references = [], [], []
+        for i, feed in enumerate(feeds):  # nothing but the host's reference between timed inferences
             t0 = time.perf_counter()
             try:
                 outputs.append(session.run(names, feed))
             except Exception as exc:
                 raise RuntimeError(f"inference {i}: {(str(exc).splitlines() or [''])[0]}") from None
+            if slowdown > 1:  # the slowdown fault: computing for that much longer, as a slower chip would
+                _spin_until(t0 + (time.perf_counter() - t0) * slowdown)
             times.append((time.perf_counter() - t0) * 1000.0)
-        return outputs, times, ramp_s * 1000.0
+            references.append(reference_ms())
+        return outputs, times, ramp_s * 1000.0, references
     _, key, feeds = request
     return profile_layers(held[key].graph, feeds)
