@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class EdgeloopError(Exception):
     """Bad input or environment: printed as one line (plus a hint), exit code 2."""
@@ -43,3 +46,11 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, reports: str) -> None:
         super().__init__(reports)
         self.reports = reports
+
+
+def disk_full(exc: BaseException) -> EdgeloopError | None:
+    """A full disk or quota as one line naming the folder (it is the environment, not a bug); None otherwise."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = Path(exc.filename).parent if exc.filename else "the output folder"
+        return EdgeloopError(f"no space left on the disk of {where}", "free some space there, or write elsewhere")
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import inspect
 import os
@@ -19,7 +18,7 @@ from invoke import Exit, ParseError, Program
 from rich.console import Console
 from rich.text import Text
 
-from deploy.errors import EdgeloopError, InternalError, Interrupted
+from deploy.errors import EdgeloopError, InternalError, Interrupted, disk_full
 from deploy.yamlnode import did_you_mean
 
 PIPED_WIDTH = 160  # columns when no terminal says how wide it is
@@ -79,14 +78,6 @@ def _save_traceback(exc: BaseException) -> Path | None:
         return None
 
 
-def _as_user_error(exc: BaseException) -> EdgeloopError | None:
-    """The environment's failures that are not bugs: a full disk names the folder; None for the rest."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = Path(exc.filename).parent if exc.filename else "the output folder"
-        return EdgeloopError(f"no space left on the disk of {where}", "free some space there, or write elsewhere")
-    return None
-
-
 def user_errors(fn: F) -> F:
     """Print an EdgeloopError as `error: message (hint)` and exit with its code (a full disk is one
     too); any other exception is an internal error: one line naming the file its traceback went to,
@@ -118,7 +109,7 @@ def user_errors(fn: F) -> F:
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            error = exc if isinstance(exc, EdgeloopError) else _as_user_error(exc)
+            error = exc if isinstance(exc, EdgeloopError) else disk_full(exc)
             if error is None:
                 saved = _save_traceback(exc)
                 where = f"traceback in {saved}" if saved else "no traceback could be saved"

@@ -19,7 +19,7 @@ import onnx
 from deploy.cache import build_root, cached_copy
 from deploy.container import ContainerMeta, load_container, save_container
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_path, sha256_file
+from deploy.fsutil import atomic_path, refuse_overwriting, sha256_file
 from deploy.inputlist import InputList, read_input_list, validate_input_list
 from deploy.quantize.aimet import export_encodings, plan_encodings, write_encodings
 from deploy.quantize.options import QuantizeOptions
@@ -90,6 +90,10 @@ def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[st
     encodings as AIMET 1.0.0 JSON (what `--quantization_overrides` of the vendor tools reads).
     """
     container, list_path = Path(container), Path(input_list)
+    sources = [container, list_path, *([options.override_params] if options.override_params else [])]
+    for written, option in ((output, "--output"), (encodings_out, "--encodings-out")):
+        for source in sources if written is not None else ():
+            refuse_overwriting(written, source, option)
     model, meta = load_container(container)
     if meta.quantized:
         raise EdgeloopError(f"{container}: already a quantized container", "quantize the float container instead")

@@ -14,9 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.errors import EdgeloopError
+from deploy.errors import EdgeloopError, disk_full
 from deploy.fsutil import atomic_path
-from harness.console import _as_user_error
 from harness.report.document import build_document, validate_document
 from harness.report.html import render_html
 from harness.report.junit import junit_xml
@@ -49,8 +48,8 @@ class ReportsNotWritten(EdgeloopError):
 
 def unwritable(path: Path, exc: OSError) -> EdgeloopError:
     """Why `path` (or a file in it) cannot be written, as one line: a full disk as the command line says
-    it (harness.console), a regular file in the way by its name, otherwise the system's reason."""
-    full = _as_user_error(exc)
+    it (deploy.errors.disk_full), a regular file in the way by its name, otherwise the system's reason."""
+    full = disk_full(exc)
     if full is not None:
         return full
     blocker = next((p for p in (path, *path.parents) if p.exists()), None)

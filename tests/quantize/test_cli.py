@@ -71,3 +71,17 @@ def test_bad_values_are_one_line_exit_2(tmp_path: Path, args: tuple[str, ...], m
     done = _edgeloop(args[0], "--container", "float.onnx", "--input-list", "input_list.txt", *args[1:], cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(message) and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--output", "--encodings-out"])
+@pytest.mark.parametrize("source", ["float.onnx", "input_list.txt"])
+def test_quantize_never_writes_over_its_inputs(tmp_path: Path, flag: str, source: str) -> None:
+    model = conv_net()
+    make_container(model, tmp_path / "float.onnx")
+    make_input_list(model, tmp_path, 1)
+    before = (tmp_path / source).read_bytes()
+    done = _edgeloop("quantize", "--container", "float.onnx", "--input-list", "input_list.txt", flag, source,
+                     cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {flag} {source} is the input file itself (write the result to another file)"
+    assert (tmp_path / source).read_bytes() == before
