@@ -140,11 +140,10 @@ def take_option(args: list[str], letter: str) -> str | None:
 
 
 def read_line(stream: BinaryIO) -> bytes | None:
-    """One line from a stream, byte by byte so nothing after it is consumed (stdin may be a socket)."""
-    line = bytearray()
-    while (c := stream.read(1)) and c != b"\n":
-        line += c
-    return bytes(line) if line or c else None
+    """One line without its newline, None at the end. Every command of a shell reads the same stream
+    object, so what readline buffers past the line is still there for the next reader."""
+    line = stream.readline()
+    return line.removesuffix(b"\n") if line else None
 
 
 def read_chunk(stream: BinaryIO, size: int = 1 << 16) -> bytes:
@@ -437,10 +436,59 @@ def cmd_type(inv: Invocation) -> int:
     return status
 
 
-def cmd_wait(inv: Invocation) -> int:
-    """Wait for this shell's background jobs (all of them, whatever pids are given)."""
-    inv.interp.wait_jobs()
-    return 0
+def cmd_let(inv: Invocation) -> int:
+    """let EXPR...: arithmetic for its effects; 0 when the last value is not zero."""
+    if not inv.args:
+        inv.interp.error(inv.fds, "let: missing argument")
+        return 1
+    return inv.interp.arithmetic_status(inv.args, inv.fds)
+
+
+def cmd_getopts(inv: Invocation) -> int:
+    """getopts SPEC NAME [ARGS]: the next option of ARGS (else "$@") into NAME, its value into OPTARG;
+    1 after the last. A leading `:` in SPEC reports problems through NAME (`?`, `:`) instead of stderr."""
+    if len(inv.args) < 2:
+        inv.interp.error(inv.fds, "getopts: missing arguments")
+        return 2
+    spec, name, *args = inv.args
+    state = inv.interp.state
+    args = args or state.args
+    optind_text = state.vars.get("OPTIND", "1")
+    optind = int(optind_text) if optind_text.isdigit() and int(optind_text) > 0 else 1
+    k, pos = optind - 1, state.getopts_at[1] if state.getopts_at[0] == optind else 1
+    state.vars.pop("OPTARG", None)
+    done = k >= len(args) or (pos == 1 and (not args[k].startswith("-") or args[k] in ("-", "--")))
+    if done:
+        k += k < len(args) and args[k] == "--"
+        found, optarg, problem, pos = "?", None, None, 1
+    else:
+        found, optarg, problem, k, pos = _next_option(spec, args, k, pos)
+    inv.interp.assign(name, found)
+    if optarg is not None:
+        state.vars["OPTARG"] = optarg
+    if problem:
+        inv.interp.error(inv.fds, problem)
+    state.vars["OPTIND"], state.getopts_at = str(k + 1), (k + 1, pos)
+    return 1 if done else 0
+
+
+def _next_option(spec: str, args: list[str], k: int, pos: int) -> tuple[str, str | None, str | None, int, int]:
+    """The option at args[k][pos]: (NAME's value, OPTARG, error message, index of the argument to look
+    at next, letter index in it)."""
+    silent = spec.startswith(":")
+    arg, letter = args[k], args[k][pos]
+    pos += 1
+    following = (k + 1, 1) if pos >= len(arg) else (k, pos)
+    if letter == ":" or letter not in spec:
+        return "?", letter if silent else None, None if silent else f"-{letter}: unknown option", *following
+    if spec[spec.index(letter) + 1 :][:1] != ":":
+        return letter, None, None, *following
+    if pos < len(arg):
+        return letter, arg[pos:], None, k + 1, 1
+    if k + 1 < len(args):
+        return letter, args[k + 1], None, k + 2, 1
+    return (":" if silent else "?"), letter if silent else None, None if silent else (
+        f"-{letter}: requires an argument"), k + 1, 1
 
 
 def cmd_sh(inv: Invocation) -> int:

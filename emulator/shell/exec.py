@@ -12,7 +12,8 @@ from emulator.sandbox import Sandbox
 from emulator.shell.builtins import UsageError, apply_options
 from emulator.shell.elf import elf_refusal
 
-SH_PATHS = frozenset({"/system/bin/sh", "/system/bin/mksh", "/bin/sh"})
+SH = "/system/bin/sh"
+SH_PATHS = frozenset({SH, "/system/bin/mksh", "/bin/sh"})
 NOEXEC_MOUNTS = ("/sdcard",)  # Android mounts shared storage noexec
 
 

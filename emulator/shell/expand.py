@@ -4,14 +4,12 @@ splitting and pathname patterns, in POSIX order. Patterns match against the sand
 
 from __future__ import annotations
 
-import ast
 import fnmatch
-import operator
 import re
-from collections.abc import Callable
 from typing import Protocol
 
 from emulator.sandbox import DeviceOSError, Sandbox
+from emulator.shell import arith
 from emulator.shell.lex import Arith, CommandSub, Lit, Param, Word
 
 IFS_WHITESPACE = " \t\n"
@@ -177,8 +175,22 @@ class Expander:
             if unset:
                 raise ExpansionError(f"{part.name}: {arg() or 'parameter null or not set'}")
             return value or ""
+        if op == ":":
+            return self._substring(value or "", part)
         pattern = self.pattern(part.arg) if part.arg else ""
+        if op.startswith("/"):
+            replacement = self.string(part.second) if part.second else ""
+            return _replace(value or "", pattern, replacement, op)
         return _remove_affix(value or "", pattern, op)
+
+    def _substring(self, value: str, part: Param) -> str:
+        """`${x:offset}`, `${x:offset:length}`: arithmetic operands; a negative offset counts from the end."""
+        offset = arithmetic(self.string(part.arg), self.vars) if part.arg else 0
+        start = max(len(value) + offset, 0) if offset < 0 else offset
+        if part.second is None:
+            return value[start:]
+        length = arithmetic(self.string(part.second), self.vars)
+        return value[start:] if length < 0 else value[start : start + length]
 
     # ---- pathname expansion ----------------------------------------------------------------
 
@@ -214,6 +226,23 @@ def _remove_affix(value: str, pattern: str, op: str) -> str:
     return value
 
 
+def _replace(value: str, pattern: str, replacement: str, op: str) -> str:
+    """`${x/p/r}` (first match), `${x//p/r}` (every match), `${x/#p/r}` (at the start), `${x/%p/r}` (at
+    the end); each match is the longest at its place, as in mksh."""
+    if not pattern:
+        return value
+    regex = fnmatch.translate(pattern).removesuffix(r"\Z")
+    if op == "/#":
+        regex = "^" + regex
+    elif op == "/%":
+        regex += r"\Z"
+    try:
+        compiled = re.compile(regex)
+    except re.error:
+        return value
+    return compiled.sub(lambda _m: replacement, value, count=0 if op == "//" else 1)
+
+
 def glob_paths(fs: Sandbox, pattern: str, cwd: str) -> list[str]:
     """Sandbox paths matching `pattern`, spelled as the pattern was (relative stays relative)."""
     absolute = pattern.startswith("/")
@@ -236,90 +265,9 @@ def glob_paths(fs: Sandbox, pattern: str, cwd: str) -> list[str]:
     return sorted(path for path in candidates if fs.exists(path, cwd))
 
 
-# ---- arithmetic ----------------------------------------------------------------------------
-
-_BINARY: dict[type, Callable[[int, int], int]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Mod: lambda a, b: int(a - b * int(a / b)),
-    ast.Div: lambda a, b: int(a / b),
-    ast.LShift: lambda a, b: a << (b & 63),
-    ast.RShift: lambda a, b: a >> (b & 63),
-    ast.BitAnd: operator.and_,
-    ast.BitOr: operator.or_,
-    ast.BitXor: operator.xor,
-}
-_COMPARE: dict[type, Callable[[int, int], bool]] = {
-    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.Eq: operator.eq, ast.NotEq: operator.ne,
-}
-
-
-_ASSIGN = re.compile(r"\s*([A-Za-z_]\w*)\s*([-+*/%]?)=(?!=)(.*)", re.S)
-_STEP = re.compile(r"\s*(\+\+|--)?\s*([A-Za-z_]\w*)\s*(\+\+|--)?\s*")
-
-
 def arithmetic(text: str, vars: Variables) -> int:
-    """Evaluate `$((...))` integer arithmetic: + - * / % << >> & | ^, comparisons, && || !, names,
-    and the assignments `x = e`, `x += e` (and -= *= /= %=), `x++`, `++x`, `x--`, `--x`."""
-    if m := _ASSIGN.fullmatch(text):
-        name, op, rest = m.groups()
-        value = arithmetic(rest, vars)
-        if op:
-            value = _combine(_eval(ast.Name(name), vars), op, value, text)
-        vars.assign(name, str(value))
-        return value
-    if (m := _STEP.fullmatch(text)) and bool(m.group(1)) != bool(m.group(3)):
-        before = _eval(ast.Name(m.group(2)), vars)
-        after = before + (1 if "+" in (m.group(1) or m.group(3)) else -1)
-        vars.assign(m.group(2), str(after))
-        return after if m.group(1) else before
-    source = text.replace("&&", " and ").replace("||", " or ").replace("!=", "\0")
-    source = re.sub(r"!", " not ", source).replace("\0", "!=")
+    """`$((...))` with mksh's rules (emulator.shell.arith); errors read `EXPR: why`."""
     try:
-        tree = ast.parse(source.strip() or "0", mode="eval")
-        return _eval(tree.body, vars)
-    except ZeroDivisionError:
-        raise ExpansionError(f"{text.strip()}: division by zero") from None
-    except (SyntaxError, ValueError, KeyError, TypeError):
-        raise ExpansionError(f"{text.strip()}: arithmetic syntax error") from None
-
-
-def _combine(left: int, op: str, right: int, text: str) -> int:
-    operators = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "%": ast.Mod}
-    try:
-        return _BINARY[operators[op]](left, right)
-    except ZeroDivisionError:
-        raise ExpansionError(f"{text.strip()}: division by zero") from None
-
-
-def _wrap(value: int) -> int:
-    """Shell arithmetic is signed 64-bit: results wrap around instead of growing without bound."""
-    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
-
-
-def _eval(node: ast.expr, vars: Variables) -> int:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int):
-        return _wrap(int(node.value))
-    if isinstance(node, ast.Name):
-        value = (vars.lookup(node.id) or "0").strip()
-        return _wrap(int(value)) if re.fullmatch(r"-?\d+", value) else 0
-    if isinstance(node, ast.BinOp):
-        return _wrap(_BINARY[type(node.op)](_eval(node.left, vars), _eval(node.right, vars)))
-    if isinstance(node, ast.UnaryOp):
-        value = _eval(node.operand, vars)
-        unary = {ast.USub: -value, ast.UAdd: value, ast.Not: int(not value), ast.Invert: ~value}
-        return _wrap(unary[type(node.op)])
-    if isinstance(node, ast.BoolOp):
-        values = [_eval(v, vars) for v in node.values]
-        return int(all(values) if isinstance(node.op, ast.And) else any(values))
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, vars)
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
-            right = _eval(right_node, vars)
-            if not _COMPARE[type(op)](left, right):
-                return 0
-            left = right
-        return 1
-    raise ValueError("unsupported")
+        return arith.evaluate(text, vars)
+    except arith.ArithError as exc:
+        raise ExpansionError(f"{text.strip()}: {exc}") from None

@@ -9,6 +9,7 @@ import os
 import stat as statmod
 import time
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from emulator.sandbox import ID_NAMES, DeviceOSError
 from emulator.shell.builtins import (
@@ -96,21 +97,21 @@ def cmd_cat(inv: Invocation) -> int:
 
 
 def _count_option(args: list[str], default: int) -> tuple[int, bool, bool, list[str]]:
-    """head/tail: (-n N | -N | -c N) -> (count, count bytes?, from start (+N)?, operands)."""
+    """head/tail: (-n N | -nN | -N | -c N) -> (count, count bytes?, from start (+N)?, operands)."""
     count, use_bytes, from_start, rest = default, False, False, []
     k = 0
     while k < len(args):
         arg = args[k]
-        if arg in ("-n", "-c") and k + 1 < len(args):
-            use_bytes = arg == "-c"
-            value = args[k + 1]
+        if arg[:2] in ("-n", "-c") and (len(arg) > 2 or k + 1 < len(args)):
+            use_bytes = arg[:2] == "-c"
+            value = arg[2:] if len(arg) > 2 else args[k + 1]
             from_start = value.startswith("+")
             count = _number(value.lstrip("+"))
-            k += 2
+            k += 1 if len(arg) > 2 else 2
             continue
         if arg[:1] == "-" and arg[1:].isdigit():
             count = int(arg[1:])
-        else:
+        elif arg not in ("-q", "-v"):
             rest.append(arg)
         k += 1
     return count, use_bytes, from_start, rest
@@ -123,8 +124,33 @@ def _number(text: str) -> int:
 
 
 def cmd_head(inv: Invocation) -> int:
+    """Copies only what it prints: from a pipe it stops reading (and its writer gets SIGPIPE) once done."""
     count, use_bytes, _, operands = _count_option(inv.args, 10)
-    return _slice(inv, operands, lambda data: data[:count] if use_bytes else _lines(data)[:count])
+    status = 0
+    for k, operand in enumerate(operands or ["-"]):
+        try:
+            source = inv.stdin if operand == "-" else inv.fs.open_read(operand, inv.cwd)
+        except DeviceOSError as exc:
+            status = inv.fail(operand, exc)
+            continue
+        if len(operands) > 1:
+            inv.out(("\n" if k else "") + f"==> {operand} <==\n")
+        try:
+            _copy_head(inv, source, count, use_bytes)
+        finally:
+            if source is not inv.stdin:
+                source.close()
+    return status
+
+
+def _copy_head(inv: Invocation, source: BinaryIO, count: int, use_bytes: bool) -> None:
+    left = count
+    while left > 0:
+        data = source.read(min(left, 1 << 16)) if use_bytes else source.readline()
+        if not data:
+            return
+        inv.out(data)
+        left -= len(data) if use_bytes else 1
 
 
 def cmd_tail(inv: Invocation) -> int:

@@ -9,7 +9,6 @@ ever started, whatever the client types. Files are reached only through the Sand
 from __future__ import annotations
 
 import fnmatch
-import functools
 import io
 import random
 import threading
@@ -31,10 +30,12 @@ from emulator.shell.builtins import (
     read_line,
 )
 from emulator.shell.cond import ConditionError, evaluate
-from emulator.shell.exec import plan_exec
-from emulator.shell.expand import Expander, ExpansionError
+from emulator.shell.exec import SH, plan_exec
+from emulator.shell.expand import Expander, ExpansionError, arithmetic
+from emulator.shell.jobs import Jobs, run_pipeline, start_job
 from emulator.shell.parse import (
     AndOr,
+    ArithCommand,
     Case,
     Conditional,
     For,
@@ -51,9 +52,9 @@ from emulator.shell.parse import (
     Simple,
     parse,
 )
-from emulator.shell.procs import CANCELLED, KILLED, Process, Session, table_for
+from emulator.shell.pipes import NullFile
+from emulator.shell.procs import Process, Session, table_for
 
-SH = "/system/bin/sh"
 VALUE_LIMIT = 8 << 20  # bytes a variable or a $(...) may hold (docs/emulator.md)
 DEFAULT_PATH = (
     "/product/bin:/apex/com.android.runtime/bin:/apex/com.android.art/bin:/system_ext/bin:/system/bin:"
@@ -71,22 +72,6 @@ DEFAULT_ENV = {
 Fds = dict[int, BinaryIO]
 
 
-class NullFile(io.RawIOBase):
-    """/dev/null: reads nothing, swallows writes."""
-
-    def readable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        return 0
-
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
 @dataclass
 class State:
     """What a subshell copies and a script starts afresh: variables, cwd, arguments, options."""
@@ -101,10 +86,12 @@ class State:
     status: int = 0
     last_job: int | None = None  # $!
     traps: dict[str, str] = field(default_factory=dict)  # condition -> command; subshells start without
+    getopts_at: tuple[int, int] = (1, 1)  # getopts: (OPTIND, letter index in that argument)
 
     def copy(self) -> State:
         return State(dict(self.vars), set(self.exported), self.cwd, list(self.args), self.name,
-                     dict(self.functions), set(self.options), self.status, self.last_job)
+                     dict(self.functions), set(self.options), self.status, self.last_job,
+                     getopts_at=self.getopts_at)
 
 
 class Interp:
@@ -116,7 +103,7 @@ class Interp:
         self.device = shell.device
         self.state = state
         self.process = process  # the session's entry in the device's process list
-        self.cancel = process.session.cancel
+        self.cancel = process.cancel  # set when this shell's process (or one it belongs to) is killed
         self.script = script  # set for scripts: errors then read `name[line]: ...` like mksh
         self.line = 0
         self.expander = Expander(self)
@@ -124,7 +111,7 @@ class Interp:
         self.stderr: BinaryIO = NullFile()  # the running command's stderr, for errors during expansion
         self.stdin: BinaryIO = NullFile()  # what $(...) reads while a simple command's words expand
         self.substitution_status = 0  # of the last $(...) expanded for the running command
-        self.shell_jobs: list[threading.Thread] = []  # background jobs started by this shell
+        self.jobs = Jobs()  # background jobs started by this shell
         self.interactive = False  # reading commands line by line from a stream
 
     # ---- what expansion and builtins use ---------------------------------------------------
@@ -228,7 +215,7 @@ class Interp:
                 status = exc.status
             return self.run_exit_trap(status, fds)
         finally:
-            self.wait_jobs()
+            self.jobs.wait_all()  # a session ends once its jobs have, as adb waits for all holders of the output
             close_all(self.held_open)
 
     def run_exit_trap(self, status: int, fds: Fds) -> int:
@@ -252,28 +239,7 @@ class Interp:
         return status
 
     def start_job(self, node: AndOr, fds: Fds) -> int:
-        """`cmd &`: run in a subshell on its own thread; `$!` names it, `wait` (or the end of the
-        session, as adb waits for everything holding the output) joins it."""
-        child = self.subshell()
-        started = threading.Event()
-
-        def job() -> None:
-            with table_for(self.device).running(SH, self.process.session, ppid=self.process.pid) as process:
-                child.process = process
-                started.set()
-                child.as_process(lambda: child.run_and_or(node, dict(fds), True), fds)
-
-        thread = threading.Thread(target=job, daemon=True, name=f"sh-job-{self.process.pid}")
-        thread.start()
-        started.wait()
-        self.state.last_job = child.process.pid
-        self.shell_jobs.append(thread)
-        return 0
-
-    def wait_jobs(self) -> None:
-        for thread in self.shell_jobs:
-            thread.join()
-        self.shell_jobs.clear()
+        return start_job(self, node, fds)
 
     def run_and_or(self, node: AndOr, fds: Fds, tested: bool) -> int:
         status = self.run_pipeline(node.first, fds, tested or bool(node.rest))
@@ -288,27 +254,7 @@ class Interp:
         return status
 
     def run_pipeline(self, node: Pipeline, fds: Fds, tested: bool) -> int:
-        """Commands of a pipeline run one after the other, each reading the previous one's output.
-        The last runs in this shell (as in ksh), the others in subshells."""
-        *feeders, last = node.commands
-        data: bytes | None = None
-        failed = 0  # with `set -o pipefail`, the last failure of any stage
-        for command in feeders:
-            buffer = io.BytesIO()
-            stage = {**fds, 1: buffer} if data is None else {**fds, 0: io.BytesIO(data), 1: buffer}
-            child = self.subshell()
-            failed = child.as_process(functools.partial(child.run_command, command, stage, False), stage) or failed
-            data = buffer.getvalue()
-        if data is not None:
-            fds = {**fds, 0: io.BytesIO(data)}
-        status = self.run_command(last, fds, tested or node.negate)
-        if "pipefail" in self.state.options:
-            status = status or failed
-        if node.negate:
-            status = int(status == 0)
-        self.state.status = status
-        return status
-
+        return run_pipeline(self, node, fds, tested)
 
     def run_command(self, node: Node, fds: Fds, tested: bool) -> int:
         if isinstance(node, Simple):
@@ -331,6 +277,9 @@ class Interp:
             return 0
         if isinstance(node, Conditional):
             return self.run_conditional(node, fds)
+        if isinstance(node, ArithCommand):
+            self.line = node.line
+            return self.arithmetic_status([self.expander.string(node.expr)], fds)
         runner = {If: self.run_if, For: self.run_for, Loop: self.run_loop, Case: self.run_case}[type(node)]
         return runner(node, fds, tested)
 
@@ -388,9 +337,20 @@ class Interp:
             self.error(fds, f"[[: {exc}")
             return 2
 
+    def arithmetic_status(self, expressions: list[str], fds: Fds) -> int:
+        """`((...))` and `let`: 0 when the last value is not zero, 1 when it is, 2 after an error."""
+        value = 0
+        for text in expressions:
+            try:
+                value = arithmetic(text, self)
+            except ExpansionError as exc:
+                self.error(fds, str(exc))
+                return 2
+        return 0 if value else 1
+
     def check_cancel(self) -> None:
         if self.cancel.is_set():
-            raise ShellExit(CANCELLED)
+            raise ShellExit(self.cancel.status())
 
     def run_simple(self, node: Simple, fds: Fds) -> int:
         self.check_cancel()
@@ -544,13 +504,14 @@ class Interp:
 
     def run_program(self, path: str, argv: list[str], env: dict[str, str], fds: Fds) -> int:
         """A system program: the device's own Python code, never a host executable."""
-        context = ProgramContext(argv=argv, env=env, cwd=self.cwd, fs=self.fs, stdin=fds[0], stdout=fds[1],
-                                 stderr=fds[2], device=self.device, cancel=self.cancel)
         self.device.log("program_start", program=path, argv=argv, cwd=self.cwd)
         processes = table_for(self.device)
         try:
-            with processes.running(" ".join(argv), self.process.session, ppid=self.process.pid):
+            with processes.running(" ".join(argv), self.process.session, self.cancel, ppid=self.process.pid) as proc:
+                context = ProgramContext(argv=argv, env=env, cwd=self.cwd, fs=self.fs, stdin=fds[0], stdout=fds[1],
+                                         stderr=fds[2], device=self.device, cancel=proc.cancel)
                 status = int(SYSTEM_PROGRAMS[path](context))
+                status = proc.cancel.killed_with or status  # killed: the signal's status, whatever it returned
         except (BrokenPipeError, ConnectionError):
             raise  # the client is gone: not the program's fault
         except DeviceOSError as exc:  # e.g. its redirected output ran out of space
@@ -640,15 +601,13 @@ class Shell:
         Only a failing output stream itself (BrokenPipeError: the client is gone) propagates."""
         variables = {**DEFAULT_ENV, **(env or {})}
         state = State(variables, set(variables), self.fs.norm(cwd), [])
-        session = Session(cancel or threading.Event())
-        with table_for(self.device).running(f"{SH} -c {command}", session) as process:
+        with table_for(self.device).running(f"{SH} -c {command}", Session(), cancel or threading.Event()) as process:
             try:
                 status = Interp(self, state, process).run_source(command, {0: stdin, 1: stdout, 2: stderr})
             except RecursionError:  # `f() { f; }; f` and the like
                 write(stderr, f"{SH}: recursion too deep\n")
                 status = 2
-        if session.killed:
-            status = KILLED
+            status = process.cancel.killed_with or status
         for stream in (stdout, stderr):
             flush = getattr(stream, "flush", None)
             if flush is not None:

@@ -22,13 +22,15 @@ class Lit:
 
 @dataclass(frozen=True)
 class Param:
-    """`$name`, `${name}` or `${name<op><arg>}`; `length` is `${#name}`."""
+    """`$name`, `${name}` or `${name<op><arg>}`; `length` is `${#name}`. `second` is the replacement
+    of `${name/pattern/replacement}` (ops / // /# /%) or the length of `${name:offset:length}` (op :)."""
 
     name: str
     quoted: bool
     op: str = ""
     arg: Word | None = None
     length: bool = False
+    second: Word | None = None
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,12 @@ OPERATORS = ("<<<", "<<-", "<<", "&&", "||", ";;", ">>", ">&", "<&", "<>", ">|",
 REDIRECT_OPS = frozenset({"<", ">", ">>", ">|", "<>", ">&", "<&", "<<", "<<-", "<<<"})
 _META = " \t\n;&|()<>"
 _SPECIAL_PARAMS = "?#@*$!-0123456789"
-_PARAM_OPS = (":-", ":=", ":+", ":?", "-", "=", "+", "?", "##", "#", "%%", "%")
+_PARAM_OPS = (":-", ":=", ":+", ":?", ":", "-", "=", "+", "?", "##", "#", "%%", "%", "//", "/#", "/%", "/")
 
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # "word", "op", "io" (a redirection's fd number) or "eof"
+    kind: str  # "word", "op", "io" (a redirection's fd number), "arith" (`(( ... ))`) or "eof"
     value: str
     line: int
     word: Word | None = None
@@ -114,6 +116,30 @@ def find_close(src: str, start: int, opener: str, closer: str) -> int:
             if depth == 0:
                 return i
         i += 1
+    return -1
+
+
+def top_level_index(src: str, char: str) -> int:
+    """Index of the first `char` not escaped, quoted or inside a `${...}`/`$(...)`, else -1."""
+    i = 0
+    while i < len(src):
+        c = src[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == char:
+            return i
+        if c == "'":
+            end = src.find("'", i + 1)
+            i = len(src) if end < 0 else end + 1
+        elif c == '"':
+            i = _skip_double_quotes(src, i + 1)
+        elif c == "$" and src[i + 1 : i + 2] in ("{", "("):
+            opener = src[i + 1]
+            end = find_close(src, i + 2, opener, "}" if opener == "{" else ")")
+            i = len(src) if end < 0 else end + 1
+        else:
+            i += 1
     return -1
 
 
@@ -195,6 +221,8 @@ class _WordReader:
             c = src[self.pos]
             if c == '"' and not heredoc:
                 self.pos += 1
+                if to_end:  # `"${u:-"a"  b}"`: quotes nested in a quoted word quote on
+                    continue
                 return
             if c == "\\" and self.pos + 1 < len(src) and src[self.pos + 1] in escapable:
                 if src[self.pos + 1] != "\n":
@@ -261,11 +289,22 @@ class _WordReader:
         op = next((o for o in _PARAM_OPS if rest.startswith(o)), None)
         if op is None:
             raise self.error(f"${{{inner}}}: bad substitution")
-        arg = _WordReader(rest[len(op) :], 0, self.line)
-        if quoted:  # inside "${x:-...}" the word is read as double-quoted text
-            arg.read_double_quoted(to_end=True)
-            return Param(name, quoted, op, Word(tuple(arg.parts)))
-        return Param(name, quoted, op, arg.read(stop=""))
+        text, second = rest[len(op) :], None
+        if op[0] in "/:":  # two words: pattern/replacement, offset:length
+            cut = top_level_index(text, "/" if op[0] == "/" else ":")
+            if cut >= 0:
+                text, second = text[:cut], self.param_word(text[cut + 1 :], quoted and op != ":")
+        # a pattern (and `${x:N}`'s offset) is read as is, quoted or not; a default word as the whole is
+        as_text = quoted and op in (":-", ":=", ":+", ":?", "-", "=", "+", "?")
+        return Param(name, quoted, op, self.param_word(text, as_text), second=second)
+
+    def param_word(self, text: str, quoted: bool) -> Word:
+        """The word inside `${x...}`: read as double-quoted text when the whole is (`"${x:-a b}"`)."""
+        reader = _WordReader(text, 0, self.line)
+        if quoted:
+            reader.read_double_quoted(to_end=True)
+            return Word(tuple(reader.parts))
+        return reader.read(stop="")
 
     def read_backquote(self, quoted: bool) -> None:
         end = self.src.find("`", self.pos + 1)
@@ -301,6 +340,32 @@ def _heredoc(src: str, i: int, delimiter: Token, strip_tabs: bool) -> tuple[Toke
     return Token("word", delimiter.value, delimiter.line, word), i
 
 
+_STARTERS = frozenset({"do", "then", "else", "elif", "if", "while", "until", "{", "!"})
+
+
+def _command_start(tokens: list[Token]) -> bool:
+    """Whether a command may begin here: `((` there is arithmetic, elsewhere two subshell parentheses."""
+    if not tokens:
+        return True
+    last = tokens[-1]
+    if last.kind == "op":
+        return last.value in (";", "\n", "&", "|", "&&", "||", "(", ";;")
+    return last.kind == "word" and last.word is not None and last.word.plain in _STARTERS
+
+
+def _arith_end(src: str, start: int) -> int:
+    """Index of the `))` closing an arithmetic command whose text begins at `start`, else -1."""
+    depth = 0
+    for i in range(start, len(src) - 1):
+        if src[i] == "(":
+            depth += 1
+        elif src[i] == ")":
+            if depth == 0:
+                return i if src[i + 1] == ")" else -1
+            depth -= 1
+    return -1
+
+
 def tokenize(src: str) -> list[Token]:
     tokens: list[Token] = []
     i, line = 0, 1
@@ -326,6 +391,11 @@ def tokenize(src: str) -> list[Token]:
                 tokens[index], i = _heredoc(src, i, tokens[index], strip_tabs)
                 line += src[start:i].count("\n")
             heredocs.clear()
+        elif src.startswith("((", i) and _command_start(tokens) and (end := _arith_end(src, i + 2)) > 0:
+            expr = _WordReader(src[i + 2 : end], 0, line).read(stop="")
+            tokens.append(Token("arith", src[i + 2 : end], line, expr))  # `(( expr ))`, mksh's arithmetic command
+            line += src[i:end].count("\n")
+            i = end + 2
         elif c in _META:
             op = next(o for o in OPERATORS if src.startswith(o, i))
             tokens.append(Token("op", op, line))

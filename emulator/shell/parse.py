@@ -92,6 +92,14 @@ class Conditional:
 
 
 @dataclass
+class ArithCommand:
+    """`(( expression ))`: status 0 when the value is not zero."""
+
+    expr: Word
+    line: int
+
+
+@dataclass
 class Redirected:
     """A compound command with redirections applied around it."""
 
@@ -99,7 +107,8 @@ class Redirected:
     redirects: list[Redirect]
 
 
-Node = Simple | Pipeline | AndOr | Sequence | If | For | Loop | Group | Case | FunctionDef | Conditional | Redirected
+Node = (Simple | Pipeline | AndOr | Sequence | If | For | Loop | Group | Case | FunctionDef | Conditional
+        | ArithCommand | Redirected)
 
 
 # ---- parser --------------------------------------------------------------------------------
@@ -194,6 +203,8 @@ class _Parser:
         word = self.tok.word.plain if self.tok.kind == "word" and self.tok.word else None
         if word in compound:
             node = compound[word]()
+        elif self.tok.kind == "arith" and self.tok.word is not None:
+            node = ArithCommand(self.tok.word, self.next().line)
         elif self.at_op("("):
             self.i += 1
             node = Group(self.body(), subshell=True)

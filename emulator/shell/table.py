@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from emulator.shell import builtins, fileops, files, procs, text, utils
+from emulator.shell import builtins, fileops, files, jobs, procs, text, utils
 from emulator.shell.builtins import Command, Invocation
 
 Fn = Callable[[Invocation], int]
@@ -38,6 +38,8 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "exec": _special(builtins.cmd_exec),
     "exit": _special(builtins.cmd_exit),
     "export": _special(builtins.cmd_export),
+    "getopts": _own(builtins.cmd_getopts),
+    "let": _own(builtins.cmd_let),
     "local": _special(builtins.cmd_local),
     "read": _own(builtins.cmd_read),
     "readonly": _special(builtins.cmd_local),
@@ -51,7 +53,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "ulimit": _own(builtins.cmd_accept),
     "umask": _own(builtins.cmd_accept),
     "unset": _special(builtins.cmd_unset),
-    "wait": _own(builtins.cmd_wait),
+    "wait": _own(jobs.cmd_wait),
     # applets: /system/bin/<name>
     "[": Command(utils.cmd_test),
     "basename": Command(text.cmd_basename),
@@ -80,6 +82,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "mktemp": Command(fileops.cmd_mktemp),
     "mv": Command(fileops.cmd_mv),
     "nohup": Command(utils.cmd_nohup),
+    "pidof": Command(procs.cmd_pidof),
     "pkill": Command(procs.cmd_pkill),
     "printf": Command(text.cmd_printf),
     "ps": Command(procs.cmd_ps),
@@ -109,6 +112,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "which": Command(builtins.cmd_which),
     "whoami": Command(utils.cmd_whoami),
     "xargs": Command(text.cmd_xargs),
+    "yes": Command(text.cmd_yes),
 })
 
 # The system image's applet executables (the Sandbox shows them as files: emulator.programs.system_image).

@@ -8,7 +8,6 @@ import re
 import warnings
 
 from emulator.shell.builtins import Invocation, UsageError, read_operands, split_flags, take_option
-from emulator.shell.procs import CANCELLED
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
 
@@ -170,9 +169,18 @@ def cmd_seq(inv: Invocation) -> int:
     values = range(first, last + (1 if step > 0 else -1), step)
     for start in range(0, len(values), 10_000):  # in slices: a long sequence streams and can be cancelled
         if inv.interp.cancel.is_set():
-            return CANCELLED
+            return inv.interp.cancel.status()
         inv.out("".join(f"{n}\n" for n in values[start : start + 10_000]))
     return 0
+
+
+def cmd_yes(inv: Invocation) -> int:
+    """Repeats its line until its reader goes (a pipe's SIGPIPE) or it is killed."""
+    block = ((" ".join(inv.args) if inv.args else "y") + "\n").encode("utf-8", "surrogateescape")
+    block *= max(1, 4096 // len(block))
+    while not inv.interp.cancel.is_set():
+        inv.out(block)
+    return inv.interp.cancel.status()
 
 
 def cmd_grep(inv: Invocation) -> int:

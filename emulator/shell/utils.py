@@ -8,7 +8,6 @@ import time
 from emulator.shell.builtins import Invocation, split_flags
 from emulator.shell.cond import ConditionError, evaluate
 from emulator.shell.elf import uname_machine
-from emulator.shell.procs import CANCELLED
 
 
 def cmd_env(inv: Invocation) -> int:
@@ -77,7 +76,7 @@ def cmd_sleep(inv: Invocation) -> int:
             inv.err(f"bad time '{arg}'" if inv.args else "needs 1 argument")
             return 1
         total += float(m.group(1)) * units[m.group(2) or "s"]
-    return CANCELLED if inv.interp.cancel.wait(total) else 0
+    return inv.interp.cancel.status() if inv.interp.cancel.wait(total) else 0
 
 
 def cmd_test(inv: Invocation) -> int:
