@@ -1,4 +1,4 @@
-"""One emulated device's state: identity (profile and props), filesystem, faults and event log.
+"""One emulated device's state: identity (profile and props), image, filesystem, faults and event log.
 
 Faults can change while the device runs: the lifecycle writes them to a small JSON file that the
 device re-reads whenever its stat signature changes (one `stat` per look, no polling thread), so
@@ -12,15 +12,19 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_write_text
 from deploy.profiles import Profile
 from deploy.yamlnode import did_you_mean
 from emulator.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from emulator.image import DeviceImage
 
 
 @dataclass
@@ -131,7 +135,9 @@ class EmulatedDevice:
         faults_path: Path | None = None,
         secure: bool = True,
         adb_keys: tuple[Path, ...] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` (monotonic seconds) drives the image's activity: tests that drive it get exact readings."""
         self.profile = profile
         self.name = name
         self.port = port
@@ -139,9 +145,16 @@ class EmulatedDevice:
         # secure: hosts must prove they hold an accepted adb key (emulator.auth), as on a user build
         self.secure = secure
         self.adb_keys = adb_keys  # public key files accepted besides the user's own
-        self.props = {**profile.props, "ro.serialno": device_serialno(name), "ro.adb.secure": "1" if secure else "0"}
-        self.props.pop("ro.kernel.qemu", None)  # adb treats qemu devices differently; a phone has none
-        self.fs = Sandbox(sandbox_root, profile.storage_mb * 1024 * 1024, hexagon=profile.hexagon is not None)
+        # Imported here: the host side (emulator.lifecycle) imports this module for Faults, not the image.
+        from emulator import tools  # noqa: F401  (it registers the image's programs: logcat, dumpsys, settings, taskset)
+        from emulator.image import DeviceImage
+        from emulator.shell.procs import table_for
+
+        self.image: DeviceImage = DeviceImage(profile, device_serialno(name), secure=secure, clock=clock,
+                                              processes=lambda: table_for(self).processes())
+        self.props = self.image.props
+        self.fs = Sandbox(sandbox_root, profile.storage_mb * 1024 * 1024, hexagon=profile.hexagon is not None,
+                          virtual=self.image.files)
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -200,6 +213,7 @@ class EmulatedDevice:
         with self._log_lock:
             if self._log_fd >= 0:
                 os.write(self._log_fd, line)
+        self.image.log.event(event, fields)
 
     def close(self) -> None:
         with self._log_lock:

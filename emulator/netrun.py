@@ -10,11 +10,13 @@ which `harness.timings.parse_timings("edgeloop-diag", ...)` reads. How each runt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ import onnx
 from deploy.container import ContainerMeta, TensorInfo, read_meta
 from deploy.errors import EdgeloopError
 from deploy.inputlist import InputList, bind_entry, parse_input_list_text, result_path, write_input_list
+from deploy.profiles import RUNTIME_UNITS
 from deploy.sdk import activation_bitwidth
 from emulator import runtimes
 from emulator.engine import Cancelled, EngineError, TimedOut, engine
@@ -32,6 +35,7 @@ from emulator.programs import ProgramContext, register
 from emulator.sandbox import DeviceOSError
 
 PATH = "/system/bin/edgeloop-net-run"
+TAG = "edgeloop-net-run"  # its logcat tag
 DIAG_NAME = "edgeloop_diag.json"
 OOM_KILLED = 137  # 128 + SIGKILL: what the shell sees of a process the lowmemorykiller (or a watchdog) ends
 DIAG_FORMAT = "edgeloop-diag"
@@ -165,13 +169,41 @@ class Job:
         return self.ctx.fs.norm(device_path, self.ctx.cwd)
 
 
+class _Shown:
+    """This run as the device's image shows it: its lines in logcat, its busy cores in /proc/stat and
+    /sys, its memory (as the engine measures it) in /proc/<pid>/status. A stand-in device without an
+    image (net-run's own tests) shows nothing."""
+
+    def __init__(self, ctx: ProgramContext) -> None:
+        self.image = getattr(ctx.device, "image", None)
+        self.token = ctx.cancel
+        self.pid = self.image.pid_of(ctx.cancel) if self.image is not None else None
+        self.memory: dict[str, int] = {}  # kB: VmPeak, VmSize, VmHWM, VmRSS
+
+    def line(self, message: str) -> None:
+        if self.image is not None:
+            self.image.log.write("I", TAG, message, pid=self.pid or 0)
+
+    def working(self, runtime: str) -> AbstractContextManager[None]:
+        if self.image is None:
+            return contextlib.nullcontext()
+        return self.image.running(self.token, RUNTIME_UNITS[runtime], self.memory)
+
+    def measure(self, ctx: ProgramContext, started: float, *, reset: bool = False) -> None:
+        """Ask the engine for its memory; `reset` starts a new peak (the run's own VmHWM)."""
+        self.memory.update(_engine_call(ctx, ("memory", reset), started))
+
+
 @register(PATH)
 def main(ctx: ProgramContext) -> int:
     """Entry point on the device: returns the exit status; every failure is one SNPE-like line on stderr."""
     log = getattr(ctx.device, "log", None) or (lambda event, **fields: None)
     log("netrun.start", argv=ctx.argv[1:], cwd=ctx.cwd)
+    shown = _Shown(ctx)
+    shown.line(f"start: {' '.join(ctx.argv[1:])}")
+    began = time.monotonic()
     try:
-        rc = _run(ctx)
+        rc = _run(ctx, shown)
     except _HelpRequested as usage:
         ctx.stdout.write(str(usage).encode())
         rc = 0
@@ -191,6 +223,8 @@ def main(ctx: ProgramContext) -> int:
     except EdgeloopError as exc:  # a shared helper's check (e.g. an output name that cannot be a file name)
         _err(ctx, f"error_code=301; error_message={exc.message}")
         rc = 1
+    peak = f", VmHWM {shown.memory['VmHWM']} kB" if "VmHWM" in shown.memory else ""
+    shown.line(f"finished: exit {rc} after {time.monotonic() - began:.3f} s{peak}")
     log("netrun.end", rc=rc)
     return rc
 
@@ -199,7 +233,7 @@ def _err(ctx: ProgramContext, line: str) -> None:
     ctx.stderr.write((line + "\n").encode())
 
 
-def _run(ctx: ProgramContext) -> int:
+def _run(ctx: ProgramContext, shown: _Shown) -> int:
     args = _parser().parse_args(ctx.argv[1:])
     if args.use_native_input_files and _bits(args) is None:
         raise NetRunError(100, "--use_native_input_files needs --userbuffer_tf8 or --userbuffer_tfN")
@@ -208,8 +242,15 @@ def _run(ctx: ProgramContext) -> int:
     runtime = _select_runtime(ctx, args)
     ctx.stdout.write(f"edgeloop-net-run: runtime {RUNTIME_NAMES[runtime]}, container {args.container}\n".encode())
     job = _load(ctx, args, runtime)
-    faults = getattr(ctx.device, "faults", None)
+    with shown.working(runtime):
+        return _execute(job, shown)
 
+
+def _execute(job: Job, shown: _Shown) -> int:
+    """Build the network, run every input and write the outputs and the diag file: the run's work."""
+    ctx, args, runtime = job.ctx, job.args, job.runtime
+    faults = getattr(ctx.device, "faults", None)
+    shown.measure(ctx, time.monotonic(), reset=True)
     started, clock = time.perf_counter(), time.monotonic()
     model_bytes, quantized = job.model_bytes, job.meta.quantized
     if runtime == "dsp" and not quantized:
@@ -226,6 +267,7 @@ def _run(ctx: ProgramContext) -> int:
         raise NetRunError(400, f"Unable to create network for runtime {RUNTIME_NAMES[runtime]}: "
                                f"{exc.message}") from None
     init_ms = (time.perf_counter() - started) * 1000.0
+    shown.measure(ctx, clock)
 
     if faults is not None and getattr(faults, "netrun_hang", False):
         ctx.cancel.wait()
@@ -253,6 +295,7 @@ def _run(ctx: ProgramContext) -> int:
             where, _, why = exc.message.partition(": ")
             index = first + int(where.split()[-1]) if where.startswith("inference ") else first
             raise NetRunError(500, f"Execution of inference {index} failed: {why or exc.message}") from None
+        shown.measure(ctx, clock)
         ramp_ms = ramp_ms or ramp
         inference_ms += times
         reference_ms += references

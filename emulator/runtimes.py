@@ -15,9 +15,11 @@ per-layer times come from a profiled twin session run on the same inputs after t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import re
 import resource
 import tempfile
 import threading
@@ -301,11 +303,24 @@ def serve(conn: Any, ram_bytes: int) -> None:
             conn.send(("oom", ""))
 
 
+def memory_kb(reset: bool) -> dict[str, int]:
+    """This process's VmPeak, VmSize, VmHWM and VmRSS (kB, from /proc/self/status). `reset` first makes
+    its peak resident size the current one (clear_refs 5), so that a run's VmHWM is its own; a
+    kernel that refuses that leaves the peak since the engine started."""
+    if reset:
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")
+    status = Path("/proc/self/status").read_text()
+    return {key: int(value) for key, value in re.findall(r"^(VmPeak|VmSize|VmHWM|VmRSS):\s+(\d+) kB", status, re.M)}
+
+
 def _answer(request: tuple[Any, ...], held: dict[str, Prepared]) -> Any:
     """("session", container bytes, quantized, mode) -> (key, output names, warm);
     ("run", key, feeds, ramp, slowdown) -> (outputs per feed, ms per feed, ramp ms, host reference ms per feed);
-    ("layers", key, feeds) -> per-layer ms."""
+    ("layers", key, feeds) -> per-layer ms; ("memory", reset) -> memory_kb(reset)."""
     kind = request[0]
+    if kind == "memory":
+        return memory_kb(request[1])
     if kind == "session":
         _, model_bytes, quantized, mode = request
         prepared, warm = SESSIONS.get(onnx.load_from_string(model_bytes), model_bytes, quantized, mode)

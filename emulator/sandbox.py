@@ -5,7 +5,9 @@ through `..`, symlinks or absolute host paths; writes only under the writable ar
 bypassed. Storage use is a running total, so quota checks cost nothing per write.
 
 The system image's executables (emulator.programs.system_image()) have no host file: the Sandbox
-answers for them as empty read-only 0755 files, so every view of the tree (the shell, sync) agrees.
+answers for them as empty read-only 0755 files, and virtual folders (`/proc`, `/sys`: the device
+image's, emulator.image.tree) are served from their VirtualFiles and never looked for on the host,
+so every view of the tree (the shell, sync) agrees.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from emulator.programs import system_image
 
@@ -57,6 +59,18 @@ _ERRNO_MESSAGES = {
     errno.ELOOP: ACCES,
     errno.ENAMETOOLONG: NOENT,
 }
+
+
+class VirtualFiles(Protocol):
+    """Folders made up as they are read (emulator.image.tree.VirtualTree); errors are DeviceOSErrors."""
+
+    roots: tuple[str, ...]  # the device folders served, e.g. ("/proc", "/sys")
+
+    def stat(self, path: str) -> os.stat_result: ...
+
+    def listdir(self, path: str) -> list[str]: ...
+
+    def read(self, path: str) -> bytes: ...
 
 
 class DeviceOSError(Exception):
@@ -157,9 +171,11 @@ class _QuotaWriter:
 class Sandbox:
     """An Android-like tree under `root` with a storage quota (bytes of regular files)."""
 
-    def __init__(self, root: Path, quota_bytes: int, *, hexagon: bool = False) -> None:
+    def __init__(self, root: Path, quota_bytes: int, *, hexagon: bool = False,
+                 virtual: VirtualFiles | None = None) -> None:
         self.root = Path(root)
         self.quota_bytes = quota_bytes
+        self.virtual = virtual
         self.storage_full = False  # the storage_full fault: every write fails as if the disk were full
         self._lock = threading.Lock()
         for area in TREE + (HEXAGON_TREE if hexagon else ()):
@@ -192,6 +208,12 @@ class Sandbox:
             else:
                 parts.append(part)
         return "/" + "/".join(parts)
+
+    def _virtual(self, device: str) -> VirtualFiles | None:
+        """The virtual files serving this (normalised) path, if a virtual folder holds it."""
+        if self.virtual is not None and any(_under(device, root) for root in self.virtual.roots):
+            return self.virtual
+        return None
 
     def host(self, path: str, cwd: str = "/", *, write: bool = False) -> Path:
         """Map a device path to its host path; refuse escapes and writes outside writable areas."""
@@ -234,6 +256,8 @@ class Sandbox:
 
     def stat(self, path: str, cwd: str = "/") -> os.stat_result:
         device = self.norm(path, cwd)
+        if virtual := self._virtual(device):
+            return virtual.stat(device)
         host = self.host(device)
         with _device_errors(device):
             return _image_fallback(device, os.stat, host)
@@ -241,7 +265,7 @@ class Sandbox:
     def lstat(self, path: str, cwd: str = "/") -> os.stat_result:
         """Of the entry itself: a symlink is described, not followed (its folder is checked)."""
         device = self.norm(path, cwd)
-        if device == "/":
+        if device == "/" or self._virtual(device):  # virtual files have no symlinks
             return self.stat(device)
         folder, name = device.rsplit("/", 1)
         host = self.host(folder or "/") / name
@@ -253,6 +277,9 @@ class Sandbox:
         areas are the shell user's (shared storage with group sdcard_rw), the image's executables
         root:shell, everything else root's. One answer for the shell's ls/stat and sync's STA2."""
         device = self.norm(path, cwd)
+        if virtual := self._virtual(device):
+            st = virtual.stat(device)
+            return st.st_uid, st.st_gid
         if _under(device, "/sdcard"):
             return SHELL_ID, SDCARD_RW_GID
         if any(_under(device, area) for area in WRITABLE):
@@ -261,10 +288,13 @@ class Sandbox:
 
     def listdir(self, path: str, cwd: str = "/") -> list[str]:
         device = self.norm(path, cwd)
+        if virtual := self._virtual(device):
+            return virtual.listdir(device)
         host = self.host(device)
         with _device_errors(device):
             names = {name for name in os.listdir(host) if not name.startswith(PARTIAL_PREFIX)}
-        image = {p.rpartition("/")[2] for p in system_image() if p.rpartition("/")[0] == device}
+        made_up = [*system_image(), *(self.virtual.roots if self.virtual else ())]
+        image = {p.rpartition("/")[2] for p in made_up if (p.rpartition("/")[0] or "/") == device}
         return sorted(names | image)
 
     def used_bytes(self) -> int:
@@ -283,6 +313,8 @@ class Sandbox:
 
     def open_read(self, path: str, cwd: str = "/") -> BinaryIO:
         device = self.norm(path, cwd)
+        if virtual := self._virtual(device):
+            return io.BytesIO(virtual.read(device))  # the text as of opening, as seq_file gives it
         host = self.host(device)
         with _device_errors(device):
             if host.is_dir():
@@ -319,6 +351,10 @@ class Sandbox:
 
     def mkdir(self, path: str, cwd: str = "/", *, parents: bool = False, mode: int = 0o755) -> None:
         device = self.norm(path, cwd)
+        if self._virtual(device) and self.exists(device):
+            if parents and self.is_dir(device):
+                return
+            raise DeviceOSError(device, EXIST)
         existing = self.host(device)
         if existing.exists():
             if parents and existing.is_dir():
