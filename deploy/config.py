@@ -7,9 +7,9 @@ are documented in docs/config.md.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -18,8 +18,15 @@ from deploy.errors import EdgeloopError
 from deploy.inputlist import read_input_list, read_labels
 from deploy.packs import available_packs, load_pack
 from deploy.profiles import RUNTIME_UNITS, available_profiles
-from deploy.quantize.options import QuantizeOptions
-from deploy.yamlnode import Node, did_you_mean, load_yaml_node
+from deploy.quantize.options import (
+    ACT_BITWIDTHS,
+    ALGORITHMS,
+    BIAS_BITWIDTHS,
+    QUANTIZERS,
+    WEIGHT_BITWIDTHS,
+    QuantizeOptions,
+)
+from deploy.yamlnode import Node, did_you_mean, listed, load_yaml_node, one_or_list, validate
 
 DEFAULT_CONFIG = "edgeloop.yaml"
 CONFIG_VERSION = 1
@@ -27,18 +34,69 @@ CONFIG_VERSION = 1
 # docs/spec.md §8 (MACE's validator): minimum cosine similarity to the float reference, per runtime.
 DEFAULT_MIN_COSINE: dict[str, float] = {"cpu": 0.999, "gpu": 0.995, "gpu_fp16": 0.995, "dsp": 0.98, "aip": 0.98}
 
-# Threshold names (those of harness.compare.Limits) and the range a sensible value lies in.
-METRIC_RANGES: dict[str, tuple[float, float]] = {
-    "min_cosine": (-1.0, 1.0),
-    "min_sqnr_db": (-1000.0, 1000.0),
-    "max_abs": (0.0, float("inf")),
-    "min_top1_agreement": (0.0, 1.0),
+# The limits, named like harness.compare.Limits' fields, and the range a sensible value lies in.
+_LIMITS: dict[str, dict[str, Any]] = {
+    "min_cosine": {"type": "number", "minimum": -1, "maximum": 1,
+                   "description": "a cosine similarity lies between -1 and 1"},
+    "min_sqnr_db": {"type": "number", "minimum": -1000, "maximum": 1000,
+                    "description": "an SQNR in dB, between -1000 and 1000"},
+    "max_abs": {"type": "number", "minimum": 0, "description": "an absolute difference is at least 0"},
+    "min_top1_agreement": {"type": "number", "minimum": 0, "maximum": 1,
+                           "description": "a share of the inferences, between 0 and 1"},
 }
-
-_DEPENDENT_OPTIONS = ("pack_4_bit_weights",)  # quantization options that are valid only beside others
-_TOP_KEYS = ("version", "models", "runtimes", "devices", "pack", "pack_options")
-_MODEL_KEYS = ("source", "input_dims", "out_nodes", "input_list", "labels", "calibration_list", "quantization",
-               "thresholds", "runtimes")
+_PER_RUNTIME = {runtime: {"type": "object", "additionalProperties": False, "properties": _LIMITS}
+                for runtime in RUNTIME_UNITS}
+_LEVEL = {"type": "object", "additionalProperties": False, "properties": _LIMITS | _PER_RUNTIME}
+_RUNTIMES = one_or_list({"enum": list(RUNTIME_UNITS)}, minItems=1)
+_NAME = {"type": "string", "minLength": 1}
+_FILE = {"type": "string", "minLength": 1, "description": "a file, relative to the deployment file's folder"}
+_PACK_4_BIT = "pack_4_bit_weights packs 4-bit weights: set weights_bitwidth: 4, or drop pack_4_bit_weights"
+_QUANTIZATION = {  # QuantizeOptions' fields; from_mapping builds the options
+    "type": "object", "additionalProperties": False, "properties": {
+        "param_quantizer": {"enum": list(QUANTIZERS)},
+        "act_quantizer": {"enum": list(QUANTIZERS)},
+        "weights_bitwidth": {"type": "integer", "enum": list(WEIGHT_BITWIDTHS)},
+        "act_bitwidth": {"type": "integer", "enum": list(ACT_BITWIDTHS)},
+        "bias_bitwidth": {"type": "integer", "enum": list(BIAS_BITWIDTHS)},
+        "use_per_channel_quantization": {"type": "boolean"},
+        "algorithms": one_or_list({"enum": list(ALGORITHMS)}),
+        "override_params": _FILE | {"description": "AIMET encodings JSON, relative to the deployment file's folder"},
+        "pack_4_bit_weights": {"type": "boolean"},
+        "min_range": {"type": "number", "exclusiveMinimum": 0},
+        "adaround_iterations": {"type": "integer", "minimum": 1},
+    },
+    "if": {"required": ["pack_4_bit_weights"], "properties": {"pack_4_bit_weights": {"const": True}}},
+    "then": {"required": ["weights_bitwidth"], "description": _PACK_4_BIT,
+             "properties": {"weights_bitwidth": {"const": 4, "description": _PACK_4_BIT}}},
+}
+_MODEL = {
+    "type": "object", "required": ["source", "input_list"], "additionalProperties": False, "properties": {
+        "source": _FILE, "input_list": _FILE, "labels": _FILE, "calibration_list": _FILE,
+        "input_dims": {"type": "object", "additionalProperties": {
+            "type": "array", "minItems": 1, "description": "the input's dimensions, e.g. [1, 3, 224, 224]",
+            "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1,
+                      "description": "a dimension is a positive 32-bit integer"}}},
+        "out_nodes": one_or_list(_NAME),
+        "quantization": _QUANTIZATION,
+        "thresholds": _LEVEL | {"properties": _LEVEL["properties"] | {
+            "outputs": {"type": "object", "additionalProperties": _LEVEL,
+                        "description": "output tensor name -> its limits"}}},
+        "runtimes": _RUNTIMES,
+    },
+}
+SCHEMA: dict[str, Any] = {  # edgeloop.yaml (docs/config.md)
+    "type": "object", "required": ["models"], "additionalProperties": False, "properties": {
+        "version": {"type": "integer", "const": CONFIG_VERSION,
+                    "description": f"this edgeloop reads version {CONFIG_VERSION} of the deployment file"},
+        "models": {"type": "object", "minProperties": 1, "additionalProperties": _MODEL,
+                   "description": "model name -> its section, at least one"},
+        "runtimes": _RUNTIMES,
+        "devices": one_or_list(_NAME),
+        "pack": _NAME,
+        "pack_options": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"],
+                                                                    "minLength": 1}},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -97,47 +155,51 @@ def find_config(path: Path | None = None) -> Path:
 
 
 def load_config(path: Path) -> Config:
+    """Read `path`, check it against SCHEMA, then what a schema cannot know: the files, the
+    profiles and pack named, and each source model's graph."""
     path = Path(path).resolve()
     root = load_yaml_node(path, "deployment file")
-    top = root.mapping(_TOP_KEYS, required=("models",))
-    if "version" in top and top["version"].typed(int) != CONFIG_VERSION:
-        top["version"].fail(f"unsupported version {top['version'].value()!r}", f"this edgeloop reads {CONFIG_VERSION}")
-    runtimes = _runtimes(top["runtimes"]) if "runtimes" in top else ["cpu"]
-    devices = _devices(top["devices"]) if "devices" in top else []
-    pack, pack_options = _pack(top, path.parent)
-    entries = top["models"].mapping()
-    if not entries:
-        top["models"].fail("needs at least one model")
-    models = {name: _model(name, node, path.parent, runtimes) for name, node in entries.items()}
-    return Config(path=path, models=models, runtimes=runtimes, devices=devices, pack=pack, pack_options=pack_options)
+    data = root.data()
+    validate(root, data, SCHEMA)
+    runtimes = _unique(data.get("runtimes", "cpu"))
+    if "devices" in data:
+        _check_devices(root.at(["devices"]), listed(data["devices"]))
+    pack, pack_options = _pack(root, data, path.parent)
+    models = {name: _model(name, root.at(["models", name]), spec, path.parent, runtimes)
+              for name, spec in data["models"].items()}
+    return Config(path=path, models=models, runtimes=runtimes, devices=_unique(data.get("devices", [])), pack=pack,
+                  pack_options=pack_options)
 
 
-def _runtimes(node: Node) -> list[str]:
-    names = [item.choice(RUNTIME_UNITS) for item in node.listed()]
-    if not names:
-        node.fail("needs at least one runtime")
-    return list(dict.fromkeys(names))
+def _check_devices(node: Node, names: list[str]) -> None:
+    """Each device names a profile (shipped, or in $EDGELOOP_PROFILES)."""
+    profiles = available_profiles()
+    for item, name in zip(node.listed(), names, strict=True):
+        if name not in profiles:
+            item.fail(f"unknown device profile '{name}'", did_you_mean(name, profiles))
 
 
-def _devices(node: Node) -> list[str]:
-    return list(dict.fromkeys(item.choice(available_profiles()) for item in node.listed()))
+def _unique(value: str | list[str]) -> list[str]:
+    """A one-or-list of names as a list, each once."""
+    return list(dict.fromkeys(listed(value)))
 
 
-def _pack(top: dict[str, Node], base: Path) -> tuple[str, dict[str, str]]:
+def _pack(root: Node, data: dict[str, Any], base: Path) -> tuple[str, dict[str, str]]:
     """The pack (a known name, or a folder relative to the file) and its options, both checked now."""
-    pack = "builtin"
-    if "pack" in top:
-        pack = top["pack"].string()
-        if (base / pack / "pack.yaml").is_file():
-            pack = str((base / pack).resolve())
-        elif pack not in available_packs():
-            top["pack"].fail(f"unknown runtime pack '{pack}'", did_you_mean(pack, available_packs()))
-    if "pack_options" not in top:
+    pack = data.get("pack", "builtin")
+    if "pack" in data and (base / pack / "pack.yaml").is_file():
+        pack = str((base / pack).resolve())
+    elif pack not in available_packs():
+        root.at(["pack"]).fail(f"unknown runtime pack '{pack}'", did_you_mean(pack, available_packs()))
+    if "pack_options" not in data:
         return pack, {}
     spec = load_pack(pack)
     options = {}
-    for key, node in top["pack_options"].mapping(spec.options).items():
-        value = node.text()
+    for key in data["pack_options"]:
+        if key not in spec.options:
+            root.at(["pack_options"]).unknown(key, spec.options)
+        node = root.at(["pack_options", key])
+        value = str(node.node.value)  # as written: `profiling_level: off` is the string "off", not false
         choices = spec.options[key].choices
         if choices and value not in choices:
             node.fail(f"unknown value '{value}'", did_you_mean(value, choices))
@@ -177,28 +239,37 @@ class _SourceGraph:
                    tensors={out for n in graph.node for out in n.output if out})
 
 
-def _model(name: str, node: Node, base: Path, default_runtimes: list[str]) -> ModelConfig:
-    keys = node.mapping(_MODEL_KEYS, required=("source", "input_list"))
-    source = keys["source"].path(base)
-    optional_path = {k: keys[k].path(base) if k in keys else None for k in ("labels", "calibration_list")}
-    input_list = keys["input_list"].path(base)
-    if optional_path["labels"] is not None:
-        _check_labels(keys["labels"], optional_path["labels"], input_list)
-    input_dims = _input_dims(keys["input_dims"]) if "input_dims" in keys else {}
-    out_nodes = keys["out_nodes"].strings() if "out_nodes" in keys else []
-    _check_against_source(node, keys, source, input_dims, out_nodes)
+def _model(name: str, node: Node, spec: dict[str, Any], base: Path, default_runtimes: list[str]) -> ModelConfig:
+    """One model section, valid by SCHEMA, with its files found and checked against its source."""
+    source, input_list = _file(node.at(["source"]), base), _file(node.at(["input_list"]), base)
+    optional = {key: _file(node.at([key]), base) if key in spec else None for key in ("labels", "calibration_list")}
+    if optional["labels"] is not None:
+        _check_labels(node.at(["labels"]), optional["labels"], input_list)
+    input_dims = {name: list(dims) for name, dims in spec.get("input_dims", {}).items()}
+    out_nodes = listed(spec.get("out_nodes", []))
+    _check_against_source(node, spec, source, input_dims, out_nodes)
     return ModelConfig(
         name=name,
         source=source,
         input_list=input_list,
         input_dims=input_dims,
         out_nodes=out_nodes,
-        labels=optional_path["labels"],
-        calibration_list=optional_path["calibration_list"],
-        quantization=_quantization(keys["quantization"], base) if "quantization" in keys else QuantizeOptions(),
-        thresholds=_thresholds(keys["thresholds"], with_outputs=True) if "thresholds" in keys else Thresholds(),
-        runtimes=_runtimes(keys["runtimes"]) if "runtimes" in keys else list(default_runtimes),
+        labels=optional["labels"],
+        calibration_list=optional["calibration_list"],
+        quantization=_quantization(node, spec, base),
+        thresholds=_thresholds(spec.get("thresholds", {})),
+        runtimes=_unique(spec["runtimes"]) if "runtimes" in spec else list(default_runtimes),
     )
+
+
+def _file(node: Node, base: Path) -> Path:
+    """An existing file, relative to `base` (the deployment file's folder) unless absolute or `~/...`."""
+    path = (base / Path(node.value()).expanduser()).resolve()
+    if path.is_dir():
+        node.fail(f"{path} is a folder, not a file")
+    if not path.is_file():
+        node.fail(f"file not found: {path}")
+    return path
 
 
 def _check_labels(node: Node, labels: Path, input_list: Path) -> None:
@@ -216,43 +287,32 @@ def _check_labels(node: Node, labels: Path, input_list: Path) -> None:
                   "write one integer class per line of the input list")
 
 
-def _input_dims(node: Node) -> dict[str, list[int]]:
-    dims: dict[str, list[int]] = {}
-    for name, value in node.mapping().items():
-        items = value.sequence()
-        if not items:
-            value.fail("needs at least one dimension, e.g. [1, 3, 224, 224]")
-        dims[name] = []
-        for item in items:
-            dim = item.typed(int)
-            if dim < 1:
-                item.fail(f"dimensions must be positive, got {dim}")
-            dims[name].append(dim)
-    return dims
-
-
-def _check_against_source(node: Node, keys: dict[str, Node], source: Path, input_dims: dict[str, list[int]],
+def _check_against_source(node: Node, spec: dict[str, Any], source: Path, input_dims: dict[str, list[int]],
                           out_nodes: list[str]) -> None:
     """input_dims, out_nodes and per-output thresholds name what the source ONNX graph has, so a
     mistake is reported at its line now, not by convert without one (or, for thresholds, never)."""
-    graph = _SourceGraph.read(keys["source"], source, out_nodes)
+    graph = _SourceGraph.read(node.at(["source"]), source, out_nodes)
     if graph is None:
         return
-    if "input_dims" in keys:
-        _check_input_dims(keys["input_dims"], input_dims, graph)
-    _check_concrete_inputs(keys.get("input_dims", node), input_dims, graph)
-    outputs = _check_out_nodes(keys["out_nodes"], graph) if out_nodes else graph.outputs
-    if "thresholds" in keys:
-        _check_threshold_outputs(keys["thresholds"], outputs)
+    if "input_dims" in spec:
+        _check_input_dims(node.at(["input_dims"]), input_dims, graph)
+    _check_concrete_inputs(node.at(["input_dims"]) if "input_dims" in spec else node, input_dims, graph)
+    outputs = _check_out_nodes(node.at(["out_nodes"]), out_nodes, graph) if out_nodes else graph.outputs
+    # a limit for an output the model does not have would never be applied: a mistake, not a no-op
+    for name in spec.get("thresholds", {}).get("outputs", {}):
+        if name not in outputs:
+            node.at(["thresholds", "outputs"]).unknown(name, outputs, what="output")
 
 
 def _check_input_dims(node: Node, input_dims: dict[str, list[int]], graph: _SourceGraph) -> None:
     """Every name in input_dims is a model input, given as many dims as its rank."""
-    for name, written in node.mapping(graph.inputs, what="input").items():
+    for name, dims in input_dims.items():
+        if name not in graph.inputs:
+            node.unknown(name, graph.inputs, what="input")
         declared = graph.inputs[name]
-        if declared is not None and len(declared) != len(input_dims[name]):
-            written.fail(f"{len(input_dims[name])} dims given, input '{name}' has rank {len(declared)} {declared}",
-                         f"give {len(declared)} dims")
+        if declared is not None and len(declared) != len(dims):
+            node.at([name]).fail(f"{len(dims)} dims given, input '{name}' has rank {len(declared)} {declared}",
+                                 f"give {len(declared)} dims")
 
 
 def _check_concrete_inputs(node: Node, input_dims: dict[str, list[int]], graph: _SourceGraph) -> None:
@@ -266,11 +326,10 @@ def _check_concrete_inputs(node: Node, input_dims: dict[str, list[int]], graph: 
                   f"give them in input_dims: {{{name}: [{', '.join(shown)}]}}{rest}")
 
 
-def _check_out_nodes(node: Node, graph: _SourceGraph) -> list[str]:
+def _check_out_nodes(node: Node, names: list[str], graph: _SourceGraph) -> list[str]:
     """Each out_node names a node or a tensor some node computes; returns the output tensors they make."""
     outputs = []
-    for item in node.listed():
-        name = item.string()
+    for item, name in zip(node.listed(), names, strict=True):
         if name in graph.inputs:
             item.fail(f"'{name}' is an input of the model, which no node computes",
                       "name a node, or a tensor that a node produces")
@@ -281,46 +340,17 @@ def _check_out_nodes(node: Node, graph: _SourceGraph) -> list[str]:
     return list(dict.fromkeys(outputs))
 
 
-def _check_threshold_outputs(node: Node, outputs: list[str]) -> None:
-    """A limit for an output the model does not have would never be applied: that is a mistake, not a no-op."""
-    keys = node.mapping()
-    if "outputs" in keys:
-        keys["outputs"].mapping(outputs, what="output")
+def _quantization(node: Node, spec: dict[str, Any], base: Path) -> QuantizeOptions:
+    """The options SCHEMA let through, built by QuantizeOptions (which also builds them from flags)."""
+    options = dict(spec.get("quantization", {}))
+    section = node.at(["quantization"])
+    if "override_params" in options:
+        options["override_params"] = _file(section.at(["override_params"]), base)
+    return QuantizeOptions.from_mapping(options, f"{section.file}:{section.line}: {section.key}")
 
 
-def _quantization(node: Node, base: Path) -> QuantizeOptions:
-    """QuantizeOptions' own validation, with each problem put on the line of the option at fault."""
-    items = node.mapping([f.name for f in dataclasses.fields(QuantizeOptions)], what="quantization option")
-    data = {key: item.value() for key, item in items.items()}
-    if data.get("override_params"):
-        data["override_params"] = items["override_params"].path(base)
-    try:
-        return QuantizeOptions.from_mapping(data, f"{node.file}:{node.line}: {node.key}")
-    except EdgeloopError:
-        # One option checked alone fails only for its own value, except one valid only beside
-        # others (pack_4_bit_weights needs weights_bitwidth 4): those are checked last.
-        for key in sorted(items, key=lambda k: k in _DEPENDENT_OPTIONS):
-            QuantizeOptions.from_mapping({key: data[key]}, f"{node.file}:{items[key].line}: {node.key}")
-        raise
-
-
-def _thresholds(node: Node, *, with_outputs: bool) -> Thresholds:
-    known = [*METRIC_RANGES, *RUNTIME_UNITS, *(["outputs"] if with_outputs else [])]
-    keys = node.mapping(known)
-    common = _limits({k: v for k, v in keys.items() if k in METRIC_RANGES})
-    runtimes = {rt: _limits(keys[rt].mapping(METRIC_RANGES)) for rt in RUNTIME_UNITS if rt in keys}
-    outputs = {}
-    if "outputs" in keys:
-        outputs = {name: _thresholds(value, with_outputs=False) for name, value in keys["outputs"].mapping().items()}
-    return Thresholds(common=common, runtimes=runtimes, outputs=outputs)
-
-
-def _limits(items: dict[str, Node]) -> dict[str, float]:
-    limits: dict[str, float] = {}
-    for metric, value in items.items():
-        number = value.number()
-        low, high = METRIC_RANGES[metric]
-        if not low <= number <= high:
-            value.fail(f"{number} is out of range", f"{metric} lies between {low} and {high}")
-        limits[metric] = number
-    return limits
+def _thresholds(spec: dict[str, Any]) -> Thresholds:
+    """A thresholds section (or one output's) valid by SCHEMA."""
+    return Thresholds(common={k: float(v) for k, v in spec.items() if k in _LIMITS},
+                      runtimes={rt: {k: float(v) for k, v in spec[rt].items()} for rt in RUNTIME_UNITS if rt in spec},
+                      outputs={name: _thresholds(level) for name, level in spec.get("outputs", {}).items()})

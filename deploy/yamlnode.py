@@ -1,10 +1,12 @@
 """Validated reading of YAML files whose errors name the file, the line and the key.
 
-PyYAML's composed nodes keep their position; `Node` walks them and turns every problem into an
-EdgeloopError `file:line: key: what is wrong` (with a did-you-mean for misspelt keys). Every YAML
-file edgeloop reads comes through here (the deployment file, packs, profiles, farm files, op
-tables), so all are read alike: UTF-8 text of at most MAX_BYTES, nested at most MAX_DEPTH deep,
-safe tags only, no key given twice; anything else is one error that names the file.
+PyYAML's composed nodes keep their position: a file is composed into a `Node` tree, turned into
+plain data and checked against its reader's JSON Schema (`validate`), and every problem, the
+schema's or a reader's own (`Node.fail`), is an EdgeloopError `file:line: key: what is wrong`, with
+a did-you-mean for a misspelt key or value. Every YAML file edgeloop reads comes through here (the
+deployment file, packs, profiles, farm files, matrices, op tables), so all are read alike: UTF-8
+text of at most MAX_BYTES, nested at most MAX_DEPTH deep, safe tags only, no key given twice;
+anything else is one error that names the file.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import copy
 import difflib
 import functools
 import json
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +118,8 @@ def load_yaml(path: Path, what: str, schema: dict[str, Any] | None = None) -> An
 
 def validate(root: Node, data: Any, schema: dict[str, Any]) -> None:
     """Check `data` (read from `root`) against a JSON Schema (jsonschema, draft 2020-12), and say
-    what is wrong where it was written: `file:line: key: message`, a did-you-mean for a misspelt key."""
+    what is wrong where it was written: `file:line: key: message`, a did-you-mean for a misspelt
+    key or value, the schema's `description` of the value at fault as the hint."""
     error = _schema_error(data, schema)
     if error is None:
         return
@@ -123,46 +127,97 @@ def validate(root: Node, data: Any, schema: dict[str, Any]) -> None:
     node = root.at(path)
     if node.node is root.node and path:  # the text gave no lines (JSON that YAML cannot read): name the key
         node = Node(root.node, root.file, ".".join(map(str, path)))
-    if error.validator == "additionalProperties":
-        known = error.schema.get("properties", {})
-        extra = sorted(set(error.instance) - set(known), key=str)[0]
-        items = node.mapping() if isinstance(node.node, yaml.MappingNode) else {}
-        if str(extra) in items:
-            items[str(extra)].fail("unknown key", did_you_mean(str(extra), known))
-        node.fail(f"unknown key '{extra}'", did_you_mean(str(extra), known))
+    known = error.schema.get("properties", {})
+    # a misspelt required key is also missing: the unknown key, with its did-you-mean, says more
+    if error.validator == "additionalProperties" or (error.validator == "required"
+                                                     and error.schema.get("additionalProperties") is False):
+        unknown = sorted(set(error.instance) - set(known), key=str)
+        if unknown:
+            node.unknown(str(unknown[0]), known)
+    if "propertyNames" in error.relative_schema_path:  # the key itself is at fault: its own line
+        node = node.key_node(str(error.instance))
     node.fail(_schema_message(error), error.schema.get("description"))
 
 
+def one_or_list(item: dict[str, Any], **array: Any) -> dict[str, Any]:
+    """A schema for one `item` or a list of them (`runtimes: cpu` or `runtimes: [cpu, gpu]`); `array`
+    adds keywords for the list form (minItems); `listed` turns the value into a list."""
+    return {"if": {"type": "array"}, "then": {"type": "array", "items": item, **array}, "else": item}
+
+
+def listed(value: Any) -> list[Any]:
+    """A value valid by `one_or_list`, as a list."""
+    return value if isinstance(value, list) else [value]
+
+
+def _finite_number(_checker: Any, value: Any) -> bool:
+    """JSON's numbers, which YAML's .nan and .inf are not (a limit of .nan passes every comparison)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and (isinstance(value, int)
+                                                                                or math.isfinite(value))
+
+
+def _whole_number(_checker: Any, value: Any) -> bool:
+    """An integer written as one: `3.0` is not a dimension or a bit width, whatever JSON Schema says."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=(
+    jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({"number": _finite_number, "integer": _whole_number})))
+
+
 def _schema_error(data: Any, schema: dict[str, Any]) -> jsonschema.ValidationError | None:
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    validator = _VALIDATOR(schema, format_checker=jsonschema.FormatChecker())
     return jsonschema.exceptions.best_match(validator.iter_errors(data))
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
     """jsonschema's words, in edgeloop's ("must be ..."), for the checks the schemas use."""
     value, expected = error.instance, error.validator_value
-    shown = "a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list) else repr(value)
+    shown = _shown(value)
     words = {
-        "type": lambda: f"must be {' or '.join(_TYPE_NAMES.get(_PY_TYPES.get(t, t), t) for t in _listed(expected))}, "
-                        f"got {shown}",
+        "type": lambda: f"must be {_wanted(value, expected)}, got {shown}",
         "minimum": lambda: f"must be at least {expected}, got {shown}",
         "exclusiveMinimum": lambda: f"must be more than {expected}, got {shown}",
         "maximum": lambda: f"must be at most {expected}, got {shown}",
-        "enum": lambda: f"unknown value {shown} (known: {', '.join(map(str, expected))})",
-        "pattern": lambda: f"{shown} is not of the expected form ({expected})",
+        "const": lambda: f"must be {_shown(expected)}, got {shown}",
+        "enum": lambda: _unknown_value(value, expected),
+        "pattern": lambda: f"{shown} is not of the expected form"
+                           + ("" if error.schema.get("description") else f" ({expected})"),
+        "format": lambda: f"{shown} is not a {_FORMATS.get(expected, expected)}"
+                          + (f" ({error.cause})" if error.cause else ""),
         "required": lambda: f"missing required key '{error.message.split(chr(39))[1]}'",
         "minItems": lambda: "must not be empty",
         "minLength": lambda: "must not be empty",
+        "minProperties": lambda: "must not be empty",
     }
     return words.get(error.validator, lambda: error.message)()
 
 
+def _wanted(value: Any, types: str | list[str]) -> str:
+    """The types a value must have, in words; a YAML .nan or .inf (JSON's 1e999) is a number, but not a finite one."""
+    if isinstance(value, float) and not math.isfinite(value) and "number" in listed(types):
+        return "a finite number"
+    return " or ".join(_TYPE_NAMES.get(_PY_TYPES.get(t, t), t) for t in listed(types))
+
+
+def _unknown_value(value: Any, known: list[Any]) -> str:
+    if isinstance(value, dict | list):
+        return f"must be one of {', '.join(map(str, known))}, got {_shown(value)}"
+    if all(isinstance(k, str) for k in known):
+        return f"unknown value {_shown(value)} ({did_you_mean(str(value), known)})"
+    return f"unknown value {_shown(value)} (known: {', '.join(map(_shown, known))})"
+
+
+def _shown(value: Any) -> str:
+    """A value as the file wrote it: YAML's true/false/null, a string quoted, a container by its kind."""
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return json.dumps(value) if value is None or isinstance(value, bool) else repr(value)
+
+
 _PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "NoneType",
              "array": "list", "object": "dict"}
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+_FORMATS = {"regex": "regular expression"}
 
 
 def _check_depth(root: yaml.Node, path: Path, what: str) -> None:
@@ -212,7 +267,8 @@ class Node:
         raise EdgeloopError(where + message, hint)
 
     def at(self, path: list[str | int]) -> Node:
-        """The node at a path of keys and indexes below this one (as far as it goes)."""
+        """The node at a path of keys and indexes below this one (as far as it goes: a single
+        value stands for the one-item list `one_or_list` allows)."""
         node = self
         for step in path:
             items = node.mapping() if isinstance(node.node, yaml.MappingNode) else None
@@ -228,19 +284,30 @@ class Node:
         key = f"{self.key}[{name}]" if isinstance(name, int) else f"{self.key}.{name}" if self.key else name
         return Node(node, self.file, key)
 
-    # ---- containers ------------------------------------------------------------------------
+    def mapping(self) -> dict[str, Node]:
+        """A mapping node's values by key."""
+        return {name: value for name, (_, value) in self._pairs().items()}
 
-    def mapping(self, known: Collection[str] | None = None, required: Collection[str] = (), *,
-                what: str = "key") -> dict[str, Node]:
-        """The mapping's items by key; keys outside `known` (when given) and missing `required`
-        keys are errors. `what` names the keys when they stand for something else (an input, an output)."""
-        if not isinstance(self.node, yaml.MappingNode):
-            self.fail(f"must be a mapping, got {self._kind()}")
+    def key_node(self, name: str) -> Node:
+        """The node of key `name` itself, for an error on the key's line rather than its value's
+        (which may start lines below); this node when it is no mapping holding `name`."""
+        pairs = self._pairs() if isinstance(self.node, yaml.MappingNode) else {}
+        return pairs[name][0] if name in pairs else self
+
+    def unknown(self, name: str, known: Collection[str], what: str = "key") -> NoReturn:
+        """Refuse key `name` of this mapping on its own line, with a did-you-mean from `known`;
+        `what` names the keys when they stand for something else (an input, an output)."""
+        node = self.key_node(name)
+        named = what != "key" or node is self  # without the key's own line, its path does not end in the name
+        node.fail(f"unknown {what} '{name}'" if named else "unknown key", did_you_mean(name, known))
+
+    def _pairs(self) -> dict[str, tuple[Node, Node]]:
+        """A mapping node's key and value nodes by key, merge keys flattened; a key written twice is an error."""
         flat = _unshared(self.node)
         written = {id(k) for k, _ in flat.value}
-        explicit: set[str] = set()
+        explicit: dict[str, Node] = {}
         yaml.SafeLoader("").flatten_mapping(flat)  # `<<: *anchor` merge keys become plain items
-        items: dict[str, Node] = {}
+        pairs: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in flat.value:
             name = self.child(key_node, str(key_node.value))
             if not isinstance(key_node, yaml.ScalarNode):
@@ -248,22 +315,18 @@ class Node:
             key = str(key_node.value)
             if id(key_node) in written:  # merged-in keys may be overridden, written ones not repeated
                 if key in explicit:
-                    name.fail("key given twice", f"first given on line {items[key].line}")
-                explicit.add(key)
-            if known is not None and key not in known:
-                name.fail("unknown key" if what == "key" else f"unknown {what} '{key}'", did_you_mean(key, known))
-            items[key] = self.child(value_node, key)
-        missing = [k for k in required if k not in items]
-        if missing:
-            self.fail(f"missing required key '{missing[0]}'")
-        return items
+                    name.fail("key given twice", f"first given on line {explicit[key].line}")
+                explicit[key] = name
+            pairs[key] = (name, self.child(value_node, key))
+        return pairs
 
     def sequence(self) -> list[Node]:
-        if not isinstance(self.node, yaml.SequenceNode):
-            self.fail(f"must be a list, got {self._kind()}")
+        """A sequence node's items."""
         return [self.child(item, i) for i, item in enumerate(self.node.value)]
 
-    # ---- scalars ---------------------------------------------------------------------------
+    def listed(self) -> list[Node]:
+        """The items of a value valid by `one_or_list`: a single value is a one-item list."""
+        return self.sequence() if isinstance(self.node, yaml.SequenceNode) else [self]
 
     def value(self) -> Any:
         """The plain Python value (scalars, lists, mappings), as yaml.safe_load would give it; a tag
@@ -274,66 +337,16 @@ class Node:
             self.fail(f"cannot read this value ({getattr(exc, 'problem', None) or str(exc).splitlines()[0]})")
 
     def data(self) -> Any:
-        """The plain value with every mapping checked as mapping() checks it (no key given twice)."""
-        if isinstance(self.node, yaml.MappingNode):
+        """The plain value with every mapping checked as `mapping()` checks it (no key given twice);
+        a tagged mapping or list (`!!python/object/apply:os.system [...]`) is read as `value()` reads it."""
+        if isinstance(self.node, yaml.MappingNode) and self.node.tag == _MAP:
             return {key: item.data() for key, item in self.mapping().items()}
-        if isinstance(self.node, yaml.SequenceNode):
+        if isinstance(self.node, yaml.SequenceNode) and self.node.tag == _SEQ:
             return [item.data() for item in self.sequence()]
         return self.value()
 
-    def typed(self, *kinds: type) -> Any:
-        value = self.value()
-        # bool is an int subclass in Python, never in a config file
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            wanted = " or ".join(_TYPE_NAMES.get(k.__name__, k.__name__) for k in kinds)
-            self.fail(f"must be {wanted}, got {self._kind()}")
-        return value
 
-    def string(self) -> str:
-        text = self.typed(str)
-        if not text.strip():
-            self.fail("must not be empty")
-        return text
-
-    def text(self) -> str:
-        """A scalar's text as written, for values that are strings to their consumer whatever YAML
-        would make of them (`profiling_level: off` is the string "off", not false)."""
-        if not isinstance(self.node, yaml.ScalarNode) or self.node.value == "":
-            self.fail(f"must be a single value, got {self._kind()}")
-        return str(self.node.value)
-
-    def number(self) -> float:
-        return float(self.typed(int, float))
-
-    def choice(self, choices: Collection[str]) -> str:
-        text = self.string()
-        if text not in choices:
-            self.fail(f"unknown value '{text}'", did_you_mean(text, choices))
-        return text
-
-    def listed(self) -> list[Node]:
-        """A list's items; a single scalar is accepted as a one-item list (`runtimes: cpu`)."""
-        return [self] if isinstance(self.node, yaml.ScalarNode) else self.sequence()
-
-    def strings(self) -> list[str]:
-        return [item.string() for item in self.listed()]
-
-    def path(self, base: Path) -> Path:
-        """An existing file, relative to `base` (the YAML file's folder) unless absolute or `~/...`."""
-        path = (base / Path(self.string()).expanduser()).resolve()
-        if path.is_dir():
-            self.fail(f"{path} is a folder, not a file")
-        if not path.is_file():
-            self.fail(f"file not found: {path}")
-        return path
-
-    def _kind(self) -> str:
-        if isinstance(self.node, yaml.MappingNode):
-            return "a mapping"
-        if isinstance(self.node, yaml.SequenceNode):
-            return "a list"
-        value = self.value()
-        return f"{_TYPE_NAMES.get(type(value).__name__, type(value).__name__)} ({self.node.value!r})"
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"  # what untagged mappings and lists resolve to
 
 
 def _unshared(node: yaml.Node) -> yaml.Node:

@@ -1,4 +1,5 @@
-"""The pack.yaml schema: parsed and validated once, with errors naming the file, the line and the key.
+"""The pack.yaml schema: a JSON Schema (SCHEMA) checked on load through yamlnode, so errors name
+the file, the line and the key.
 
 Strings that are templates are compiled on load, so a syntax error surfaces when the pack is
 read, not when a bundle is half built. docs/runtime-packs.md describes every key.
@@ -7,7 +8,6 @@ read, not when a bundle is half built. docs/runtime-packs.md describes every key
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -16,7 +16,7 @@ import jinja2
 
 from deploy.errors import EdgeloopError
 from deploy.profiles import RUNTIME_UNITS
-from deploy.yamlnode import Node, load_yaml_node
+from deploy.yamlnode import Node, did_you_mean, listed, load_yaml_node, one_or_list, validate
 
 PACK_SCHEMA = 1
 CONTAINER_KINDS = ("float", "quantized")
@@ -47,8 +47,8 @@ class Template:
 
     @classmethod
     def of(cls, node: Node, *, expression: bool = False) -> Template:
-        """A template string, or (`expression`) a jinja2 expression such as `runtime == 'dsp'`."""
-        text = node.typed(str)
+        """A template string (valid by SCHEMA), or (`expression`) a jinja2 expression such as `runtime == 'dsp'`."""
+        text = node.value()
         try:
             ENV.compile_expression(text) if expression else ENV.from_string(text)
         except jinja2.TemplateSyntaxError as exc:
@@ -146,53 +146,98 @@ class Pack:
             raise EdgeloopError(f"pack '{self.name}' cannot run on {kind}", self.device_hint or None)
 
 
-_TOP = ("schema", "name", "description", "runs_on", "abis", "sdk", "container", "input_list", "net_run",
-        "runtimes", "options", "files", "env", "outputs", "template", "extra")
+_TEXT = {"type": "string", "minLength": 1}
+_TEMPLATE = {"type": "string", "description": "a jinja2 template, see docs/runtime-packs.md"}
+_EXPRESSION = {"type": "string", "description": "a jinja2 expression such as runtime == 'dsp'"}
+_COMMAND = {"type": "array", "items": _TEMPLATE}
+_KINDS = one_or_list({"enum": list(CONTAINER_KINDS)}, minItems=1)
+_NAMES = one_or_list(_TEXT, minItems=1)
+
+
+def _object(properties: dict[str, Any], *required: str, **more: Any) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "required": list(required), "properties": properties,
+            **more}
+
+
+SCHEMA: dict[str, Any] = _object({  # pack.yaml (docs/runtime-packs.md, "Pack schema")
+    "schema": {"type": "integer", "const": PACK_SCHEMA,
+               "description": f"this edgeloop reads pack schema {PACK_SCHEMA}"},
+    "name": _TEXT,
+    "description": _TEXT,
+    "runs_on": _object({"emulated": {"type": "boolean"}, "real": {"type": "boolean"}, "hint": _TEXT}),
+    "abis": one_or_list(_TEXT),
+    "sdk": _object({
+        "env": _TEXT | {"description": "the environment variable naming the SDK root"},
+        "layouts": {"type": "array", "items": _object({"name": _TEXT, "detect": _NAMES, "vars": {"type": "object"}},
+                                                      "name", "detect")},
+        "version_file": _TEXT,
+        "version_regex": _TEXT | {"format": "regex"}}, "env"),
+    "container": _object({"kinds": _KINDS, "file": _TEMPLATE, "convert": {"type": "array", "items": _COMMAND}}, "file"),
+    "input_list": _object({"format": {"enum": ["named", "bare"]}}, "format"),
+    "net_run": _object({"program": _TEMPLATE, "args": _COMMAND}, "program"),
+    "runtimes": _object({runtime: _object({"flags": _COMMAND, "containers": _KINDS}) for runtime in RUNTIME_UNITS},
+                        minProperties=1, description="at least one runtime the pack runs"),
+    "options": {"type": "object", "additionalProperties": _object({
+        "default": {"type": ["string", "number", "null"],
+                    "description": 'quote a value YAML would read as true or false: "off"'},
+        "choices": _NAMES, "flags": _COMMAND}, "flags")},
+    "files": {"type": "array", "items": _object({
+        "from": _TEMPLATE, "to": _TEMPLATE | {"minLength": 1}, "when": _EXPRESSION,
+        "mode": {"type": "string", "pattern": "^0?[0-7]{3}$",
+                 "description": 'a file mode, written as a quoted octal string such as "0755"'},
+        "optional": {"type": "boolean"}, "hint": _TEMPLATE}, "from", "to")},
+    "env": {"type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "description": (
+        "an environment variable name: letters, digits and '_', not starting with a digit")},
+        "additionalProperties": _object({
+            "separator": _TEXT, "paths": one_or_list(_TEMPLATE), "inherit": {"type": "boolean"}, "when": _EXPRESSION,
+            "append": one_or_list({"type": "string", "pattern": "^/[^\"'$`\\\\]*$",
+                                   "description": "an absolute device path without quotes, '$', '`' or '\\'"})})},
+    "outputs": _object({"timings": _object({"format": _TEXT, "path": _TEXT}, "format", "path")}, "timings"),
+    "template": _TEXT | {"description": "the run script template, relative to the pack folder"},
+    "extra": {"type": "object"},
+}, "schema", "name", "container", "net_run", "runtimes", "outputs", "template")
 
 
 def parse_pack(path: Path) -> Pack:
+    """A pack.yaml checked against SCHEMA, then what a schema cannot say: its templates compile,
+    its bundle paths stay inside the bundle, option defaults are among their choices."""
     root = load_yaml_node(path, "runtime pack")
-    top = root.mapping(_TOP, required=("schema", "name", "container", "net_run", "runtimes", "outputs",
-                                       "template"))
-    if top["schema"].value() != PACK_SCHEMA:
-        top["schema"].fail(f"unsupported pack schema {top['schema'].value()!r}", f"this edgeloop reads {PACK_SCHEMA}")
-    runs_on = top["runs_on"].mapping(("emulated", "real", "hint")) if "runs_on" in top else {}
-    container = top["container"].mapping(("kinds", "file", "convert"), required=("file",))
-    net_run = top["net_run"].mapping(("program", "args"), required=("program",))
-    outputs = top["outputs"].mapping(("timings",), required=("timings",))
-    timings = outputs["timings"].mapping(("format", "path"), required=("format", "path"))
-    template = path.parent / top["template"].string()
+    data = root.data()
+    validate(root, data, SCHEMA)
+    template = path.parent / data["template"]
     if not template.is_file():
-        top["template"].fail(f"template not found: {template}")
+        root.at(["template"]).fail(f"template not found: {template}")
     try:
         ENV.from_string(template.read_text())
     except jinja2.TemplateSyntaxError as exc:
         raise EdgeloopError(f"{template}:{exc.lineno}: template error: {exc.message}") from None
+    container, net_run, runs_on = data["container"], data["net_run"], data.get("runs_on", {})
+    convert = root.at(["container", "convert"]).sequence() if "convert" in container else []
     return Pack(
-        name=top["name"].string(),
-        description=top["description"].string() if "description" in top else "",
+        name=data["name"],
+        description=data.get("description", ""),
         folder=path.parent,
-        runs_on_emulated=runs_on["emulated"].typed(bool) if "emulated" in runs_on else True,
-        runs_on_real=runs_on["real"].typed(bool) if "real" in runs_on else True,
-        device_hint=runs_on["hint"].string() if "hint" in runs_on else "",
-        abis=tuple(top["abis"].strings()) if "abis" in top else (),
-        container_kinds=tuple(k.choice(CONTAINER_KINDS) for k in container["kinds"].listed())
-        if "kinds" in container else CONTAINER_KINDS,
-        container_file=_bundle_path(container["file"]),
-        convert=tuple(_command(c) for c in container["convert"].sequence()) if "convert" in container else (),
-        input_list_format=top["input_list"].mapping(("format",), required=("format",))["format"].choice(
-            ("named", "bare")) if "input_list" in top else "named",
-        program=Template.of(net_run["program"]),
-        args=_command(net_run["args"]) if "args" in net_run else (),
-        runtimes=_runtimes(top["runtimes"]),
-        options={k: _option(v) for k, v in top["options"].mapping().items()} if "options" in top else {},
-        files=tuple(_file_rule(item) for item in top["files"].sequence()) if "files" in top else (),
-        env=tuple(_env_var(name, value) for name, value in top["env"].mapping().items()) if "env" in top else (),
-        timings_format=timings["format"].string(),
-        timings_path=_relative(timings["path"], timings["path"].string()),
+        runs_on_emulated=runs_on.get("emulated", True),
+        runs_on_real=runs_on.get("real", True),
+        device_hint=runs_on.get("hint", ""),
+        abis=tuple(listed(data.get("abis", []))),
+        container_kinds=tuple(listed(container.get("kinds", list(CONTAINER_KINDS)))),
+        container_file=_bundle_path(root.at(["container", "file"])),
+        convert=tuple(_command(command) for command in convert),
+        input_list_format=data.get("input_list", {}).get("format", "named"),
+        program=Template.of(root.at(["net_run", "program"])),
+        args=_command(root.at(["net_run", "args"])) if "args" in net_run else (),
+        runtimes={runtime: (_command(root.at(["runtimes", runtime, "flags"])) if "flags" in spec else (),
+                            tuple(listed(spec.get("containers", list(CONTAINER_KINDS)))))
+                  for runtime, spec in data["runtimes"].items()},
+        options={name: _option(root.at(["options", name]), spec) for name, spec in data.get("options", {}).items()},
+        files=tuple(_file_rule(root.at(["files", i]), spec) for i, spec in enumerate(data.get("files", []))),
+        env=tuple(_env_var(name, root.at(["env", name]), spec) for name, spec in data.get("env", {}).items()),
+        timings_format=data["outputs"]["timings"]["format"],
+        timings_path=_relative(root.at(["outputs", "timings", "path"]), data["outputs"]["timings"]["path"]),
         template=template,
-        sdk=_sdk(top["sdk"]) if "sdk" in top else None,
-        extra=top["extra"].typed(dict) if "extra" in top else {},
+        sdk=_sdk(data["sdk"]) if "sdk" in data else None,
+        extra=data.get("extra", {}),
     )
 
 
@@ -211,75 +256,43 @@ def _bundle_path(node: Node) -> Template:
 
 
 def _command(node: Node) -> tuple[Template, ...]:
-    items = node.sequence()
-    return tuple(Template.of(item) for item in items)
+    return tuple(Template.of(item) for item in node.sequence())
 
 
-def _when(keys: dict[str, Node]) -> Template | None:
-    return Template.of(keys["when"], expression=True) if "when" in keys else None
+def _when(node: Node, spec: dict[str, Any]) -> Template | None:
+    return Template.of(node.at(["when"]), expression=True) if "when" in spec else None
 
 
-def _runtimes(node: Node) -> dict[str, tuple[tuple[Template, ...], tuple[str, ...]]]:
-    result = {}
-    for runtime, value in node.mapping(RUNTIME_UNITS).items():
-        keys = value.mapping(("flags", "containers"))
-        flags = _command(keys["flags"]) if "flags" in keys else ()
-        kinds = tuple(k.choice(CONTAINER_KINDS) for k in keys["containers"].listed()) \
-            if "containers" in keys else CONTAINER_KINDS
-        result[runtime] = (flags, kinds)
-    if not result:
-        node.fail("needs at least one runtime")
-    return result
+def _option(node: Node, spec: dict[str, Any]) -> Option:
+    choices = tuple(listed(spec["choices"])) if "choices" in spec else None
+    default = spec.get("default")
+    if default is not None and choices and default not in choices:
+        node.at(["default"]).fail(f"unknown value {default!r}", did_you_mean(str(default), choices))
+    return Option(default=None if default is None else str(default), choices=choices,
+                  flags=_command(node.at(["flags"])))
 
 
-def _option(node: Node) -> Option:
-    keys = node.mapping(("default", "choices", "flags"), required=("flags",))
-    choices = tuple(keys["choices"].strings()) if "choices" in keys else None
-    default = None
-    if "default" in keys and keys["default"].value() is not None:
-        default = keys["default"].choice(choices) if choices else str(keys["default"].typed(str, int, float))
-    return Option(default=default, choices=choices, flags=_command(keys["flags"]))
+def _file_rule(node: Node, spec: dict[str, Any]) -> FileRule:
+    to = _bundle_path(node.at(["to"]))
+    parts = PurePosixPath(to.source).parts
+    if not parts:
+        node.at(["to"]).fail(f"'{to.source}' is the bundle folder itself", "give a folder inside it, such as lib/")
+    if parts[0] in RESERVED:
+        node.at(["to"]).fail(f"'{parts[0]}' is written by the bundler itself", f"reserved: {', '.join(RESERVED)}")
+    return FileRule(source=Template.of(node.at(["from"])), to=to, when=_when(node, spec),
+                    mode=int(spec.get("mode", "0644"), 8), optional=spec.get("optional", False),
+                    hint=Template.of(node.at(["hint"])) if "hint" in spec else None)
 
 
-def _file_rule(node: Node) -> FileRule:
-    keys = node.mapping(("from", "to", "when", "mode", "optional", "hint"), required=("from", "to"))
-    to = _bundle_path(keys["to"])
-    top = PurePosixPath(to.source).parts[0]
-    if top in RESERVED:
-        keys["to"].fail(f"'{top}' is written by the bundler itself", f"reserved: {', '.join(RESERVED)}")
-    mode = keys["mode"].typed(str) if "mode" in keys else "0644"
-    if not re.fullmatch(r"0?[0-7]{3}", mode):
-        keys["mode"].fail(f"'{mode}' is not a file mode", "write it as a quoted octal string such as \"0755\"")
-    return FileRule(source=Template.of(keys["from"]), to=to, when=_when(keys), mode=int(mode, 8),
-                    optional=keys["optional"].typed(bool) if "optional" in keys else False,
-                    hint=Template.of(keys["hint"]) if "hint" in keys else None)
+def _env_var(name: str, node: Node, spec: dict[str, Any]) -> EnvVar:
+    paths = tuple(_bundle_path(p) for p in node.at(["paths"]).listed()) if "paths" in spec else ()
+    return EnvVar(name=name, separator=spec.get("separator", ":"), paths=paths,
+                  append=tuple(listed(spec.get("append", []))), inherit=spec.get("inherit", False),
+                  when=_when(node, spec))
 
 
-def _env_var(name: str, node: Node) -> EnvVar:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        node.fail("not a valid environment variable name")
-    keys = node.mapping(("separator", "paths", "append", "inherit", "when"))
-    paths = tuple(_bundle_path(p) for p in keys["paths"].listed()) if "paths" in keys else ()
-    append = tuple(keys["append"].strings()) if "append" in keys else ()
-    for item, text in zip(keys["append"].listed() if append else [], append, strict=True):
-        if not text.startswith("/") or re.search(r"[\"'$`\\]", text):
-            item.fail(f"'{text}' must be an absolute device path without quotes or '$'")
-    return EnvVar(name=name, separator=keys["separator"].string() if "separator" in keys else ":",
-                  paths=paths, append=append, inherit=keys["inherit"].typed(bool) if "inherit" in keys else False,
-                  when=_when(keys))
-
-
-def _sdk(node: Node) -> Sdk:
-    keys = node.mapping(("env", "layouts", "version_file", "version_regex"), required=("env",))
-    layouts = []
-    for item in keys["layouts"].sequence() if "layouts" in keys else []:
-        layout = item.mapping(("name", "detect", "vars"), required=("name", "detect"))
-        layouts.append(Layout(name=layout["name"].string(), detect=tuple(layout["detect"].strings()),
-                              vars=layout["vars"].typed(dict) if "vars" in layout else {}))
-    regex = keys["version_regex"].string() if "version_regex" in keys else r"(\d+(?:\.\d+)+)"
-    try:
-        re.compile(regex)
-    except re.error as exc:
-        keys["version_regex"].fail(f"not a regular expression ({exc})")
-    return Sdk(env=keys["env"].string(), layouts=tuple(layouts),
-               version_file=keys["version_file"].string() if "version_file" in keys else None, version_regex=regex)
+def _sdk(spec: dict[str, Any]) -> Sdk:
+    layouts = tuple(Layout(name=layout["name"], detect=tuple(listed(layout["detect"])), vars=layout.get("vars", {}))
+                    for layout in spec.get("layouts", []))
+    return Sdk(env=spec["env"], layouts=layouts, version_file=spec.get("version_file"),
+               version_regex=spec.get("version_regex", r"(\d+(?:\.\d+)+)"))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from deploy.config import DEFAULT_MIN_COSINE, find_config, load_config
+from deploy.config import DEFAULT_MIN_COSINE, SCHEMA, find_config, load_config
 from deploy.errors import EdgeloopError
+from deploy.quantize.options import QuantizeOptions
 from deploy.yamlnode import MAX_LISTED, did_you_mean
 from tests.deploy.models import conv_net, with_batch
 
@@ -78,6 +80,13 @@ def test_valid_file_resolves_paths_against_its_folder(tmp_path: Path, monkeypatc
     assert config.pack == "builtin" and config.pack_options == {"profiling_level": "off", "perf_profile": "burst"}
 
 
+def test_a_file_with_only_models_takes_the_defaults(tmp_path: Path) -> None:
+    text = GOOD.replace("runtimes: [cpu, dsp]\ndevices: [pixel4]\n", "").split("pack: builtin")[0]
+    config = load_config(_project(tmp_path, text))
+    assert config.runtimes == ["cpu"] and config.devices == [] and config.pack == "builtin"
+    assert config.pack_options == {} and config.models["net"].runtimes == ["cpu"]
+
+
 def test_paths_may_start_at_home_and_must_be_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "data"))
     config = load_config(_project(tmp_path, GOOD.replace("data/labels.txt", "~/labels.txt")))
@@ -100,14 +109,31 @@ def test_thresholds_most_specific_wins(tmp_path: Path) -> None:
     ("[1, 3, 16, 16]", "[1, three, 16, 16]", 8, r"models\.net\.input_dims\.image\[1\]: must be an integer"),
     ("model.onnx", "missing.onnx", 5, r"models\.net\.source: file not found: .*missing\.onnx"),
     ("[cpu, dsp]", "[cpu, dps]", 1, r"runtimes\[1\]: unknown value 'dps' \(did you mean 'dsp'\?"),
-    ("min_cosine: 0.97", "min_cosine: 1.5", 13, r"thresholds\.dsp\.min_cosine: 1\.5 is out of range"),
-    ("min_sqnr_db: 20", "min_sqnr_db: high", 12, r"thresholds\.min_sqnr_db: must be an integer or a number"),
-    ("[pixel4]", "[pixel44]", 2, r"devices\[0\]: unknown value 'pixel44' \(did you mean 'pixel4'\?"),
+    ("min_cosine: 0.97", "min_cosine: 1.5", 13,
+     r"thresholds\.dsp\.min_cosine: must be at most 1, got 1\.5 \(a cosine similarity lies between -1 and 1\)"),
+    ("min_sqnr_db: 20", "min_sqnr_db: high", 12, r"thresholds\.min_sqnr_db: must be a number, got 'high'"),
+    ("min_sqnr_db: 20", "min_sqnr_db: .nan", 12, r"thresholds\.min_sqnr_db: must be a finite number, got nan"),
+    ("min_sqnr_db: 20", "max_abs: -0.5", 12, r"thresholds\.max_abs: must be at least 0, got -0\.5"),
+    ("dsp: {min_cosine", "dsp: {min_cosin", 13,
+     r"thresholds\.dsp\.min_cosin: unknown key \(did you mean 'min_cosine'\?"),
+    ("[pixel4]", "[pixel44]", 2, r"devices\[0\]: unknown device profile 'pixel44' \(did you mean 'pixel4'\?"),
+    ("[cpu, dsp]", "[]", 1, r"runtimes: must not be empty"),
+    ("[cpu, dsp]", "dps", 1, r"runtimes: unknown value 'dps' \(did you mean 'dsp'\?"),
+    ("[1, 3, 16, 16]", "[1, 3.0, 16, 16]", 8, r"input_dims\.image\[1\]: must be an integer, got 3\.0"),
+    ("[1, 3, 16, 16]", "[1, 0, 16, 16]", 8, r"input_dims\.image\[1\]: must be at least 1, got 0"),
+    ("[1, 3, 16, 16]", "[1, 3, 100000000000000000000000000, 16]", 8, r"input_dims\.image\[2\]: must be at most"),
+    ("{image: [1, 3, 16, 16]}", "{image: []}", 8, r"input_dims\.image: must not be empty \(the input's dimensions"),
     ("    source: model.onnx\n", "", 5, r"models\.net: missing required key 'source'"),
-    ("act_quantizer: enhanced", "act_quantizer: fancy", 10, r"models\.net\.quantization: act_quantizer"),
+    ("models:", "modles:", 3, r"modles: unknown key \(did you mean 'models'\?"),  # not: 'models' missing
+    ("    thresholds:\n", "    thresholdz:\n", 11, r"net\.thresholdz: unknown key \(did you mean 'thresholds'\?"),
+    ("act_quantizer: enhanced", "act_quantizer: fancy", 10,
+     r"models\.net\.quantization\.act_quantizer: unknown value 'fancy' \(known: enhanced, symmetric, tf\)"),
+    ("use_per_channel_quantization: true", "use_per_channel_quantization: 1", 10,
+     r"quantization\.use_per_channel_quantization: must be true or false, got 1"),
     ("pack: builtin", "pack: bultin", 16, r"pack: unknown runtime pack 'bultin' \(did you mean 'builtin'\?"),
     ("{profiling_level: off", "{profiling_levl: off", 17, r"pack_options\.profiling_levl: unknown key "
                                                          r"\(did you mean 'profiling_level'\?"),
+    ("{profiling_level: off", "{profiling_level: ''", 17, r"pack_options\.profiling_level: must not be empty"),
     ("perf_profile: burst", "perf_profile: bust", 17, r"pack_options\.perf_profile: unknown value 'bust' "
                                                      r"\(did you mean 'burst'\?"),
 ])
@@ -119,8 +145,11 @@ def test_errors_name_file_line_and_key(tmp_path: Path, old: str, new: str, line:
 
 
 def test_version_is_the_integer_one(tmp_path: Path) -> None:
-    assert ":1: version: must be an integer, got true or false" in _error(tmp_path, "version: true\n" + GOOD)
-    assert ":1: version: unsupported version 2 (this edgeloop reads 1)" in _error(tmp_path, "version: 2\n" + GOOD)
+    assert ":1: version: must be an integer, got true (" in _error(tmp_path, "version: true\n" + GOOD)
+    assert ":1: version: must be an integer, got 1.0 (" in _error(tmp_path, "version: 1.0\n" + GOOD)
+    assert (":1: version: must be 1, got 2 (this edgeloop reads version 1 of the deployment file)"
+            in _error(tmp_path, "version: 2\n" + GOOD))
+    assert load_config(_project(tmp_path, "version: 1\n" + GOOD)).models
 
 
 def test_duplicate_keys_and_bad_yaml(tmp_path: Path) -> None:
@@ -169,6 +198,8 @@ def test_labels_must_give_one_class_per_inference(labels: str, message: str, tmp
 @pytest.mark.parametrize(("old", "new", "line", "expected"), [
     ("        logits: {max_abs", "        lgits: {max_abs", 15,
      r"thresholds\.outputs\.lgits: unknown output 'lgits' \(did you mean 'logits'\? known: logits\)"),
+    ("        logits: {max_abs: 0.5, dsp: {min_cosine: 0.9}}", "        lgits:\n          max_abs: 0.5", 15,
+     r"thresholds\.outputs\.lgits: unknown output 'lgits'"),  # the key's line, not its value's (16)
     ("[1, 3, 16, 16]", "[1, 3, 16, 16, 1]", 8,
      r"input_dims\.image: 5 dims given, input 'image' has rank 4 \['N', 3, 16, 16\] \(give 4 dims\)"),
     ("{image:", "{imag:", 8, r"input_dims\.imag: unknown input 'imag' \(did you mean 'image'\? known: image\)"),
@@ -246,17 +277,35 @@ def _block_quantization(options: str) -> str:
     return GOOD.replace(QUANTIZATION_FLOW, f"    quantization:\n      {options}\n")
 
 
-@pytest.mark.parametrize(("options", "expected"), [
-    ("act_quantizer: tf\n      act_bitwidth: 7", r"models\.net\.quantization: act_bitwidth must be one of 8, 16"),
-    ("act_quantizer: tf\n      act_bitwidht: 8",
-     r"quantization\.act_bitwidht: unknown quantization option 'act_bitwidht' \(did you mean 'act_bitwidth'\?"),
-    ("weights_bitwidth: 8\n      pack_4_bit_weights: true", r"pack_4_bit_weights needs weights_bitwidth 4"),
+@pytest.mark.parametrize(("options", "line", "expected"), [
+    ("act_quantizer: tf\n      act_bitwidth: 7", 12, r"quantization\.act_bitwidth: unknown value 7 \(known: 8, 16\)"),
+    ("act_quantizer: tf\n      act_bitwidht: 8", 12,
+     r"quantization\.act_bitwidht: unknown key \(did you mean 'act_bitwidth'\?"),
+    ("act_quantizer: tf\n      algorithms: [cle, bcc]", 12,
+     r"quantization\.algorithms\[1\]: unknown value 'bcc' \(did you mean 'bc'\?"),
+    ("act_quantizer: tf\n      min_range: 0", 12, r"quantization\.min_range: must be more than 0, got 0"),
+    ("act_quantizer: tf\n      override_params: none.json", 12, r"quantization\.override_params: file not found"),
+    ("weights_bitwidth: 8\n      pack_4_bit_weights: true", 11,
+     r"quantization\.weights_bitwidth: must be 4, got 8 \(pack_4_bit_weights packs 4-bit weights"),
+    ("act_quantizer: tf\n      pack_4_bit_weights: true", 11,  # a block mapping starts at its first key
+     r"models\.net\.quantization: missing required key 'weights_bitwidth' \(pack_4_bit_weights packs"),
 ])
-def test_quantization_problems_name_the_option_line(tmp_path: Path, options: str, expected: str) -> None:
-    """A block-style quantization section: the error is on the option's own line (12), not the section's first."""
+def test_quantization_problems_name_the_option_line(tmp_path: Path, options: str, line: int, expected: str) -> None:
+    """A block-style quantization section: the error is on the option's own line, not the section's first."""
     message = _error(tmp_path, _block_quantization(options))
-    assert message.startswith(f"{(tmp_path / 'edgeloop.yaml').resolve()}:12: "), message
+    assert message.startswith(f"{(tmp_path / 'edgeloop.yaml').resolve()}:{line}: "), message
     assert re.search(expected, message), message
+
+
+def test_the_quantization_schema_has_every_option(tmp_path: Path) -> None:
+    """SCHEMA lists QuantizeOptions' fields (a new option is not refused as unknown), and what it lets
+    through builds the options: one algorithm name stands for a list, the override file is found."""
+    assert set(SCHEMA["properties"]["models"]["additionalProperties"]["properties"]["quantization"]["properties"]) \
+        == {f.name for f in dataclasses.fields(QuantizeOptions)}
+    config = _project(tmp_path, _block_quantization("algorithms: cle\n      override_params: data/enc.json"))
+    (tmp_path / "data/enc.json").write_text("{}")
+    options = load_config(config).models["net"].quantization
+    assert options.algorithms == ("cle",) and options.override_params == (tmp_path / "data/enc.json").resolve()
 
 
 def test_an_option_valid_beside_a_later_one_loads(tmp_path: Path) -> None:

@@ -182,24 +182,69 @@ def test_failing_convert_hook_leaves_nothing(sdk_pack: Path, project: tuple[Path
     assert leftovers == []
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [
-    ("  gpu: {flags: [--use_gpu]}", "  gpu: {flag: [--use_gpu]}", r":\d+: runtimes\.gpu\.flag: unknown key "
-                                                                    r"\(did you mean 'flags'\?"),
-    ("  gpu: {flags", "  gpx: {flags", r"runtimes\.gpx: unknown key \(did you mean 'gpu'\?"),
-    ('mode: "0755"', 'mode: "rwx"', r"files\[0\]\.mode: 'rwx' is not a file mode"),
-    ("to: lib/}", "to: ../lib/}", r"files\[1\]\.to: '\.\./lib/' must be a relative path inside the bundle"),
-    ("to: lib/}", "to: run.sh}", r"files\[1\]\.to: 'run\.sh' is written by the bundler itself"),
-    ("when: \"runtime == 'dsp'\"\n    hint", "when: \"runtime ==\"\n    hint", r"files\[2\]\.when: template error"),
-    ("schema: 1", "schema: 2", r"schema: unsupported pack schema 2"),
-    ("template: run.sh.j2", "template: missing.j2", r"template: template not found"),
+@pytest.mark.parametrize(("old", "new", "line", "expected"), [
+    ("  gpu: {flags: [--use_gpu]}", "  gpu: {flag: [--use_gpu]}", 23,
+     r"runtimes\.gpu\.flag: unknown key \(did you mean 'flags'\?"),
+    ("  gpu: {flags", "  gpx: {flags", 23, r"runtimes\.gpx: unknown key \(did you mean 'gpu'\?"),
+    ("name: fakesdk", "nme: fakesdk", 2, r"nme: unknown key \(did you mean 'name'\?"),  # not 'name' missing
+    ('mode: "0755"', 'mode: "rwx"', 28, r"files\[0\]\.mode: 'rwx' is not of the expected form \(a file mode, "
+                                        r"written as a quoted octal string such as \"0755\"\)"),
+    ('mode: "0755"', "mode: 0755", 28, r"files\[0\]\.mode: must be a string, got 493"),  # YAML's octal 0755
+    ("to: lib/}", "to: ../lib/}", 29, r"files\[1\]\.to: '\.\./lib/' must be a relative path inside the bundle"),
+    ("to: lib/}", "to: run.sh}", 29, r"files\[1\]\.to: 'run\.sh' is written by the bundler itself"),
+    ("to: lib/}", "to: ./}", 29, r"files\[1\]\.to: '\./' is the bundle folder itself"),
+    ("when: \"runtime == 'dsp'\"\n    hint", "when: \"runtime ==\"\n    hint", 32, r"files\[2\]\.when: template error"),
+    ("schema: 1", "schema: 2", 1, r"schema: must be 1, got 2 \(this edgeloop reads pack schema 1\)"),
+    ("template: run.sh.j2", "template: missing.j2", 43, r"template: template not found"),
+    ("kinds: [float, quantized]", "kinds: floaty", 13,
+     r"container\.kinds: unknown value 'floaty' \(did you mean 'float'\? known: float, quantized\)"),
+    ('default: "off"', 'default: "loud"', 26,
+     r"options\.profiling_level\.default: unknown value 'loud' \(known: basic, detailed, off\)"),
+    ('default: "off"', "default: off", 26, r"default: must be a string or a number or empty, got false \(quote"),
+    ("  LD_LIBRARY_PATH:", "  LD-LIBRARY_PATH:", 35,
+     r"env\.LD-LIBRARY_PATH: 'LD-LIBRARY_PATH' is not of the expected form \(an environment variable name"),
+    ("append: [/system/lib/rfsa/adsp", "append: [system/lib/rfsa/adsp", 39,
+     r"env\.ADSP_LIBRARY_PATH\.append\[0\]: 'system/lib/rfsa/adsp' is not of the expected form \(an absolute"),
+    ("  env: FAKESDK_ROOT", "  env: FAKESDK_ROOT\n  version_regex: '(['", 8,
+     r"sdk\.version_regex: '\(\[' is not a regular expression \(unterminated character set"),
+    ('"{{ source }}", "{{ output }}"]', '"{{ source }}", 7]', 16,
+     r"container\.convert\[0\]\[2\]: must be a string, got 7"),
+    ("runtimes:\n  cpu: {}\n  gpu: {flags: [--use_gpu]}\n  dsp: {flags: [--use_dsp]}", "runtimes: {}", 21,
+     r"runtimes: must not be empty \(at least one runtime"),
+    ("path: diag.csv", "path: /diag.csv", 42, r"outputs\.timings\.path: '/diag\.csv' must be a relative path"),
 ])
-def test_schema_errors_are_clear(tmp_path: Path, old: str, new: str, expected: str) -> None:
+def test_schema_errors_are_clear(tmp_path: Path, old: str, new: str, line: int, expected: str) -> None:
+    """Each problem is one line naming the pack file, the line and the key (SCHEMA, or a check in code)."""
     assert old in SDK_PACK
     (tmp_path / "pack.yaml").write_text(SDK_PACK.replace(old, new))
     (tmp_path / "run.sh.j2").write_text(TEMPLATE)
     with pytest.raises(EdgeloopError, match=expected) as info:
         parse_pack(tmp_path / "pack.yaml")
-    assert str(info.value).startswith(f"{tmp_path / 'pack.yaml'}:")
+    assert str(info.value).startswith(f"{tmp_path / 'pack.yaml'}:{line}: "), str(info.value)
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("  gpu: {flags: [--use_gpu]}", "  gpu: {flag: [--use_gpu]}"), ('mode: "0755"', 'mode: "rwx"'),
+    ("to: lib/}", "to: run.sh}"), ("kinds: [float, quantized]", "kinds: floaty"),
+])
+def test_documented_messages_are_what_the_code_says(tmp_path: Path, old: str, new: str) -> None:
+    """Each message docs/runtime-packs.md shows comes from this file's pack with that one mistake."""
+    doc = (Path(__file__).resolve().parents[2] / "docs/runtime-packs.md").read_text()
+    (tmp_path / "pack.yaml").write_text(SDK_PACK.replace(old, new))
+    (tmp_path / "run.sh.j2").write_text(TEMPLATE)
+    with pytest.raises(EdgeloopError) as info:
+        parse_pack(tmp_path / "pack.yaml")
+    assert f"\n{str(info.value).replace(f'{tmp_path}/', '')}\n" in doc
+
+
+def test_one_value_stands_for_a_list(tmp_path: Path) -> None:
+    """`kinds: float` as `kinds: [float]`, as edgeloop.yaml's `runtimes: cpu`."""
+    (tmp_path / "pack.yaml").write_text(SDK_PACK.replace("kinds: [float, quantized]", "kinds: float")
+                                        .replace("abis: [arm64-v8a]", "abis: arm64-v8a"))
+    (tmp_path / "run.sh.j2").write_text(TEMPLATE)
+    pack = parse_pack(tmp_path / "pack.yaml")
+    assert pack.container_kinds == ("float",) and pack.abis == ("arm64-v8a",)
+    assert pack.options["profiling_level"].default == "off" and pack.env[1].separator == ";"
 
 
 def test_unknown_pack_name() -> None:
