@@ -422,42 +422,6 @@ quantize_collection = _quantize_collection()
 
 # ---- deploy -------------------------------------------------------------------------------
 
-@task(iterable=["model", "runtime"], help={
-    "device": "device profile to deploy to (pixel, pixel4, galaxy-s23, generic-arm64 or a profile YAML; "
-              "default: the deployment file's one `devices` entry)",
-    "config": "deployment file (default: ./edgeloop.yaml)",
-    "model": "only this model of the deployment file (repeatable)",
-    "runtime": "cpu, gpu, gpu_fp16, dsp or aip (repeatable; default: the file's runtimes the profile has)",
-    "serial": "adb serial of the device when several match the profile",
-    "adb": "adb server HOST:PORT (default 127.0.0.1:5037 or $ANDROID_ADB_SERVER_PORT; started if local)",
-    "emulate": "start an emulated device of the profile for this deploy, and stop it afterwards",
-    "runs": "measured runs for latency (a warm-up run is added when more than 1)",
-    "report-dir": "where the reports/<timestamp>-<device>/ folders go (default: reports)",
-    "timeout": "seconds a run may go without finishing before it is stopped (default 600)",
-    "lease-timeout": "seconds to wait while another deploy or farm run holds the device (default 600)"})
-@user_errors
-def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs="1",
-           report_dir="reports", timeout="600", lease_timeout="600"):
-    """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
-    from harness.pipeline import deploy as deploy_loop
-    from harness.report.terminal import failure_lines, summary_table
-
-    outcome = deploy_loop(device, config_path=Path(config) if config else None, models=list(model or []) or None,
-                          runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
-                          runs=number(runs, "--runs", int), timeout=number(timeout, "--timeout"),
-                          report_root=Path(report_dir), console=err_console,
-                          lease_timeout=number(lease_timeout, "--lease-timeout"))
-    console.print(summary_table(outcome.results, outcome.device))
-    for line in failure_lines(outcome.results):
-        console.print(line, style="red", markup=False, soft_wrap=True)
-    if outcome.unwritten is None:  # otherwise check() says why there are none
-        console.print(f"reports: {outcome.reports.folder} (report.html, report.json, junit.xml)", soft_wrap=True,
-                      markup=False)
-    outcome.check()
-
-
-# ---- farm and reports ---------------------------------------------------------------------
-
 _DIFF_HELP = {
     "latency_pct": "allowed growth of a job's median latency in %, beyond the runs' own noise (default 10)",
     "noise_iqr": "how many IQRs of the noisier run count as noise (default 1)",
@@ -486,27 +450,86 @@ def _print_findings(report) -> None:
     console.print(diff_verdict(report))
 
 
+_HISTORY_HELP = ("the results history: an SQLite file or a postgresql:// URL; `off` records nothing "
+                 "(default $EDGELOOP_HISTORY, else .edgeloop/history.sqlite)")
+_BASELINE_HELP = ("compare with a previous report.json or farm.json, or with history[:N]: the last N passing runs "
+                  "of each job in the history (default 5)")
+
+
+@task(iterable=["model", "runtime"], help={
+    "device": "device profile to deploy to (pixel, pixel4, galaxy-s23, generic-arm64 or a profile YAML; "
+              "default: the deployment file's one `devices` entry)",
+    "config": "deployment file (default: ./edgeloop.yaml)",
+    "model": "only this model of the deployment file (repeatable)",
+    "runtime": "cpu, gpu, gpu_fp16, dsp or aip (repeatable; default: the file's runtimes the profile has)",
+    "serial": "adb serial of the device when several match the profile",
+    "adb": "adb server HOST:PORT (default 127.0.0.1:5037 or $ANDROID_ADB_SERVER_PORT; started if local)",
+    "emulate": "start an emulated device of the profile for this deploy, and stop it afterwards",
+    "runs": "measured runs for latency (a warm-up run is added when more than 1)",
+    "report-dir": "where the reports/<timestamp>-<device>/ folders go (default: reports)",
+    "timeout": "seconds a run may go without finishing before it is stopped (default 600)",
+    "lease-timeout": "seconds to wait while another deploy or farm run holds the device (default 600)",
+    "history": _HISTORY_HELP, "baseline": _BASELINE_HELP, **_DIFF_HELP})
+@user_errors
+def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs="1",
+           report_dir="reports", timeout="600", lease_timeout="600", history=None, baseline=None, latency_pct=None,
+           noise_iqr=None, cosine_margin=None, sqnr_margin=None, top1_margin=None):
+    """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
+    from deploy.errors import CheckFailed
+    from harness.history.baseline import diff_report, parse_baseline
+    from harness.history.location import resolve
+    from harness.pipeline import deploy as deploy_loop
+    from harness.report.terminal import failure_lines, summary_table
+
+    location = resolve(history)
+    base = parse_baseline(baseline, location) if baseline else None
+    options = _diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin)
+    outcome = deploy_loop(device, config_path=Path(config) if config else None, models=list(model or []) or None,
+                          runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
+                          runs=number(runs, "--runs", int), timeout=number(timeout, "--timeout"),
+                          report_root=Path(report_dir), console=err_console,
+                          lease_timeout=number(lease_timeout, "--lease-timeout"), history=location)
+    console.print(summary_table(outcome.results, outcome.device))
+    for line in failure_lines(outcome.results):
+        console.print(line, style="red", markup=False, soft_wrap=True)
+    if outcome.unwritten is None:  # otherwise check() says why there are none
+        console.print(f"reports: {outcome.reports.folder} (report.html, report.json, junit.xml)", soft_wrap=True,
+                      markup=False)
+    diff = diff_report(base, outcome.reports.json, options) if base and outcome.unwritten is None else None
+    if diff is not None:
+        _print_findings(diff)
+    outcome.check()
+    if diff is not None and diff.regressed:
+        raise CheckFailed(f"{len(diff.regressions)} regression(s) against {base}", f"see {outcome.reports.html}")
+
+
+# ---- farm and reports ---------------------------------------------------------------------
+
 def _farm_collections() -> tuple[Collection, Collection]:
     """farm.* and report.* (defined here so they are not also top-level tasks)."""
 
     @task(name="run", help={"inventory": "farm.yaml: adb servers and device labels",
                             "matrix": "matrix.yaml: models × profiles × runtimes",
-                            "baseline": "a previous report.json or farm.json to compare with",
+                            "baseline": _BASELINE_HELP, "history": _HISTORY_HELP,
                             "report_dir": "where the farm report goes (default reports/<time>-farm)", **_DIFF_HELP})
     @user_errors
-    def farm_run(c, inventory, matrix, baseline=None, report_dir=None, latency_pct=None, noise_iqr=None,
+    def farm_run(c, inventory, matrix, baseline=None, report_dir=None, history=None, latency_pct=None, noise_iqr=None,
                  cosine_margin=None, sqnr_margin=None, top1_margin=None):
         """Run a regression matrix on every matching device of a farm; exit 1 on any failure or regression."""
         from rich.progress import Progress
 
         from deploy.errors import CheckFailed, DeviceError
         from harness.farm import farm_run as run
+        from harness.history.baseline import parse_baseline
+        from harness.history.location import resolve
         from harness.report.terminal import discovery_lines, event_line, farm_table
 
+        location = resolve(history)
+        base = parse_baseline(baseline, location) if baseline else None
         with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
             bar = progress.add_task("farm jobs", total=None)
-            result = run(Path(inventory), Path(matrix), baseline=Path(baseline) if baseline else None,
-                         out_dir=Path(report_dir) if report_dir else None,
+            result = run(Path(inventory), Path(matrix), baseline=base,
+                         out_dir=Path(report_dir) if report_dir else None, history=location,
                          diff_options=_diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin),
                          on_event=lambda e: progress.console.print(event_line(e)),
                          on_finish=lambda o, done, total: progress.update(bar, completed=done, total=total,
@@ -517,6 +540,8 @@ def _farm_collections() -> tuple[Collection, Collection]:
         if result.baseline:
             _print_findings(result.baseline)
         console.print(f"report: {result.paths.html}", markup=False)
+        if result.history_note:
+            console.print(result.history_note, markup=False, soft_wrap=True)
         if result.server_lost:
             raise DeviceError(result.server_lost, f"see {result.paths.html}")
         if not result.passed:
@@ -524,18 +549,21 @@ def _farm_collections() -> tuple[Collection, Collection]:
         console.print("[green]farm run passed[/]")
 
     @task(name="diff", klass=HelpfulTask, positional=["base", "new"],
-          help={"base": "baseline report.json or farm.json", "new": "new report", **_DIFF_HELP})
+          help={"base": "baseline report.json or farm.json, or history[:N] (the last N passing runs of each job in "
+                        "the history, recorded before NEW; default 5)", "new": "new report", "history": _HISTORY_HELP,
+                **_DIFF_HELP})
     @user_errors
-    def report_diff(c, base, new, latency_pct=None, noise_iqr=None, cosine_margin=None, sqnr_margin=None,
-                    top1_margin=None):
+    def report_diff(c, base, new, history=None, latency_pct=None, noise_iqr=None, cosine_margin=None,
+                    sqnr_margin=None, top1_margin=None):
         """Compare a report with a baseline; exit 1 on a regression."""
         if _asked_for_help("report.diff", base, new):
             return
         from deploy.errors import CheckFailed
-        from harness.report.diff import diff_reports
+        from harness.history.baseline import diff_report, parse_baseline
+        from harness.history.location import resolve
 
-        report = diff_reports(Path(base), Path(new),
-                              _diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin))
+        report = diff_report(parse_baseline(base, resolve(history)), Path(new),
+                             _diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin))
         _print_findings(report)
         if report.regressed:
             raise CheckFailed(f"{len(report.regressions)} regression(s) against {base}")
@@ -574,6 +602,40 @@ def profiles(c):
         hexagon = f"{p.hexagon.arch} {p.hexagon.kind}" if p.hexagon else "-"
         table.add_row(name, p.description, p.abi, ", ".join(p.runtimes), hexagon, str(path))
     console.print(table)
+
+
+@task(name="history", help={
+    "model": "only this model", "device": "only this device profile (as deploy's --device) or adb serial",
+    "runtime": "only this runtime", "last": "the newest N jobs of each model × device × runtime (default 20; 0: all)",
+    "since": "only runs since a UTC date or time (2025-01-31, 2025-01-31T12:00) or an age (7d, 12h)",
+    "json": "print the jobs as JSON",
+    "html": "write a self-contained trend page (latency, accuracy, memory) here, not the table",
+    "history": _HISTORY_HELP})
+@user_errors
+def history_task(c, model=None, device=None, runtime=None, last="20", since=None, json=False, html=None,
+                 history=None):
+    """Show the recorded deploy and farm runs (a table, or --json), or write their trend page (--html)."""
+    import json as json_module
+
+    from deploy.errors import EdgeloopError
+    from harness.history.location import describe, required
+    from harness.history.query import Filters, parse_since, select_jobs
+    from harness.history.table import history_table
+    from harness.history.trend import write_trend
+
+    location = required(history)
+    newest = number(last, "--last", int)
+    if newest < 0:
+        raise EdgeloopError(f"--last must be 0 (all) or more, got {newest}")
+    records = select_jobs(location, Filters(model=model, device=device, runtime=runtime, last=newest or None,
+                                            since=parse_since(since) if since else None))
+    if json:
+        console.print_json(json_module.dumps([r.to_json() for r in records]))
+    elif not html:
+        console.print(history_table(records, describe(location)))
+    if html:
+        page = write_trend(records, Path(html), where=describe(location))
+        (err_console if json else console).print(f"trend page: {page} ({len(records)} jobs)", markup=False)
 
 
 @task

@@ -26,11 +26,14 @@ from deploy.errors import EdgeloopError, Interrupted
 from deploy.fsutil import flush_digests
 from deploy.profiles import load_profile
 from deploy.yamlnode import load_yaml
+from harness.history.baseline import Baseline, load_baseline
+from harness.history.record import record_run
+from harness.history.store import ensure as ensure_history
 from harness.inventory import Discovery, FarmDevice, discover, load_inventory
 from harness.lease import LeaseBook
 from harness.pipeline import plan, run_job
 from harness.report import ensure_report_root, new_report_dir
-from harness.report.diff import DiffOptions, DiffReport, diff_results, job_key, load_results
+from harness.report.diff import DiffOptions, DiffReport, diff_results, job_key
 from harness.report.farm import FarmPaths, job_result, write_farm_reports
 from harness.scheduler import Event, Executor, Outcome, Policy, Scheduler, Task
 from harness.session import LEASE_TIMEOUT_S, server_session
@@ -139,6 +142,7 @@ class FarmRun:
     paths: FarmPaths
     baseline: DiffReport | None
     wall_s: float
+    history_note: str | None = None  # where the run was recorded, or why not
 
     @property
     def server_lost(self) -> str | None:
@@ -152,8 +156,9 @@ def farm_run(
     inventory: Path,
     matrix: Path,
     *,
-    baseline: Path | None = None,
+    baseline: Baseline | None = None,
     out_dir: Path | None = None,
+    history: str | None = None,
     diff_options: DiffOptions | None = None,
     lock_dir: Path | None = None,
     lease_wait_s: float = 600.0,
@@ -165,14 +170,19 @@ def farm_run(
     """Discover devices, run every matrix job on a leased matching device, write the combined report
     (farm.json, farm.html with the device × model × runtime grid, report.json/html, junit.xml) and judge.
 
-    `execute` and `tasks` replace the deploy loop (benchmarks and scheduler tests use trivial jobs)."""
+    `execute` and `tasks` replace the deploy loop (benchmarks and scheduler tests use trivial jobs). With
+    `history` (a location, harness.history.location), the run is recorded there; a baseline from the
+    history is what it held before this run."""
     started = dt.datetime.now(dt.UTC)
     inv = load_inventory(inventory)
     mat = load_matrix(matrix)
     out = out_dir or new_report_dir(Path("reports"), "farm")
-    base_results = load_results(baseline) if baseline else None
     jobs = tasks if tasks is not None else plan_tasks(mat)
+    series = [(t.model or t.id, t.profile, t.runtime) for t in jobs]  # as job_result names them
+    base_results = load_baseline(baseline, series) if baseline else None
     ensure_report_root(out, "--report-dir")
+    if history is not None:
+        ensure_history(history)
     found = discover(inv, list(mat.profiles))
     if not found.devices and found.unreachable:
         raise EdgeloopError(f"no adb server of {inventory} answered: "
@@ -212,4 +222,5 @@ def farm_run(
     paths = write_farm_reports(outcomes, scheduler.events, found, out, title=f"farm run {mat.path.name}",
                                created=started, wall_s=wall_s, baseline=diff)
     passed = all(o.status == "passed" for o in outcomes) and not (diff and diff.regressed)
-    return FarmRun(passed, outcomes, scheduler.events, found, paths, diff, wall_s)
+    note = record_run(history, paths.deploy.json, kind="farm", project=mat.config.parent) if history else None
+    return FarmRun(passed, outcomes, scheduler.events, found, paths, diff, wall_s, note)

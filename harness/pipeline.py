@@ -45,6 +45,8 @@ from harness.devices import (
     listening,
     parse_adb_address,
 )
+from harness.history.record import record_run
+from harness.history.store import ensure as ensure_history
 from harness.lease import DeviceHolder
 from harness.reference import reference_outputs
 from harness.report import (
@@ -404,10 +406,10 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
            runtimes: list[str] | None = None, serial: str | None = None, adb: str | None = None,
            emulate: bool = False, runs: int = 1, timeout: float | None = None,
            report_root: Path = Path("reports"), console: Console | None = None,
-           lease_timeout: float = LEASE_TIMEOUT_S) -> DeployOutcome:
+           lease_timeout: float = LEASE_TIMEOUT_S, history: str | None = None) -> DeployOutcome:
     """The whole loop for one device profile (without one, the deployment file's single `devices`
     entry), in one session on the device (a second deploy to it waits up to `lease_timeout`); see
-    docs/deploy.md."""
+    docs/deploy.md. With `history` (a location, harness.history.location), the run is recorded there."""
     console = console or Console(stderr=True)
     _check_runs(runs, timeout)
     if emulate and serial:
@@ -424,6 +426,8 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
         console.print(f"{profile.name} has no {', '.join(missing)} runtime: those jobs of {config.path} are left "
                       f"out (name them with --runtime to have them reported as errors)", markup=False, soft_wrap=True)
     ensure_report_root(report_root, "--report-dir")  # bad input first, then the folder, then any device
+    if history is not None:
+        ensure_history(history)
     booting = _boot(str(profile.path)) if emulate else None  # starts while the host builds; a profile YAML too
     try:
         with _progress(console) as progress:
@@ -478,6 +482,9 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
     finally:
         if booting is not None:
             _shutdown(booting)
+    if history is not None and unwritten is None:
+        console.print(record_run(history, paths.json, kind="deploy", project=config.path.parent), markup=False,
+                      soft_wrap=True)
     return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results), unwritten)
 
 
