@@ -43,7 +43,7 @@ def parse_baseline(text: str, history: str | None) -> Baseline:
     """`--baseline`: a report file, or `history` / `history:N` (the history at `history`)."""
     if text != NAME and not text.startswith(f"{NAME}:"):
         return Path(text)
-    count = text.partition(":")[2] or str(DEFAULT_RUNS)
+    count = text.partition(":")[2] if ":" in text else str(DEFAULT_RUNS)
     if not count.isdigit() or int(count) < 1:
         raise EdgeloopError(f"--baseline {text}: N of history:N is how many runs, got {count!r}",
                             f"e.g. {NAME}:{DEFAULT_RUNS}; a file named {text} is ./{text}")

@@ -15,7 +15,7 @@ from html import escape
 from harness.report.svg import COLOR
 
 WIDTH, PLOT_HEIGHT = 760, 170
-TOP, RIGHT, BOTTOM = 46, 44, 56  # title and legend above; x labels (two lines) and the axis title below
+TOP, RIGHT, BOTTOM = 46, 44, 62  # title and legend above; x labels (two lines) and the axis title below
 CHAR_W = 7.0  # an upper bound of a glyph's width at 11 px, for margins
 X_LABEL_W = 78  # room for one x label ("12-31 23:59")
 BAD = "#c0392b"  # a run that did not pass
@@ -101,10 +101,10 @@ def trend_chart(runs: Sequence[Run], lines: Sequence[Line], *, title: str, axis:
                  f'text-anchor="middle">{escape(axis)} ({escape(unit)})</text>')
     every = math.ceil(len(runs) / max(1, int(plot_w // X_LABEL_W)))
     for i in range(0, len(runs), every):
-        parts.append(f'<text x="{xs[i]:.1f}" y="{bottom + 15}" font-size="10" text-anchor="middle">'
-                     f'{escape(runs[i].label)}</text><text x="{xs[i]:.1f}" y="{bottom + 27}" font-size="10" '
+        parts.append(f'<text x="{xs[i]:.1f}" y="{bottom + 19}" font-size="10" text-anchor="middle">'
+                     f'{escape(runs[i].label)}</text><text x="{xs[i]:.1f}" y="{bottom + 31}" font-size="10" '
                      f'fill="#666" text-anchor="middle">{escape(runs[i].sublabel)}</text>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{bottom + 46}" font-size="11" text-anchor="middle">'
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{bottom + 51}" font-size="11" text-anchor="middle">'
                  f'run ({len(runs)}, oldest first: UTC time, commit)</text>')
     legend_x = left
     for line, color in zip(lines, PALETTE, strict=False):
