@@ -40,8 +40,10 @@ Baseline = Path | HistoryBaseline
 
 
 def parse_baseline(text: str, history: str | None) -> Baseline:
-    """`--baseline`: a report file, or `history` / `history:N` (the history at `history`)."""
+    """`--baseline`: a report file (read now, so a bad one fails before any device work), or `history` /
+    `history:N` (the history at `history`)."""
     if text != NAME and not text.startswith(f"{NAME}:"):
+        load_results(Path(text))
         return Path(text)
     count = text.partition(":")[2] if ":" in text else str(DEFAULT_RUNS)
     if not count.isdigit() or int(count) < 1:
@@ -109,5 +111,5 @@ def diff_report(source: Baseline, report: Path, options: DiffOptions) -> DiffRep
     recorded before that report was made (so a run already recorded is not its own baseline)."""
     new = load_results(report)
     series = [(r["model"], r["profile"], r["runtime"]) for r in new.values()]
-    base = load_baseline(source, series, _created(report))
+    base = load_baseline(source, series, _created(report) if isinstance(source, HistoryBaseline) else None)
     return diff_results(base, new, options, base_name=str(source), new_name=str(report))

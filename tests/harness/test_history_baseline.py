@@ -36,8 +36,11 @@ def _record(where: str, folder: Path, jobs, day: int, runs: list[int] | None = N
     return path
 
 
-def test_the_option_names_a_file_or_the_history() -> None:
-    assert parse_baseline("reports/x/report.json", "h.sqlite") == Path("reports/x/report.json")
+def test_the_option_names_a_file_or_the_history(tmp_path: Path) -> None:
+    path = report(tmp_path / "x", [job()], at(1))
+    assert parse_baseline(str(path), "h.sqlite") == path
+    with pytest.raises(EdgeloopError, match="cannot read report"):  # read at once: before any device work
+        parse_baseline(str(tmp_path / "missing.json"), "h.sqlite")
     assert parse_baseline("history", "h.sqlite") == HistoryBaseline("h.sqlite", 5)
     assert parse_baseline("history:3", "postgresql://u:pw@db/e") == HistoryBaseline("postgresql://u:pw@db/e", 3)
     assert str(HistoryBaseline("postgresql://u:pw@db/e", 3)) == "history:3 (postgresql://u:***@db/e)"
