@@ -20,6 +20,7 @@ CHAR_W = 7.0  # an upper bound of a glyph's width at 11 px, for margins
 X_LABEL_W = 78  # room for one x label ("12-31 23:59")
 BAD = "#c0392b"  # a run that did not pass
 PALETTE = (COLOR, "#d9822b", "#2e8b57")
+SAME = 1e-9  # values this close (relative) are one value: the axis spans 1 % around it
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,9 @@ class Line:
 
 def ticks(low: float, high: float, *, count: int = 5) -> list[float]:
     """Round tick values (1, 2, 2.5, 5 × 10^k apart) covering low..high."""
-    if high <= low:
-        pad = abs(low) * 0.05 or 1.0
-        low, high = low - pad, high + pad
+    if high - low <= SAME * max(abs(low), abs(high)):  # one value, or float noise around one (cosine 1 - 2e-16)
+        pad = abs(high) * 0.01 or 1.0
+        low, high = high - pad, high + pad
     raw = (high - low) / (count - 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
@@ -107,7 +108,8 @@ def trend_chart(runs: Sequence[Run], lines: Sequence[Line], *, title: str, axis:
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{bottom + 51}" font-size="11" text-anchor="middle">'
                  f'run ({len(runs)}, oldest first: UTC time, commit)</text>')
     legend_x = left
-    for line, color in zip(lines, PALETTE, strict=False):
+    for index, (line, color) in enumerate(zip(lines, PALETTE, strict=False)):
+        radius = 3.5 + 1.5 * (len(lines) - 1 - index)  # lines drawn first have larger markers: equal values show
         if not any(v is not None for v in line.values):
             continue
         tops = line.upper or [None] * len(runs)
@@ -119,7 +121,7 @@ def trend_chart(runs: Sequence[Run], lines: Sequence[Line], *, title: str, axis:
                 parts.append(f'<line x1="{x:.1f}" y1="{y_of(v):.1f}" x2="{x:.1f}" y2="{y_of(top):.1f}" '
                              f'stroke="{color}" stroke-opacity="0.6"/>')
             tip = f"{run.note}: {line.name} {v:.4g} {unit}" + (f" (whisker {top:.4g})" if top is not None else "")
-            parts.append(f'<circle cx="{x:.1f}" cy="{y_of(v):.1f}" r="3.5" fill="{color if run.passed else BAD}">'
+            parts.append(f'<circle cx="{x:.1f}" cy="{y_of(v):.1f}" r="{radius}" fill="{color if run.passed else BAD}">'
                          f'<title>{escape(tip)}</title></circle>')
         parts.append(f'<rect x="{legend_x}" y="26" width="10" height="10" fill="{color}"/>'
                      f'<text x="{legend_x + 14}" y="35" font-size="11">{escape(line.name)}</text>')

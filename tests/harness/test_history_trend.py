@@ -112,5 +112,6 @@ def test_ticks_are_round_and_cover_the_values() -> None:
     assert ticks(0.0, 3.14) == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert ticks(0.9991, 0.9999) == pytest.approx([0.999, 0.9992, 0.9994, 0.9996, 0.9998, 1.0])
     assert ticks(5.0, 5.0)[0] < 5.0 < ticks(5.0, 5.0)[-1]  # one value: a range around it
+    assert ticks(0.9999999999999998, 1.0) == pytest.approx([0.99, 0.995, 1.0, 1.005, 1.01])  # float noise: one value
     assert tick_format([0.0, 2.5, 5.0]).format(2.5) == "2.5" and tick_format([0.0, 1.0]).format(1.0) == "1"
     assert tick_format([0.999, 0.9992]).format(0.9992) == "0.9992"
