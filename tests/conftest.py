@@ -22,6 +22,9 @@ import pytest
 from emulator.lifecycle import RunningDevice, start_device
 from harness.devices import AdbClient
 
+# deploys run by tests record no history in the checkout (.edgeloop/): the history tests name their own
+os.environ.setdefault("EDGELOOP_HISTORY", "off")
+
 ADB36 = str(Path(adbutils.__file__).parent / "binaries" / "adb")  # platform-tools 36, shipped in the wheel
 ADB29 = "/usr/bin/adb"  # Debian's adb package
 
