@@ -83,7 +83,7 @@ def _asked_for_help(name: str, *positionals: str) -> bool:
 
 
 _FAULT_HELP = ("fault as name=value (repeatable): drop_after_bytes=N, throttle_bps=N, storage_full, "
-               "netrun_crash, netrun_hang, drop_once")
+               "netrun_crash, netrun_hang, drop_once, slowdown=F (net-run computes F times as long)")
 
 
 def _emulator_collection() -> Collection:
@@ -423,19 +423,19 @@ quantize_collection = _quantize_collection()
 # ---- deploy -------------------------------------------------------------------------------
 
 _DIFF_HELP = {
-    "latency_pct": "allowed growth of a job's median latency in %, beyond the runs' own noise (default 10)",
-    "noise_iqr": "how many IQRs of the noisier run count as noise (default 1)",
+    "latency_pct": "smallest growth of a job's median latency in % that can be a regression (default 10)",
+    "alpha": "significance level of the one-sided Mann-Whitney U test over the runs (default 0.01)",
     "cosine_margin": "allowed drop of an output's cosine vs the baseline (default 0.001)",
     "sqnr_margin": "allowed drop of an output's SQNR in dB vs the baseline (default 1)",
     "top1_margin": "allowed drop of top-1 agreement/accuracy vs the baseline (default 0.01)",
 }
 
 
-def _diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin):
+def _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin):
     """The options given on the command line; DiffOptions holds the defaults."""
     from harness.report.diff import DiffOptions
 
-    given = {"latency_pct": ("--latency-pct", latency_pct), "noise_iqr": ("--noise-iqr", noise_iqr),
+    given = {"latency_pct": ("--latency-pct", latency_pct), "alpha": ("--alpha", alpha),
              "cosine_margin": ("--cosine-margin", cosine_margin), "sqnr_margin_db": ("--sqnr-margin", sqnr_margin),
              "top1_margin": ("--top1-margin", top1_margin)}
     return DiffOptions(**{name: number(value, option) for name, (option, value) in given.items() if value is not None})
@@ -473,7 +473,7 @@ _BASELINE_HELP = ("compare with a previous report.json or farm.json, or with his
 @user_errors
 def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs="1",
            report_dir="reports", timeout="600", lease_timeout="600", history=None, baseline=None, latency_pct=None,
-           noise_iqr=None, cosine_margin=None, sqnr_margin=None, top1_margin=None):
+           alpha=None, cosine_margin=None, sqnr_margin=None, top1_margin=None):
     """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
     from deploy.errors import CheckFailed
     from harness.history.baseline import diff_report, parse_baseline
@@ -483,7 +483,7 @@ def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, a
 
     location = resolve(history)
     base = parse_baseline(baseline, location) if baseline else None
-    options = _diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin)
+    options = _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin)
     outcome = deploy_loop(device, config_path=Path(config) if config else None, models=list(model or []) or None,
                           runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
                           runs=number(runs, "--runs", int), timeout=number(timeout, "--timeout"),
@@ -513,7 +513,7 @@ def _farm_collections() -> tuple[Collection, Collection]:
                             "baseline": _BASELINE_HELP, "history": _HISTORY_HELP,
                             "report_dir": "where the farm report goes (default reports/<time>-farm)", **_DIFF_HELP})
     @user_errors
-    def farm_run(c, inventory, matrix, baseline=None, report_dir=None, history=None, latency_pct=None, noise_iqr=None,
+    def farm_run(c, inventory, matrix, baseline=None, report_dir=None, history=None, latency_pct=None, alpha=None,
                  cosine_margin=None, sqnr_margin=None, top1_margin=None):
         """Run a regression matrix on every matching device of a farm; exit 1 on any failure or regression."""
         from rich.progress import Progress
@@ -530,7 +530,7 @@ def _farm_collections() -> tuple[Collection, Collection]:
             bar = progress.add_task("farm jobs", total=None)
             result = run(Path(inventory), Path(matrix), baseline=base,
                          out_dir=Path(report_dir) if report_dir else None, history=location,
-                         diff_options=_diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin),
+                         diff_options=_diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin),
                          on_event=lambda e: progress.console.print(event_line(e)),
                          on_finish=lambda o, done, total: progress.update(bar, completed=done, total=total,
                                                                           description=f"farm jobs ({o.task.id})"))
@@ -553,7 +553,7 @@ def _farm_collections() -> tuple[Collection, Collection]:
                         "the history, recorded before NEW; default 5)", "new": "new report", "history": _HISTORY_HELP,
                 **_DIFF_HELP})
     @user_errors
-    def report_diff(c, base, new, history=None, latency_pct=None, noise_iqr=None, cosine_margin=None,
+    def report_diff(c, base, new, history=None, latency_pct=None, alpha=None, cosine_margin=None,
                     sqnr_margin=None, top1_margin=None):
         """Compare a report with a baseline; exit 1 on a regression."""
         if _asked_for_help("report.diff", base, new):
@@ -563,7 +563,7 @@ def _farm_collections() -> tuple[Collection, Collection]:
         from harness.history.location import resolve
 
         report = diff_report(parse_baseline(base, resolve(history)), Path(new),
-                             _diff_options(latency_pct, noise_iqr, cosine_margin, sqnr_margin, top1_margin))
+                             _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin))
         _print_findings(report)
         if report.regressed:
             raise CheckFailed(f"{len(report.regressions)} regression(s) against {base}")

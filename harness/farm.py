@@ -6,7 +6,7 @@ devices that the inventory's adb servers report, with one combined report and a 
     models: [digits]             # optional: default every model in the config
     runtimes: [cpu, gpu]         # optional: default the config's runtimes the profile has
     labels: [rack-a]             # optional: only devices carrying these labels
-    runs: 3                      # measured runs per job (latency statistics)
+    runs: 5                      # measured runs per job: the samples of a latency verdict (5 or more)
     timeout_s: 300               # per job; past it the job is reported as hung
     max_tries: 3                 # attempts per job, each on another device, when a device is lost
 """
@@ -14,10 +14,11 @@ devices that the inventory's adb servers report, with one combined report and a 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from harness.pipeline import plan, run_job
 from harness.report import ensure_report_root, new_report_dir
 from harness.report.diff import DiffOptions, DiffReport, diff_results, job_key
 from harness.report.farm import FarmPaths, job_result, write_farm_reports
+from harness.report.results import JobResult
 from harness.scheduler import Event, Executor, Outcome, Policy, Scheduler, Task
 from harness.session import LEASE_TIMEOUT_S, server_session
 
@@ -49,7 +51,7 @@ class Matrix:
     models: tuple[str, ...] | None = None
     runtimes: tuple[str, ...] | None = None
     labels: tuple[str, ...] = ()
-    runs: int = 3
+    runs: int = 5  # fewer cannot make a latency growth significant at alpha 0.01 (report.diff)
     timeout_s: float = 300.0
     max_tries: int = 3
 
@@ -92,7 +94,7 @@ def load_matrix(path: Path) -> Matrix:
     config = Path(path).parent / str(data.get("config", DEFAULT_CONFIG))
     optional = {key: tuple(data[key]) if key in data else None for key in ("models", "runtimes")}
     return Matrix(path=Path(path), config=config, profiles=profiles, labels=tuple(data.get("labels", ())),
-                  runs=data.get("runs", 3), timeout_s=float(data.get("timeout_s", 300.0)),
+                  runs=data.get("runs", 5), timeout_s=float(data.get("timeout_s", 300.0)),
                   max_tries=data.get("max_tries", 3), **optional)
 
 
@@ -131,6 +133,40 @@ def _unless(stop: threading.Event, execute: Executor) -> Executor:
         return execute(task, device, attempt)
 
     return guarded
+
+
+RERUN = "rerun: its latency verdict against the baseline was undecided"
+
+
+def _results(outcomes: list[Outcome]) -> dict[str, dict[str, Any]]:
+    return {job_key(r): r for r in (job_result(o).to_json() for o in outcomes)}
+
+
+def _with_rerun(first: Outcome, again: Outcome) -> Outcome:
+    """The job's first outcome, its rerun's attempts added and, when the rerun passed, its runs too: the
+    verdict then has the samples of both."""
+    attempts = [*first.attempts, *(replace(a, detail=a.detail or RERUN) for a in again.attempts)]
+    result, more = first.result, again.result
+    if again.status == "passed" and isinstance(result, JobResult) and isinstance(more, JobResult) \
+            and result.latency and more.latency:
+        result = replace(result, runs=result.runs + more.runs, latency=result.latency.merged(more.latency))
+    return replace(first, attempts=attempts, result=result)
+
+
+def _judge(outcomes: list[Outcome], base: dict[str, dict[str, Any]], options: DiffOptions, again: Scheduler,
+           names: tuple[str, str]) -> tuple[list[Outcome], DiffReport]:
+    """The comparison with the baseline. Jobs whose latency verdict is undecided run once more (on
+    `again`) and are judged on the runs of both."""
+    diff = diff_results(base, _results(outcomes), options, base_name=names[0], new_name=names[1])
+    keyed = {job_key(job_result(o).to_json()): o for o in outcomes}
+    undecided = [keyed[key] for key in diff.undecided if key in keyed]
+    if not undecided:
+        return outcomes, diff
+    reruns = {o.task.id: o for o in again.run([o.task for o in undecided])}
+    merged = {o.task.id: _with_rerun(o, reruns[o.task.id]) for o in undecided}
+    outcomes = [merged.get(o.task.id, o) for o in outcomes]
+    return outcomes, diff_results(base, _results(outcomes), options, base_name=names[0], new_name=names[1],
+                                  reran=diff.undecided)
 
 
 @dataclass
@@ -197,14 +233,22 @@ def farm_run(
         if on_finish is not None:
             on_finish(outcome, done, total)
 
+    rerun = execute or deploy_executor(mat, out / "reruns", lease_wait_s)  # a folder of its own per rerun
     execute = execute or deploy_executor(mat, out / "jobs", lease_wait_s)
-    scheduler = Scheduler(found.devices, _unless(interrupted, execute),
-                          passed=lambda r: bool(getattr(r, "passed", False)), leases=LeaseBook(lock_dir),
-                          policy=policy, on_event=on_event, on_finish=finish,
-                          run_id=f"farm:{os.getpid()}:{started:%H%M%S}")
+    farm = functools.partial(Scheduler, found.devices, passed=lambda r: bool(getattr(r, "passed", False)),
+                             policy=policy, on_event=on_event)
+    scheduler = farm(_unless(interrupted, execute), leases=LeaseBook(lock_dir), on_finish=finish,
+                     run_id=f"farm:{os.getpid()}:{started:%H%M%S}")
+    diff = None
     try:
         outcomes = scheduler.run(jobs)
         flush_digests()
+        if base_results is not None:
+            again = farm(_unless(interrupted, rerun), leases=LeaseBook(lock_dir), on_finish=on_finish,
+                         run_id=f"farm:{os.getpid()}:{started:%H%M%S}:rerun")
+            outcomes, diff = _judge(outcomes, base_results, diff_options or DiffOptions(), again,
+                                    (str(baseline), str(out)))
+            scheduler.events.extend(again.events)
     except KeyboardInterrupt:  # the jobs that finished are evidence: report them, and the rest as not run
         interrupted.set()
         outcomes = [finished.get(t.id) or Outcome(t, "interrupted", [], detail="interrupted before it finished")
@@ -214,11 +258,6 @@ def farm_run(
                                      wall_s=(dt.datetime.now(dt.UTC) - started).total_seconds())
         raise Interrupted(str(written.html)) from None
     wall_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
-    diff = None
-    if base_results is not None:
-        results = {job_key(r): r for r in (job_result(o).to_json() for o in outcomes)}
-        diff = diff_results(base_results, results, diff_options or DiffOptions(), base_name=str(baseline),
-                            new_name=str(out))
     paths = write_farm_reports(outcomes, scheduler.events, found, out, title=f"farm run {mat.path.name}",
                                created=started, wall_s=wall_s, baseline=diff)
     passed = all(o.status == "passed" for o in outcomes) and not (diff and diff.regressed)

@@ -268,9 +268,7 @@ def _run(job: Job, session: DeviceSession, runs: int, timeout: float | None, wor
     if unreadable:
         result.warnings.append(f"no latency figures: {unreadable}")
     else:
-        result.latency = LatencyStats.from_timings(
-            timings[0].init_ms, [t for run in timings for t in run.inference_ms],
-            {name: [t for run in timings for t in run.layers.get(name, [])] for name in timings[-1].layers})
+        result.latency = LatencyStats.from_runs(timings)
     with clock.phase("compare"):
         device_out = load_outputs(outputs_dir, art.meta.outputs, inferences)
         reference, _ = reference_outputs(art.float_container, job.model.input_list)

@@ -1,7 +1,8 @@
 """Timing files that net-runs leave beside their outputs, read into one shape whatever wrote them.
 
 Formats (a pack names its format; see docs/runtime-packs.md):
-- `edgeloop-diag`: the emulated net-run's `edgeloop_diag.json`.
+- `edgeloop-diag`: the emulated net-run's `edgeloop_diag.json`, with the host's reference time after each
+  inference (`host_reference_ms`, how fast the host was at that moment; docs/farm.md).
 - `snpe-diag-log`: SNPE's binary `SNPEDiag_0.log`, read through the SDK's `snpe-diagview`
   (`snpe-diagview-text`: that tool's report, already produced).
 - `qnn-profiling-log`: QNN's binary `qnn-profiling-data_0.log`, read through `qnn-profile-viewer`
@@ -27,6 +28,8 @@ class Timings:
     init_ms: float | None
     inference_ms: list[float]
     layers: dict[str, list[float]] = field(default_factory=dict)  # layer name -> ms per inference
+    # the emulated device only: the host's fixed reference computation timed after each inference
+    host_reference_ms: list[float] = field(default_factory=list)
 
 
 def parse_timings(fmt: str, path: Path) -> Timings:
@@ -74,11 +77,15 @@ def _parse_edgeloop_diag(text: str, source: str) -> Timings:
     layers = data.get("layers", {})
     if not isinstance(layers, dict) or not all(isinstance(v, list) for v in layers.values()):
         raise EdgeloopError(f"{source}: 'layers' must map layer names to lists of ms")
+    reference = data.get("host_reference_ms", [])
+    if not isinstance(reference, list) or len(reference) not in (0, len(inference)):
+        raise EdgeloopError(f"{source}: 'host_reference_ms' must be a list with one number per inference")
     init = data.get("init_ms")
     return Timings(
         init_ms=None if init is None else _number(init, f"{source}: init_ms"),
         inference_ms=[_number(v, f"{source}: inference_ms[{i}]") for i, v in enumerate(inference)],
         layers={str(k): [_number(x, f"{source}: layers[{k}]") for x in v] for k, v in layers.items()},
+        host_reference_ms=[_number(v, f"{source}: host_reference_ms[{i}]") for i, v in enumerate(reference)],
     )
 
 

@@ -1,16 +1,21 @@
 """Compare a new report with a baseline and flag regressions (`invoke report.diff`, `farm.run --baseline`).
 
-Jobs are matched by model/profile/runtime (not by device: a farm may run a job on any matching
-phone). A job regresses when it no longer passes, when an output misses its threshold, when an
-accuracy metric is worse than the baseline by more than a margin, or when its median latency
-grew by more than a percentage *beyond the noise the runs themselves show* (their IQR), so an
-unchanged rerun on a noisy device passes. Latencies measured on the host (the emulated device) are
-not compared with a phone's.
+Jobs are matched by model/profile/runtime (not by device: a farm may run a job on any matching phone).
+A job that does not pass is one finding: a regression when it passed in the baseline, "still failing"
+when it did not. A job that passes regresses when it is missing, when an accuracy metric is worse than
+the baseline's by more than a margin, or when its latency grew by at least `latency_pct` on the median
+*and* a one-sided Mann-Whitney U test over the runs finds the growth significant at `alpha`: each run is
+one sample (its median), since the inferences of one run share the state of the device or host then.
+A large growth that is not significant, or too few runs to tell, is "undecided": farm.run reruns such a
+job once (docs/farm.md). Latencies measured on the host (the emulated device) are compared relative to
+the host's speed at the time (`host_reference_ms`), and never with a phone's.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +23,29 @@ from typing import Any
 import numpy as np
 
 from deploy.errors import EdgeloopError
+from harness.stats import mann_whitney_greater, smallest_p
+
+REGRESSION, UNDECIDED, STILL_FAILING, NOTE = "regression", "undecided", "still failing", "note"
 
 
 @dataclass(frozen=True)
 class DiffOptions:
-    latency_pct: float = 10.0  # allowed growth of the median latency, beyond the noise
-    noise_iqr: float = 1.0  # how many IQRs of the noisier run count as noise
+    latency_pct: float = 10.0  # the smallest growth of the median latency that can be a regression
+    alpha: float = 0.01  # significance level of the one-sided Mann-Whitney U test over the runs
     cosine_margin: float = 0.001  # allowed drop of an output's worst-inference cosine
     sqnr_margin_db: float = 1.0  # allowed drop of an output's SQNR
     top1_margin: float = 0.01  # allowed drop of top-1 agreement / accuracy (fractions)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise EdgeloopError(f"--alpha must be between 0 and 1, got {self.alpha:g}", "the default is 0.01")
+        if not self.latency_pct >= 0:
+            raise EdgeloopError(f"--latency-pct must be at least 0, got {self.latency_pct:g}")
+
+    @property
+    def min_runs(self) -> int:
+        """Runs on each side below which no latency growth can be significant at `alpha`."""
+        return next(n for n in range(1, 64) if smallest_p(n, n) <= self.alpha)
 
 
 # metric -> the DiffOptions field holding its allowed drop (all are "higher is better")
@@ -37,9 +56,16 @@ _MARGINS = {"cosine": "cosine_margin", "sqnr_db": "sqnr_margin_db", "top1_agreem
 @dataclass(frozen=True)
 class Finding:
     job: str  # model/profile/runtime
-    kind: str  # status | threshold | accuracy | latency | missing | new
+    kind: str  # status | accuracy | latency | missing | new
     message: str
-    regression: bool
+    verdict: str = NOTE  # regression | undecided | still failing | note (nothing to act on)
+
+    @property
+    def regression(self) -> bool:
+        return self.verdict == REGRESSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "regression": self.regression}
 
 
 @dataclass
@@ -57,9 +83,14 @@ class DiffReport:
     def regressed(self) -> bool:
         return bool(self.regressions)
 
+    @property
+    def undecided(self) -> list[str]:
+        """Jobs whose latency verdict more runs could settle."""
+        return [f.job for f in self.findings if f.verdict == UNDECIDED]
+
     def to_json(self) -> dict[str, Any]:
         return {"base": self.base, "new": self.new, "compared": self.compared, "regressed": self.regressed,
-                "findings": [asdict(f) for f in self.findings]}
+                "findings": [f.to_json() for f in self.findings]}
 
 
 def job_key(result: dict[str, Any]) -> str:
@@ -81,23 +112,64 @@ def load_results(path: Path) -> dict[str, dict[str, Any]]:
     return {job_key(r): r for r in results}
 
 
-def _iqr(samples: np.ndarray) -> float:
-    return float(np.subtract(*np.percentile(samples, [75, 25]))) if samples.size > 1 else 0.0
+@dataclass(frozen=True)
+class RunSamples:
+    """A job's latency as a verdict sees it: every inference's figure and each run's median of them, in ms
+    or, `relative`, as a multiple of the host's reference time measured right after it."""
+
+    inference: np.ndarray
+    runs: np.ndarray
+    relative: bool
 
 
-def latency_finding(key: str, base: list[float], new: list[float], options: DiffOptions) -> Finding | None:
-    """Median growth beyond `latency_pct`% plus `noise_iqr` × the larger IQR of the two runs."""
-    b, n = np.asarray(base, dtype=np.float64), np.asarray(new, dtype=np.float64)
-    if not b.size or not n.size:
+def _run_sizes(latency: dict[str, Any], count: int, runs: Any) -> list[int]:
+    """Inferences per run: as the report says (schema 3), else `runs` equal parts (the deploy loop runs
+    every input each run), else all of them as one run."""
+    sizes = latency.get("run_inferences")
+    if isinstance(sizes, list) and sum(sizes) == count and all(isinstance(n, int) and n > 0 for n in sizes):
+        return sizes
+    if isinstance(runs, int) and runs > 0 and count % runs == 0:
+        return [count // runs] * runs
+    return [count]
+
+
+def run_samples(result: dict[str, Any], relative: bool) -> RunSamples | None:
+    """A report result's latency samples (None when it has none); `relative` needs host_reference_ms."""
+    latency = result.get("latency") or {}
+    times = np.asarray(latency.get("inference_ms") or [], dtype=np.float64)
+    if not times.size:
         return None
-    mb, mn = float(np.median(b)), float(np.median(n))
-    noise = options.noise_iqr * max(_iqr(b), _iqr(n))
-    allowed = mb * (1 + options.latency_pct / 100) + noise
-    if mn <= allowed:
+    values = times / np.asarray(latency["host_reference_ms"], dtype=np.float64) if relative else times
+    bounds = np.cumsum(_run_sizes(latency, times.size, result.get("runs")))[:-1]
+    return RunSamples(values, np.array([np.median(run) for run in np.split(values, bounds)]), relative)
+
+
+def _has_references(result: dict[str, Any]) -> bool:
+    latency = result.get("latency") or {}
+    references = latency.get("host_reference_ms") or []
+    return len(references) == len(latency.get("inference_ms") or []) > 0 and min(references) > 0
+
+
+def latency_finding(key: str, base: RunSamples, new: RunSamples, options: DiffOptions, *,
+                    raw_ms: tuple[float, float], reran: bool = False) -> Finding | None:
+    """Median growth of at least `latency_pct` is a regression when significant at `alpha`, else
+    undecided; `raw_ms` are the two medians as measured, for the message."""
+    was, now = float(np.median(base.inference)), float(np.median(new.inference))
+    growth = (now / was - 1) * 100 if was > 0 else math.inf
+    if growth < options.latency_pct:
         return None
-    growth = (mn / mb - 1) * 100 if mb > 0 else float("inf")
-    return Finding(key, "latency", f"median latency {mb:.3f} → {mn:.3f} ms (+{growth:.1f}%, allowed up to "
-                   f"{allowed:.3f} ms: {options.latency_pct:g}% + noise {noise:.3f} ms)", True)
+    test = mann_whitney_greater(base.runs, new.runs)
+    nb, nn = base.runs.size, new.runs.size
+    where = " relative to the host's speed" if base.relative else ""
+    said = (f"median latency {raw_ms[0]:.3f} → {raw_ms[1]:.3f} ms, +{growth:.1f}%{where} (at least "
+            f"{options.latency_pct:g}% counts); one-sided Mann-Whitney U over {nb} vs {nn} runs: p = {test.p:.2g}")
+    if test.p <= options.alpha:
+        return Finding(key, "latency", f"{said} ≤ alpha {options.alpha:g}", REGRESSION)
+    floor = smallest_p(nb, nn)
+    why = (f"too few runs to tell: at best p = {floor:.2g} > alpha {options.alpha:g} (use at least "
+           f"{options.min_runs} runs)" if floor > options.alpha else f"not significant at alpha {options.alpha:g}")
+    after = "after a rerun" if reran else "a rerun would settle it (farm.run --baseline reruns such a job once)"
+    return Finding(key, "latency", f"undecided: {said}; {why}; {after}", UNDECIDED)
 
 
 def _accuracy_findings(key: str, base: dict[str, Any], new: dict[str, Any], options: DiffOptions) -> list[Finding]:
@@ -105,9 +177,6 @@ def _accuracy_findings(key: str, base: dict[str, Any], new: dict[str, Any], opti
     base_outputs = {o["name"]: o for o in base.get("outputs", [])}
     for output in new.get("outputs", []):
         name = output["name"]
-        if not output.get("passed", True):
-            reasons = "; ".join(output.get("reasons", [])) or "below its threshold"
-            found.append(Finding(key, "threshold", f"output {name}: {reasons}", True))
         old = base_outputs.get(name)
         if old is None:
             continue
@@ -118,7 +187,7 @@ def _accuracy_findings(key: str, base: dict[str, Any], new: dict[str, Any], opti
             margin = getattr(options, field_name)
             if was - now > margin:
                 found.append(Finding(key, "accuracy", f"output {name}: {metric} {was:.6g} → {now:.6g} "
-                                     f"(worse by {was - now:.3g}, margin {margin:g})", True))
+                                     f"(worse by {was - now:.3g}, margin {margin:g})", REGRESSION))
     return found
 
 
@@ -134,32 +203,43 @@ def _timed_elsewhere(base: dict[str, Any], new: dict[str, Any]) -> str | None:
     return None
 
 
+def _latency_findings(key: str, old: dict[str, Any], result: dict[str, Any], options: DiffOptions,
+                      reran: bool) -> list[Finding]:
+    elsewhere = _timed_elsewhere(old, result)
+    relative = _has_references(old) and _has_references(result)
+    base, new = run_samples(old, relative), run_samples(result, relative)
+    if elsewhere and base and new:
+        return [Finding(key, "latency", f"not compared: {elsewhere}")]
+    if base and new:
+        raw = (float(np.median(old["latency"]["inference_ms"])), float(np.median(result["latency"]["inference_ms"])))
+        found = latency_finding(key, base, new, options, raw_ms=raw, reran=reran)
+        return [found] if found else []
+    if base:  # it ran and passed, but its timings could not be read: say that latency was not compared
+        why = "; ".join(result.get("warnings", [])) or "no latency figures"
+        return [Finding(key, "latency", f"not compared: {why}")]
+    return []
+
+
 def diff_results(base: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]], options: DiffOptions,
-                 *, base_name: str = "base", new_name: str = "new") -> DiffReport:
+                 *, base_name: str = "base", new_name: str = "new", reran: Collection[str] = ()) -> DiffReport:
+    """Every finding of `new` against `base`; `reran` names the jobs already run twice (a rerun settled
+    what it could)."""
     findings: list[Finding] = []
     for key, old in base.items():
         result = new.get(key)
         if result is None:
-            findings.append(Finding(key, "missing", "in the baseline but not in the new report", True))
-            continue
-        if not result.get("passed"):
-            was = "passed" if old.get("passed") else "also failed in the baseline"
-            findings.append(Finding(key, "status", f"{result.get('status')}: {result.get('failure')} ({was})", True))
-        findings.extend(_accuracy_findings(key, old, result, options))
-        old_latency, new_latency = old.get("latency") or {}, result.get("latency") or {}
-        elsewhere = _timed_elsewhere(old, result)
-        latency = None if elsewhere else latency_finding(key, old_latency.get("inference_ms", []),
-                                                         new_latency.get("inference_ms", []), options)
-        if elsewhere and old_latency and new_latency:
-            findings.append(Finding(key, "latency", f"not compared: {elsewhere}", False))
-        elif latency:
-            findings.append(latency)
-        elif old_latency.get("inference_ms") and not new_latency.get("inference_ms") and result.get("passed"):
-            # it ran and passed, but its timings could not be read: say that latency was not compared
-            why = "; ".join(result.get("warnings", [])) or "no latency figures"
-            findings.append(Finding(key, "latency", f"not compared: {why}", False))
+            findings.append(Finding(key, "missing", "in the baseline but not in the new report", REGRESSION))
+        elif not result.get("passed"):  # one finding: the failure line names every missed limit
+            failure = f"{result.get('status')}: {result.get('failure')}"
+            findings.append(Finding(key, "status", f"{failure} (passed in the baseline)", REGRESSION)
+                            if old.get("passed") else Finding(key, "status", f"still failing: {failure}",
+                                                              STILL_FAILING))
+        else:
+            findings += _accuracy_findings(key, old, result, options)
+            findings += _latency_findings(key, old, result, options, key in reran)
     for key in sorted(set(new) - set(base)):
-        findings.append(Finding(key, "new", "not in the baseline (nothing to compare)", not new[key].get("passed")))
+        findings.append(Finding(key, "new", "not in the baseline (nothing to compare)",
+                                NOTE if new[key].get("passed") else REGRESSION))
     return DiffReport(base_name, new_name, len(set(base) & set(new)), findings)
 
 

@@ -13,7 +13,8 @@ import jsonschema
 from deploy import TOOL_VERSION
 from harness.report.results import ERROR, FAILED, PASSED, JobResult
 
-SCHEMA_VERSION = 2  # 2: results say where their latencies were measured (timing_source)
+SCHEMA_VERSION = 3  # 2: results say where their latencies were measured (timing_source); 3: latency per run
+# (run_inferences) and the emulated device's host reference times (host_reference_ms)
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 
 

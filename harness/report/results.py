@@ -6,12 +6,16 @@ and read results without importing the device code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.compare import Limits, Metrics, Verdict
+
+if TYPE_CHECKING:  # the timings readers import the SDK tools: not needed to build or read results
+    from harness.timings import Timings
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"  # failed = ran and missed a threshold; error = did not run
 # Where a job's latencies were measured (`timing_source`): net-run on the device itself, or the emulated
@@ -38,17 +42,42 @@ class OutputResult:
 
 @dataclass
 class LatencyStats:
-    """Latency of the measured runs (the warm-up run is not in them)."""
+    """Latency of the measured runs (the warm-up run is not in them), kept run by run: a verdict takes each
+    run as one sample, since the inferences of one run share the state of its device (or host) then."""
 
     init_ms: float | None
     inference_ms: list[float]
     layers_ms: dict[str, float]  # per-layer median over inferences
+    run_inferences: list[int] = field(default_factory=list)  # how many of inference_ms each run gave, in order
+    # the emulated device only: its host's fixed reference computation, timed after each inference
+    host_reference_ms: list[float] = field(default_factory=list)
 
     @classmethod
     def from_timings(cls, init_ms: float | None, inference_ms: list[float],
-                     layers: dict[str, list[float]] | None = None) -> LatencyStats:
+                     layers: dict[str, list[float]] | None = None, *, run_inferences: list[int] | None = None,
+                     host_reference_ms: list[float] | None = None) -> LatencyStats:
+        """Without `run_inferences`, every inference is of one run."""
         medians = {name: float(np.median(times)) for name, times in (layers or {}).items() if times}
-        return cls(init_ms=init_ms, inference_ms=list(inference_ms), layers_ms=medians)
+        return cls(init_ms=init_ms, inference_ms=list(inference_ms), layers_ms=medians,
+                   run_inferences=list(run_inferences) if run_inferences is not None else [len(inference_ms)],
+                   host_reference_ms=list(host_reference_ms or []))
+
+    @classmethod
+    def from_runs(cls, runs: Sequence[Timings]) -> LatencyStats:
+        """The timings of each measured run, in order; host references only when every run has them."""
+        references = [t for run in runs for t in run.host_reference_ms]
+        inference = [t for run in runs for t in run.inference_ms]
+        layers = {name: [t for run in runs for t in run.layers.get(name, [])] for name in runs[-1].layers}
+        return cls.from_timings(runs[0].init_ms, inference, layers,
+                                run_inferences=[len(run.inference_ms) for run in runs],
+                                host_reference_ms=references if len(references) == len(inference) else None)
+
+    def merged(self, again: LatencyStats) -> LatencyStats:
+        """These runs and those of the same job run again (to settle a latency verdict), as one set of runs."""
+        both = bool(self.host_reference_ms) and bool(again.host_reference_ms)
+        return LatencyStats(self.init_ms, [*self.inference_ms, *again.inference_ms], dict(self.layers_ms),
+                            [*self.run_inferences, *again.run_inferences],
+                            [*self.host_reference_ms, *again.host_reference_ms] if both else [])
 
     def slowest_layers(self, n: int = SLOWEST_LAYERS) -> list[tuple[str, float]]:
         return sorted(self.layers_ms.items(), key=lambda kv: -kv[1])[:n]
@@ -59,7 +88,9 @@ class LatencyStats:
         if times.size:
             stats = {"min_ms": float(times.min()), "median_ms": float(np.median(times)),
                      "p90_ms": float(np.percentile(times, 90)), "max_ms": float(times.max())}
-        return {"init_ms": self.init_ms, "inference_ms": list(self.inference_ms), **stats,
+        return {"init_ms": self.init_ms, "inference_ms": list(self.inference_ms),
+                "run_inferences": list(self.run_inferences),
+                "host_reference_ms": list(self.host_reference_ms) if self.host_reference_ms else None, **stats,
                 "slowest_layers": [{"name": n, "ms": ms} for n, ms in self.slowest_layers()]}
 
 

@@ -87,17 +87,22 @@ def event_line(event: Event) -> Text:
     return Text.assemble((event["kind"], "yellow"), f" {event['device'] or ''} {event['detail']}")
 
 
+_VERDICT_STYLES = {"regression": "red", "undecided": "yellow", "still failing": "magenta"}
+
+
 def findings_table(report: DiffReport) -> Table | None:
-    """The differences from a baseline (None when there are none); regressions in red."""
+    """The differences from a baseline (None when there are none), each with its verdict: regressions in
+    red, undecided latencies in yellow, jobs that failed in the baseline too as still failing."""
     if not report.findings:
         return None
     table = Table(title=f"{report.compared} jobs compared with the baseline")
-    for column in ("job", "kind", "finding"):
+    for column in ("job", "kind", "verdict", "finding"):
         table.add_column(column)
     for f in report.findings:
-        table.add_row(Text(f.job), Text(f.kind, style="red" if f.regression else ""), Text(f.message))
+        table.add_row(Text(f.job), f.kind, Text(f.verdict, style=_VERDICT_STYLES.get(f.verdict, "")), Text(f.message))
     return table
 
 
 def diff_verdict(report: DiffReport) -> str:
-    return "[red]regression[/]" if report.regressed else "[green]no regression[/]"
+    undecided = f" ({len(report.undecided)} latency verdicts undecided)" if report.undecided else ""
+    return ("[red]regression[/]" if report.regressed else "[green]no regression[/]") + undecided

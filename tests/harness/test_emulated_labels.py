@@ -37,7 +37,7 @@ def test_report_json_says_where_latencies_were_measured(written) -> None:
     source, paths = written
     doc = json.loads(paths.json.read_text())
     jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker()).validate(doc)
-    assert doc["schema_version"] == SCHEMA_VERSION == 2
+    assert doc["schema_version"] == SCHEMA_VERSION == 3
     assert [r["timing_source"] for r in doc["results"]] == [source, source, None, source]
     result = doc["results"][0]
     validator = jsonschema.Draft202012Validator({"$defs": schema()["$defs"], "$ref": "#/$defs/result"})
@@ -89,7 +89,7 @@ def test_terminal_table_has_a_caption_for_host_timings(source: str) -> None:
 
 def _report(folder: Path, source: str | None, median_ms: float) -> Path:
     result = _results(source)[0]
-    result.latency = LatencyStats.from_timings(1.0, [median_ms] * 5)
+    result.latency = LatencyStats.from_timings(1.0, [median_ms] * 5, run_inferences=[1] * 5)  # 5 runs of one
     return write_reports([result], folder, devices={}, title="t").json
 
 
@@ -112,6 +112,8 @@ def test_diff_reads_a_version_1_report(tmp_path: Path) -> None:
     old["schema_version"] = 1
     del old["results"][0]["timing_source"]
     old["results"][0]["latency"] = copy.deepcopy(old["results"][0]["latency"]) | {"inference_ms": [1.0] * 5}
+    del old["results"][0]["latency"]["run_inferences"], old["results"][0]["latency"]["host_reference_ms"]
+    old["results"][0]["runs"] = 5  # before schema 3, `runs` equal parts of inference_ms are the runs
     base = tmp_path / "v1.json"
     base.write_text(json.dumps(old))
     (finding,) = diff_reports(base, new, DiffOptions()).findings
