@@ -121,6 +121,60 @@ def split_flags(args: list[str], known: str) -> tuple[set[str], list[str]]:
     return flags, args[k:]
 
 
+@dataclass
+class Options:
+    """A command line read as toybox reads it: `flags`, the values of valued options in order, operands."""
+
+    flags: set[str]
+    values: dict[str, list[str]]
+    operands: list[str]
+
+    def last(self, letter: str, default: str | None = None) -> str | None:
+        return self.values[letter][-1] if self.values.get(letter) else default
+
+    def number(self, letter: str, default: int) -> int:
+        value = self.last(letter)
+        if value is None:
+            return default
+        if not re.fullmatch(r"\d+", value):
+            raise UsageError(f"-{letter} needs a number, not '{value}'")
+        return int(value)
+
+
+def getopt(args: list[str], flags: str, valued: str = "", *, permute: bool = True) -> Options:
+    """Letters of `flags` combine (`-in`); one of `valued` takes the rest of its word or the next
+    (`-A1`, `-A 1`); `--` ends the options. With `permute`, options may follow operands, as toybox allows."""
+    found: set[str] = set()
+    values: dict[str, list[str]] = {}
+    operands: list[str] = []
+    k = 0
+    while k < len(args):
+        arg = args[k]
+        k += 1
+        if arg == "--":
+            operands += args[k:]
+            break
+        if not arg.startswith("-") or arg == "-":
+            operands.append(arg)
+            if not permute:
+                operands += args[k:]
+                break
+            continue
+        for pos, letter in enumerate(arg[1:], start=1):
+            if letter in valued:
+                value = arg[pos + 1 :]
+                if not value:
+                    if k >= len(args):
+                        raise UsageError(f"option requires an argument -- {letter}")
+                    value, k = args[k], k + 1
+                values.setdefault(letter, []).append(value)
+                break
+            if letter not in flags:
+                raise UsageError(f"Unknown option '{letter}'")
+            found.add(letter)
+    return Options(found, values, operands)
+
+
 def take_option(args: list[str], letter: str) -> str | None:
     """Remove `-X VALUE` or `-XVALUE` from `args` (before `--`) and return VALUE (the last one wins)."""
     value = None

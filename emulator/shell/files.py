@@ -184,17 +184,27 @@ def _slice(inv: Invocation, operands: list[str], cut: Callable[[bytes], bytes | 
 
 
 def cmd_wc(inv: Invocation) -> int:
+    """Counts as toybox prints them: padded to 7 columns when several files (then a total line) or
+    several counts of stdin, plain for one file or one count of stdin."""
     flags, operands = split_flags(inv.args, "clwm")
     chosen = [f for f in "lwc" if f in flags or (f == "c" and "m" in flags)] or ["l", "w", "c"]
-    status = 0
+    pad = len(operands) > 1 or (not operands and len(chosen) > 1)
+    status, totals = 0, dict.fromkeys(chosen, 0)
+
+    def line(counts: dict[str, int], label: str) -> str:
+        numbers = [str(counts[f]).rjust(7) if pad else str(counts[f]) for f in chosen]
+        return " ".join(numbers) + (f" {label}" if label else "") + "\n"
+
     for name, content in read_operands(inv, operands):
         if content is None:
             status = 1
             continue
         counts = {"l": content.count(b"\n"), "w": len(content.split()), "c": len(content)}
-        numbers = [str(counts[f]) for f in chosen]
-        text = numbers[0] if len(numbers) == 1 else " ".join(n.rjust(7) for n in numbers)
-        inv.out(text + ("" if name == "-" and not operands else f" {name}") + "\n")
+        for f in chosen:
+            totals[f] += counts[f]
+        inv.out(line(counts, "" if name == "-" and not operands else name))
+    if len(operands) > 1:
+        inv.out(line(totals, "total"))
     return status
 
 

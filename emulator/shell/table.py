@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from emulator.shell import builtins, fileops, files, jobs, procs, text, utils
+from emulator.shell import builtins, fileops, files, grep, jobs, procs, sed, text, utils
 from emulator.shell.builtins import Command, Invocation
 
 Fn = Callable[[Invocation], int]
@@ -70,7 +70,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "false": Command(builtins.cmd_false),
     "find": Command(files.cmd_find),
     "getprop": Command(utils.cmd_getprop),
-    "grep": Command(text.cmd_grep),
+    "grep": Command(grep.cmd_grep),
     "head": Command(files.cmd_head),
     "id": Command(utils.cmd_id),
     "kill": Command(procs.cmd_kill),
@@ -91,6 +91,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "realpath": Command(files.cmd_realpath),
     "rm": Command(fileops.cmd_rm),
     "rmdir": Command(fileops.cmd_rmdir),
+    "sed": Command(sed.cmd_sed),
     "seq": Command(text.cmd_seq),
     "sh": Command(builtins.cmd_sh),
     "sha1sum": Command(files.cmd_sha1sum),

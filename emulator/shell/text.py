@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import warnings
 
 from emulator.shell.builtins import Invocation, UsageError, read_operands, split_flags, take_option
 
@@ -181,53 +180,6 @@ def cmd_yes(inv: Invocation) -> int:
     while not inv.interp.cancel.is_set():
         inv.out(block)
     return inv.interp.cancel.status()
-
-
-def cmd_grep(inv: Invocation) -> int:
-    args, patterns = list(inv.args), []
-    while "-e" in args:
-        k = args.index("-e")
-        if k + 1 >= len(args):
-            raise UsageError("option requires an argument -- e")
-        patterns.append(args.pop(k + 1))
-        args.pop(k)
-    flags, operands = split_flags(args, "qvcinlEFwshx")
-    if not patterns:
-        if not operands:
-            raise UsageError("no pattern")
-        patterns.append(operands.pop(0))
-    sources = [re.escape(p) if "F" in flags else p for p in patterns]
-    if "w" in flags:
-        sources = [rf"\b(?:{s})\b" for s in sources]
-    if "x" in flags:
-        sources = [rf"^(?:{s})$" for s in sources]
-    try:
-        with warnings.catch_warnings():  # Python's hints about its own future regex syntax are not ours
-            warnings.simplefilter("ignore", FutureWarning)
-            regex = re.compile("|".join(f"(?:{s})" for s in sources), re.IGNORECASE if "i" in flags else 0)
-    except re.error as exc:
-        inv.err(f"bad regex: {exc}")
-        return 2
-    found = False
-    results = read_operands(inv, operands)
-    for name, content in results:
-        if content is None:
-            continue
-        lines = content.decode("utf-8", "replace").splitlines()
-        hits = [(n, line) for n, line in enumerate(lines, 1) if bool(regex.search(line)) != ("v" in flags)]
-        found = found or bool(hits)
-        if "q" in flags:
-            continue
-        prefix = f"{name}:" if len(results) > 1 and "h" not in flags else ""
-        if "l" in flags:
-            inv.out(f"{name}\n" if hits else "")
-        elif "c" in flags:
-            inv.out(f"{prefix}{len(hits)}\n")
-        else:
-            inv.out("".join(f"{prefix}{f'{n}:' if 'n' in flags else ''}{line}\n" for n, line in hits))
-    if any(content is None for _, content in results):
-        return 2
-    return 0 if found else 1
 
 
 def _text_lines(inv: Invocation, operands: list[str]) -> tuple[list[str], int]:
