@@ -16,6 +16,10 @@ CORPUS = Path(__file__).parent / "corpus"
 MKSH, TOYBOX = Path("/usr/bin/mksh"), Path("/usr/bin/toybox")
 SCRIPT = "script.sh"  # what each script is called in its folder, on both sides
 TIMEOUT_S = 20
+# Android has these, Debian's toybox 0.8.9 does not (Android builds toybox's dd, diff, expr and gzip,
+# and ships one-true-awk): the host side uses Debian's own (docs/emulator.md lists what that changes).
+HOST_STAND_INS = {"awk": "/usr/bin/mawk", "expr": "/usr/bin/expr", "dd": "/usr/bin/dd", "diff": "/usr/bin/diff",
+                  "cmp": "/usr/bin/cmp", "gzip": "/usr/bin/gzip", "timeout": "/usr/bin/timeout"}
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,17 @@ def folder_name(script: Script) -> str:
 
 
 def toybox_path(folder: Path) -> Path:
-    """A folder of symbolic links, one per toybox applet, plus sh and mksh: a phone's PATH."""
+    """A folder of symbolic links, one per toybox applet, plus sh and mksh (and HOST_STAND_INS for
+    what this toybox lacks): a phone's PATH."""
     folder.mkdir(parents=True, exist_ok=True)
     applets = subprocess.run([TOYBOX], capture_output=True, text=True, check=True).stdout.split()
     for name in applets:
         (folder / name).symlink_to(TOYBOX)
     for name in ("sh", "mksh"):
         (folder / name).symlink_to(MKSH)
+    for name, program in HOST_STAND_INS.items():
+        if name not in applets and Path(program).exists():
+            (folder / name).symlink_to(program)
     return folder
 
 
