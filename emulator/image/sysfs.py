@@ -115,7 +115,7 @@ def battery(image: DeviceImage) -> dict[str, str | int]:
         "health": "Good",
         "present": 1,
         "technology": "Li-ion",
-        "capacity": int(level),
+        "capacity": round(level),
         "voltage_now": thermal.battery_voltage_uv(level, snapshot.load_heat),
         "temp": round(thermal.zone_temperature(snapshot.temperature, thermal.ZONE_GAINS["battery"]) * 10),
         "charge_counter": int(thermal.DESIGN_CAPACITY_UAH * level / 100),
