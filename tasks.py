@@ -209,6 +209,8 @@ def convert(c, model, output=None, input_dim=None, out_node=None, cache=True):
     table = render_unsupported(result.ops)
     if table is not None:
         console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}")
     shapes = ", ".join(f"{t.name} {list(t.shape)}" for t in result.meta.inputs)
     console.print(f"{'cached' if result.cached else 'converted'}: {result.path} ({len(result.ops)} nodes; "
                   f"inputs {shapes})")

@@ -9,6 +9,7 @@ cached by the source's content hash and the options (deploy.cache).
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,17 +27,20 @@ from deploy.container import ContainerMeta, TensorInfo, load_container, load_mod
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_path, refuse_overwriting, sha256_file
 from deploy.opsupport import OpSupport, check_graph
+from deploy.subgraphs import inline_constant_ifs, undefined_read
 from deploy.yamlnode import did_you_mean
 
 TORCHSCRIPT_SUFFIXES = frozenset({".pt", ".pth", ".torchscript"})
 TORCH_OPSET = 17
-# onnxoptimizer passes, in order; each keeps the graph's numbers (see docs/containers.md).
+# onnxoptimizer passes, in order; each keeps the graph's numbers (see docs/containers.md). Not
+# eliminate_if_with_const_cond: it renames the inlined branch's tensors but not the reads of them in
+# the bodies nested there (Silero VAD's LSTM Ifs), so convert inlines constant Ifs itself.
 PASSES = [
     "extract_constant_to_initializer", "eliminate_identity", "eliminate_nop_dropout", "eliminate_nop_cast",
     "eliminate_nop_flatten", "eliminate_nop_pad", "eliminate_nop_reshape", "eliminate_nop_transpose",
     "eliminate_nop_concat",
     "eliminate_nop_split", "eliminate_nop_expand", "eliminate_shape_op", "eliminate_shape_gather",
-    "eliminate_slice_after_shape", "eliminate_if_with_const_cond",
+    "eliminate_slice_after_shape",
     "fuse_consecutive_transposes", "fuse_consecutive_squeezes", "fuse_consecutive_unsqueezes",
     "fuse_consecutive_concats", "fuse_concat_into_reshape", "fuse_transpose_into_gemm", "fuse_pad_into_conv",
     "fuse_bn_into_conv", "fuse_add_bias_into_conv", "eliminate_deadend", "eliminate_unused_initializer",
@@ -56,6 +60,11 @@ class ConvertResult:
     meta: ContainerMeta
     ops: list[OpSupport]  # every node with the runtimes that can run it
     cached: bool
+
+    @property
+    def notes(self) -> list[str]:
+        """What convert did differently from usual (an onnxoptimizer round skipped), also on a cache hit."""
+        return list(self.meta.options.get("notes", []))
 
 
 def parse_input_dim(text: str) -> tuple[str, list[int]]:
@@ -128,7 +137,7 @@ def _convert_to(source: Path, dest: Path, source_sha256: str, input_dims: dict[s
     model = _infer_shapes(model)
     if out_nodes:
         model = _infer_shapes(_extract(model, out_nodes))
-    model = _normalise(model)
+    model, notes = _normalise(model)
     ops = check_graph(model.graph)
     meta = ContainerMeta(
         kind="float",
@@ -137,7 +146,7 @@ def _convert_to(source: Path, dest: Path, source_sha256: str, input_dims: dict[s
         source_sha256=source_sha256,
         options={"input_dims": dict(sorted(input_dims.items())), "out_nodes": out_nodes,
                  "source_format": source_format, "source_name": source.name, "passes": PASSES,
-                 "constant_folding": "onnx.reference", "nodes": len(ops)},
+                 "constant_folding": "onnx.reference", "nodes": len(ops), **({"notes": notes} if notes else {})},
     )
     save_container(model, meta, dest)
     return meta, ops
@@ -261,11 +270,24 @@ def dims_example(dims: list | None) -> tuple[list[str], str]:
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    inferred = _inferred(model)
+    if isinstance(inferred, str):
+        raise EdgeloopError(f"shape inference failed: {inferred}", "check --input-dim against the model")
+    return inferred
+
+
+def _inferred(model: onnx.ModelProto) -> onnx.ModelProto | str:
+    """The model with inferred shapes, or the first line of why onnx's strict inference refuses it."""
     try:
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as exc:  # InferenceError, ValidationError
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise EdgeloopError(f"shape inference failed: {first}", "check --input-dim against the model") from None
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _checked(model: onnx.ModelProto) -> onnx.ModelProto | str:
+    """`_inferred`, refusing first a read of a tensor that nothing computes before it in its scope or
+    the scopes around it: strict inference lets one through when a stale type is recorded for it."""
+    return undefined_read(model.graph) or _inferred(model)
 
 
 def _extract(model: onnx.ModelProto, out_nodes: list[str]) -> onnx.ModelProto:
@@ -294,38 +316,53 @@ def _extract(model: onnx.ModelProto, out_nodes: list[str]) -> onnx.ModelProto:
     return extracted
 
 
-def _normalise(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Fold constants and BatchNorms, drop no-ops; outputs keep their names and values."""
+def _normalise(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """Fold constants and BatchNorms, inline Ifs on constant conditions, drop no-ops; outputs keep
+    their names and values. Also returns notes on what was done differently from usual."""
     output_names = [v.name for v in model.graph.output]
+    notes: list[str] = []
     _bypass_passthrough(model.graph)
     # Each onnxoptimizer call costs a serialisation round trip of the whole model, so there are as few
     # as possible: BatchNorms are folded here in numpy (onnxoptimizer's fuse_bn_into_conv would emit the
     # new weights as constant subgraphs, needing a fold and a second round trip); a round only follows a
-    # fold, since folding can open more fusions.
+    # fold or an inlined If (a condition computed from shapes becomes constant once folded), since both
+    # can open more fusions.
     _fold_batchnorms(model.graph)
-    model = _optimize(model)
+    model = _optimize(model, notes)
     for _ in range(MAX_ROUNDS):
-        if not _fold_constants(model):
+        if not _fold_constants(model) + inline_constant_ifs(model.graph):
             break
-        model = _optimize(model)
+        model = _optimize(model, notes)
     if [v.name for v in model.graph.output] != output_names:
         raise EdgeloopError("graph normalisation renamed the model's outputs",
                             "please report this model; convert it with --out-node as a workaround")
     for i, node in enumerate(model.graph.node):
         if not node.name:
             node.name = f"{node.op_type.lower()}_{i}"
-    return _infer_shapes(model)
+    inferred = _checked(model)
+    if isinstance(inferred, str):  # shapes were inferred before normalising: it is not --input-dim's fault
+        raise EdgeloopError(f"graph normalisation left a graph onnx refuses: {inferred}",
+                            "please report this model; convert it with --out-node as a workaround")
+    return inferred, notes
 
 
-def _optimize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """onnxoptimizer's passes; its C++ assertions (RuntimeError) become one line naming the pass."""
+def _optimize(model: onnx.ModelProto, notes: list[str]) -> onnx.ModelProto:
+    """onnxoptimizer's passes; its C++ assertions (RuntimeError) become one line naming the pass. A
+    result that onnx refuses (a pass that mishandles a subgraph) is
+    dropped for the graph as it was, with a note saying so."""
     try:
-        return onnxoptimizer.optimize(model, PASSES, fixed_point=True)
+        optimized = onnxoptimizer.optimize(model, PASSES, fixed_point=True)
     except RuntimeError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise EdgeloopError(f"graph normalisation failed in onnxoptimizer: {first.rsplit('/', 1)[-1]}",
                             "re-export the model with a recent opset (17), or cut the node off with --out-node"
                             ) from None
+    problem = _checked(optimized)
+    if not isinstance(problem, str):
+        return problem
+    notes.append(f"onnxoptimizer's passes broke the graph ({problem}): one round of them was skipped, "
+                 "so the container may keep nodes they would have removed")
+    return model
 
 
 def _bypass_passthrough(graph: onnx.GraphProto) -> None:
@@ -410,13 +447,21 @@ def _unused_name(base: str, taken: set[str]) -> str:
 
 
 def _fold_constants(model: onnx.ModelProto) -> int:
-    """Replace every node whose inputs are all initializers by the initializers it computes; count them."""
+    """Replace every node whose inputs are all initializers, and every Shape or Size of a tensor whose
+    inferred shape is concrete, by the initializers it computes; count them."""
     graph = model.graph
     consts = {t.name: t for t in graph.initializer}
     opsets = list(model.opset_import)
     graph_outputs = {v.name for v in graph.output}
+    static = {v.name: dims for v in [*graph.input, *graph.value_info]
+              if (dims := declared_dims(v)) is not None and all(isinstance(d, int) and d > 0 for d in dims)}
     kept = []
     for node in graph.node:
+        shape = _shape_value(node, static) if not graph_outputs.intersection(node.output) else None
+        if shape is not None:
+            consts[node.output[0]] = numpy_helper.from_array(shape, node.output[0])
+            graph.initializer.append(consts[node.output[0]])
+            continue
         foldable = (node.domain in ("", "ai.onnx") and node.op_type not in NOT_FOLDABLE and node.input
                     and all(name in consts for name in node.input if name)
                     and not graph_outputs.intersection(node.output))
@@ -438,6 +483,18 @@ def _fold_constants(model: onnx.ModelProto) -> int:
         del graph.node[:]
         graph.node.extend(kept)
     return folded
+
+
+def _shape_value(node: onnx.NodeProto, static: dict[str, list]) -> np.ndarray | None:
+    """A Shape or Size node's value when its input's shape is concrete (None otherwise): conditions
+    computed from shapes (`if x.shape[0] == 1`) become constants, and their Ifs can be inlined."""
+    if node.op_type not in ("Shape", "Size") or node.domain not in ("", "ai.onnx") or node.input[0] not in static:
+        return None
+    dims = static[node.input[0]]
+    if node.op_type == "Size":
+        return np.array(math.prod(dims), dtype=np.int64)
+    attrs = {a.name: a.i for a in node.attribute}  # Shape-15 start/end slice like Python's
+    return np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], dtype=np.int64)
 
 
 def _single_node_model(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto],
