@@ -17,16 +17,35 @@ from emulator.shell import COMMANDS, Shell
 USAGE = "usage: taskset [-ap] [mask] [PID | cmd [args...]]"
 
 
-def _mask(text: str) -> int | None:
+def _mask(ctx: ProgramContext, text: str) -> int | None:
+    """The device's cores in a hexadecimal mask; None when it names none of them (or is no number)."""
     try:
-        return int(text.removeprefix("0x").removeprefix("0X"), 16)
+        mask = int(text.removeprefix("0x").removeprefix("0X"), 16) & ctx.device.image.all_cores
     except ValueError:
         return None
+    return mask or None
 
 
 def _fail(ctx: ProgramContext, message: str) -> int:
     ctx.stderr.write(f"taskset: {message}\n".encode())
     return 1
+
+
+def _for_pid(ctx: ProgramContext, args: list[str]) -> int:
+    """-p [MASK] PID: print the process's mask, and with MASK set it."""
+    image, pid = ctx.device.image, args[-1]
+    token = image.token_of(int(pid)) if pid.isdigit() else None
+    if token is None:
+        return _fail(ctx, f"failed to get pid {pid}'s affinity: No such process")
+    ctx.stdout.write(f"pid {pid}'s current affinity mask: {image.affinity(token):x}\n".encode())
+    if len(args) == 1:
+        return 0
+    mask = _mask(ctx, args[0])
+    if mask is None:
+        return _fail(ctx, f"failed to set pid {pid}'s affinity: Invalid argument")
+    image.set_affinity(token, mask)
+    ctx.stdout.write(f"pid {pid}'s new affinity mask: {mask:x}\n".encode())
+    return 0
 
 
 @register("/system/bin/taskset")
@@ -38,23 +57,11 @@ def main(ctx: ProgramContext) -> int:
     if flags - {"a", "p"} or not args or ("p" not in flags and len(args) < 2):
         ctx.stderr.write(f"{USAGE}\n".encode())
         return 1
-    image = ctx.device.image
     if "p" in flags:
-        pid_text = args[-1]
-        token = image.token_of(int(pid_text)) if pid_text.isdigit() else None
-        if token is None:
-            return _fail(ctx, f"failed to get pid {pid_text}'s affinity: No such process")
-        ctx.stdout.write(f"pid {pid_text}'s current affinity mask: {image.affinity(token):x}\n".encode())
-        if len(args) == 1:
-            return 0
-    mask = _mask(args[0])
-    if mask is None or not mask & image.all_cores:
-        target = args[-1] if "p" in flags else "0"
-        return _fail(ctx, f"failed to set pid {target}'s affinity: Invalid argument")
-    if "p" in flags:
-        image.set_affinity(token, mask)
-        ctx.stdout.write(f"pid {args[-1]}'s new affinity mask: {image.affinity(token):x}\n".encode())
-        return 0
-    image.set_affinity(ctx.cancel, mask)  # this process's: the shell below and what it runs inherit it
+        return _for_pid(ctx, args)
+    mask = _mask(ctx, args[0])
+    if mask is None:
+        return _fail(ctx, "failed to set pid 0's affinity: Invalid argument")
+    ctx.device.image.set_affinity(ctx.cancel, mask)  # this process's: the shell below and what it runs inherit it
     return Shell(ctx.fs, ctx.device, COMMANDS).run(shlex.join(args[1:]), stdin=ctx.stdin, stdout=ctx.stdout,
                                                    stderr=ctx.stderr, env=ctx.env, cwd=ctx.cwd, cancel=ctx.cancel)

@@ -355,3 +355,16 @@ def test_net_run_keeps_the_cores_of_its_taskset_mask_busy(driven) -> None:
     assert [c for c in range(CORES) if cores[f"cpu{c}"][0] > 0] == [0, 1]
     log = sh(device, f"logcat -d -v tag -s {netrun.TAG}")
     assert "I/edgeloop-net-run: finished: exit 0 after" in log
+
+
+def test_taskset_p_sets_a_running_process_mask(driven) -> None:
+    """(That what a process starts inherits its mask, the net-run tests show: taskset's own shell passes it on.)"""
+    device, _clock = driven
+    out = sh(device, "taskset -p 3 $$; grep Cpus_allowed_list /proc/$$/status; taskset -p $$")
+    pid = re.match(r"pid (\d+)'s", out)[1]
+    assert out.splitlines() == [f"pid {pid}'s current affinity mask: ff", f"pid {pid}'s new affinity mask: 3",
+                                "Cpus_allowed_list:\t0-1", f"pid {pid}'s current affinity mask: 3"]
+    refused = io.BytesIO()
+    status = Shell(device.fs, device, COMMANDS).run("taskset 100 true", stdin=io.BytesIO(), stdout=refused,
+                                                    stderr=refused)
+    assert (status, refused.getvalue()) == (1, b"taskset: failed to set pid 0's affinity: Invalid argument\n")
