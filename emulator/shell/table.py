@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from emulator.shell import builtins, fileops, files, grep, jobs, procs, sed, text, utils
+from emulator.shell import awk, builtins, fileops, files, grep, jobs, procs, sed, text, utils
 from emulator.shell.builtins import Command, Invocation
 
 Fn = Callable[[Invocation], int]
@@ -56,6 +56,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "wait": _own(jobs.cmd_wait),
     # applets: /system/bin/<name>
     "[": Command(utils.cmd_test),
+    "awk": Command(awk.cmd_awk),
     "basename": Command(text.cmd_basename),
     "cat": Command(files.cmd_cat),
     "chmod": Command(fileops.cmd_chmod),
