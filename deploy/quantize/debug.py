@@ -38,8 +38,9 @@ from deploy.quantize.calibrate import progress
 from deploy.quantize.metrics import Agreement
 from deploy.quantize.options import QuantizeOptions
 from deploy.quantize.pipeline import check_measured, feeds_from, pooled
-from deploy.quantize.plan import WEIGHTED, Plan, fused_tensors, weight_axis
+from deploy.quantize.plan import Plan, fused_tensors
 from deploy.quantize.qdq import write_qdq
+from deploy.quantize.rules import WEIGHTED, weight_axis
 from deploy.quantize.runner import expose, session
 from deploy.quantize.targets import default_runtime, promotion_refusal
 

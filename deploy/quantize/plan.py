@@ -1,7 +1,9 @@
 """Decide every tensor's encoding: which initializers are weights or biases, per-channel axes,
-activation encodings from calibration, overrides and float islands (docs/spec.md §5-6).
+activation encodings from calibration, overrides and float islands (docs/spec.md §5-6), in the
+main graph and in the bodies of If/Loop/Scan alike (tensor names are unique across scopes).
 
-The plan is pure data; qdq.py turns it into a graph, aimet.py into JSON.
+What an op type implies comes from rules.py; the plan is pure data: qdq.py turns it into a graph,
+aimet.py into JSON.
 """
 
 from __future__ import annotations
@@ -24,18 +26,9 @@ from deploy.quantize.encodings import (
     tf_encoding,
 )
 from deploy.quantize.options import QuantizeOptions
+from deploy.quantize.rules import rule, weight_axis
+from deploy.subgraphs import initializers, scopes, walk
 from deploy.yamlnode import did_you_mean
-
-WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # SNPE's ops whose output, weight, bias float together
-# Static inputs that SNPE quantizes as parameters: (op type, input index). Others (shapes, Resize
-# scales, BatchNormalization statistics, Clip bounds) stay float.
-PARAM_INPUTS = {("Conv", 1), ("ConvTranspose", 1), ("Gemm", 1), ("MatMul", 0), ("MatMul", 1), ("PRelu", 1),
-                ("Add", 0), ("Add", 1), ("Sub", 0), ("Sub", 1), ("Mul", 0), ("Mul", 1), ("Div", 1)}
-BIAS_INPUTS = {("Conv", 2), ("ConvTranspose", 2), ("Gemm", 2)}
-# Runtimes fuse an activation (and an unfolded BN) into the op before it, so the tensor between
-# them never exists in fixed point: it gets no encoding (SNPE/QNN and onnxruntime's QDQ do the same).
-FUSING_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "BatchNormalization")
-FUSED_READERS = ("Relu", "Clip", "BatchNormalization")
 
 
 @dataclass
@@ -66,20 +59,6 @@ class Plan:
         return Encoding(bw=32, scale=scale, offset=offset, symmetric=True, axis=0 if scale.ndim else None)
 
 
-def weight_axis(node: onnx.NodeProto, weight: np.ndarray) -> int | None:
-    """The output-channel axis of a weight, or None where per-channel does not apply."""
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    if node.op_type == "Conv":
-        return 0
-    if node.op_type == "ConvTranspose":
-        return 1 if attrs.get("group", 1) == 1 else None
-    if node.op_type == "Gemm":
-        return 0 if attrs.get("transB", 0) else 1
-    if node.op_type == "MatMul" and node.input[1] == node.input[-1] and weight.ndim == 2:
-        return 1
-    return None
-
-
 def activation_encoding(stats: TensorStats, bw: int, quantizer: str, min_range: float) -> Encoding:
     if quantizer == "symmetric":
         return symmetric_encoding(max(abs(stats.min), abs(stats.max)), bw, min_range)
@@ -88,11 +67,12 @@ def activation_encoding(stats: TensorStats, bw: int, quantizer: str, min_range: 
     return tf_encoding(stats.min, stats.max, bw, min_range)
 
 
-def _consumers(model: onnx.ModelProto) -> dict[str, list[tuple[onnx.NodeProto, int]]]:
-    result: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
-    for node in model.graph.node:
-        for i, name in enumerate(node.input):
-            result.setdefault(name, []).append((node, i))
+def _readers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    """Tensor -> the nodes reading it, in every scope (a body's read of an outer tensor included)."""
+    result: dict[str, list[onnx.NodeProto]] = {}
+    for _, node in walk(model.graph):
+        for name in node.input:
+            result.setdefault(name, []).append(node)
     return result
 
 
@@ -112,22 +92,21 @@ def check_override_algorithms(overrides: Overrides, algorithms: tuple[str, ...],
 
 def check_override_names(model: onnx.ModelProto, activations: list[str], overrides: Overrides, source: str) -> None:
     """Every tensor an encodings file names must exist: a typo would otherwise silently do nothing."""
-    initializers = {i.name for i in model.graph.initializer}
     for names, known, what in ((overrides.activations, set(activations), "activation"),
-                               (overrides.params, initializers, "param")):
+                               (overrides.params, set(initializers(model)), "param")):
         unknown = sorted(set(names) - known)
         if unknown:
             raise EdgeloopError(f"{source}: {what} encoding for unknown tensor '{unknown[0]}'",
                                 f"the model has no {what} tensor of that name; {did_you_mean(unknown[0], known)}")
 
 
-def _param_encoding(values: np.ndarray, node: onnx.NodeProto, options: QuantizeOptions, bw: int,
+def _param_encoding(name: str, values: np.ndarray, axis: int | None, options: QuantizeOptions, bw: int,
                     override: Encoding | None, per_channel: bool) -> Encoding:
-    axis = weight_axis(node, values)
+    """A static input's encoding; `axis` is its output-channel axis when it is the op's weight."""
     if override is not None and override.resolved:
         if np.size(override.scale) > 1:
             if axis is None or np.size(override.scale) != values.shape[axis]:
-                raise EdgeloopError(f"override for '{node.input[1]}' has {np.size(override.scale)} channel "
+                raise EdgeloopError(f"override for '{name}' has {np.size(override.scale)} channel "
                                     f"encodings, the weight has shape {list(values.shape)}",
                                     "give one encoding, or one per output channel")
             return Encoding(override.bw, override.scale, override.offset, override.symmetric, axis)
@@ -138,26 +117,38 @@ def _param_encoding(values: np.ndarray, node: onnx.NodeProto, options: QuantizeO
 
 
 def fused_tensors(model: onnx.ModelProto) -> set[str]:
-    """Outputs of a FUSING_PRODUCERS op read only by one FUSED_READERS op (and not a graph output)."""
-    readers = _consumers(model)
-    outputs = {o.name for o in model.graph.output}
-    return {node.output[0] for node in model.graph.node
-            if node.op_type in FUSING_PRODUCERS and node.output[0] not in outputs
-            and len(readers.get(node.output[0], [])) == 1
-            and readers[node.output[0]][0][0].op_type in FUSED_READERS}
+    """Outputs of an op whose rule `fuses` read only by one `fused` op (and not an output of any scope):
+    runtimes fuse the two, so that tensor never exists in fixed point and gets no encoding (SNPE/QNN
+    and onnxruntime's QDQ do the same)."""
+    readers = _readers(model)
+    outputs = {o.name for graph in scopes(model.graph) for o in graph.output}
+    return {node.output[0] for _, node in walk(model.graph)
+            if rule(node).fuses and node.output[0] not in outputs
+            and len(readers.get(node.output[0], [])) == 1 and rule(readers[node.output[0]][0]).fused}
+
+
+def _shared_encoding(node: onnx.NodeProto | None, plan: Plan, float_nodes: set[str]) -> Encoding | None:
+    """The int encoding of the input whose values an op only rearranges (Reshape, Transpose...), which
+    its output shares; None for other ops. Calibrating such an output gives the same encoding anyway
+    (the same values); sharing also carries an override of the input over to it."""
+    if node is None or not rule(node).moves_values or node.name in float_nodes:
+        return None
+    enc = plan.activations.get(node.input[0])
+    return enc if enc is not None and not enc.is_float else None
 
 
 def make_plan(model: onnx.ModelProto, activations: list[str], stats: dict[str, TensorStats],
               options: QuantizeOptions, overrides: Overrides | None = None) -> Plan:
     overrides = overrides or Overrides()
-    inits = {i.name: i for i in model.graph.initializer}
-    producer = {o: node for node in model.graph.node for o in node.output}
+    inits = initializers(model)
+    nodes = [node for _, node in walk(model.graph)]
+    producer = {o: node for node in nodes for o in node.output}
 
     # Float islands: a float output, weight or bias of a weighted op makes all three float.
     float_nodes: set[str] = set()
-    for node in model.graph.node:
+    for node in nodes:
         named = [o for o in node.output if o in overrides.activations]
-        if node.op_type in WEIGHTED:
+        if rule(node).weight is not None:
             named += [n for n in node.input[1:] if n in overrides.params]
             encs = [overrides.activations.get(n) or overrides.params.get(n) for n in named]
         else:
@@ -173,7 +164,10 @@ def make_plan(model: onnx.ModelProto, activations: list[str], stats: dict[str, T
             continue
         node = producer.get(name)
         override = overrides.activations.get(name)
-        if override is not None and override.resolved and not override.is_float:
+        shared = _shared_encoding(node, plan, float_nodes) if override is None else None
+        if shared is not None:
+            enc = shared
+        elif override is not None and override.resolved and not override.is_float:
             enc = override
         else:
             bw = override.bw if override is not None and not override.is_float else options.act_bitwidth
@@ -184,13 +178,14 @@ def make_plan(model: onnx.ModelProto, activations: list[str], stats: dict[str, T
         else:
             plan.activations[name] = enc
 
-    for node in model.graph.node:
+    for node in nodes:
         if node.name in float_nodes:
             continue
+        op = rule(node)
         for i, name in enumerate(node.input):
             if name not in inits or name in plan.params or name in plan.biases:
                 continue
-            if (node.op_type, i) in PARAM_INPUTS:
+            if i in op.params:
                 values = numpy_helper.to_array(inits[name])
                 if values.dtype != np.float32:
                     continue
@@ -198,10 +193,11 @@ def make_plan(model: onnx.ModelProto, activations: list[str], stats: dict[str, T
                 if override is not None and override.is_float:
                     continue
                 bw = override.bw if override is not None else options.weights_bitwidth
-                plan.params[name] = _param_encoding(values, node, options, bw, override,
-                                                    options.use_per_channel_quantization and i == 1)
-            elif (node.op_type, i) in BIAS_INPUTS:
-                plan.biases[name] = (node.input[0], node.input[1])
+                axis = weight_axis(node, values) if i == op.weight else None
+                plan.params[name] = _param_encoding(name, values, axis, options, bw, override,
+                                                    options.use_per_channel_quantization and i == op.weight)
+            elif i == op.bias:
+                plan.biases[name] = (node.input[0], node.input[op.weight])
 
     # Biases: 32-bit ones take their scale from input and weight; 8-bit ones are ordinary params.
     for bias, (act, weight) in list(plan.biases.items()):

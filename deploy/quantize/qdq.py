@@ -3,8 +3,12 @@ quantized model.
 
 Weights are stored as integers behind DequantizeLinear; every int activation gets a
 QuantizeLinear/DequantizeLinear pair right after its producer (the tensor keeps its name, so
-graph outputs, encodings and the debugger all use the float graph's names). Float islands keep
-float tensors; where an int node reads one, a Q/DQ "convert" is inserted for that reader only.
+graph outputs, encodings and the debugger all use the float graph's names), except after an op
+that only moves values of an input with the same encoding (rules.py): its values are on that grid
+already. Float islands keep float tensors; where an int node reads one, a Q/DQ "convert" is
+inserted for that reader only. Bodies of If/Loop/Scan get their pairs inside, after the producer,
+as their own inputs do; weights stored as integers (a body's too), scales and zero points live in
+the main graph, which every body can read.
 The opset is raised only when needed: 13 for per-channel `axis`, 21 for 16-bit or packed 4-bit
 types; no attribute the resulting opset lacks is ever written.
 """
@@ -18,6 +22,8 @@ from onnx import TensorProto, helper, numpy_helper, version_converter
 from deploy.errors import EdgeloopError
 from deploy.quantize.encodings import Encoding, quantize_array
 from deploy.quantize.plan import Plan
+from deploy.quantize.rules import rule
+from deploy.subgraphs import bodies, scopes, walk
 
 PER_CHANNEL_OPSET = 13
 WIDE_TYPES_OPSET = 21
@@ -55,8 +61,8 @@ class _Writer:
     def __init__(self, model: onnx.ModelProto, pack_4bit: bool) -> None:
         self.model = model
         self.pack_4bit = pack_4bit
-        self.names = {n for node in model.graph.node for n in (*node.input, *node.output)}
-        self.names |= {i.name for i in model.graph.initializer} | {v.name for v in model.graph.input}
+        self.names = {n for _, node in walk(model.graph) for n in (*node.input, *node.output)}
+        self.names |= {v.name for graph in scopes(model.graph) for v in (*graph.initializer, *graph.input)}
         self.inits: list[onnx.TensorProto] = []
 
     def fresh(self, base: str) -> str:
@@ -117,52 +123,76 @@ def write_qdq(model: onnx.ModelProto, plan: Plan, pack_4bit: bool = False) -> on
     out = upgrade_opset(out, required_opset(plan, pack_4bit))
     graph = out.graph
     w = _Writer(out, pack_4bit)
-    inits = {i.name: i for i in graph.initializer}
-    nodes: list[onnx.NodeProto] = []
-
     quantized = set(plan.params) | set(plan.biases)
-    for name, enc in plan.params.items():
-        nodes.append(w.dequantized_param(name, numpy_helper.to_array(inits[name]), enc))
-    for name in plan.biases:
-        nodes.append(w.dequantized_param(name, numpy_helper.to_array(inits[name]), plan.bias_encoding(name)))
-
-    def is_int(name: str) -> bool:
-        return name in plan.activations and not plan.activations[name].is_float
-
-    # Graph inputs are quantized in place: their readers get the dequantized copy.
-    renamed: dict[str, str] = {}
-    for value in graph.input:
-        if is_int(value.name):
-            renamed[value.name] = w.fresh(f"{value.name}_dequantized")
-            nodes += w.qdq(value.name, renamed[value.name], plan.activations[value.name])
-        elif value.name in plan.conversions:
-            w.names.add(f"{value.name}_converted")
-            nodes += w.qdq(value.name, f"{value.name}_converted", plan.conversions[value.name])
-    readers_int = {i for node in graph.node if node.name not in plan.float_nodes for i in node.input}
-    for node in graph.node:
-        converted = node.name not in plan.float_nodes
-        for i, name in enumerate(node.input):
-            if name in renamed:
-                node.input[i] = renamed[name]
-            elif converted and name in plan.conversions:
-                node.input[i] = f"{name}_converted"
-        after: list[onnx.NodeProto] = []
-        for i, name in enumerate(node.output):
-            if is_int(name):
-                node.output[i] = w.fresh(f"{name}_float")
-                after += w.qdq(node.output[i], name, plan.activations[name])
-            elif name in plan.conversions and name in readers_int:
-                w.names.add(f"{name}_converted")
-                after += w.qdq(name, f"{name}_converted", plan.conversions[name])
-        nodes += [node, *after]
-
-    kept = [i for i in graph.initializer if i.name not in quantized]
-    del graph.initializer[:]
-    graph.initializer.extend([*kept, *w.inits])
+    params: list[onnx.NodeProto] = []
+    for scope in scopes(graph):
+        for init in scope.initializer:
+            if init.name in quantized:
+                enc = plan.params.get(init.name) or plan.bias_encoding(init.name)
+                params.append(w.dequantized_param(init.name, numpy_helper.to_array(init), enc))
+        kept = [i for i in scope.initializer if i.name not in quantized]
+        del scope.initializer[:]
+        scope.initializer.extend(kept)
+    readers_int = {i for _, node in walk(graph) if node.name not in plan.float_nodes for i in node.input}
+    _Scope(w, plan, readers_int).rewrite(graph, params)
+    graph.initializer.extend(w.inits)
     inputs = [v for v in graph.input if v.name not in quantized]
     del graph.input[:]
     graph.input.extend(inputs)
-    del graph.node[:]
-    graph.node.extend(nodes)
     onnx.checker.check_model(out)
     return out
+
+
+class _Scope:
+    """Rewrites a graph and the bodies in it: Q/DQ after each int tensor's producer or at the start
+    of the scope for its inputs, readers of quantized inputs and float-island outputs renamed in
+    every scope (tensor names are unique across scopes)."""
+
+    def __init__(self, w: _Writer, plan: Plan, readers_int: set[str]) -> None:
+        self.w, self.plan, self.readers_int = w, plan, readers_int
+        self.renamed: dict[str, str] = {}  # quantized graph or body input -> its dequantized copy
+
+    def is_int(self, name: str) -> bool:
+        return name in self.plan.activations and not self.plan.activations[name].is_float
+
+    def rewrite(self, graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+        plan, w = self.plan, self.w
+        for value in graph.input:  # quantized in place: their readers get the dequantized copy
+            if self.is_int(value.name):
+                self.renamed[value.name] = w.fresh(f"{value.name}_dequantized")
+                nodes += w.qdq(value.name, self.renamed[value.name], plan.activations[value.name])
+            elif value.name in plan.conversions:
+                w.names.add(f"{value.name}_converted")
+                nodes += w.qdq(value.name, f"{value.name}_converted", plan.conversions[value.name])
+        for node in graph.node:
+            for _, body in bodies(node):
+                self.rewrite(body, [])
+            converted = node.name not in plan.float_nodes
+            for i, name in enumerate(node.input):
+                if name in self.renamed:
+                    node.input[i] = self.renamed[name]
+                elif converted and name in plan.conversions:
+                    node.input[i] = f"{name}_converted"
+            after: list[onnx.NodeProto] = []
+            for i, name in enumerate(node.output):
+                if self.is_int(name) and not self.on_grid(node, name):
+                    node.output[i] = w.fresh(f"{name}_float")
+                    after += w.qdq(node.output[i], name, plan.activations[name])
+                elif name in plan.conversions and name in self.readers_int:
+                    w.names.add(f"{name}_converted")
+                    after += w.qdq(name, f"{name}_converted", plan.conversions[name])
+            nodes += [node, *after]
+        del graph.node[:]
+        graph.node.extend(nodes)
+
+    def on_grid(self, node: onnx.NodeProto, output: str) -> bool:
+        """An op that only moves its int input's values, with that input's encoding: no requantization."""
+        if not rule(node).moves_values or node.name in self.plan.float_nodes or not node.input:
+            return False
+        source = self.plan.activations.get(node.input[0])
+        return source is not None and _same(source, self.plan.activations[output])
+
+
+def _same(a: Encoding, b: Encoding) -> bool:
+    return ((a.bw, a.symmetric, a.dtype, a.axis) == (b.bw, b.symmetric, b.dtype, b.axis)
+            and np.array_equal(a.scale, b.scale) and np.array_equal(a.offset, b.offset))

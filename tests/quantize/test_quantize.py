@@ -77,7 +77,7 @@ def test_qdq_integers_match_our_simulation(build: Path) -> None:
         if f"{name}_float" in values:
             assert np.array_equal(values[f"{name}_quantized"], quantize_array(values[f"{name}_float"], enc)), name
             checked += 1
-    assert checked >= 8
+    assert checked >= 7  # and Flatten's output, on its input's grid, needs no pair of its own
     params = _encodings(meta.encodings, "param_encodings")
     weight = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "fc.weight"))
     dq = session(expose(qmodel, ["fc.weight"])).run(["fc.weight"], {"image": x})[0]
