@@ -278,6 +278,14 @@ def cmd_export(inv: Invocation) -> int:
 
 
 def cmd_local(inv: Invocation) -> int:
+    """local/typeset/readonly: inside a function the names get their old values back when it returns."""
+    frames, variables = inv.interp.local_frames, inv.interp.state.vars
+    if inv.name == "readonly" or not frames:
+        return _assign_words(inv, lambda name: None)
+    for word in inv.args:
+        name = word.partition("=")[0]
+        if not word.startswith("-") and name not in frames[-1]:
+            frames[-1][name] = variables.get(name)
     return _assign_words(inv, lambda name: None)
 
 

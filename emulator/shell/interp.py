@@ -112,6 +112,7 @@ class Interp:
         self.stdin: BinaryIO = NullFile()  # what $(...) reads while a simple command's words expand
         self.substitution_status = 0  # of the last $(...) expanded for the running command
         self.jobs = Jobs()  # background jobs started by this shell
+        self.local_frames: list[dict[str, str | None]] = []  # per function call: `local` names' old values
         self.interactive = False  # reading commands line by line from a stream
 
     # ---- what expansion and builtins use ---------------------------------------------------
@@ -130,7 +131,7 @@ class Interp:
                    "-": lambda: "".join(k for k, v in OPTION_LETTERS.items() if v in self.state.options),
                    "LINENO": lambda: str(self.line),
                    "PPID": lambda: str(self.process.ppid), "RANDOM": lambda: str(random.randrange(32768)),
-                   "*": lambda: " ".join(self.state.args), "@": lambda: " ".join(self.state.args),
+                   "*": lambda: self.expander.ifs[:1].join(self.state.args), "@": lambda: " ".join(self.state.args),
                    "0": lambda: self.state.name}
         if name in special:
             return special[name]()
@@ -480,14 +481,21 @@ class Interp:
         return self.exec_file(path, argv, env, fds)
 
     def call_function(self, argv: list[str], fds: Fds) -> int:
+        """A function call: its own arguments, and `local` variables restored when it returns."""
         saved = self.state.args
         self.state.args = argv[1:]
+        self.local_frames.append({})
         try:
             return self.run_sequence(Sequence([AndOr(Pipeline([self.state.functions[argv[0]]]))]), fds)
         except ReturnFrom as ret:
             return ret.status
         finally:
             self.state.args = saved
+            for name, value in self.local_frames.pop().items():
+                if value is None:
+                    self.state.vars.pop(name, None)
+                else:
+                    self.state.vars[name] = value
 
     def run_builtin(self, name: str, argv: list[str], env: dict[str, str], fds: Fds) -> int:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from emulator.shell import awk, builtins, fileops, files, grep, jobs, procs, sed, text, utils
+from emulator.shell import awk, binary, builtins, expr, fileops, files, grep, jobs, procs, sed, text, utils
 from emulator.shell.builtins import Command, Invocation
 
 Fn = Callable[[Invocation], int]
@@ -57,9 +57,11 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     # applets: /system/bin/<name>
     "[": Command(utils.cmd_test),
     "awk": Command(awk.cmd_awk),
+    "base64": Command(binary.cmd_base64),
     "basename": Command(text.cmd_basename),
     "cat": Command(files.cmd_cat),
     "chmod": Command(fileops.cmd_chmod),
+    "cmp": Command(binary.cmd_cmp),
     "cp": Command(fileops.cmd_cp),
     "cut": Command(text.cmd_cut),
     "date": Command(utils.cmd_date),
@@ -68,6 +70,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "du": Command(files.cmd_du),
     "echo": Command(text.cmd_echo),
     "env": Command(utils.cmd_env),
+    "expr": Command(expr.cmd_expr),
     "false": Command(builtins.cmd_false),
     "find": Command(files.cmd_find),
     "getprop": Command(utils.cmd_getprop),
@@ -82,7 +85,9 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "mksh": Command(builtins.cmd_sh),
     "mktemp": Command(fileops.cmd_mktemp),
     "mv": Command(fileops.cmd_mv),
+    "nice": Command(utils.cmd_nice),
     "nohup": Command(utils.cmd_nohup),
+    "od": Command(binary.cmd_od),
     "pidof": Command(procs.cmd_pidof),
     "pkill": Command(procs.cmd_pkill),
     "printf": Command(text.cmd_printf),
@@ -105,6 +110,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "tee": Command(files.cmd_tee),
     "test": Command(utils.cmd_test),
     "time": Command(utils.cmd_time),
+    "timeout": Command(utils.cmd_timeout),
     "touch": Command(fileops.cmd_touch),
     "tr": Command(text.cmd_tr),
     "true": Command(builtins.cmd_true),

@@ -248,17 +248,23 @@ def _tr_set(spec: str) -> str:
 
 
 def cmd_tr(inv: Invocation) -> int:
-    flags, operands = split_flags(inv.args, "ds")
-    if len(operands) != (1 if "d" in flags else 2):
-        raise UsageError("needs 1 argument with -d, else 2")
+    """tr [-d] [-s] SET1 [SET2]: translate, delete (-d) or squeeze runs (-s) of characters."""
+    flags, operands = split_flags(inv.args, "dsc")
+    if not operands or len(operands) > 2 or ("d" in flags and "s" not in flags and len(operands) != 1):
+        raise UsageError("needs 1 or 2 arguments")
     text = inv.stdin.read().decode("utf-8", "surrogateescape")
     source = _tr_set(operands[0])
+    target = _tr_set(operands[1]) if len(operands) > 1 else ""
     if "d" in flags:
-        inv.out(text.translate({ord(c): None for c in source}))
-        return 0
-    target = _tr_set(operands[1])
-    target = (target + target[-1:] * len(source))[: len(source)]
-    inv.out(text.translate(str.maketrans(source, target)))
+        text = text.translate({ord(c): None for c in source})
+    elif target:
+        target = (target + target[-1:] * len(source))[: len(source)]
+        text = text.translate(str.maketrans(source, target))
+    if "s" in flags:
+        squeeze = set(target if target else source)
+        text = re.sub("|".join(f"{re.escape(c)}{re.escape(c)}+" for c in squeeze) or "(?!)",
+                      lambda m: m.group()[0], text)
+    inv.out(text)
     return 0
 
 

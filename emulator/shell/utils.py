@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
-from emulator.shell.builtins import Invocation, split_flags
+from emulator.shell.builtins import Invocation, getopt, split_flags
 from emulator.shell.cond import ConditionError, evaluate
 from emulator.shell.elf import uname_machine
+from emulator.shell.procs import signal_number, table_for
 
 
 def cmd_env(inv: Invocation) -> int:
@@ -66,16 +68,21 @@ def cmd_uname(inv: Invocation) -> int:
     return 0
 
 
+def duration(text: str) -> float | None:
+    """`1.5`, `2m`, `1h`, `3d` in seconds, None when it is not a duration."""
+    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)([smhd]?)", text)
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2) or "s"] if m else None
+
+
 def cmd_sleep(inv: Invocation) -> int:
     """Sleeps on the cancel event, so a client hanging up ends it at once."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     total = 0.0
     for arg in inv.args or ["?"]:
-        m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)([smhd]?)", arg)
-        if not m:
+        seconds = duration(arg)
+        if seconds is None:
             inv.err(f"bad time '{arg}'" if inv.args else "needs 1 argument")
             return 1
-        total += float(m.group(1)) * units[m.group(2) or "s"]
+        total += seconds
     return inv.interp.cancel.status() if inv.interp.cancel.wait(total) else 0
 
 
@@ -121,6 +128,38 @@ def cmd_nohup(inv: Invocation) -> int:
         inv.err("needs 1 argument")
         return 127
     return inv.interp.dispatch(inv.args, inv.env, inv.fds)
+
+
+def cmd_timeout(inv: Invocation) -> int:
+    """timeout [-s SIG] DURATION COMMAND...: the command runs as a process of its own, killed with SIG
+    (TERM) once DURATION has passed; then the status is 124."""
+    opts = getopt(inv.args, "v", "sk", permute=False)
+    seconds = duration(opts.operands[0]) if opts.operands else None
+    if seconds is None or len(opts.operands) < 2:
+        inv.err("needs DURATION and COMMAND")
+        return 125
+    signo = signal_number(opts.last("s", "TERM") or "TERM")
+    interp = inv.interp
+    with table_for(interp.device).running(" ".join(opts.operands[1:]), interp.process.session, interp.cancel,
+                                          ppid=interp.process.pid) as process:
+        child = interp.subshell()
+        child.process, child.cancel = process, process.cancel
+        timer = threading.Timer(seconds, process.cancel.kill, args=(128 + signo,))
+        timer.start()
+        try:
+            status = child.as_process(lambda: child.dispatch(opts.operands[1:], inv.env, inv.fds), inv.fds)
+        finally:
+            timer.cancel()
+    return 124 if process.cancel.killed_with == 128 + signo and not interp.cancel.is_set() else status
+
+
+def cmd_nice(inv: Invocation) -> int:
+    """nice [-n N] COMMAND...: the device has no scheduler priorities to change; the command runs."""
+    opts = getopt(inv.args, "", "n", permute=False)
+    if not opts.operands:
+        inv.out("0\n")
+        return 0
+    return inv.interp.dispatch(opts.operands, inv.env, inv.fds)
 
 
 def cmd_time(inv: Invocation) -> int:

@@ -19,7 +19,7 @@ TIMEOUT_S = 20
 # Android has these, Debian's toybox 0.8.9 does not (Android builds toybox's dd, diff, expr and gzip,
 # and ships one-true-awk): the host side uses Debian's own (docs/emulator.md lists what that changes).
 HOST_STAND_INS = {"awk": "/usr/bin/mawk", "expr": "/usr/bin/expr", "dd": "/usr/bin/dd", "diff": "/usr/bin/diff",
-                  "cmp": "/usr/bin/cmp", "gzip": "/usr/bin/gzip", "timeout": "/usr/bin/timeout"}
+                  "cmp": "/usr/bin/cmp", "gzip": "/usr/bin/gzip", "timeout": "/usr/bin/timeout", "tr": "/usr/bin/tr"}
 
 
 @dataclass(frozen=True)
