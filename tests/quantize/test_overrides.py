@@ -157,7 +157,7 @@ _ENTRY = '"name": "relu1", "dtype": "INT", "bw": 8'
     (_V1 % f'{{{_ENTRY}, "scale": [], "offset": []}}', r":4: activation_encodings\[0\]\.scale: must not be empty"),
     ('{"version": "2.0.0",\n "encodings": 7}', r":2: encodings: must be a list, got 7"),
     (_V1 % f'{{{_ENTRY}, "scale": [Infinity], "offset": [0]}}', r":4: Infinity is not a finite number"),
-    (_V1 % f'{{{_ENTRY}, "scale": [1e400], "offset": [0]}}', r"'relu1': scale must be a finite number > 0"),
+    (_V1 % f'{{{_ENTRY}, "scale": [1e400], "offset": [0]}}', r":4: activation_encodings\[0\]\.scale\[0\]: must be a finite number, got inf"),
     (_V1 % f'{{{_ENTRY}, "scale": [0.1], "offset": [0.5]}}',
      r":4: activation_encodings\[0\]\.offset\[0\]: must be an integer"),
     (_V1 % f'{{{_ENTRY}, "enc_type": "PER_BLOCK", "scale": [0.1], "offset": [0]}}',
