@@ -368,41 +368,84 @@ def walk_kinds(inv: Invocation, top: str, depth: int = 0, max_depth: int | None 
 
 
 def cmd_find(inv: Invocation) -> int:
-    """find [PATH...] with -name/-iname PAT, -type f|d, -maxdepth N, -mindepth N, -print."""
+    """find [PATH...] with -name/-iname/-path PAT, -type f|d, -size [+-]N[ckMG], -mtime [+-]N,
+    -maxdepth N, -mindepth N, -print, and -exec CMD {} ; (once per path) or + (once for all)."""
     args = list(inv.args)
     roots = []
     while args and not args[0].startswith("-") and args[0] not in ("!", "("):
         roots.append(args.pop(0))
-    tests, max_depth, min_depth = [], None, 0
+    tests, max_depth, min_depth, execs = [], None, 0, []
     while args:
         option = args.pop(0)
         if option == "-print":
             continue
+        if option == "-exec":
+            end = next((k for k, a in enumerate(args) if a in (";", "+")), None)
+            if end is None or not args[:end]:
+                raise UsageError("-exec needs a command ending in ';' or '+'")
+            execs.append((args[:end], args[end] == "+"))
+            args = args[end + 1 :]
+            continue
         if not args:
             raise UsageError(f"'{option}' needs 1 arg")
         value = args.pop(0)
-        if option in ("-name", "-iname", "-type", "-path"):
+        if option in ("-name", "-iname", "-type", "-path", "-size", "-mtime"):
             tests.append((option, value))
         elif option in ("-maxdepth", "-mindepth"):
             depth = _number(value)
             max_depth, min_depth = (depth, min_depth) if option == "-maxdepth" else (max_depth, depth)
         else:
             raise UsageError(f"bad arg '{option}'")
-    status = 0
+    status, found = 0, []
     for root in roots or ["."]:
         if not inv.fs.exists(root, inv.cwd):
             status = inv.fail(root, DeviceOSError(root, "No such file or directory"))
             continue
         for path, folder in walk_kinds(inv, root, max_depth=max_depth):
             depth = path[len(root) :].count("/") if path != root else 0
-            if depth >= min_depth and all(_find_test(path, folder, t) for t in tests):
-                inv.out(path + "\n")
+            if depth >= min_depth and all(_find_test(inv, path, folder, t) for t in tests):
+                if not execs:
+                    inv.out(path + "\n")
+                found.append(path)
+                for command, batched in execs:
+                    if not batched:
+                        status = _find_exec(inv, command, [path]) or status
+    for command, batched in execs:
+        if batched and found:
+            status = _find_exec(inv, command, found) or status
     return status
 
 
-def _find_test(path: str, folder: bool, test: tuple[str, str]) -> bool:
+def _find_exec(inv: Invocation, command: list[str], paths: list[str]) -> int:
+    """-exec: `{}` is the path (with +, all the paths in its place)."""
+    if len(paths) == 1 and not any(a == "{}" for a in command):
+        argv = [a.replace("{}", paths[0]) for a in command]
+    else:
+        argv = [x for a in command for x in (paths if a == "{}" else [a.replace("{}", paths[0])])]
+    return 1 if inv.interp.dispatch(argv, inv.env, inv.fds) else 0
+
+
+def _compare_number(spec: str, actual: float) -> bool:
+    """find's N, +N (more than) and -N (less than)."""
+    if spec[:1] == "+":
+        return actual > float(spec[1:])
+    if spec[:1] == "-":
+        return actual < float(spec[1:])
+    return actual == float(spec)
+
+
+def _find_test(inv: Invocation, path: str, folder: bool, test: tuple[str, str]) -> bool:
     option, value = test
     name = path.rstrip("/").rpartition("/")[2] or path
+    if option == "-size":
+        units = {"c": 1, "k": 1024, "M": 1 << 20, "G": 1 << 30}
+        unit = units.get(value[-1:], 512)
+        number_part = value[:-1] if value[-1:] in units or value[-1:] == "b" else value
+        blocks = -(-inv.fs.stat(path, inv.cwd).st_size // unit)  # rounded up, as find counts
+        return _compare_number(number_part, blocks)
+    if option == "-mtime":
+        age_days = int((time.time() - inv.fs.stat(path, inv.cwd).st_mtime) // 86400)
+        return _compare_number(value, age_days)
     if option == "-name":
         return fnmatch.fnmatchcase(name, value)
     if option == "-iname":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from emulator.shell import awk, binary, builtins, expr, fileops, files, grep, jobs, procs, sed, text, utils
+from emulator.shell import archive, awk, binary, builtins, expr, fileops, files, grep, jobs, procs, sed, text, utils
 from emulator.shell.builtins import Command, Invocation
 
 Fn = Callable[[Invocation], int]
@@ -75,6 +75,8 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "find": Command(files.cmd_find),
     "getprop": Command(utils.cmd_getprop),
     "grep": Command(grep.cmd_grep),
+    "gunzip": Command(archive.cmd_gzip),
+    "gzip": Command(archive.cmd_gzip),
     "head": Command(files.cmd_head),
     "id": Command(utils.cmd_id),
     "kill": Command(procs.cmd_kill),
@@ -107,6 +109,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "stat": Command(files.cmd_stat),
     "sync": Command(utils.cmd_sync),
     "tail": Command(files.cmd_tail),
+    "tar": Command(archive.cmd_tar),
     "tee": Command(files.cmd_tee),
     "test": Command(utils.cmd_test),
     "time": Command(utils.cmd_time),
@@ -121,6 +124,7 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "whoami": Command(utils.cmd_whoami),
     "xargs": Command(text.cmd_xargs),
     "yes": Command(text.cmd_yes),
+    "zcat": Command(archive.cmd_gzip),
 })
 
 # The system image's applet executables (the Sandbox shows them as files: emulator.programs.system_image).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 
-from emulator.shell.builtins import Invocation, UsageError, read_operands, split_flags, take_option
+from emulator.shell.builtins import Invocation, UsageError, getopt, read_operands, split_flags, take_option
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
 
@@ -297,16 +297,26 @@ def cmd_cut(inv: Invocation) -> int:
 
 
 def cmd_xargs(inv: Invocation) -> int:
-    """xargs [-n N] [command...]: runs the command (echo by default) with words read from stdin."""
-    args = list(inv.args)
-    per_call = None
-    if args[:1] == ["-n"] and len(args) > 1 and args[1].isdigit():
-        per_call, args = int(args[1]), args[2:]
-    words = inv.stdin.read().decode("utf-8", "surrogateescape").split()
-    command = args or ["echo"]
-    batches = [words[k : k + per_call] for k in range(0, len(words), per_call)] if per_call else [words]
+    """xargs [-0] [-n N] [-I STR] [command...]: runs the command (echo by default) with the words read
+    from stdin (NUL-separated with -0); -I runs it once per line with STR replaced by it."""
+    opts = getopt(inv.args, "0rt", "nIsLd", permute=False)
+    data = inv.stdin.read().decode("utf-8", "surrogateescape")
+    command = opts.operands or ["echo"]
+    replace = opts.last("I")
+    if replace is not None:
+        items = [line for line in data.split("\n") if line.strip()]
+        batches = [[a.replace(replace, item) for a in command] for item in items]
+    else:
+        words = [w for w in data.split("\0") if w] if "0" in opts.flags else data.split()
+        per_call = opts.number("n", 0) or len(words) or 1
+        groups = [words[k : k + per_call] for k in range(0, len(words), per_call)]
+        if not groups and "r" not in opts.flags:
+            groups = [[]]
+        batches = [[*command, *group] for group in groups]
     status = 0
-    for batch in batches or [[]]:
-        code = inv.interp.dispatch([*command, *batch], inv.env, {**inv.fds, 0: io.BytesIO()})
+    for argv in batches:
+        code = inv.interp.dispatch(argv, inv.env, {**inv.fds, 0: io.BytesIO()})
+        if code == 255:
+            return 124
         status = status or (123 if 0 < code < 126 else code)
     return status

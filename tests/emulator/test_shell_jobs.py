@@ -170,3 +170,11 @@ def test_arithmetic_commands_and_errors(sh: ShellRunner) -> None:
     assert "unexpected 'end of expression'" in aborted.err
     assert sh("x=x; echo $((x))").err.endswith("expression recurses on parameter 'x'\n")
     assert sh("( (echo nested) ); if ((3 > 2)); then echo yes; fi").out == "nested\nyes\n"
+
+
+def test_find_exec_and_xargs(sh: ShellRunner) -> None:
+    sh("mkdir -p /data/local/tmp/d/e; echo hi > /data/local/tmp/d/a.txt; touch /data/local/tmp/d/e/b.txt")
+    result = sh("cd /data/local/tmp; find d -name '*.txt' -exec echo got {} \\;; find d -type f -exec echo all {} +; "
+                "find d -size +0c -type f; printf 'a\\nb\\n' | xargs -I X echo [X]; "
+                "printf 'a\\0b c\\0' | xargs -0 -n1 echo")
+    assert result.out == "got d/a.txt\ngot d/e/b.txt\nall d/a.txt d/e/b.txt\nd/a.txt\n[a]\n[b]\na\nb c\n"

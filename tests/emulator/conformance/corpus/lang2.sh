@@ -150,3 +150,29 @@ mkdir -p x/y; echo data > x/y/f; cp x/y/f g; mv g h; cat h; rm -r x; [ -e x ] ||
 
 #### md5-sha
 printf 'abc' > f; md5sum f; sha256sum f
+
+#### find-exec
+mkdir -p d/e; echo hi > d/a.txt; touch d/e/b.txt; find d -name '*.txt' -exec echo got {} \; | sort; find d -type f -exec ls {} + | sort
+
+#### find-size-mtime
+mkdir d; echo data > d/big; touch d/empty; find d -type f -size +0c; find d -type f -mtime -1 | sort
+
+#### xargs-nul
+printf 'a\0b c\0' | xargs -0 -n1 echo
+
+#### results-loop-with-find
+for i in 1 2 3; do mkdir -p Result_$i; echo "$((i * 10))" > Result_$i/time.txt; done
+find . -name time.txt | sort | xargs cat | awk '{s += $1} END {print "total", s}'
+
+#### gzip-round-trip
+seq 1 1000 > data; gzip -c data > data.gz; gunzip -c data.gz | tail -n 1; zcat data.gz | wc -l
+
+#### gzip-in-place
+echo hello > f; gzip f; ls; gunzip f.gz; cat f
+
+#### tar-results
+for i in 1 2; do mkdir -p results/Result_$i; echo "run $i" > results/Result_$i/log.txt; done
+tar -czf results.tgz results; tar -tzf results.tgz | sort; mkdir out; tar -xzf results.tgz -C out; cat out/results/Result_2/log.txt
+
+#### tar-plain
+mkdir d; echo a > d/a; tar cf d.tar d; rm -r d; tar xf d.tar; cat d/a
