@@ -99,11 +99,11 @@ def inline_constant_ifs(graph: onnx.GraphProto) -> int:
         outside = Counter(name for scope in scopes(graph) for name in defined(scope))
         outside.subtract(name for _, body in bodies(node) for scope in scopes(body) for name in defined(scope))
         for name in sorted(n for n in defined(branch) if outside[n] > 0):
-            _rename_definition(branch, name, fresh(name, taken))
+            rename_definition(branch, name, fresh(name, taken))
         moved, renamed = list(branch.node), {}
         for old, target in zip([v.name for v in branch.output], node.output, strict=True):
             if any(old in inner.output for inner in moved) and old not in renamed:
-                _rename_definition(branch, old, target)
+                rename_definition(branch, old, target)
                 renamed[old] = target
             else:  # an outer tensor, a branch initializer, or one tensor giving two outputs
                 moved.append(helper.make_node("Identity", [renamed.get(old, old)], [target],
@@ -127,7 +127,7 @@ def fresh(base: str, taken: set[str]) -> str:
     return name
 
 
-def _rename_definition(graph: onnx.GraphProto, old: str, new: str) -> None:
+def rename_definition(graph: onnx.GraphProto, old: str, new: str) -> None:
     """Rename a tensor `graph` defines (an initializer, input or node output) and every read of it."""
     for value in [*graph.initializer, *graph.input]:
         if value.name == old:

@@ -21,6 +21,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from deploy.subgraphs import walk
+
 
 @dataclass
 class _Conv:
@@ -182,7 +184,7 @@ def _write_back(g: _Graph, convs: dict[str, _Conv]) -> None:
             node.input[2] = bias_name
         replaced[node.input[1]] = numpy_helper.from_array(conv.weight.astype(np.float32), node.input[1])
         replaced[bias_name] = numpy_helper.from_array(conv.bias.astype(np.float32), bias_name)
-    used = {n for node in g.model.graph.node for n in node.input}
+    used = {n for _, node in walk(g.model.graph) for n in node.input}  # If/Loop bodies read them too
     kept = [i for i in g.model.graph.initializer if i.name not in replaced and i.name in used]
     del g.model.graph.initializer[:]
     g.model.graph.initializer.extend([*kept, *replaced.values()])

@@ -6,6 +6,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto
 
+from deploy.quantize.bodies import body_activations, expose_bodies
+
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
     """A CPU session without graph fusions: a QDQ graph then computes exactly the float
@@ -22,20 +24,21 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
 
 
 def float_activations(model: onnx.ModelProto) -> list[str]:
-    """Names of the float tensors that flow between nodes (graph inputs, then node outputs in order)."""
+    """Names of the float tensors that flow between nodes (graph inputs, then node outputs in order,
+    then those of If/Loop/Scan bodies)."""
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type
              for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]}
     initializers = {i.name for i in model.graph.initializer}
     names = [v.name for v in model.graph.input if v.name not in initializers]
     names += [o for node in model.graph.node for o in node.output if o]
-    return [n for n in names if types.get(n) == TensorProto.FLOAT]
+    return [n for n in names if types.get(n) == TensorProto.FLOAT] + body_activations(inferred)
 
 
 def expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
-    """A copy of `model` that also returns the given intermediate tensors as graph outputs."""
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
+    """A copy of `model` that also returns the given intermediate tensors as graph outputs (a body
+    tensor as one [1, N] row of all its values in the inference: bodies.expose_bodies)."""
+    exposed = expose_bodies(model, names)
     present = {o.name for o in exposed.graph.output}
     for name in names:
         if name not in present:
