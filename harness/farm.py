@@ -135,7 +135,7 @@ def _unless(stop: threading.Event, execute: Executor) -> Executor:
     return guarded
 
 
-RERUN = "rerun: its latency verdict against the baseline was undecided"
+RERUN = "rerun: to settle or confirm its latency verdict against the baseline"
 
 
 def _results(outcomes: list[Outcome]) -> dict[str, dict[str, Any]]:
@@ -155,18 +155,18 @@ def _with_rerun(first: Outcome, again: Outcome) -> Outcome:
 
 def _judge(outcomes: list[Outcome], base: dict[str, dict[str, Any]], options: DiffOptions, again: Scheduler,
            names: tuple[str, str]) -> tuple[list[Outcome], DiffReport]:
-    """The comparison with the baseline. Jobs whose latency verdict is undecided run once more (on
-    `again`) and are judged on the runs of both."""
+    """The comparison with the baseline. Jobs whose latency verdict is undecided or a regression run once
+    more (on `again`) and are judged on the runs of both: a regression must hold over two sessions."""
     diff = diff_results(base, _results(outcomes), options, base_name=names[0], new_name=names[1])
     keyed = {job_key(job_result(o).to_json()): o for o in outcomes}
-    undecided = [keyed[key] for key in diff.undecided if key in keyed]
-    if not undecided:
+    rerun = [keyed[key] for key in diff.to_confirm if key in keyed]
+    if not rerun:
         return outcomes, diff
-    reruns = {o.task.id: o for o in again.run([o.task for o in undecided])}
-    merged = {o.task.id: _with_rerun(o, reruns[o.task.id]) for o in undecided}
+    reruns = {o.task.id: o for o in again.run([o.task for o in rerun])}
+    merged = {o.task.id: _with_rerun(o, reruns[o.task.id]) for o in rerun}
     outcomes = [merged.get(o.task.id, o) for o in outcomes]
     return outcomes, diff_results(base, _results(outcomes), options, base_name=names[0], new_name=names[1],
-                                  reran=diff.undecided)
+                                  reran=diff.to_confirm)
 
 
 @dataclass

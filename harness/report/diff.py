@@ -88,6 +88,12 @@ class DiffReport:
         """Jobs whose latency verdict more runs could settle."""
         return [f.job for f in self.findings if f.verdict == UNDECIDED]
 
+    @property
+    def to_confirm(self) -> list[str]:
+        """Jobs whose latency a rerun should settle or confirm: undecided, or a regression found in one
+        session (a host's or device's state can shift a whole session; a real slowdown stays)."""
+        return [f.job for f in self.findings if f.kind == "latency" and f.verdict in (UNDECIDED, REGRESSION)]
+
     def to_json(self) -> dict[str, Any]:
         return {"base": self.base, "new": self.new, "compared": self.compared, "regressed": self.regressed,
                 "findings": [f.to_json() for f in self.findings]}
@@ -164,7 +170,8 @@ def latency_finding(key: str, base: RunSamples, new: RunSamples, options: DiffOp
     said = (f"median latency {raw_ms[0]:.3f} → {raw_ms[1]:.3f} ms, +{growth:.1f}%{where} (at least "
             f"{options.latency_pct:g}% counts); one-sided Mann-Whitney U over {nb} vs {nn} runs: p = {test.p:.2g}")
     if test.p <= options.alpha:
-        return Finding(key, "latency", f"{said} ≤ alpha {options.alpha:g}", REGRESSION)
+        return Finding(key, "latency", f"{said} ≤ alpha {options.alpha:g}" + (", after a rerun" if reran else ""),
+                       REGRESSION)
     floor = smallest_p(nb, nn)
     why = (f"too few runs to tell: at best p = {floor:.2g} > alpha {options.alpha:g} (use at least "
            f"{options.min_runs} runs)" if floor > options.alpha else f"not significant at alpha {options.alpha:g}")

@@ -191,21 +191,37 @@ class _Again:
         return [Outcome(t, "passed", [Attempt("emu-2", 0.0, 1.0, "passed")], result=self.make[t.id]) for t in tasks]
 
 
-@pytest.mark.parametrize(("rerun_scale", "verdict"), [(1.5, REGRESSION), (1.0, UNDECIDED)])
-def test_farm_reruns_an_undecided_job_once_and_judges_both_runs(rerun_scale: float, verdict: str) -> None:
+@pytest.mark.parametrize(("first_runs", "rerun_scale", "verdict"), [
+    (3, 1.5, REGRESSION),  # 5 vs 3 runs cannot decide; with the rerun's 3 the slowdown is significant
+    (3, 1.0, UNDECIDED),  # ... and a rerun as fast as the baseline leaves it undecided
+    (5, 1.5, REGRESSION),  # a regression found in one session is confirmed by the next
+    (5, 1.0, UNDECIDED),  # ... or not: one slow session alone is no regression
+])
+def test_farm_reruns_an_undecided_or_regressed_job_once_and_judges_both_runs(first_runs: int, rerun_scale: float,
+                                                                              verdict: str) -> None:
     rng = np.random.default_rng(7)
     base = _result("cpu", _latency(rng, 5, 1.0, 1.0), 1e-4, 1)
-    first = _result("cpu", _latency(rng, 3, 1.5, 1.0), 1e-4, 1)  # 5 vs 3 runs: undecided whatever the growth
+    first = _result("cpu", _latency(rng, first_runs, 1.5, 1.0), 1e-4, 1)
     task = Task(id="digits/pixel/cpu", profile="pixel", model="digits", runtime="cpu")
     outcomes = [Outcome(task, "passed", [Attempt("emu-1", 0.0, 1.0, "passed")], result=first)]
     again = _Again({task.id: _result("cpu", _latency(rng, 3, rerun_scale, 1.0), 1e-4, 1)})
     judged, diff = _judge(outcomes, {"digits/pixel/cpu": base.to_json()}, DiffOptions(), again, ("b", "n"))
     assert again.asked == [task.id]
     (outcome,) = judged
-    assert outcome.result.runs == 6 and outcome.result.latency.run_inferences == [INFERENCES] * 6
+    runs = first_runs + 3
+    assert outcome.result.runs == runs and outcome.result.latency.run_inferences == [INFERENCES] * runs
     assert [a.detail for a in outcome.attempts] == ["", RERUN]
     (finding,) = diff.findings
-    assert finding.verdict == verdict and "5 vs 6 runs" in finding.message
-    assert "relative to the host's speed" in finding.message
-    if verdict == UNDECIDED:
-        assert finding.message.endswith("after a rerun")
+    assert finding.verdict == verdict and f"5 vs {runs} runs" in finding.message
+    assert "relative to the host's speed" in finding.message and finding.message.endswith("after a rerun")
+
+
+def test_farm_reruns_nothing_when_latency_is_not_in_question() -> None:
+    rng = np.random.default_rng(8)
+    base = _result("cpu", _latency(rng, 5, 1.0, 1.0), 1e-4, 1)
+    task = Task(id="digits/pixel/cpu", profile="pixel", model="digits", runtime="cpu")
+    outcomes = [Outcome(task, "passed", [Attempt("emu-1", 0.0, 1.0, "passed")],
+                        result=_result("cpu", _latency(rng, 5, 1.0, 1.0), 1e-4, 1))]
+    again = _Again({})
+    judged, diff = _judge(outcomes, {"digits/pixel/cpu": base.to_json()}, DiffOptions(), again, ("b", "n"))
+    assert again.asked == [] and judged == outcomes and diff.findings == []
