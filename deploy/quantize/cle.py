@@ -27,7 +27,7 @@ from deploy.subgraphs import walk
 @dataclass
 class _Conv:
     node: onnx.NodeProto
-    weight: np.ndarray
+    weight: np.ndarray  # (out, in / group, *kernel): any rank (Conv1d, 2d, 3d)
     bias: np.ndarray
     gamma: np.ndarray | None = None  # folded BN scale and shift (per output channel), for absorption
     beta: np.ndarray | None = None
@@ -39,6 +39,38 @@ class _Conv:
     @property
     def depthwise(self) -> bool:
         return self.group > 1 and self.group == self.weight.shape[0] and self.weight.shape[1] == 1
+
+    def by_input(self) -> np.ndarray:
+        """The weight as (group, out / group, in / group, taps): input channel g * (in / group) + c
+        feeds only the output channels of group g."""
+        w = self.weight
+        return w.reshape(self.group, w.shape[0] // self.group, w.shape[1], -1)
+
+    def out_range(self) -> np.ndarray:
+        return np.abs(self.weight).reshape(self.weight.shape[0], -1).max(axis=1)
+
+    def in_range(self) -> np.ndarray:
+        return np.abs(self.by_input()).max(axis=(1, 3)).reshape(-1)
+
+    def scale_out(self, s: np.ndarray) -> None:
+        """Divide output channel i by s_i (weights, bias and the remembered BN statistics)."""
+        self.weight = self.weight / _per_channel(s, self.weight.ndim)
+        self.bias = self.bias / s
+        if self.gamma is not None:
+            self.gamma, self.beta = self.gamma / s, self.beta / s
+
+    def scale_in(self, s: np.ndarray) -> None:
+        """Multiply input channel i by s_i."""
+        scaled = self.by_input() * s.reshape(self.group, 1, -1, 1)
+        self.weight = scaled.reshape(self.weight.shape)
+
+    def take_in(self, c: np.ndarray) -> np.ndarray:
+        """What a constant c_i on input channel i adds to each output (no padding): sum over taps."""
+        return np.einsum("gocx,gc->go", self.by_input(), c.reshape(self.group, -1)).reshape(-1)
+
+
+def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
+    return v.reshape(-1, *[1] * (ndim - 1))
 
 
 class _Graph:
@@ -79,7 +111,7 @@ def _fold_batchnorms(g: _Graph) -> dict[str, _Conv]:
             scale, shift, mean, var = (g.inits[n].astype(np.float64) for n in bn.input[1:5])
             eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
             factor = scale / np.sqrt(var + eps)
-            conv.weight = weight * factor[:, None, None, None]
+            conv.weight = weight * _per_channel(factor, weight.ndim)
             conv.bias = (bias - mean) * factor + shift
             conv.gamma, conv.beta = scale.copy(), shift.copy()
             node.output[0] = bn.output[0]
@@ -117,49 +149,32 @@ def _next_conv(g: _Graph, conv: _Conv, convs: dict[str, _Conv]) -> tuple[_Conv |
     return convs[node.name], act
 
 
-def _out_range(w: np.ndarray) -> np.ndarray:
-    return np.abs(w).reshape(w.shape[0], -1).max(axis=1)
-
-
-def _in_range(w: np.ndarray) -> np.ndarray:
-    return np.abs(w).transpose(1, 0, 2, 3).reshape(w.shape[1], -1).max(axis=1)
-
-
-def _scale_out(conv: _Conv, s: np.ndarray) -> None:
-    """Divide output channel i by s_i (weights, bias and the remembered BN statistics)."""
-    conv.weight = conv.weight / s[:, None, None, None]
-    conv.bias = conv.bias / s
-    if conv.gamma is not None:
-        conv.gamma, conv.beta = conv.gamma / s, conv.beta / s
-
-
 def _equalize_pair(first: _Conv, second: _Conv) -> None:
-    """A dense or depthwise `second`: its input channel i is (for depthwise) also output channel i."""
-    r1 = _out_range(first.weight)
-    r2 = _out_range(second.weight) if second.depthwise else _in_range(second.weight)
+    """Output channel i of `first` is input channel i of `second` (any group count of either)."""
+    r1, r2 = first.out_range(), second.in_range()
     ok = (r1 > 0) & (r2 > 0)
     s = np.where(ok, np.sqrt(r1 * r2) / np.where(ok, r2, 1), 1.0)
-    _scale_out(first, s)
-    second.weight = second.weight * (s[:, None, None, None] if second.depthwise else s[None, :, None, None])
+    first.scale_out(s)
+    second.scale_in(s)
 
 
 def _equalize_triplet(first: _Conv, dw: _Conv, last: _Conv) -> None:
-    r1, r2, r3 = _out_range(first.weight), _out_range(dw.weight), _in_range(last.weight)
+    """`dw` depthwise: its input channel i is its output channel i, so three ranges meet."""
+    r1, r2, r3 = first.out_range(), dw.out_range(), last.in_range()
     ok = (r1 > 0) & (r2 > 0) & (r3 > 0)
     target = np.cbrt(np.where(ok, r1 * r2 * r3, 1.0))
     s1 = np.where(ok, r1 / target, 1.0)
     s2 = np.where(ok, r2 * s1 / target, 1.0)
-    _scale_out(first, s1)
-    dw.weight = dw.weight * s1[:, None, None, None]
-    _scale_out(dw, s2)
-    last.weight = last.weight * s2[None, :, None, None]
+    first.scale_out(s1)
+    dw.scale_in(s1)
+    dw.scale_out(s2)
+    last.scale_in(s2)
 
 
 def _padded(conv: _Conv) -> bool:
     attrs = {a.name: a for a in conv.node.attribute}
     auto = attrs["auto_pad"].s.decode() if "auto_pad" in attrs else "NOTSET"
-    return auto not in ("NOTSET", "VALID") or any(attrs["pads"].ints) if "pads" in attrs else auto not in (
-        "NOTSET", "VALID")
+    return auto not in ("NOTSET", "VALID") or ("pads" in attrs and any(attrs["pads"].ints))
 
 
 def _absorb_high_bias(first: _Conv, second: _Conv) -> None:
@@ -169,8 +184,7 @@ def _absorb_high_bias(first: _Conv, second: _Conv) -> None:
     c = np.maximum(0.0, first.beta - 3 * np.abs(first.gamma))
     first.bias = first.bias - c
     first.beta = first.beta - c
-    weights = second.weight.sum(axis=(2, 3))  # (out, in // group) for a dense conv
-    second.bias = second.bias + (weights @ c if second.group == 1 else weights[:, 0] * c)
+    second.bias = second.bias + second.take_in(c)
 
 
 def _write_back(g: _Graph, convs: dict[str, _Conv]) -> None:
@@ -197,15 +211,17 @@ def equalize(model: onnx.ModelProto) -> onnx.ModelProto:
     g = _Graph(out)
     convs = _fold_batchnorms(g)
     g = _Graph(out)  # BN nodes are gone: rebuild the reader index
-    for conv in list(convs.values()):
-        if conv.depthwise or conv.group != 1:
+    middles: set[str] = set()  # depthwise convs already equalized inside a triplet
+    for conv in convs.values():
+        if conv.node.name in middles:
             continue
         nxt, act = _next_conv(g, conv, convs)
-        if nxt is None or not (nxt.depthwise or nxt.group == 1):
+        if nxt is None:
             continue
         last, last_act = _next_conv(g, nxt, convs) if nxt.depthwise else (None, None)
-        if last is not None and not last.depthwise and last.group == 1:
+        if last is not None:
             _equalize_triplet(conv, nxt, last)
+            middles.add(nxt.node.name)
             if last_act is not None:
                 _to_relu(last_act)
         else:
