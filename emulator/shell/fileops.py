@@ -236,3 +236,40 @@ def cmd_mktemp(inv: Invocation) -> int:
         return 0
     inv.err(f"cannot create a name from '{template}'")
     return 1
+
+
+def cmd_dd(inv: Invocation) -> int:
+    """dd [if=FILE] [of=FILE] [bs=N] [count=N] [skip=N] [seek=N]: sizes take k, M, G; the records
+    report goes to stderr as toybox words it."""
+    settings = dict(arg.split("=", 1) for arg in inv.args if "=" in arg)
+    unknown = [arg for arg in inv.args if "=" not in arg]
+    if unknown:
+        raise UsageError(f"unknown argument '{unknown[0]}'")
+    bs, count = _size(settings.get("bs", "512")), settings.get("count")
+    source = inv.stdin if "if" not in settings else inv.fs.open_read(settings["if"], inv.cwd)
+    try:
+        data = source.read()
+    finally:
+        if source is not inv.stdin:
+            source.close()
+    data = data[_size(settings.get("skip", "0")) * bs :]
+    if count is not None:
+        data = data[: _size(count) * bs]
+    if "of" in settings:
+        seek = _size(settings.get("seek", "0")) * bs
+        with inv.fs.open_write(settings["of"], inv.cwd) as out:
+            out.write(b"\0" * seek + data)
+    else:
+        inv.out(data)
+    full, partial = divmod(len(data), bs)
+    records = f"{full}+{int(bool(partial))}"
+    inv.fds[2].write(f"{records} records in\n{records} records out\n{len(data)} bytes copied\n".encode())
+    return 0
+
+
+def _size(text: str) -> int:
+    units = {"c": 1, "w": 2, "b": 512, "k": 1024, "K": 1024, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
+    if not number.isdigit():
+        raise UsageError(f"invalid number '{text}'")
+    return int(number) * unit

@@ -12,7 +12,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from emulator.shell import archive, awk, binary, builtins, expr, fileops, files, grep, jobs, procs, sed, text, utils
+from emulator.shell import (
+    archive,
+    awk,
+    binary,
+    builtins,
+    diff,
+    expr,
+    fileops,
+    files,
+    grep,
+    jobs,
+    procs,
+    sed,
+    text,
+    utils,
+)
 from emulator.shell.builtins import Command, Invocation
 
 Fn = Callable[[Invocation], int]
@@ -65,7 +80,9 @@ COMMANDS: Mapping[str, Command] = MappingProxyType({
     "cp": Command(fileops.cmd_cp),
     "cut": Command(text.cmd_cut),
     "date": Command(utils.cmd_date),
+    "dd": Command(fileops.cmd_dd),
     "df": Command(files.cmd_df),
+    "diff": Command(diff.cmd_diff),
     "dirname": Command(text.cmd_dirname),
     "du": Command(files.cmd_du),
     "echo": Command(text.cmd_echo),

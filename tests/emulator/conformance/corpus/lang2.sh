@@ -176,3 +176,9 @@ tar -czf results.tgz results; tar -tzf results.tgz | sort; mkdir out; tar -xzf r
 
 #### tar-plain
 mkdir d; echo a > d/a; tar cf d.tar d; rm -r d; tar xf d.tar; cat d/a
+
+#### diff-unified
+printf 'a\nb\nc\n' > d1; printf 'a\nB\nc\nd\n' > d2; diff -u d1 d2 | tail -n +3; echo "rc=$?"; diff d1 d1; echo "rc=$?"
+
+#### dd
+seq 1 100 > in; dd if=in of=out bs=10 count=2 skip=1 2>/dev/null; cat out; echo; head -c 5 in | dd 2>/dev/null | wc -c
