@@ -21,11 +21,12 @@ import onnx
 from numpy.lib.stride_tricks import sliding_window_view
 from onnx import helper, numpy_helper
 
-from deploy.quantize.calibrate import progress
+from deploy.quantize.calibrate import BATCH_BYTES, progress
 from deploy.quantize.encodings import Encoding
 from deploy.quantize.options import QuantizeOptions
-from deploy.quantize.plan import Overrides, Plan, weight_axis
-from deploy.quantize.runner import expose, session
+from deploy.quantize.plan import Overrides, Plan
+from deploy.quantize.rules import weight_axis
+from deploy.quantize.runner import expose, run_batched
 
 Feeds = Callable[[], Iterator[dict[str, np.ndarray]]]
 TUNED = ("Conv", "Gemm", "MatMul")
@@ -182,20 +183,19 @@ def collect_grams(model: onnx.ModelProto, layers: list[Layer], feeds: Feeds, tot
     """One pass over the calibration inputs: each layer's G from up to ROWS_PER_LAYER input rows,
     the same number from every input (a fixed seed picks them)."""
     names = list(dict.fromkeys(layer.input for layer in layers))
-    sess = session(expose(model, names))
     per_input = max(1, math.ceil(ROWS_PER_LAYER / max(total, 1)))
     rng = np.random.default_rng(SEED)
     sums: list[np.ndarray | float] = [0.0] * len(layers)
     counts = [0] * len(layers)
     with progress("layer inputs") as bar:
         task = bar.add_task("layer inputs", total=total)
-        for feed in feeds():
-            values = dict(zip(names, sess.run(names, feed), strict=True))
+        for n, batch in run_batched(expose(model, names), names, feeds(), BATCH_BYTES):
+            values = dict(zip(names, batch, strict=True))  # n feeds stacked on the batch axis
             for i, layer in enumerate(layers):
-                rows = layer.sample_rows(values[layer.input], per_input, rng).transpose(1, 0, 2)
+                rows = layer.sample_rows(values[layer.input], per_input * n, rng).transpose(1, 0, 2)
                 sums[i] = sums[i] + (rows.transpose(0, 2, 1) @ rows).astype(np.float64)
                 counts[i] += rows.shape[1]
-            bar.advance(task)
+            bar.advance(task, n)
     for layer, gram, count in zip(layers, sums, counts, strict=True):
         layer.gram = np.asarray(gram) / max(count, 1)
 
