@@ -65,7 +65,7 @@ EDGELOOP = str(Path(sys.executable).with_name("edgeloop"))
 
 
 @pytest.mark.parametrize(("argv", "line"), [
-    (["deploy", "--devise", "pixel"], "error: deploy: unknown option --devise (did you mean '--device'? known: --adb,"),
+    (["deploy", "--devise", "pixel"], "error: deploy: unknown option --devise (did you mean '--device'? nearest of "),
     (["quantize.debug", "--target-snr", "40"], "error: quantize.debug: unknown option --target-snr (did you mean "
                                                "'--target-sqnr'?"),
     (["deplyo"], "error: unknown task 'deplyo' (did you mean 'deploy'?"),
