@@ -4,6 +4,7 @@ ${v/p/r} and ${v:o:l}, and arithmetic with mksh's 32-bit rules."""
 from __future__ import annotations
 
 import io
+import tarfile
 import threading
 
 import pytest
@@ -178,3 +179,16 @@ def test_find_exec_and_xargs(sh: ShellRunner) -> None:
                 "find d -size +0c -type f; printf 'a\\nb\\n' | xargs -I X echo [X]; "
                 "printf 'a\\0b c\\0' | xargs -0 -n1 echo")
     assert result.out == "got d/a.txt\ngot d/e/b.txt\nall d/a.txt d/e/b.txt\nd/a.txt\n[a]\n[b]\na\nb c\n"
+
+
+def test_tar_never_writes_outside_the_folder_it_unpacks_in(sh: ShellRunner) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in ("../../escaped", "/absolute", "inside/ok"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"x\n"))
+    sh.write("/data/local/tmp/evil.tar", buffer.getvalue())
+    result = sh("cd /data/local/tmp && mkdir out && tar -xf evil.tar -C out && find out | sort; tar -tf evil.tar")
+    assert result.out == "out\nout/absolute\nout/inside\nout/inside/ok\nabsolute\ninside/ok\n"
+    assert not sh.fs.exists("/data/escaped") and not sh.fs.exists("/data/local/escaped")
