@@ -1,8 +1,8 @@
 """A trend chart for the history's HTML page: figures of successive runs as inline SVG lines, with a
 ticked y axis naming its unit, an x axis of the runs (time and commit) and a legend. No script, no CDN.
 
-Margins are computed from the labels they hold (glyph widths estimated generously), so no label is cut
-off: the y tick labels set the left margin, and the x labels are thinned out to fit their spacing.
+The title, legend, y axis and text measuring are harness.report.svg's, shared with report.html: margins are
+computed from the labels they hold, so no label is cut off, and the x labels are thinned out to fit.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from harness.report.svg import COLOR
+from harness.report import svg
+from harness.report.svg import PALETTE, Key, Scale
 
-WIDTH, PLOT_HEIGHT = 760, 170
-TOP, RIGHT, BOTTOM = 46, 44, 62  # title and legend above; x labels (two lines) and the axis title below
-CHAR_W = 7.0  # an upper bound of a glyph's width at 11 px, for margins
-X_LABEL_W = 78  # room for one x label ("12-31 23:59")
+WIDTH, PLOT_HEIGHT, RIGHT = 760, 170, 44
+X_LABEL_W = svg.text_width("12-31 23:59", svg.SMALL) + 12  # room for one x label
 BAD = "#c0392b"  # a run that did not pass
-PALETTE = (COLOR, "#d9822b", "#2e8b57")
-SAME = 1e-9  # values this close (relative) are one value: the axis spans 1 % around it
 
 
 @dataclass(frozen=True)
@@ -38,27 +35,6 @@ class Line:
     name: str
     values: Sequence[float | None]  # one per run
     upper: Sequence[float | None] | None = None  # a whisker's top per run (e.g. p90)
-
-
-def ticks(low: float, high: float, *, count: int = 5) -> list[float]:
-    """Round tick values (1, 2, 2.5, 5 × 10^k apart) covering low..high."""
-    if high - low <= SAME * max(abs(low), abs(high)):  # one value, or float noise around one (cosine 1 - 2e-16)
-        pad = abs(high) * 0.01 or 1.0
-        low, high = high - pad, high + pad
-    raw = (high - low) / (count - 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
-    start = math.floor(low / step + 1e-9) * step
-    n = math.ceil((high - start) / step - 1e-9)
-    return [start + i * step for i in range(n + 1)]
-
-
-def tick_format(values: Sequence[float]) -> str:
-    """The format that tells ticks apart, with no more decimals than they need."""
-    step = abs(values[1] - values[0]) if len(values) > 1 else 1.0
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-    decimals += 1 if round(step / 10 ** math.floor(math.log10(step) + 1e-9), 6) == 2.5 else 0
-    return f"{{:.{decimals}f}}"
 
 
 def _polylines(xs: Sequence[float], ys: Sequence[float | None], color: str) -> str:
@@ -80,55 +56,40 @@ def trend_chart(runs: Sequence[Run], lines: Sequence[Line], *, title: str, axis:
     values = [v for line in lines for v in (*line.values, *(line.upper or ())) if v is not None]
     if not values or not runs:
         return ""
-    grid = ticks(min(0.0, *values) if from_zero else min(values), max(values))
-    fmt = tick_format(grid)
-    labels = [fmt.format(t) for t in grid]
-    left = 30 + CHAR_W * max(len(label) for label in labels)
-    plot_w, bottom = WIDTH - left - RIGHT, TOP + PLOT_HEIGHT
-    low, span = grid[0], grid[-1] - grid[0]
-
-    def y_of(v: float) -> float:
-        return bottom - PLOT_HEIGHT * (v - low) / span
-
+    shown = [(index, line, color) for index, (line, color) in enumerate(zip(lines, PALETTE, strict=False))
+             if any(v is not None for v in line.values)]
+    keys = [Key(line.name, color) for _, line, color in shown]
+    keys += [] if all(run.passed for run in runs) else [Key("run did not pass", BAD, "dot")]
+    head, head_h = svg.title_block(title, WIDTH)
+    legend, legend_h = svg.legend(keys, x=8, y=head_h, width=WIDTH - 16)
+    top = head_h + legend_h + 8
+    bottom, y_title = top + PLOT_HEIGHT, f"{axis} ({unit})"
+    y_of = Scale.over(values, bottom, -PLOT_HEIGHT, from_zero=from_zero)
+    left = 4 + svg.y_axis_width(y_of, y_title, PLOT_HEIGHT)
+    plot_w = WIDTH - left - RIGHT
     xs = [left + plot_w * (i + 0.5) / len(runs) for i in range(len(runs))]
-    parts = [f'<text x="4" y="16" font-size="13" font-weight="bold">{escape(title)}</text>']
-    for tick, label in zip(grid, labels, strict=True):
-        y = y_of(tick)
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e3e3e3"/>'
-                     f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{label}</text>')
-    parts.append(f'<line x1="{left}" y1="{TOP}" x2="{left}" y2="{bottom}" stroke="#444"/>'
-                 f'<line x1="{left}" y1="{bottom}" x2="{left + plot_w}" y2="{bottom}" stroke="#444"/>'
-                 f'<text transform="rotate(-90)" x="{-(TOP + PLOT_HEIGHT / 2):.1f}" y="14" font-size="11" '
-                 f'text-anchor="middle">{escape(axis)} ({escape(unit)})</text>')
+    parts = [head, legend, svg.y_axis(y_of, left=left, right=left + plot_w, title=y_title),
+             f'<line x1="{left}" y1="{bottom}" x2="{left + plot_w}" y2="{bottom}" stroke="{svg.INK}"/>']
     every = math.ceil(len(runs) / max(1, int(plot_w // X_LABEL_W)))
     for i in range(0, len(runs), every):
-        parts.append(f'<text x="{xs[i]:.1f}" y="{bottom + 19}" font-size="10" text-anchor="middle">'
-                     f'{escape(runs[i].label)}</text><text x="{xs[i]:.1f}" y="{bottom + 31}" font-size="10" '
-                     f'fill="#666" text-anchor="middle">{escape(runs[i].sublabel)}</text>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{bottom + 51}" font-size="11" text-anchor="middle">'
-                 f'run ({len(runs)}, oldest first: UTC time, commit)</text>')
-    legend_x = left
-    for index, (line, color) in enumerate(zip(lines, PALETTE, strict=False)):
+        parts.append(svg.text(xs[i], bottom + 20, runs[i].label, size=svg.SMALL, anchor="middle")
+                     + svg.text(xs[i], bottom + 20 + svg.lines_height(1, svg.SMALL), runs[i].sublabel,
+                                size=svg.SMALL, anchor="middle", fill=svg.MUTED))
+    x_title = svg.wrap(f"run ({len(runs)}, oldest first: UTC time, commit)", plot_w)
+    parts.append(svg.text(left + plot_w / 2, bottom + 60, x_title, anchor="middle"))
+    for index, line, color in shown:
         radius = 3.5 + 1.5 * (len(lines) - 1 - index)  # lines drawn first have larger markers: equal values show
-        if not any(v is not None for v in line.values):
-            continue
         tops = line.upper or [None] * len(runs)
         parts.append(_polylines(xs, [None if v is None else y_of(v) for v in line.values], color))
-        for x, run, v, top in zip(xs, runs, line.values, tops, strict=True):
+        for x, run, v, top_value in zip(xs, runs, line.values, tops, strict=True):
             if v is None:
                 continue
-            if top is not None:
-                parts.append(f'<line x1="{x:.1f}" y1="{y_of(v):.1f}" x2="{x:.1f}" y2="{y_of(top):.1f}" '
+            if top_value is not None:
+                parts.append(f'<line x1="{x:.1f}" y1="{y_of(v):.1f}" x2="{x:.1f}" y2="{y_of(top_value):.1f}" '
                              f'stroke="{color}" stroke-opacity="0.6"/>')
-            tip = f"{run.note}: {line.name} {v:.4g} {unit}" + (f" (whisker {top:.4g})" if top is not None else "")
+            tip = f"{run.note}: {line.name} {v:.4g} {unit}" + (f" (whisker {top_value:.4g})"
+                                                                 if top_value is not None else "")
             parts.append(f'<circle cx="{x:.1f}" cy="{y_of(v):.1f}" r="{radius}" fill="{color if run.passed else BAD}">'
                          f'<title>{escape(tip)}</title></circle>')
-        parts.append(f'<rect x="{legend_x}" y="26" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{legend_x + 14}" y="35" font-size="11">{escape(line.name)}</text>')
-        legend_x += 30 + CHAR_W * len(line.name)
-    if not all(run.passed for run in runs):
-        parts.append(f'<circle cx="{legend_x + 5}" cy="31" r="4" fill="{BAD}"/>'
-                     f'<text x="{legend_x + 14}" y="35" font-size="11">run did not pass</text>')
-    height = bottom + BOTTOM
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="plot {css_class}" width="{WIDTH}" height="{height}" '
-            f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">{"".join(parts)}</svg>')
+    height = bottom + 66 + svg.lines_height(len(x_title))
+    return svg.root(css_class, title, WIDTH, height, "".join(parts))

@@ -3,56 +3,21 @@ every label inside its chart without overlapping another."""
 
 from __future__ import annotations
 
-import html
-import json
-import os
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from harness.history.plot import tick_format, ticks
 from harness.history.query import select_jobs
 from harness.history.record import record_report
 from harness.history.trend import write_trend
 from harness.report.results import FAILED
+from harness.report.svg import tick_format, ticks
+from tests.harness.chromium import assert_labels_clear, chromium, measure_plots
 from tests.harness.history_fixtures import at, job, report
 
 RUNS = 30
-# Run in the page by Chromium: per chart, the labels outside it and the pairs of labels that overlap.
-CHECK = """<script>
-const found = [...document.querySelectorAll("svg.plot")].map(svg => {
-  const box = svg.getBoundingClientRect();
-  const texts = [...svg.querySelectorAll("text")].filter(t => t.textContent.trim());
-  const rects = texts.map(t => t.getBoundingClientRect());
-  const outside = texts.filter((t, i) => rects[i].left < box.left - 0.5 || rects[i].right > box.right + 0.5 ||
-    rects[i].top < box.top - 0.5 || rects[i].bottom > box.bottom + 0.5).map(t => t.textContent);
-  const overlapping = [];
-  rects.forEach((a, i) => rects.slice(i + 1).forEach((b, j) => {
-    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
-      overlapping.push([texts[i].textContent, texts[i + 1 + j].textContent]);
-  }));
-  const drawn = [...svg.querySelectorAll("polyline, circle")].filter(e => {
-    const r = e.getBoundingClientRect(); return r.width > 0 || r.height > 0; }).length;
-  return {cls: svg.getAttribute("class"), outside, overlapping, drawn, width: box.width};
-});
-const out = document.createElement("pre"); out.id = "check"; out.textContent = JSON.stringify(found);
-document.body.appendChild(out);
-</script>"""
-
-
-def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    if shutil.which("chromium") is None:
-        pytest.fail("chromium is missing: the trend page is checked in it (scripts/setup --test installs it)",
-                    pytrace=False)
-    return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                           "--disable-component-update", "--disable-sync", "--no-first-run",
-                           f"--user-data-dir={tmp / 'chrome'}", *args], capture_output=True, text=True, timeout=90,
-                          env={**os.environ, "HOME": str(tmp)})
 
 
 @pytest.fixture
@@ -83,24 +48,17 @@ def test_the_page_is_self_contained_with_its_plots(page: Path) -> None:
 
 
 def test_chromium_draws_every_plot_with_its_labels_inside(page: Path, tmp_path: Path) -> None:
-    checked = tmp_path / "checked.html"
-    checked.write_text(page.read_text().replace("</body>", CHECK + "</body>"))
-    result = _chromium("--dump-dom", checked.as_uri(), tmp=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    found = re.search(r'<pre id="check">(.*?)</pre>', result.stdout, re.S)
-    assert found, result.stdout[-2000:]
-    charts = json.loads(html.unescape(found[1]))
+    charts = measure_plots(page, tmp_path)
     assert sorted(c["cls"] for c in charts) == sorted(["plot trend-latency"] * 2 + ["plot trend-accuracy"] * 2
                                                       + ["plot trend-memory"])
     for chart in charts:
         assert chart["width"] > 0 and chart["drawn"] >= 3, chart
-        assert chart["outside"] == [], f"{chart['cls']}: labels cut off: {chart['outside']}"
-        assert chart["overlapping"] == [], f"{chart['cls']}: labels on top of each other: {chart['overlapping']}"
+        assert_labels_clear(chart)
 
 
 def test_chromium_screenshot_shows_the_plots(page: Path, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
-    result = _chromium(f"--screenshot={shot}", "--window-size=1000,1400", page.as_uri(), tmp=tmp_path)
+    result = chromium(f"--screenshot={shot}", "--window-size=1000,1400", page.as_uri(), tmp=tmp_path)
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
     rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int).reshape(-1, 3)
     line = int((np.abs(rgb - [0x3B, 0x6E, 0xA8]) < 24).all(axis=1).sum())  # the plots' blue
