@@ -5,10 +5,10 @@ Weights are stored as integers behind DequantizeLinear; every int activation get
 QuantizeLinear/DequantizeLinear pair right after its producer (the tensor keeps its name, so
 graph outputs, encodings and the debugger all use the float graph's names), except after an op
 that only moves values of an input with the same encoding (rules.py): its values are on that grid
-already. Float islands keep float tensors; where an int node reads one, a Q/DQ "convert" is
-inserted for that reader only. Bodies of If/Loop/Scan get their pairs inside, after the producer,
-as their own inputs do; weights stored as integers (a body's too), scales and zero points live in
-the main graph, which every body can read.
+already (in the main graph only, see _Scope.rewrite). Float islands keep float tensors; where an
+int node reads one, a Q/DQ "convert" is inserted for that reader only. Bodies of If/Loop/Scan get
+their pairs inside, after the producer, as their own inputs do; weights stored as integers (a
+body's too), scales and zero points live in the main graph, which every body can read.
 The opset is raised only when needed: 13 for per-channel `axis`, 21 for 16-bit or packed 4-bit
 types; no attribute the resulting opset lacks is ever written.
 """
@@ -155,7 +155,10 @@ class _Scope:
     def is_int(self, name: str) -> bool:
         return name in self.plan.activations and not self.plan.activations[name].is_float
 
-    def rewrite(self, graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+    def rewrite(self, graph: onnx.GraphProto, nodes: list[onnx.NodeProto], main: bool = True) -> None:
+        """Rewrite `graph` after `nodes`; pairs are skipped after ops that move values in the main graph
+        only: in a body, onnxruntime's QDQ propagation (its basic optimisations) aborted the process on
+        such a Squeeze of an LSTM state (Silero VAD)."""
         plan, w = self.plan, self.w
         for value in graph.input:  # quantized in place: their readers get the dequantized copy
             if self.is_int(value.name):
@@ -166,7 +169,7 @@ class _Scope:
                 nodes += w.qdq(value.name, f"{value.name}_converted", plan.conversions[value.name])
         for node in graph.node:
             for _, body in bodies(node):
-                self.rewrite(body, [])
+                self.rewrite(body, [], main=False)
             converted = node.name not in plan.float_nodes
             for i, name in enumerate(node.input):
                 if name in self.renamed:
@@ -175,7 +178,7 @@ class _Scope:
                     node.input[i] = f"{name}_converted"
             after: list[onnx.NodeProto] = []
             for i, name in enumerate(node.output):
-                if self.is_int(name) and not self.on_grid(node, name):
+                if self.is_int(name) and not (main and self.on_grid(node, name)):
                     node.output[i] = w.fresh(f"{name}_float")
                     after += w.qdq(node.output[i], name, plan.activations[name])
                 elif name in plan.conversions and name in self.readers_int:
@@ -187,7 +190,7 @@ class _Scope:
 
     def on_grid(self, node: onnx.NodeProto, output: str) -> bool:
         """An op that only moves its int input's values, with that input's encoding: no requantization."""
-        if not rule(node).moves_values or node.name in self.plan.float_nodes or not node.input:
+        if not rule(node).moves_values or node.name in self.plan.float_nodes:
             return False
         source = self.plan.activations.get(node.input[0])
         return source is not None and _same(source, self.plan.activations[output])
