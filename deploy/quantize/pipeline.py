@@ -19,6 +19,7 @@ from deploy.quantize.options import QuantizeOptions
 from deploy.quantize.plan import Plan, check_override_algorithms, check_override_names, fused_tensors, make_plan
 from deploy.quantize.qdq import write_qdq
 from deploy.quantize.runner import float_activations, per_feed, run_batched
+from deploy.subgraphs import initializers
 
 Feeds = Callable[[], Iterator[dict[str, np.ndarray]]]
 
@@ -98,7 +99,7 @@ def _quantize(work: onnx.ModelProto, feeds: Feeds, total: int, options: Quantize
     activations = float_activations(work)
     overrides = None
     if options.override_params is not None:
-        overrides = read_encodings(options.override_params, {i.name for i in work.graph.initializer})
+        overrides = read_encodings(options.override_params, set(initializers(work)))  # bodies' too
         check_override_algorithms(overrides, options.algorithms, str(options.override_params))
         check_override_names(work, activations, overrides, str(options.override_params))
     fused = fused_tensors(work)  # never encoded (make_plan): not worth calibrating

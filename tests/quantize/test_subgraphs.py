@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from deploy.container import load_container
 from deploy.quantize import QuantizeOptions, quantize
+from deploy.quantize.aimet import export_encodings, parse_encodings
 from deploy.quantize.bodies import expose_bodies
 from deploy.quantize.calibrate import calibrate
 from deploy.quantize.runner import float_activations, session
@@ -168,3 +169,20 @@ def test_exposing_body_tensors_leaves_the_outputs_alone() -> None:
     y, relu, mm = session(exposed).run(["y", "t_relu", "e_mm"], {"x": x})
     assert np.array_equal(y, session(model).run(["y"], {"x": x})[0])
     assert (relu.size, mm.size) in ((256, 0), (0, 256)) and relu.shape[0] == mm.shape[0] == 1
+
+
+def test_a_full_override_in_aimet_2_names_body_tensors_and_a_body_weight(build: Path) -> None:
+    """AIMET 2.0.0 has one list: a name is a param when the model has an initializer of that name,
+    in a body too."""
+    model = if_net()
+    weight = next(i for i in model.graph.initializer if i.name == "mw")
+    model.graph.initializer.remove(weight)
+    next(a.g for a in model.graph.node[4].attribute if a.name == "else_branch").initializer.append(weight)
+    _, encodings, sqnr = _quantize(model, build)
+    parsed = parse_encodings(encodings, "enc.json", {e["name"] for e in encodings["param_encodings"]})
+    assert "mw" in parsed.params
+    overrides = build / "v2.json"
+    overrides.write_text(json.dumps(export_encodings(parsed.activations, parsed.params, "2.0.0")))
+    again = quantize(build / "float.onnx", build / "input_list.txt", build / "again.onnx",
+                     QuantizeOptions(use_per_channel_quantization=True, override_params=overrides))
+    assert again.sqnr_db == pytest.approx(sqnr, abs=0.05)
