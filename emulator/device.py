@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -37,6 +38,7 @@ class Faults:
     throttle_bps: cap each connection's traffic in each direction to this many bytes per second.
     storage_full: every write fails with 'No space left on device'.
     netrun_crash: net-run exits 139 ('Segmentation fault'); netrun_hang: net-run blocks until cancelled.
+    slowdown: net-run computes this many times as long (1.3: 30 % slower), as a slower or throttled chip.
     """
 
     drop_after_bytes: int | None = None
@@ -45,6 +47,7 @@ class Faults:
     netrun_crash: bool = False
     netrun_hang: bool = False
     drop_once: bool = False
+    slowdown: float | None = None
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "faults") -> Faults:
@@ -57,6 +60,8 @@ class Faults:
                 raise EdgeloopError(f"{source}: unknown fault '{key}'", did_you_mean(key, known))
             if key in ("drop_after_bytes", "throttle_bps"):
                 values[key] = _positive_or_none(key, value, source)
+            elif key == "slowdown":
+                values[key] = _factor_or_none(key, value, source)
             else:
                 values[key] = _boolean(key, value, source)
         return cls(**values)
@@ -88,6 +93,18 @@ def _positive_or_none(key: str, value: Any, source: str) -> int | None:
     if number <= 0 or isinstance(value, bool):
         raise EdgeloopError(f"{source}: fault '{key}' must be a positive integer, got {value!r}")
     return number
+
+
+def _factor_or_none(key: str, value: Any, source: str) -> float | None:
+    if value is None or value in ("", "none", "off"):
+        return None
+    try:
+        factor = float(value)
+    except (TypeError, ValueError):
+        factor = 0.0
+    if isinstance(value, bool) or not math.isfinite(factor) or factor < 1:
+        raise EdgeloopError(f"{source}: fault '{key}' must be a factor of at least 1 (1.3: 30 % slower), got {value!r}")
+    return factor
 
 
 def _boolean(key: str, value: Any, source: str) -> bool:
