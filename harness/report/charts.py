@@ -15,10 +15,11 @@ import numpy as np
 from harness.report import svg
 from harness.report.svg import COLOR, Key, Scale
 
-WIDTH, PLOT_HEIGHT, MIN_PLOT = 600, 150, 300
+WIDTH, PLOT_HEIGHT, MIN_PLOT = 680, 150, 340
 LABEL_MAX = 190  # widest column of row labels (runtimes, layers): longer ones wrap
 BAR = 14
 HOST_COLOR, P50_COLOR, P90_COLOR = "#8e44ad", "#222222", "#d9822b"
+ERROR_COLOR = "#7f8c8d"  # neither timing's colour: error counts are not latencies
 WHERE = {False: "timed on the device", True: "timed on the host CPU (emulated device)"}
 
 

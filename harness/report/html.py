@@ -44,7 +44,7 @@ def _plots(result: dict[str, Any]) -> dict[str, Any]:
     if latency:
         plots["layers"] = charts.bars([(x["name"], x["ms"]) for x in latency["slowest_layers"]], column="layer",
                                       suffix=" ms",
-                                      title="Slowest layers (median per inference)" + (HOST_TITLE if host else ""),
+                                      title="Slowest layers: median time per inference" + (HOST_TITLE if host else ""),
                                       axis=_ms_axis("median time per inference", host), css_class="layer-plot",
                                       host=host)
     for output in result["outputs"]:
@@ -52,7 +52,7 @@ def _plots(result: dict[str, Any]) -> dict[str, Any]:
         plots["outputs"].append(charts.histogram(
             hist.get("edges", []), hist.get("counts", []), title=f"|device − reference| of {output['name']}",
             axis=f"|device − reference| (units of {output['name']})", count_axis="elements",
-            css_class="error-plot"))
+            css_class="error-plot", color=charts.ERROR_COLOR))
     cosines = [o["metrics"]["cosine"] for o in result["outputs"]]
     worst = "-" if not cosines else "n/a" if None in cosines else f"{min(cosines):.6f}"
     safe = {k: Markup(v) if isinstance(v, str) else [Markup(x) for x in v] for k, v in plots.items()}
