@@ -564,8 +564,8 @@ def _farm_collections() -> tuple[Collection, Collection]:
         from harness.history.baseline import diff_report, parse_baseline
         from harness.history.location import resolve
 
-        report = diff_report(parse_baseline(base, resolve(history)), Path(new),
-                             _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin))
+        options = _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin)  # before any file
+        report = diff_report(parse_baseline(base, resolve(history)), Path(new), options)
         _print_findings(report)
         if report.regressed:
             raise CheckFailed(f"{len(report.regressions)} regression(s) against {base}")
