@@ -56,8 +56,9 @@ def percentile_keys() -> list[Key]:
     return [Key(label, color, "line", dash) for label, color, dash in _PERCENTILES.values()]
 
 
-def percentiles(p50: float, p90: float, unit: str = "ms") -> list[Marker]:
-    return [Marker(name, f"{label} {value:.3g} {unit}", value, color, dash)
+def percentiles(p50: float, p90: float) -> list[Marker]:
+    """The p50 and p90 lines of a latency (ms), each named with its figure."""
+    return [Marker(name, f"{label} {value:.3g} ms", value, color, dash)
             for (name, (label, color, dash)), value in zip(_PERCENTILES.items(), (p50, p90), strict=True)]
 
 
