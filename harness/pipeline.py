@@ -248,6 +248,7 @@ def _run(job: Job, session: DeviceSession, runs: int, timeout: float | None, wor
         art = artifacts or prepare(job)
     result.model_sha256, result.container_sha256 = art.model_sha256, art.container_sha256
     result.container_kind, result.bundle_id = art.meta.kind, art.bundle.id
+    result.container_bytes = art.container.stat().st_size
     result.encodings = summarize_encodings(art.meta.encodings, art.meta.quantization)
     work_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(work_dir / "run.sh", (art.bundle.path / "run.sh").read_text())

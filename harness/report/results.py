@@ -108,6 +108,7 @@ class JobResult:
     container_sha256: str = ""
     container_kind: str = ""
     bundle_id: str = ""
+    container_bytes: int | None = None  # size of the container that ran; None when the job stopped before
     encodings: dict[str, Any] | None = None  # summary of a quantized container's encodings
     outputs: list[OutputResult] = field(default_factory=list)
     latency: LatencyStats | None = None
@@ -138,7 +139,8 @@ class JobResult:
             "model": self.model, "runtime": self.runtime, "profile": self.profile, "device": self.device,
             "status": self.status, "passed": self.passed, "failure": self.failure,
             "model_sha256": self.model_sha256, "container_sha256": self.container_sha256,
-            "container_kind": self.container_kind, "bundle_id": self.bundle_id, "encodings": self.encodings,
+            "container_kind": self.container_kind, "container_bytes": self.container_bytes,
+            "bundle_id": self.bundle_id, "encodings": self.encodings,
             "outputs": [o.to_json() for o in self.outputs],
             "latency": self.latency.to_json() if self.latency else None, "timing_source": self.timing_source,
             "runs": self.runs, "bytes_pushed": self.bytes_pushed,
