@@ -40,7 +40,8 @@ def test_unknown_profile_names_the_known_ones() -> None:
 def test_bad_profile_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nabi: arm64-v8a\nunits: [cpu, npu]\nmatch: {}\nprops: {}\n")
-    with pytest.raises(EdgeloopError, match=r"bad.yaml:3: units\[1\]: unknown value 'npu' \(did you mean 'gpu'\? known: aip, cpu"):
+    with pytest.raises(EdgeloopError,
+                       match=r"bad.yaml:3: units\[1\]: unknown value 'npu' \(did you mean 'gpu'\? known: aip, cpu"):
         load_profile_file(bad)
 
 
