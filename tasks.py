@@ -351,6 +351,8 @@ def _quantize_collection() -> Collection:
         result = quantize(container, input_list, output, options, encodings_out=encodings_out, cache=cache)
         console.print(f"{result.path}{' (cached)' if result.cached else ''}: output SQNR {result.sqnr_db:.2f} dB, "
                       f"cosine {result.cosine:.6f}")
+        for note in result.notes:
+            console.print(f"note: {note}")
         if encodings_out:
             console.print(f"encodings: {encodings_out}")
 

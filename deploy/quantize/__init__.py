@@ -38,6 +38,7 @@ class QuantizeResult:
     sqnr_db: float
     cosine: float
     cached: bool
+    notes: list[str]  # such as CLE dropped because it lowered the SQNR
 
 
 def calibration_digest(list_path: Path, input_list: InputList) -> str:
@@ -71,13 +72,15 @@ def _build(model: onnx.ModelProto, meta: ContainerMeta, list_path: Path, input_l
     qmodel, plan, agreements = quantize_model(model, feeds, len(input_list.entries), options)
     total = pooled(agreements)
     activations, params = plan_encodings(plan)
+    applied = {**options.to_json(), "algorithms": list(plan.algorithms)}  # the encodings describe these
     qmeta = ContainerMeta(
         kind="quantized", inputs=meta.inputs, outputs=meta.outputs, source_sha256=meta.source_sha256,
-        options=meta.options, encodings=export_encodings(activations, params, "1.0.0", options.to_json()),
-        quantization={**options.to_json(), "sqnr_db": round(total.sqnr_db, 4), "cosine": round(total.cosine, 6),
+        options=meta.options, encodings=export_encodings(activations, params, "1.0.0", applied),
+        quantization={**applied, "sqnr_db": round(total.sqnr_db, 4), "cosine": round(total.cosine, 6),
                       "calibration_inputs": len(input_list.entries), "calibration_sha256": calibration,
                       "outputs": {name: {"sqnr_db": round(a.sqnr_db, 4), "cosine": round(a.cosine, 6)}
-                                  for name, a in agreements.items()}})
+                                  for name, a in agreements.items()},
+                      "notes": plan.notes})
     save_container(qmodel, qmeta, target)
 
 
@@ -122,4 +125,4 @@ def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[st
         write_encodings(encodings_out, qmeta.encodings)
     summary = qmeta.quantization or {}
     return QuantizeResult(path=path, meta=qmeta, sqnr_db=summary.get("sqnr_db", 0.0),
-                          cosine=summary.get("cosine", 0.0), cached=hit)
+                          cosine=summary.get("cosine", 0.0), cached=hit, notes=summary.get("notes", []))

@@ -64,7 +64,7 @@ def quantize_model(model: onnx.ModelProto, feeds: Feeds, total: int,
     per-channel), so with `cle` the model is also quantized without it, on the same calibration
     inputs, and the better output SQNR kept. The plan records what the kept result applied
     (`plan.algorithms`: the encodings describe that model) and, when CLE was dropped, a line saying
-    so (`plan.note`) for the caller to show: printing it here would repeat it for every
+    so (`plan.notes`) for the caller to show: printing it here would repeat it for every
     re-quantization the debugger makes."""
     outputs = [o.name for o in model.graph.output]
     if "cle" not in options.algorithms:
@@ -132,9 +132,9 @@ def _made_with_cle(options: QuantizeOptions) -> bool:
     return made is not None and "cle" in made
 
 
-def _applied(result: Quantized, algorithms: tuple[str, ...], note: str = "") -> Quantized:
+def _applied(result: Quantized, algorithms: tuple[str, ...], *notes: str) -> Quantized:
     plan = result[1]
-    plan.algorithms, plan.note = algorithms, note  # Plan fields (see plan.py)
+    plan.algorithms, plan.notes = algorithms, list(notes)  # Plan fields (see plan.py)
     return result
 
 

@@ -48,6 +48,8 @@ class Plan:
     float_nodes: set[str]  # nodes that run in float (islands)
     conversions: dict[str, Encoding]  # float-island outputs read by int nodes: float -> int convert
     bias_bitwidth: int = 32
+    algorithms: tuple[str, ...] = ()  # what the kept result applied (CLE may be dropped: pipeline.py)
+    notes: list[str] = field(default_factory=list)  # lines for the user, said once by quantize()
 
     def bias_encoding(self, bias: str) -> Encoding:
         """scale = input scale x weight scale (per channel), zero point 0, int32 (docs/spec.md §7)."""

@@ -9,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from deploy.container import load_container
 from deploy.inputlist import read_input_list
+from deploy.quantize import quantize
 from deploy.quantize.cle import equalize
 from deploy.quantize.options import QuantizeOptions
 from deploy.quantize.pipeline import feeds_from, pooled, quantize_model
@@ -143,11 +144,29 @@ def test_cle_that_lowers_sqnr_is_dropped_and_said(tmp_path) -> None:
     _, plan, kept = _quantize(model, tmp_path, QuantizeOptions(use_per_channel_quantization=True,
                                                                algorithms=("cle",)))
     assert plan.algorithms == () and plain_plan.algorithms == ()
-    assert plan.note.startswith("CLE lowered the calibration SQNR to ")
-    assert f"from {pooled(plain).sqnr_db:.2f} dB without it: kept the quantization without CLE" in plan.note
+    [note] = plan.notes
+    assert note.startswith("CLE lowered the calibration SQNR to ")
+    assert note.endswith(f"from {pooled(plain).sqnr_db:.2f} dB without it: kept the quantization without CLE")
     assert pooled(kept).sqnr_db == pooled(plain).sqnr_db
 
 
 def test_cle_that_helps_is_kept(tmp_path) -> None:
     _, plan, _ = _quantize(mismatched_net(), tmp_path, QuantizeOptions(algorithms=("cle", "bc")))
-    assert plan.algorithms == ("cle", "bc") and plan.note == ""
+    assert plan.algorithms == ("cle", "bc") and plan.notes == []
+
+
+def test_quantize_says_cle_was_dropped_and_records_what_it_applied(tmp_path) -> None:
+    """The note reaches the user (QuantizeResult, cached or not), and the container and its
+    encodings name the algorithms the kept result applied, so an --override-params import of them
+    does not re-equalize."""
+    model = _net(*CASES["depthwise triplet"])
+    container = make_container(model, tmp_path / "float.onnx")
+    listing = make_input_list(model, tmp_path, 8, scale=3.0)
+    options = QuantizeOptions(use_per_channel_quantization=True, algorithms=("cle",))
+    for _ in range(2):  # built, then from the cache
+        result = quantize(container, listing, options=options)
+        [note] = result.notes
+        assert note.startswith("CLE lowered the calibration SQNR to ")
+        assert result.meta.quantization["algorithms"] == []
+        assert result.meta.encodings["quantizer_args"]["algorithms"] == []
+    assert result.cached
