@@ -1,7 +1,9 @@
 """Quantizer options with SNPE's names (snpe-dlc-quantize / qairt-quantizer), validated once.
 
 Config files, task flags and the debugger all build a QuantizeOptions; `from_mapping` is the one
-place that turns untrusted input into one, so every bad key or value gets the same clear error.
+place that turns untrusted input into one, so every bad key or value gets the same clear error,
+naming the option as the user wrote it: a flag (`--weights-bitwidth`) when the source is the
+command line, the key (`weights_bitwidth`, as in edgeloop.yaml) otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ WEIGHT_BITWIDTHS = (4, 8, 16)
 ACT_BITWIDTHS = (8, 16)
 BIAS_BITWIDTHS = (8, 32)
 ALGORITHMS = ("cle", "bc", "adaround", "seqmse")
+COMMAND_LINE = "command line"  # the source tasks.py passes: errors then name flags, not keys
+
+
+def _spelled(source: str, key: str) -> str:
+    """The option as written where it came from: `--weights-bitwidth` on the command line, else the key."""
+    return f"--{key.replace('_', '-')}" if source == COMMAND_LINE else key
+
+
+def _setting(source: str, key: str, value: object) -> str:
+    """How to set an option there: `--weights-bitwidth 4` on the command line, `weights_bitwidth: 4` in YAML."""
+    return f"{_spelled(source, key)} {value}" if source == COMMAND_LINE else f"{key}: {value}"
 
 
 @dataclass(frozen=True)
@@ -49,13 +62,14 @@ class QuantizeOptions:
             _choice(source, "algorithms", algorithm, ALGORITHMS)
         if isinstance(self.adaround_iterations, bool) or not (isinstance(self.adaround_iterations, int)
                                                               and self.adaround_iterations >= 1):
-            raise EdgeloopError(f"{source}: adaround_iterations must be a whole number >= 1, "
+            raise EdgeloopError(f"{source}: {_spelled(source, 'adaround_iterations')} must be a whole number >= 1, "
                                 f"got {self.adaround_iterations!r}")
         if not self.min_range > 0:
-            raise EdgeloopError(f"{source}: min_range must be > 0, got {self.min_range}")
+            raise EdgeloopError(f"{source}: {_spelled(source, 'min_range')} must be > 0, got {self.min_range}")
         if self.pack_4_bit_weights and self.weights_bitwidth != 4:
-            raise EdgeloopError(f"{source}: pack_4_bit_weights needs weights_bitwidth 4",
-                                "set weights_bitwidth: 4 or drop pack_4_bit_weights")
+            pack = _spelled(source, "pack_4_bit_weights")
+            raise EdgeloopError(f"{source}: {pack} needs {_spelled(source, 'weights_bitwidth')} 4",
+                                f"set {_setting(source, 'weights_bitwidth', 4)} or drop {pack}")
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str) -> QuantizeOptions:
@@ -65,8 +79,8 @@ class QuantizeOptions:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(k for k in data if k not in fields)
         if unknown:
-            raise EdgeloopError(f"{source}: unknown quantization option '{unknown[0]}'",
-                                f"known options: {', '.join(fields)}")
+            raise EdgeloopError(f"{source}: unknown quantization option '{_spelled(source, unknown[0])}'",
+                                f"known options: {', '.join(_spelled(source, f) for f in fields)}")
         values: dict[str, Any] = {}
         for key, value in data.items():
             values[key] = _coerce(source, key, value)
@@ -86,26 +100,28 @@ class QuantizeOptions:
 
 def _choice(source: str, key: str, value: Any, allowed: tuple[Any, ...]) -> None:
     if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
-        raise EdgeloopError(f"{source}: {key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        raise EdgeloopError(f"{source}: {_spelled(source, key)} must be one of {', '.join(map(str, allowed))}, "
+                            f"got {value!r}")
 
 
 def _coerce(source: str, key: str, value: Any) -> Any:
     """Accept what YAML and command lines naturally produce ("cle,bc", "8", "true")."""
+    name = _spelled(source, key)
     if key in ("weights_bitwidth", "act_bitwidth", "bias_bitwidth", "adaround_iterations"):
         try:
             return int(value) if not isinstance(value, bool) else value
         except (TypeError, ValueError):
-            raise EdgeloopError(f"{source}: {key} must be an integer, got {value!r}") from None
+            raise EdgeloopError(f"{source}: {name} must be an integer, got {value!r}") from None
     if key in ("use_per_channel_quantization", "pack_4_bit_weights"):
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
         if not isinstance(value, bool):
-            raise EdgeloopError(f"{source}: {key} must be true or false, got {value!r}")
+            raise EdgeloopError(f"{source}: {name} must be true or false, got {value!r}")
         return value
     if key == "algorithms":
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
-            raise EdgeloopError(f"{source}: algorithms must be a list such as [cle, bc], got {value!r}")
+            raise EdgeloopError(f"{source}: {name} must be a list such as [cle, bc], got {value!r}")
         return tuple(str(a).strip().lower() for a in items if str(a).strip())
     if key == "override_params":
         return Path(value) if value not in (None, "") else None
@@ -113,5 +129,5 @@ def _coerce(source: str, key: str, value: Any) -> Any:
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise EdgeloopError(f"{source}: min_range must be a number, got {value!r}") from None
+            raise EdgeloopError(f"{source}: {name} must be a number, got {value!r}") from None
     return value

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.errors import EdgeloopError
+from deploy.quantize import QuantizeOptions
 from tests.deploy.models import conv_net
 from tests.quantize.util import make_container, make_input_list
 
@@ -49,13 +51,19 @@ def test_bad_flag_value_is_one_line_exit_2(tmp_path: Path) -> None:
     done = _edgeloop("quantize", "--container", "float.onnx", "--input-list", "input_list.txt",
                      "--weights-bitwidth", "6", cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: command line: weights_bitwidth must be one of 4, 8, 16, got 6"
+    assert done.stderr.strip() == "error: command line: --weights-bitwidth must be one of 4, 8, 16, got 6"
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("quantize", "--weights-bitwidth", "abc"), "error: command line: weights_bitwidth must be an integer, got 'abc'"),
-    (("quantize", "--act-bitwidth", "8.5"), "error: command line: act_bitwidth must be an integer, got '8.5'"),
-    (("quantize", "--min-range", "tiny"), "error: command line: min_range must be a number, got 'tiny'"),
+    (("quantize", "--weights-bitwidth", "abc"),
+     "error: command line: --weights-bitwidth must be an integer, got 'abc'"),
+    (("quantize", "--act-bitwidth", "8.5"), "error: command line: --act-bitwidth must be an integer, got '8.5'"),
+    (("quantize", "--min-range", "tiny"), "error: command line: --min-range must be a number, got 'tiny'"),
+    (("quantize", "--min-range", "0"), "error: command line: --min-range must be > 0, got 0.0"),
+    (("quantize", "--algorithms", "cle,adaroud"),
+     "error: command line: --algorithms must be one of cle, bc, adaround, seqmse, got 'adaroud'"),
+    (("quantize", "--pack-4-bit-weights"), "error: command line: --pack-4-bit-weights needs --weights-bitwidth 4 "
+     "(set --weights-bitwidth 4 or drop --pack-4-bit-weights)"),
     (("quantize", "--override-params", "binary.json"),
      "error: binary.json: the encodings file is not UTF-8 text"),
     (("quantize.debug", "--quantized", "float.onnx", "--inputs", "few"), "error: --inputs expects a number, got 'few'"),
@@ -71,6 +79,20 @@ def test_bad_values_are_one_line_exit_2(tmp_path: Path, args: tuple[str, ...], m
     done = _edgeloop(args[0], "--container", "float.onnx", "--input-list", "input_list.txt", *args[1:], cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(message) and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"weights_bitwidth": 6}, "edgeloop.yaml:7: quantization: weights_bitwidth must be one of 4, 8, 16, got 6"),
+    ({"pack_4_bit_weights": True}, "edgeloop.yaml:7: quantization: pack_4_bit_weights needs weights_bitwidth 4 "
+     "(set weights_bitwidth: 4 or drop pack_4_bit_weights)"),
+    ({"act_bits": 8}, "edgeloop.yaml:7: quantization: unknown quantization option 'act_bits' (known options: "
+     "param_quantizer, "),
+])
+def test_options_from_a_config_file_name_its_keys(options: dict, message: str) -> None:
+    """What the flags' errors say with --weights-bitwidth, a deployment file's say with its YAML key."""
+    with pytest.raises(EdgeloopError) as caught:
+        QuantizeOptions.from_mapping(options, "edgeloop.yaml:7: quantization")
+    assert str(caught.value).startswith(message) and "--" not in str(caught.value)
 
 
 @pytest.mark.parametrize("flag", ["--output", "--encodings-out"])
