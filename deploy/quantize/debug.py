@@ -11,6 +11,8 @@ float); with a target it promotes the worst layers one at a time, re-quantizing 
 the output SQNR reaches the target, and reports the cost. Every re-quantization is `quantize()`
 itself on the whole input list, so the figure reported for the overrides is the one `quantize
 --override-params` gives; with a device profile only promotions its runtime can run are proposed.
+Layers inside If/Loop/Scan bodies are layers too: a body tensor is compared over all its values of
+an inference (every iteration; nothing for a branch that did not run), as calibration sees it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from deploy.quantize.qdq import write_qdq
 from deploy.quantize.rules import WEIGHTED, weight_axis
 from deploy.quantize.runner import expose, session
 from deploy.quantize.targets import default_runtime, promotion_refusal
+from deploy.subgraphs import initializers, scopes, walk
 
 PROMOTIONS = ("16", "float")
 
@@ -83,9 +86,9 @@ class DebugReport:
 
 
 def parameter_bytes(model: onnx.ModelProto) -> int:
-    """Bytes the model's initializers take as stored (int4 packed, int8, float32...)."""
+    """Bytes the initializers of every scope take as stored (int4 packed, int8, float32...)."""
     total = 0
-    for init in model.graph.initializer:
+    for init in initializers(model).values():
         count = int(np.prod(init.dims)) if init.dims else 1
         bits = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4}.get(
             init.data_type, 8 * helper.tensor_dtype_to_np_dtype(init.data_type).itemsize)
@@ -94,18 +97,20 @@ def parameter_bytes(model: onnx.ModelProto) -> int:
 
 
 def _plan_from(meta_encodings: dict[str, Any], model: onnx.ModelProto, made_from: str) -> Plan:
-    """The quantized container's encodings as a Plan (biases as plain int32 params). A tensor the
-    float graph lacks means the quantized container was made from another model."""
-    inits = {i.name: i for i in model.graph.initializer}
+    """The quantized container's encodings as a Plan (biases as plain int32 params). A tensor that no
+    scope of the float graph (main graph or body) has means the quantized container was made from
+    another model."""
+    inits = initializers(model)
     parsed = parse_encodings(meta_encodings, "<quantized container>", set(inits))
-    known = {*inits, *(v.name for v in model.graph.input), *(o for n in model.graph.node for o in n.output)}
+    known = {*inits, *(v.name for graph in scopes(model.graph) for v in graph.input),
+             *(o for _, n in walk(model.graph) for o in n.output)}
     unknown = sorted({*parsed.activations, *parsed.params} - known)
     if unknown:
         raise EdgeloopError(f"{made_from}: its encodings name tensor '{unknown[0]}', which the float container "
                             "does not have", "pass the float container the quantized one was made from")
     acts = {n: e for n, e in parsed.activations.items() if e.resolved}
     params = {n: e for n, e in parsed.params.items() if e.resolved and not e.is_float}
-    for node in model.graph.node:  # the file has no axis for per-channel weights: the op decides
+    for _, node in walk(model.graph):  # the file has no axis for per-channel weights: the op decides
         weight = node.input[1] if len(node.input) > 1 else ""
         if weight in params and params[weight].axis is not None:
             axis = weight_axis(node, numpy_helper.to_array(inits[weight]))
@@ -132,10 +137,10 @@ def layer_sqnr(model: onnx.ModelProto, reference: onnx.ModelProto, qmodel: onnx.
         out = plan.activations.get(node.output[0]) if node.output else None
         return (out is not None and not out.is_float) or any(p in plan.params for p in node.input)
 
-    nodes = [n for n in reference.graph.node if n.output and quantized(n)]
+    nodes = [n for _, n in walk(reference.graph) if n.output and quantized(n)]
     names = [n.output[0] for n in nodes]
     outputs = [o.name for o in model.graph.output]
-    in_quantized = {o for n in qmodel.graph.node for o in n.output}
+    in_quantized = {o for _, n in walk(qmodel.graph) for o in n.output}
     watched = list(dict.fromkeys([*(n for n in names if n in in_quantized), *outputs]))
     float_sess = session(expose(reference, watched))
     truth_sess = None if reference is model else session(model)
@@ -150,8 +155,8 @@ def layer_sqnr(model: onnx.ModelProto, reference: onnx.ModelProto, qmodel: onnx.
             ref = dict(zip(watched, float_sess.run(watched, feed), strict=True))
             truth = ref if truth_sess is None else dict(zip(outputs, truth_sess.run(outputs, feed), strict=True))
             quant = dict(zip(watched, quant_sess.run(watched, feed), strict=True))
-            for name in names:
-                if name in quant:
+            for name in names:  # a body tensor's row is empty, or another length, where the runs differ
+                if name in quant and quant[name].shape == ref[name].shape:
                     cumulative[name].add(ref[name], quant[name])
             for name in outputs:
                 output[name].add(truth[name], quant[name])
@@ -179,7 +184,7 @@ def reference_graph(model: onnx.ModelProto, quantization: dict[str, Any]) -> onn
 def _carrier(model: onnx.ModelProto, tensor: str, fused: set[str]) -> str:
     """The tensor that holds `tensor`'s encoding: a fused op's output has none, the activation
     fused into it (Conv -> Relu, Conv -> BN -> Relu) carries it."""
-    reader = {i: n for n in model.graph.node for i in n.input}
+    reader = {i: n for _, n in walk(model.graph) for i in n.input}
     while tensor in fused:
         tensor = reader[tensor].output[0]
     return tensor
@@ -190,8 +195,8 @@ def promotion_overrides(model: onnx.ModelProto, tensors: list[str], promote: str
     16 bit or float; bitwidth-only entries take their range from calibration. A layer fused into
     the activation after it is promoted with that activation's output, which is its output on the
     device."""
-    producer = {o: n for n in model.graph.node for o in n.output}
-    inits = {i.name for i in model.graph.initializer}
+    producer = {o: n for _, n in walk(model.graph) for o in n.output}
+    inits = set(initializers(model))
     fused = fused_tensors(model)
     entry = ({"dtype": "FLOAT", "bw": 32} if promote == "float" else {"dtype": "INT", "bw": 16, "is_sym": False})
     acts: dict[str, dict[str, Any]] = {}

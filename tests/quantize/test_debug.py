@@ -15,9 +15,11 @@ from deploy.errors import EdgeloopError
 from deploy.profiles import Hexagon, load_profile
 from deploy.quantize import QuantizeOptions, quantize
 from deploy.quantize.debug import PROMOTIONS, debug, promotion_overrides
+from deploy.quantize.runner import expose, session
 from deploy.quantize.targets import promotion_refusal, promotions
 from tests.deploy.models import conv_net
 from tests.quantize.test_algorithms import mismatched_net
+from tests.quantize.test_subgraphs import if_net, loop_net
 from tests.quantize.util import make_container, make_input_list
 
 
@@ -187,3 +189,64 @@ def test_promotions_follow_the_hexagon_generation() -> None:
     assert promotion_refusal(v68, "dsp", "16") is None
     with pytest.raises(EdgeloopError, match="has no dsp runtime"):
         promotions(load_profile("pixel"), "dsp")
+
+
+def hard_body_net() -> onnx.ModelProto:
+    """loop_net whose body weight has one column 40x the others: per-tensor 8 bit then rounds the
+    body MatMul's other columns (weights and output) to a few levels, in every iteration."""
+    model = loop_net()
+    for init in model.graph.initializer:
+        if init.name == "w":
+            value = numpy_helper.to_array(init).copy()
+            value[:, 0] *= 40.0
+            init.CopyFrom(numpy_helper.from_array(value, "w"))
+    return model
+
+
+def _body_sqnr(model: onnx.ModelProto, qmodel: onnx.ModelProto, tensor: str, feeds: list[dict]) -> float:
+    """SQNR of a body tensor's values over every iteration, float against quantized, computed apart
+    from the debugger."""
+    signal = noise = 0.0
+    for feed in feeds:
+        ref, = session(expose(model, [tensor])).run([tensor], feed)
+        out, = session(expose(qmodel, [tensor])).run([tensor], feed)
+        signal += float(np.sum(ref.astype(np.float64) ** 2))
+        noise += float(np.sum((ref.astype(np.float64) - out) ** 2))
+    return 10 * np.log10(signal / noise)
+
+
+def test_loop_body_layers_are_debugged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container whose encodings name Loop body tensors is taken: body layers are measured over
+    every iteration, ranked with the others, and promoted by the overrides."""
+    monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "build"))
+    model = hard_body_net()
+    container = make_container(model, tmp_path / "float.onnx")
+    input_list = make_input_list(model, tmp_path, 6)
+    qpath = quantize(container, input_list, tmp_path / "q.onnx").path
+    report = debug(container, qpath, input_list, inputs=4, worst=2, overrides_out=tmp_path / "fix.json")
+    by_name = {layer.tensor: layer for layer in report.layers}
+    assert {"b_mm", "b_add", "h_out", "y"} <= set(by_name)
+    worst, rest = report.ranking[:2], report.ranking[2:]
+    assert {layer.tensor for layer in worst} == {"b_mm", "b_add"}  # both carry the large column
+    assert max(layer.isolated_sqnr_db for layer in worst) < min(layer.isolated_sqnr_db for layer in rest) - 20
+    feeds = [{"x": np.fromfile(tmp_path / f"x_{i}.raw", np.float32).reshape(1, 8)} for i in range(4)]
+    qmodel = onnx.load(str(qpath))
+    assert by_name["b_add"].cumulative_sqnr_db == pytest.approx(_body_sqnr(model, qmodel, "b_add", feeds), abs=0.01)
+    written = json.loads((tmp_path / "fix.json").read_text())
+    assert {e["name"] for e in written["activation_encodings"]} == {"b_mm", "b_add"}
+    assert [e["name"] for e in written["param_encodings"]] == ["w"]
+    assert report.final_sqnr_db > report.output_sqnr_db  # the body layer at 16 bit, verified by quantize
+
+
+def test_if_branch_layers_are_debugged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both branches of an If are layers; a branch one input does not take adds nothing for that input."""
+    monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "build"))
+    model = if_net()
+    container = make_container(model, tmp_path / "float.onnx")
+    input_list = make_input_list(model, tmp_path, 8)
+    qpath = quantize(container, input_list, tmp_path / "q.onnx").path
+    report = debug(container, qpath, input_list, inputs=8)
+    by_name = {layer.tensor: layer for layer in report.layers}
+    assert {"t_conv", "t_relu", "t_out", "e_mm", "e_out", "s", "y"} <= set(by_name)
+    assert all(by_name[t].cumulative_sqnr_db > 20 for t in ("t_relu", "t_out", "e_mm", "e_out"))
+    assert all(np.isfinite(layer.isolated_sqnr_db) for layer in report.layers)
