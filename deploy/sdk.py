@@ -26,6 +26,7 @@ from onnx import helper, numpy_helper
 from deploy.container import ContainerMeta, load_container
 from deploy.errors import EdgeloopError
 from deploy.inputlist import read_input_list, write_input_list
+from deploy.subgraphs import initializers, scopes, walk
 
 HOST_BIN = "bin/x86_64-linux-clang"
 SDK_ENV = {"snpe": "SNPE_ROOT", "qnn": "QNN_SDK_ROOT"}
@@ -84,31 +85,51 @@ def check_version(layout: str, version: str | None) -> None:
 
 def dequantized_graph(model: onnx.ModelProto, node_prefix: str = "") -> onnx.ModelProto:
     """The float graph of a QDQ container: constant DequantizeLinear become float weights, activation
-    Quantize/Dequantize pairs become Identity nodes (named `node_prefix` + the DQ's name). In place."""
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
-    kept: list[onnx.NodeProto] = []
-    for node in graph.node:
-        source = node.input[0] if node.op_type == "DequantizeLinear" else None
-        if source is None:
-            kept.append(node)
-        elif source in inits:
-            graph.initializer.append(numpy_helper.from_array(_dequantize(node, inits), node.output[0]))
-        elif source in producers and producers[source].op_type == "QuantizeLinear":
-            kept.append(helper.make_node("Identity", [producers[source].input[0]], [node.output[0]],
-                                         name=f"{node_prefix}{node.name or node.output[0]}"))
-        else:
-            kept.append(node)
-    used = {name for node in kept for name in node.input} | {o.name for o in graph.output}
-    kept = [n for n in kept if not (n.op_type == "QuantizeLinear" and n.output[0] not in used)]
-    del graph.node[:]
-    graph.node.extend(kept)
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    live = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(live)
+    Quantize/Dequantize pairs become Identity nodes (named `node_prefix` + the DQ's name). In every
+    scope: If/Loop/Scan bodies hold pairs of their own and read weights, scales and zero points of the
+    main graph as outer-scope values, so what is still read is judged over all scopes. In place."""
+    inits = initializers(model)
+    quantized_from = {n.output[0]: n.input[0] for _, n in walk(model.graph) if n.op_type == "QuantizeLinear"}
+    for graph in _innermost_first(model):
+        kept: list[onnx.NodeProto] = []
+        for node in graph.node:
+            source = node.input[0] if node.op_type == "DequantizeLinear" else None
+            if source is None:
+                kept.append(node)
+            elif source in inits:
+                graph.initializer.append(numpy_helper.from_array(_dequantize(node, inits), node.output[0]))
+            elif source in quantized_from:
+                kept.append(helper.make_node("Identity", [quantized_from[source]], [node.output[0]],
+                                             name=f"{node_prefix}{node.name or node.output[0]}"))
+            else:
+                kept.append(node)
+        _replace(graph.node, kept)
+    used = _read(model)
+    for graph in _innermost_first(model):
+        _replace(graph.node, [n for n in graph.node if not (n.op_type == "QuantizeLinear" and n.output[0] not in used)])
+    used = _read(model)
+    for graph in _innermost_first(model):
+        _replace(graph.initializer, [i for i in graph.initializer if i.name in used])
     return model
+
+
+def _innermost_first(model: onnx.ModelProto) -> list[onnx.GraphProto]:
+    """Every scope, bodies before the graph holding them: rebuilding a graph's nodes copies the bodies
+    in them, so a body is rewritten before its holder is (and the list is taken anew after)."""
+    return list(scopes(model.graph))[::-1]
+
+
+def _read(model: onnx.ModelProto) -> set[str]:
+    """The tensors some node of any scope reads, or some scope outputs."""
+    return ({name for _, node in walk(model.graph) for name in node.input}
+            | {o.name for graph in scopes(model.graph) for o in graph.output})
+
+
+def _replace(field, items: list) -> None:
+    """Set a repeated protobuf field to `items` (copies of them)."""
+    items = list(items)
+    del field[:]
+    field.extend(items)
 
 
 def _dequantize(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> np.ndarray:
