@@ -1,7 +1,9 @@
 """Which runtime can run which node: per-runtime op tables kept as data in deploy/opsupport/*.yaml.
 
 Each table lists ONNX op types for one compute unit (cpu, gpu, dsp, aip); gpu_fp16 shares the gpu
-table. Adding an op or a runtime is an edit of a YAML file, not of this module.
+table. An op left out on purpose can say why under `unsupported` (control flow: what is known of it),
+which the op check reports with the node. Adding an op or a runtime is an edit of a YAML file, not of
+this module.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class OpTable:
     ops: frozenset[str]
     notes: dict[str, str] = field(default_factory=dict)
     limits: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)  # op -> attribute -> allowed
+    unsupported: dict[str, str] = field(default_factory=dict)  # op not in `ops` -> why (what is known of it)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class OpSupport:
     op_type: str
     runtimes: tuple[str, ...]
     notes: dict[str, str] = field(default_factory=dict)  # runtime -> limitation worth knowing
-    reasons: dict[str, str] = field(default_factory=dict)  # runtime -> why a listed op is excluded here
+    reasons: dict[str, str] = field(default_factory=dict)  # runtime -> why the op does not run there, when known
 
     def supported_on(self, runtime: str) -> bool:
         return runtime in self.runtimes
@@ -60,15 +63,22 @@ def _load_table(path: Path) -> OpTable:
         raise EdgeloopError(f"{path}: 'ops' must be a list of ONNX op types")
     notes = data.get("notes") or {}
     limits = data.get("limits") or {}
+    unsupported = data.get("unsupported") or {}
     for section, entries in (("note", notes), ("limit", limits)):
         stray = sorted(set(entries) - set(ops))
         if stray:
             raise EdgeloopError(f"{path}: {section} for op '{stray[0]}', which is not in 'ops'")
+    if not isinstance(unsupported, dict) or not all(isinstance(v, str) and v for v in unsupported.values()):
+        raise EdgeloopError(f"{path}: 'unsupported' must map op types to why the runtime does not run them")
+    both = sorted(set(unsupported) & set(ops))
+    if both:
+        raise EdgeloopError(f"{path}: '{both[0]}' is both in 'ops' and in 'unsupported'", "keep it in one of them")
     for op, attrs in limits.items():
         if not isinstance(attrs, dict) or not all(isinstance(v, list) for v in attrs.values()):
             raise EdgeloopError(f"{path}: limits.{op} must map attribute names to lists of allowed values")
     return OpTable(path.stem, frozenset(ops), {str(k): str(v) for k, v in notes.items()},
-                   {op: {attr: tuple(values) for attr, values in attrs.items()} for op, attrs in limits.items()})
+                   {op: {attr: tuple(values) for attr, values in attrs.items()} for op, attrs in limits.items()},
+                   {str(k): v for k, v in unsupported.items()})
 
 
 @functools.cache
@@ -82,14 +92,17 @@ def load_tables(root: Path = TABLES_DIR) -> dict[str, OpTable]:
 
 
 def node_support(node: onnx.NodeProto, tables: dict[str, OpTable] | None = None) -> OpSupport:
-    """Which runtimes list this node's op and accept its attributes (`limits`); ops outside the
-    default ONNX domain are in no table."""
+    """Which runtimes list this node's op and accept its attributes (`limits`), and why the others do
+    not run it where a table says (`limits`, `unsupported`); ops outside the default ONNX domain are in
+    no table."""
     tables = tables or load_tables()
     op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
     runtimes, notes, reasons = [], {}, {}
     for runtime, name in RUNTIME_TABLES.items():
         table = tables[name]
         if op not in table.ops:
+            if op in table.unsupported:
+                reasons[runtime] = table.unsupported[op]
             continue
         refused = [f"{attr}={value!r} (supported: {', '.join(map(str, allowed))})"
                    for attr, allowed in table.limits.get(op, {}).items()
@@ -125,9 +138,12 @@ def check_graph(graph: onnx.GraphProto) -> list[OpSupport]:
     report = [node_support(node, tables) for node in graph.node]
     for op in report:
         if not op.runtimes:
-            limited = "; ".join(f"{rt}: {why}" for rt, why in op.reasons.items())
+            by_reason: dict[str, list[str]] = {}
+            for runtime, why in op.reasons.items():
+                by_reason.setdefault(why, []).append(runtime)
+            why = "; ".join(f"{', '.join(runtimes)}: {reason}" for reason, runtimes in by_reason.items())
             raise EdgeloopError(f"node '{op.name}' uses op {op.op_type}, which no runtime supports"
-                                + (f" with these attributes ({limited})" if limited else ""),
+                                + (f" ({why})" if why else ""),
                                 "replace it in the source model or cut it off with --out-node")
     return report
 
