@@ -239,12 +239,21 @@ def test_loop_body_layers_are_debugged(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_if_branch_layers_are_debugged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both branches of an If are layers; a branch one input does not take adds nothing for that input."""
+    """Both branches of an If are layers; a branch one input does not take adds nothing for that input,
+    also where float and quantized models take different branches."""
     monkeypatch.setenv("EDGELOOP_BUILD", str(tmp_path / "build"))
     model = if_net()
     container = make_container(model, tmp_path / "float.onnx")
     input_list = make_input_list(model, tmp_path, 8)
     qpath = quantize(container, input_list, tmp_path / "q.onnx").path
+    # an input whose mean is near 0, on the side that quantization (of x and of the mean) flips: float
+    # and quantized models take different branches for it
+    centred = np.fromfile(tmp_path / "x_0.raw", np.float32).reshape(1, 3, 8, 8)
+    centred -= centred.mean()
+    sessions = [session(expose(m, ["t_out"])) for m in (model, onnx.load(str(qpath)))]
+    flipped = next(x for x in (centred + np.float32(shift) for shift in np.linspace(-2e-3, 2e-3, 41))
+                   if len({sess.run(["t_out"], {"x": x})[0].size for sess in sessions}) == 2)
+    flipped.tofile(tmp_path / "x_0.raw")
     report = debug(container, qpath, input_list, inputs=8)
     by_name = {layer.tensor: layer for layer in report.layers}
     assert {"t_conv", "t_relu", "t_out", "e_mm", "e_out", "s", "y"} <= set(by_name)
