@@ -456,6 +456,11 @@ def _print_findings(report) -> None:
 
 _HISTORY_HELP = ("the results history: an SQLite file or a postgresql:// URL; `off` records nothing "
                  "(default $EDGELOOP_HISTORY, else .edgeloop/history.sqlite)")
+_RUN_HELP = {
+    "cooldown_temp": "before each measured run, wait until the device is below this temperature in °C "
+                     "(its hottest CPU thermal zone; up to 300 s)",
+    "cpu_mask": "run net-run on these cores only: taskset's hexadecimal mask, e.g. f0 for cores 4-7",
+}
 _BASELINE_HELP = ("compare with a previous report.json or farm.json, or with history[:N]: the last N passing runs "
                   "of each job in the history (default 5)")
 
@@ -473,15 +478,15 @@ _BASELINE_HELP = ("compare with a previous report.json or farm.json, or with his
     "report-dir": "where the reports/<timestamp>-<device>/ folders go (default: reports)",
     "timeout": "seconds a run may go without finishing before it is stopped (default 600)",
     "lease-timeout": "seconds to wait while another deploy or farm run holds the device (default 600)",
-    "history": _HISTORY_HELP, "baseline": _BASELINE_HELP, **_DIFF_HELP})
+    "history": _HISTORY_HELP, "baseline": _BASELINE_HELP, **_DIFF_HELP, **_RUN_HELP})
 @user_errors
 def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs="1",
            report_dir="reports", timeout="600", lease_timeout="600", history=None, baseline=None, latency_pct=None,
-           alpha=None, cosine_margin=None, sqnr_margin=None, top1_margin=None):
+           alpha=None, cosine_margin=None, sqnr_margin=None, top1_margin=None, cooldown_temp=None, cpu_mask=None):
     """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
-    from deploy.errors import CheckFailed
-    from harness.history.baseline import diff_report, parse_baseline
+    from harness.history.baseline import parse_baseline
     from harness.history.location import resolve
+    from harness.measure import RunOptions
     from harness.pipeline import deploy as deploy_loop
     from harness.report.terminal import failure_lines, summary_table
 
@@ -492,19 +497,17 @@ def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, a
                           runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
                           runs=number(runs, "--runs", int), timeout=number(timeout, "--timeout"),
                           report_root=Path(report_dir), console=err_console,
-                          lease_timeout=number(lease_timeout, "--lease-timeout"), history=location)
+                          lease_timeout=number(lease_timeout, "--lease-timeout"), history=location, baseline=base,
+                          diff_options=options, options=RunOptions(cooldown_c=cooldown_temp, cpu_mask=cpu_mask))
     console.print(summary_table(outcome.results, outcome.device))
     for line in failure_lines(outcome.results):
         console.print(line, style="red", markup=False, soft_wrap=True)
     if outcome.unwritten is None:  # otherwise check() says why there are none
         console.print(f"reports: {outcome.reports.folder} (report.html, report.json, junit.xml)", soft_wrap=True,
                       markup=False)
-    diff = diff_report(base, outcome.reports.json, options) if base and outcome.unwritten is None else None
-    if diff is not None:
-        _print_findings(diff)
+    if outcome.baseline is not None:
+        _print_findings(outcome.baseline)
     outcome.check()
-    if diff is not None and diff.regressed:
-        raise CheckFailed(f"{len(diff.regressions)} regression(s) against {base}", f"see {outcome.reports.html}")
 
 
 # ---- farm and reports ---------------------------------------------------------------------
@@ -515,10 +518,11 @@ def _farm_collections() -> tuple[Collection, Collection]:
     @task(name="run", help={"inventory": "farm.yaml: adb servers and device labels",
                             "matrix": "matrix.yaml: models × profiles × runtimes",
                             "baseline": _BASELINE_HELP, "history": _HISTORY_HELP,
-                            "report_dir": "where the farm report goes (default reports/<time>-farm)", **_DIFF_HELP})
+                            "report_dir": "where the farm report goes (default reports/<time>-farm)", **_DIFF_HELP,
+                            **{k: v + " (default: the matrix's)" for k, v in _RUN_HELP.items()}})
     @user_errors
     def farm_run(c, inventory, matrix, baseline=None, report_dir=None, history=None, latency_pct=None, alpha=None,
-                 cosine_margin=None, sqnr_margin=None, top1_margin=None):
+                 cosine_margin=None, sqnr_margin=None, top1_margin=None, cooldown_temp=None, cpu_mask=None):
         """Run a regression matrix on every matching device of a farm; exit 1 on any failure or regression."""
         from rich.progress import Progress
 
@@ -534,6 +538,7 @@ def _farm_collections() -> tuple[Collection, Collection]:
             bar = progress.add_task("farm jobs", total=None)
             result = run(Path(inventory), Path(matrix), baseline=base,
                          out_dir=Path(report_dir) if report_dir else None, history=location,
+                         run_options={"cooldown_c": cooldown_temp, "cpu_mask": cpu_mask},
                          diff_options=_diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin),
                          on_event=lambda e: progress.console.print(event_line(e)),
                          on_finish=lambda o, done, total: progress.update(bar, completed=done, total=total,

@@ -9,6 +9,8 @@ devices that the inventory's adb servers report, with one combined report and a 
     runs: 5                      # measured runs per job: the samples of a latency verdict (5 or more)
     timeout_s: 300               # per job; past it the job is reported as hung
     max_tries: 3                 # attempts per job, each on another device, when a device is lost
+    cooldown_temp: 40            # optional: each measured run waits until the device is below 40 °C
+    cpu_mask: f0                 # optional: net-run on these cores only (taskset's hexadecimal mask)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,10 @@ from harness.history.record import record_run
 from harness.history.store import ensure as ensure_history
 from harness.inventory import Discovery, FarmDevice, discover, load_inventory
 from harness.lease import LeaseBook
+from harness.measure import COOLDOWN_RANGE_C, RunOptions
 from harness.pipeline import plan, run_job
 from harness.report import ensure_report_root, new_report_dir
-from harness.report.diff import DiffOptions, DiffReport, diff_results, job_key
+from harness.report.diff import DiffOptions, DiffReport, judge_with_rerun
 from harness.report.farm import FarmPaths, job_result, write_farm_reports
 from harness.report.results import JobResult
 from harness.scheduler import Event, Executor, Outcome, Policy, Scheduler, Task
@@ -54,6 +57,7 @@ class Matrix:
     runs: int = 5  # fewer cannot make a latency growth significant at alpha 0.01 (report.diff)
     timeout_s: float = 300.0
     max_tries: int = 3
+    run: RunOptions = field(default_factory=RunOptions)  # cooldown_temp, cpu_mask
 
 
 _NAMES = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
@@ -70,6 +74,10 @@ MATRIX_SCHEMA: dict[str, Any] = {  # matrix.yaml (this module's docstring, docs/
         "runs": {"type": "integer", "minimum": 1},
         "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 7 * 24 * 3600},
         "max_tries": {"type": "integer", "minimum": 1},
+        "cooldown_temp": {"type": "number", "minimum": COOLDOWN_RANGE_C[0], "maximum": COOLDOWN_RANGE_C[1],
+                          "description": "a temperature in °C"},
+        "cpu_mask": {"type": "string", "pattern": "^(0x)?[0-9a-fA-F]{1,16}$",
+                     "description": "a hexadecimal mask of CPU cores, e.g. f0"},
     },
 }
 
@@ -95,7 +103,14 @@ def load_matrix(path: Path) -> Matrix:
     optional = {key: tuple(data[key]) if key in data else None for key in ("models", "runtimes")}
     return Matrix(path=Path(path), config=config, profiles=profiles, labels=tuple(data.get("labels", ())),
                   runs=data.get("runs", 5), timeout_s=float(data.get("timeout_s", 300.0)),
-                  max_tries=data.get("max_tries", 3), **optional)
+                  max_tries=data.get("max_tries", 3), run=_run_options(path, data), **optional)
+
+
+def _run_options(path: Path, data: dict[str, Any]) -> RunOptions:
+    try:
+        return RunOptions(cooldown_c=data.get("cooldown_temp"), cpu_mask=data.get("cpu_mask"))
+    except EdgeloopError as exc:  # a mask naming no core: the schema cannot tell
+        raise EdgeloopError(f"{path}: {exc.message.replace('--cpu-mask', 'cpu_mask')}", MATRIX_HINT) from None
 
 
 def plan_tasks(matrix: Matrix) -> list[Task]:
@@ -119,7 +134,8 @@ def deploy_executor(matrix: Matrix, work_dir: Path, lease_wait_s: float = LEASE_
         folder = work_dir / task.id.replace("/", "_") / f"attempt-{attempt}"
         with server_session(device.server, device.serial, f"farm {task.id}",
                             lease_timeout=lease_wait_s) as session:
-            return run_job(task.payload, session, runs=matrix.runs, timeout=matrix.timeout_s, work_dir=folder)
+            return run_job(task.payload, session, runs=matrix.runs, timeout=matrix.timeout_s, work_dir=folder,
+                           options=matrix.run)
 
     return execute
 
@@ -138,35 +154,23 @@ def _unless(stop: threading.Event, execute: Executor) -> Executor:
 RERUN = "rerun: to settle or confirm its latency verdict against the baseline"
 
 
-def _results(outcomes: list[Outcome]) -> dict[str, dict[str, Any]]:
-    return {job_key(r): r for r in (job_result(o).to_json() for o in outcomes)}
-
-
 def _with_rerun(first: Outcome, again: Outcome) -> Outcome:
-    """The job's first outcome, its rerun's attempts added and, when the rerun passed, its runs too: the
-    verdict then has the samples of both."""
+    """The job's first outcome, its rerun's attempts added and, when the rerun passed, its runs too."""
     attempts = [*first.attempts, *(replace(a, detail=a.detail or RERUN) for a in again.attempts)]
-    result, more = first.result, again.result
-    if again.status == "passed" and isinstance(result, JobResult) and isinstance(more, JobResult) \
-            and result.latency and more.latency:
-        result = replace(result, runs=result.runs + more.runs, latency=result.latency.merged(more.latency))
+    result = first.result
+    if isinstance(result, JobResult) and isinstance(again.result, JobResult):
+        result = result.with_rerun(again.result)
     return replace(first, attempts=attempts, result=result)
 
 
-def _judge(outcomes: list[Outcome], base: dict[str, dict[str, Any]], options: DiffOptions, again: Scheduler,
-           names: tuple[str, str]) -> tuple[list[Outcome], DiffReport]:
-    """The comparison with the baseline. Jobs whose latency verdict is undecided or a regression run once
-    more (on `again`) and are judged on the runs of both: a regression must hold over two sessions."""
-    diff = diff_results(base, _results(outcomes), options, base_name=names[0], new_name=names[1])
-    keyed = {job_key(job_result(o).to_json()): o for o in outcomes}
-    rerun = [keyed[key] for key in diff.to_confirm if key in keyed]
-    if not rerun:
-        return outcomes, diff
-    reruns = {o.task.id: o for o in again.run([o.task for o in rerun])}
-    merged = {o.task.id: _with_rerun(o, reruns[o.task.id]) for o in rerun}
-    outcomes = [merged.get(o.task.id, o) for o in outcomes]
-    return outcomes, diff_results(base, _results(outcomes), options, base_name=names[0], new_name=names[1],
-                                  reran=diff.to_confirm)
+def _rerun(again: Scheduler) -> Callable[[list[Outcome]], list[Outcome]]:
+    """Run jobs once more on `again` (any matching device, a folder of its own) and merge each rerun in."""
+
+    def rerun(outcomes: list[Outcome]) -> list[Outcome]:
+        redone = {o.task.id: o for o in again.run([o.task for o in outcomes])}
+        return [_with_rerun(o, redone[o.task.id]) for o in outcomes]
+
+    return rerun
 
 
 @dataclass
@@ -196,6 +200,7 @@ def farm_run(
     out_dir: Path | None = None,
     history: str | None = None,
     diff_options: DiffOptions | None = None,
+    run_options: dict[str, Any] | None = None,
     lock_dir: Path | None = None,
     lease_wait_s: float = 600.0,
     execute: Executor | None = None,
@@ -206,12 +211,16 @@ def farm_run(
     """Discover devices, run every matrix job on a leased matching device, write the combined report
     (farm.json, farm.html with the device × model × runtime grid, report.json/html, junit.xml) and judge.
 
+    `run_options` (`cooldown_c`, `cpu_mask`: RunOptions' fields) override the matrix's where not None.
     `execute` and `tasks` replace the deploy loop (benchmarks and scheduler tests use trivial jobs). With
     `history` (a location, harness.history.location), the run is recorded there; a baseline from the
     history is what it held before this run."""
     started = dt.datetime.now(dt.UTC)
     inv = load_inventory(inventory)
     mat = load_matrix(matrix)
+    given = {key: value for key, value in (run_options or {}).items() if value is not None}
+    if given:
+        mat = replace(mat, run=replace(mat.run, **given))
     out = out_dir or new_report_dir(Path("reports"), "farm")
     jobs = tasks if tasks is not None else plan_tasks(mat)
     series = [(t.model or t.id, t.profile, t.runtime) for t in jobs]  # as job_result names them
@@ -246,8 +255,9 @@ def farm_run(
         if base_results is not None:
             again = farm(_unless(interrupted, rerun), leases=LeaseBook(lock_dir), on_finish=on_finish,
                          run_id=f"farm:{os.getpid()}:{started:%H%M%S}:rerun")
-            outcomes, diff = _judge(outcomes, base_results, diff_options or DiffOptions(), again,
-                                    (str(baseline), str(out)))
+            outcomes, diff = judge_with_rerun(base_results, outcomes, lambda o: job_result(o).to_json(),
+                                              _rerun(again), diff_options or DiffOptions(), base_name=str(baseline),
+                                              new_name=str(out))
             scheduler.events.extend(again.events)
     except KeyboardInterrupt:  # the jobs that finished are evidence: report them, and the rest as not run
         interrupted.set()

@@ -8,6 +8,7 @@ the command: it prepares every artifact before touching a device (so bad input f
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import posixpath
@@ -45,9 +46,11 @@ from harness.devices import (
     listening,
     parse_adb_address,
 )
+from harness.history.baseline import Baseline, load_baseline
 from harness.history.record import record_run
 from harness.history.store import ensure as ensure_history
 from harness.lease import DeviceHolder
+from harness.measure import RunMeasure, RunOptions, cool_down, device_measures, parse_measure
 from harness.reference import reference_outputs
 from harness.report import (
     ReportPaths,
@@ -57,6 +60,7 @@ from harness.report import (
     unwritable,
     write_reports,
 )
+from harness.report.diff import DiffOptions, DiffReport, judge_with_rerun
 from harness.report.hints import next_steps
 from harness.report.results import (
     DEVICE,
@@ -70,7 +74,7 @@ from harness.report.results import (
     summarize_encodings,
 )
 from harness.report.terminal import human_size
-from harness.run import run_bundle
+from harness.run import Probe, run_bundle
 from harness.session import LEASE_TIMEOUT_S, DeviceSession, device_session
 from harness.store import PushInterrupted
 from harness.timings import Timings, parse_timings
@@ -195,9 +199,10 @@ class _JobFailed(Exception):
 
 def run_job(job: Job, session: DeviceSession, *, runs: int = 1, timeout: float | None = None, work_dir: Path,
             on_phase: PhaseHook | None = None, on_bytes: Progress | None = None,
-            artifacts: Artifacts | None = None, device_gone: Callable[[], str | None] | None = None) -> JobResult:
+            artifacts: Artifacts | None = None, device_gone: Callable[[], str | None] | None = None,
+            options: RunOptions | None = None) -> JobResult:
     """Prepare (cached; or use `artifacts` already prepared), push, run (`runs` measured runs, plus a
-    warm-up when runs > 1), pull, compare.
+    warm-up when runs > 1; each measured on the device, as `options` say: harness.measure), pull, compare.
 
     Never raises for a job-level problem: a device that vanished, a crash, missing outputs or bad
     input all become a result with status `error` and a one-line `failure`. After a device failure,
@@ -210,7 +215,7 @@ def run_job(job: Job, session: DeviceSession, *, runs: int = 1, timeout: float |
         return result
     clock = _Clock(on_phase)
     try:
-        _run(job, session, runs, timeout, work_dir, clock, on_bytes, result, artifacts)
+        _run(job, session, runs, timeout, work_dir, clock, on_bytes, result, artifacts, options or RunOptions())
     except _JobFailed as exc:
         result.status, result.failure = ERROR, str(exc)
     except EdgeloopError as exc:  # DeviceError included: reported, and the next job is tried
@@ -242,7 +247,7 @@ def _in_run_folder(exc: OSError, work_dir: Path) -> bool:
 
 
 def _run(job: Job, session: DeviceSession, runs: int, timeout: float | None, work_dir: Path, clock: _Clock,
-         on_bytes: Progress | None, result: JobResult, artifacts: Artifacts | None) -> None:
+         on_bytes: Progress | None, result: JobResult, artifacts: Artifacts | None, options: RunOptions) -> None:
     _check_runs(runs, timeout)
     with clock.phase("prepare"):
         art = artifacts or prepare(job)
@@ -263,9 +268,13 @@ def _run(job: Job, session: DeviceSession, runs: int, timeout: float | None, wor
             raise
         result.bytes_pushed = pushed.bytes_sent
     inferences = len(read_input_list(job.model.input_list).entries)
-    timings, outputs_dir, unreadable = _execute(session, art, pushed.remote_dir, runs, timeout, work_dir, clock,
-                                                inferences)
+    result.run_options = {"cpu_mask": options.cpu_mask, "cooldown_c": options.cooldown_c,
+                          "perf_profile": _bundle_options(art.bundle).get("perf_profile")}
+    probe = Probe(PurePosixPath(packs.load_pack(job.pack).program.source).name, options.cpu_mask)
+    timings, measured, outputs_dir, unreadable = _execute(session, art, pushed.remote_dir, runs, timeout, work_dir,
+                                                          clock, inferences, _Measuring(probe, options))
     result.runs = runs
+    result.measures = device_measures(measured)
     if unreadable:
         result.warnings.append(f"no latency figures: {unreadable}")
     else:
@@ -282,27 +291,51 @@ def _run(job: Job, session: DeviceSession, runs: int, timeout: float | None, wor
     result.hints = next_steps(result, (art.float_container, art.container, job.model.input_list))
 
 
+def _bundle_options(built: Bundle) -> dict[str, str]:
+    """The pack options a bundle was made with, defaults included (its manifest)."""
+    return json.loads((built.path / "manifest.json").read_text()).get("options") or {}
+
+
+@dataclass(frozen=True)
+class _Measuring:
+    probe: Probe
+    options: RunOptions
+
+
+def _cool_down(session: DeviceSession, options: RunOptions, clock: _Clock) -> float:
+    """Seconds waited for the device to cool below --cooldown-temp (0 without it)."""
+    if options.cooldown_c is None:
+        return 0.0
+    with clock.phase("cooldown"):
+        return cool_down(session.device, options.cooldown_c, timeout_s=options.cooldown_timeout_s).waited_s
+
+
 def _execute(session: DeviceSession, art: Artifacts, job_dir: PurePosixPath, runs: int,
-             timeout: float | None, work_dir: Path, clock: _Clock,
-             inferences: int) -> tuple[list[Timings], Path, EdgeloopError | None]:
+             timeout: float | None, work_dir: Path, clock: _Clock, inferences: int,
+             measuring: _Measuring) -> tuple[list[Timings], list[RunMeasure], Path, EdgeloopError | None]:
     """A warm-up run when runs > 1, then `runs` measured runs, each into a run folder of its own on the
-    device; pull every run's timings and the last run's outputs. Returns the timings and the local
-    folder holding the outputs to compare, and why the timings could not be read (a vendor's binary
-    log without its SDK's host tool, a malformed file), if so: the outputs are still compared and
-    the missing latency is reported as a warning. A run folder goes with the request that pulled it
-    whole; whatever is left goes when the session ends."""
+    device and measured there (after waiting for the device to cool, when asked); pull every run's
+    timings and the last run's outputs. Returns the timings, the measurements, the local folder holding
+    the outputs to compare, and why the timings could not be read (a vendor's binary log without its
+    SDK's host tool, a malformed file), if so: the outputs are still compared and the missing latency
+    is reported as a warning. A run folder goes with the request that pulled it whole; whatever is left
+    goes when the session ends."""
     labels = (["warmup"] if runs > 1 else []) + [f"run-{n}" for n in range(1, runs + 1)]
     timings: list[Timings] = []
+    measured: list[RunMeasure] = []
     unreadable: EdgeloopError | None = None
     for label in labels:
+        waited = 0.0 if label == "warmup" else _cool_down(session, measuring.options, clock)
         remote = session.new_run(label)
         output_dir = posixpath.relpath(remote, job_dir)  # the run contract: relative to the job's folder
         with clock.phase("warm-up" if label == "warmup" else "run"):
-            outcome = run_bundle(session.device, job_dir, output_dir, work_dir / label, timeout=timeout)
+            outcome = run_bundle(session.device, job_dir, output_dir, work_dir / label, timeout=timeout,
+                                 probe=measuring.probe)
         if outcome.exit_code != 0:
             raise _JobFailed(outcome.describe())
         if label == "warmup":
             continue
+        measured.append(parse_measure(outcome.stdout, waited))
         local = work_dir / label / "output"
         names = [art.bundle.timings_path]
         if label == labels[-1]:  # the last run's outputs are the ones compared
@@ -318,7 +351,7 @@ def _execute(session: DeviceSession, art: Artifacts, job_dir: PurePosixPath, run
             timings.append(parse_timings(art.bundle.timings_format, local / art.bundle.timings_path))
         except EdgeloopError as exc:
             unreadable = unreadable or exc
-    return timings, work_dir / labels[-1] / "output", unreadable
+    return timings, measured, work_dir / labels[-1] / "output", unreadable
 
 
 def _check_runs(runs: int, timeout: float | None = None) -> None:
@@ -380,15 +413,18 @@ class DeployOutcome:
     device: str  # adb serial
     bytes_pushed: int = 0
     unwritten: ReportsNotWritten | None = None  # why `reports` are not there, if they are not
+    baseline: DiffReport | None = None  # the comparison with --baseline
+    baseline_name: str = ""
 
     @property
     def passed(self) -> bool:
         return bool(self.results) and all(r.passed for r in self.results)
 
     def check(self) -> None:
-        """Raise CheckFailed (exit 1) unless every job ran and passed; DeviceError (exit 3) when the adb
-        server went away; with no report written, their line says why instead of where the report is, and
-        a deploy that passed raises ReportsNotWritten (exit 2): CI would find no junit.xml."""
+        """Raise CheckFailed (exit 1) unless every job ran and passed and nothing regressed against the
+        baseline; DeviceError (exit 3) when the adb server went away; with no report written, their line
+        says why instead of where the report is, and a deploy that passed raises ReportsNotWritten (exit 2):
+        CI would find no junit.xml."""
         unwritten = self.unwritten.message if self.unwritten else None
         lost = next((r for r in self.results if r.server_lost), None)
         if lost is not None:
@@ -397,6 +433,9 @@ class DeployOutcome:
             bad = [r for r in self.results if not r.passed]
             raise CheckFailed(f"{len(bad)} of {len(self.results)} deploy checks did not pass "
                               f"({', '.join(r.name for r in bad)})", unwritten or f"see {self.reports.html}")
+        if self.baseline is not None and self.baseline.regressed:
+            raise CheckFailed(f"{len(self.baseline.regressions)} regression(s) against {self.baseline_name}",
+                              unwritten or f"see {self.reports.html}")
         if self.unwritten:
             raise self.unwritten
 
@@ -405,10 +444,13 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
            runtimes: list[str] | None = None, serial: str | None = None, adb: str | None = None,
            emulate: bool = False, runs: int = 1, timeout: float | None = None,
            report_root: Path = Path("reports"), console: Console | None = None,
-           lease_timeout: float = LEASE_TIMEOUT_S, history: str | None = None) -> DeployOutcome:
+           lease_timeout: float = LEASE_TIMEOUT_S, history: str | None = None, baseline: Baseline | None = None,
+           diff_options: DiffOptions | None = None, options: RunOptions | None = None) -> DeployOutcome:
     """The whole loop for one device profile (without one, the deployment file's single `devices`
     entry), in one session on the device (a second deploy to it waits up to `lease_timeout`); see
-    docs/deploy.md. With `history` (a location, harness.history.location), the run is recorded there."""
+    docs/deploy.md. With `history` (a location, harness.history.location), the run is recorded there.
+    With `baseline`, the run is compared with it before the reports are written (judge_with_rerun: a job
+    whose latency verdict is undecided or a regression runs once more, in the same session)."""
     console = console or Console(stderr=True)
     _check_runs(runs, timeout)
     if emulate and serial:
@@ -424,6 +466,7 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
     if missing:
         console.print(f"{profile.name} has no {', '.join(missing)} runtime: those jobs of {config.path} are left "
                       f"out (name them with --runtime to have them reported as errors)", markup=False, soft_wrap=True)
+    base = load_baseline(baseline, [(j.model.name, profile.name, j.runtime) for j in jobs]) if baseline else None
     ensure_report_root(report_root, "--report-dir")  # bad input first, then the folder, then any device
     if history is not None:
         ensure_history(history)
@@ -447,6 +490,7 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
             results: list[JobResult] = []
             interrupted = False
             unwritten: ReportsNotWritten | None = None
+            diff: DiffReport | None = None
             try:
                 with _progress(console) as progress:
                     task = progress.add_task("deploy", total=len(jobs))
@@ -459,11 +503,18 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
                         artifacts, build_s = built.get(job.name, (None, 0.0))
                         result = run_job(job, session, runs=runs, timeout=timeout, on_phase=status.phase,
                                          on_bytes=status.sent, artifacts=artifacts, work_dir=work_dir,
-                                         device_gone=gone)
+                                         device_gone=gone, options=options)
                         # built up front, before the device: its time belongs to this job's prepare phase
                         result.phases_s["prepare"] = round(result.phases_s.get("prepare", 0.0) + build_s, 4)
                         results.append(result)
                         progress.advance(task)
+                if base is not None:
+                    again = functools.partial(run_job, session=session, runs=runs, timeout=timeout, device_gone=gone,
+                                              options=options)
+                    rerun = _rerun(jobs, again, built, report_dir, console)
+                    results, diff = judge_with_rerun(base, results, JobResult.to_json, rerun,
+                                                     diff_options or DiffOptions(), base_name=str(baseline),
+                                                     new_name=str(ReportPaths.of(report_dir).json))
             except KeyboardInterrupt:
                 interrupted = True
                 raise
@@ -472,7 +523,7 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
                             for job in jobs[len(results):]]
                 try:
                     paths = write_reports(results, report_dir, devices={found.serial: found.props},
-                                          title=f"edgeloop deploy on {profile.name} ({found.label})")
+                                          title=f"edgeloop deploy on {profile.name} ({found.label})", baseline=diff)
                 except ReportsNotWritten as exc:  # the deploy still ends on its verdict (DeployOutcome.check)
                     paths, unwritten = ReportPaths.of(report_dir), exc
                 if interrupted:
@@ -484,7 +535,29 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
     if history is not None and unwritten is None:
         console.print(record_run(history, paths.json, kind="deploy", project=config.path.parent), markup=False,
                       soft_wrap=True)
-    return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results), unwritten)
+    return DeployOutcome(results, paths, found.serial, sum(r.bytes_pushed for r in results), unwritten, diff,
+                         str(baseline))
+
+
+def _rerun(jobs: list[Job], run: Callable[..., JobResult], built: dict[str, tuple[Artifacts, float]],
+           report_dir: Path, console: Console) -> Callable[[list[JobResult]], list[JobResult]]:
+    """Run jobs once more (`run`: run_job in this session) into `reruns/` and merge each rerun's runs in; a
+    rerun that did not pass leaves the job as it was, with a warning saying why."""
+    by_name = {job.name: job for job in jobs}
+
+    def rerun(results: list[JobResult]) -> list[JobResult]:
+        merged = []
+        for first in results:
+            job = by_name[first.name]
+            console.print(f"{job.name}: run once more to settle its latency verdict against the baseline",
+                          markup=False, soft_wrap=True)
+            again = run(job, artifacts=built[job.name][0], work_dir=report_dir / "reruns" / job.name.replace("/", "-"))
+            if not again.passed:
+                first.warnings.append(f"the rerun to settle its latency verdict did not pass: {again.failure}")
+            merged.append(first.with_rerun(again))
+        return merged
+
+    return rerun
 
 
 def _say_waiting(console: Console, serial: str, wait_s: float) -> Callable[[DeviceHolder], None]:

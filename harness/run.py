@@ -19,6 +19,7 @@ import adbutils
 
 from deploy.errors import DeviceError
 from deploy.fsutil import atomic_write_text
+from harness.measure import probed_command
 from harness.transfer import DEVICE_FAILURES, SHELL_TIMEOUT, shell_quote
 
 NETRUN = "/system/bin/edgeloop-net-run"
@@ -48,17 +49,29 @@ class RunOutcome:
         return f"{what}: {last.strip()}" if last else what
 
 
-def run_command(remote_dir: PurePosixPath, output_dir: str, args: tuple[str, ...] = ()) -> str:
-    return " ".join([f"cd {shell_quote(str(remote_dir))} && sh run.sh {shell_quote(output_dir)}",
-                     *map(shell_quote, args)])
+@dataclass(frozen=True)
+class Probe:
+    """Measure the run on the device (harness.measure): `program` is net-run's file name, as pidof finds
+    it; `cpu_mask` pins the run to those cores (taskset)."""
+
+    program: str
+    cpu_mask: str | None = None
+
+
+def run_command(remote_dir: PurePosixPath, output_dir: str, args: tuple[str, ...] = (),
+                probe: Probe | None = None) -> str:
+    run = " ".join([f"sh run.sh {shell_quote(output_dir)}", *map(shell_quote, args)])
+    if probe is not None:
+        run = probed_command(run, output_dir, probe.program, probe.cpu_mask)
+    return f"cd {shell_quote(str(remote_dir))} && {run}"
 
 
 def run_bundle(device: adbutils.AdbDevice, remote_dir: PurePosixPath, output_dir: str, log_dir: Path, *,
-               args: tuple[str, ...] = (), timeout: float | None = None) -> RunOutcome:
-    """Run the bundle once through shell v2. `timeout` is a deadline for the whole run: past it the
-    stream is closed (which stops the run on the device) and the device is asked to kill what is
-    left. Logs, with the output received so far, go to `log_dir` whatever happens."""
-    command = run_command(remote_dir, output_dir, args)
+               args: tuple[str, ...] = (), timeout: float | None = None, probe: Probe | None = None) -> RunOutcome:
+    """Run the bundle once through shell v2 (measured with `probe`). `timeout` is a deadline for the whole
+    run: past it the stream is closed (which stops the run on the device) and the device is asked to kill
+    what is left. Logs, with the output received so far, go to `log_dir` whatever happens."""
+    command = run_command(remote_dir, output_dir, args, probe)
     start = time.monotonic()
     received: tuple[bytearray, bytearray] = (bytearray(), bytearray())
     try:

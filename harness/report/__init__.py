@@ -16,6 +16,7 @@ from pathlib import Path
 
 from deploy.errors import EdgeloopError, disk_full
 from deploy.fsutil import atomic_path
+from harness.report.diff import DiffReport
 from harness.report.document import build_document, validate_document
 from harness.report.html import render_html
 from harness.report.junit import junit_xml
@@ -92,9 +93,10 @@ def new_report_dir(root: Path, device: str, now: dt.datetime | None = None) -> P
 
 
 def write_reports(results: list[JobResult], out_dir: Path, *, devices: dict[str, dict[str, str]],
-                  title: str) -> ReportPaths:
-    """Write the three reports into `out_dir`, all or none (write_files); the JSON is validated first."""
-    document = build_document(results, devices=devices, title=title)
+                  title: str, baseline: DiffReport | None = None) -> ReportPaths:
+    """Write the three reports into `out_dir`, all or none (write_files), with the comparison with a
+    baseline when there is one; the JSON is validated first."""
+    document = build_document(results, devices=devices, title=title, baseline=baseline)
     validate_document(document)
     paths = ReportPaths.of(out_dir)
     write_files(out_dir, {paths.json.name: (json.dumps(document, indent=2) + "\n").encode(),

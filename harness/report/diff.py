@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from deploy.errors import EdgeloopError
 from harness.stats import mann_whitney_greater, smallest_p
 
 REGRESSION, UNDECIDED, STILL_FAILING, NOTE = "regression", "undecided", "still failing", "note"
+Job = TypeVar("Job")  # what a run produced for one job: a deploy's JobResult, a farm's Outcome
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ def latency_finding(key: str, base: RunSamples, new: RunSamples, options: DiffOp
     floor = smallest_p(nb, nn)
     why = (f"too few runs to tell: at best p = {floor:.2g} > alpha {options.alpha:g} (use at least "
            f"{options.min_runs} runs)" if floor > options.alpha else f"not significant at alpha {options.alpha:g}")
-    after = "after a rerun" if reran else "a rerun would settle it (farm.run --baseline reruns such a job once)"
+    after = "after a rerun" if reran else ("a rerun would settle it (deploy --baseline and farm.run --baseline "
+                                           "rerun such a job once)")
     return Finding(key, "latency", f"undecided: {said}; {why}; {after}", UNDECIDED)
 
 
@@ -253,3 +255,29 @@ def diff_results(base: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
 def diff_reports(base: Path, new: Path, options: DiffOptions = DiffOptions()) -> DiffReport:
     """Compare two report files (deploy report.json or farm.json, in any combination)."""
     return diff_results(load_results(base), load_results(new), options, base_name=str(base), new_name=str(new))
+
+
+def judge_with_rerun(base: dict[str, dict[str, Any]], jobs: list[Job], result: Callable[[Job], dict[str, Any]],
+          rerun: Callable[[list[Job]], list[Job]], options: DiffOptions, *, base_name: str,
+          new_name: str) -> tuple[list[Job], DiffReport]:
+    """The comparison of a run's jobs with a baseline, as `deploy --baseline` and `farm.run --baseline` make
+    it: the jobs whose latency verdict is undecided or a regression run once more (`rerun` gives each of
+    them back with its rerun's runs added) and are judged on the runs of both, so a regression must hold
+    over two sessions (a device's or host's state can shift a whole session; a real slowdown stays).
+    `result` is a job's report.json result."""
+
+    def keyed(items: list[Job]) -> dict[str, Job]:
+        return {job_key(result(item)): item for item in items}
+
+    def compare(items: list[Job], reran: Collection[str] = ()) -> DiffReport:
+        return diff_results(base, {key: result(item) for key, item in keyed(items).items()}, options,
+                            base_name=base_name, new_name=new_name, reran=reran)
+
+    diff = compare(jobs)
+    by_key = keyed(jobs)
+    again = [by_key[key] for key in diff.to_confirm if key in by_key]
+    if not again:
+        return jobs, diff
+    redone = {id(first): second for first, second in zip(again, rerun(again), strict=True)}
+    jobs = [redone.get(id(job), job) for job in jobs]
+    return jobs, compare(jobs, diff.to_confirm)

@@ -11,10 +11,12 @@ from typing import Any
 import jsonschema
 
 from deploy import TOOL_VERSION
+from harness.report.diff import DiffReport
 from harness.report.results import ERROR, FAILED, PASSED, JobResult
 
-SCHEMA_VERSION = 3  # 2: results say where their latencies were measured (timing_source); 3: latency per run
-# (run_inferences) and the emulated device's host reference times (host_reference_ms)
+SCHEMA_VERSION = 4  # 2: results say where their latencies were measured (timing_source); 3: latency per run
+# (run_inferences) and the emulated device's host reference times (host_reference_ms); 4: on-device memory,
+# temperatures and run options per result, and the baseline comparison
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 
 
@@ -24,7 +26,7 @@ def schema() -> dict[str, Any]:
 
 
 def build_document(results: list[JobResult], *, devices: dict[str, dict[str, str]], title: str,
-                   created: dt.datetime | None = None) -> dict[str, Any]:
+                   created: dt.datetime | None = None, baseline: DiffReport | None = None) -> dict[str, Any]:
     created = created or dt.datetime.now(dt.UTC)
     statuses = [r.status for r in results]
     return {
@@ -36,6 +38,7 @@ def build_document(results: list[JobResult], *, devices: dict[str, dict[str, str
         "summary": {"total": len(results), "passed": statuses.count(PASSED), "failed": statuses.count(FAILED),
                     "errors": statuses.count(ERROR)},
         "results": [r.to_json() for r in results],
+        "baseline": baseline.to_json() if baseline else None,
     }
 
 

@@ -122,7 +122,8 @@ def write_farm_reports(outcomes: list[Outcome], events: list[Event], discovery: 
     devices = {d.serial: {"ro.product.model": d.model, "edgeloop.adb_server": d.server.address,
                           "edgeloop.profiles": ",".join(d.profiles), "edgeloop.labels": ",".join(d.labels)}
                for d in discovery.devices}
-    deploy = write_reports([job_result(o) for o in outcomes], out_dir, devices=devices, title=title)
+    deploy = write_reports([job_result(o) for o in outcomes], out_dir, devices=devices, title=title,
+                           baseline=baseline)
     paths = FarmPaths(out_dir, out_dir / "farm.json", out_dir / "farm.html", deploy)
     write_files(out_dir, {paths.json.name: (json.dumps(document, indent=2) + "\n").encode(),
                           paths.html.name: render_farm_html(document).encode()})

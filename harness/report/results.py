@@ -7,7 +7,7 @@ and read results without importing the device code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +23,7 @@ PASSED, FAILED, ERROR = "passed", "failed", "error"  # failed = ran and missed a
 DEVICE, HOST = "device", "host"
 HOST_TIMING = "latencies measured on the host CPU by the emulated device, not a phone"
 SLOWEST_LAYERS = 10
+RUN_OPTIONS = ("cpu_mask", "perf_profile", "cooldown_c")  # report.json's run_options, each null when not used
 
 
 @dataclass
@@ -94,6 +95,48 @@ class LatencyStats:
                 "slowest_layers": [{"name": n, "ms": ms} for n, ms in self.slowest_layers()]}
 
 
+def _rounded(values: list[float | None], digits: int) -> list[float | None]:
+    return [None if v is None else round(v, digits) for v in values]
+
+
+@dataclass
+class DeviceMeasures:
+    """What the device showed around each measured run, in order (harness.measure): its temperature (°C,
+    the hottest CPU zone) before and after, net-run's peak resident memory (VmHWM, kB) and how long the run
+    waited for the device to cool first; every zone of the first run before and of the last run after."""
+
+    before_c: list[float | None]
+    after_c: list[float | None]
+    peak_kb: list[int | None]
+    samples: list[int]
+    cooldown_s: list[float]
+    zones_before: dict[str, float]
+    zones_after: dict[str, float]
+    sample_ms: float  # between VmHWM samples
+
+    def merged(self, again: DeviceMeasures) -> DeviceMeasures:
+        """These runs and those of the same job run again, as for LatencyStats.merged."""
+        return DeviceMeasures([*self.before_c, *again.before_c], [*self.after_c, *again.after_c],
+                              [*self.peak_kb, *again.peak_kb], [*self.samples, *again.samples],
+                              [*self.cooldown_s, *again.cooldown_s], self.zones_before, again.zones_after,
+                              self.sample_ms)
+
+    def memory_json(self) -> dict[str, Any] | None:
+        peaks = [kb for kb in self.peak_kb if kb is not None]
+        if not peaks:
+            return None
+        return {"peak_kb": max(peaks), "run_peak_kb": list(self.peak_kb), "samples": sum(self.samples),
+                "sample_interval_ms": self.sample_ms}
+
+    def thermal_json(self) -> dict[str, Any] | None:
+        if all(c is None for c in [*self.before_c, *self.after_c]):
+            return None
+        return {"before_c": self.before_c[0], "after_c": self.after_c[-1],
+                "run_before_c": _rounded(self.before_c, 3), "run_after_c": _rounded(self.after_c, 3),
+                "cooldown_s": round(sum(self.cooldown_s), 3), "run_cooldown_s": _rounded(list(self.cooldown_s), 3),
+                "zones_before": dict(self.zones_before), "zones_after": dict(self.zones_after)}
+
+
 @dataclass
 class JobResult:
     """One entry of report.json's `results`; `failure` says why it did not pass, in one line."""
@@ -112,6 +155,8 @@ class JobResult:
     encodings: dict[str, Any] | None = None  # summary of a quantized container's encodings
     outputs: list[OutputResult] = field(default_factory=list)
     latency: LatencyStats | None = None
+    measures: DeviceMeasures | None = None  # memory and temperatures of the measured runs
+    run_options: dict[str, Any] = field(default_factory=dict)  # cpu_mask, perf_profile, cooldown_c: how it ran
     timing_source: str | None = None  # DEVICE or HOST once a device was reached
     runs: int = 0
     bytes_pushed: int = 0
@@ -134,6 +179,15 @@ class JobResult:
     def name(self) -> str:
         return f"{self.model}/{self.runtime}"
 
+    def with_rerun(self, again: JobResult) -> JobResult:
+        """This job with the runs of its rerun (to settle a latency verdict) added when that passed: the
+        verdict then has the samples of both."""
+        if again.status != PASSED or not (self.latency and again.latency):
+            return self
+        measures = self.measures.merged(again.measures) if self.measures and again.measures else self.measures
+        return replace(self, runs=self.runs + again.runs, latency=self.latency.merged(again.latency),
+                       measures=measures)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model, "runtime": self.runtime, "profile": self.profile, "device": self.device,
@@ -143,6 +197,9 @@ class JobResult:
             "bundle_id": self.bundle_id, "encodings": self.encodings,
             "outputs": [o.to_json() for o in self.outputs],
             "latency": self.latency.to_json() if self.latency else None, "timing_source": self.timing_source,
+            "memory": self.measures.memory_json() if self.measures else None,
+            "thermal": self.measures.thermal_json() if self.measures else None,
+            "run_options": {key: self.run_options.get(key) for key in RUN_OPTIONS},
             "runs": self.runs, "bytes_pushed": self.bytes_pushed,
             "phases_s": dict(self.phases_s), "run_dir": self.run_dir, "warnings": list(self.warnings),
             "hints": list(self.hints),

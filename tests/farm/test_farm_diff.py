@@ -15,9 +15,18 @@ import numpy as np
 import pytest
 
 from harness.compare import default_limits, judge, measure
-from harness.farm import RERUN, _judge
+from harness.farm import RERUN, _rerun
 from harness.report import write_reports
-from harness.report.diff import REGRESSION, STILL_FAILING, UNDECIDED, DiffOptions, diff_reports, diff_results
+from harness.report.diff import (
+    REGRESSION,
+    STILL_FAILING,
+    UNDECIDED,
+    DiffOptions,
+    diff_reports,
+    diff_results,
+    judge_with_rerun,
+)
+from harness.report.farm import job_result
 from harness.report.results import PASSED, JobResult, LatencyStats, OutputResult
 from harness.scheduler import Attempt, Outcome, Task
 
@@ -100,7 +109,7 @@ def test_too_few_runs_or_no_significance_is_undecided(tmp_path: Path) -> None:
     assert not report.regressed and report.undecided == ["digits/pixel/cpu", "digits/pixel/gpu"]
     assert all(f.verdict == UNDECIDED for f in report.findings)
     assert "too few runs to tell: at best p = 0.05 > alpha 0.01 (use at least 5 runs)" in report.findings[0].message
-    assert "farm.run --baseline reruns such a job once" in report.findings[0].message
+    assert "deploy --baseline and farm.run --baseline rerun such a job once" in report.findings[0].message
     shown = _diff_cli(base, slower)
     assert shown.returncode == 0 and "undecided" in shown.stdout and "2 latency verdicts undecided" in shown.stdout
 
@@ -181,7 +190,7 @@ def test_a_rerun_without_latency_figures_says_latency_was_not_compared(tmp_path:
 
 
 class _Again:
-    """The rerun scheduler's part _judge uses: it runs the tasks it is given, once each."""
+    """The rerun scheduler's part farm._rerun uses: it runs the tasks it is given, once each."""
 
     def __init__(self, make: dict[str, JobResult]) -> None:
         self.make, self.asked = make, []
@@ -189,6 +198,12 @@ class _Again:
     def run(self, tasks: list[Task]) -> list[Outcome]:
         self.asked += [t.id for t in tasks]
         return [Outcome(t, "passed", [Attempt("emu-2", 0.0, 1.0, "passed")], result=self.make[t.id]) for t in tasks]
+
+
+def _judged(outcomes: list[Outcome], base: JobResult, again: _Again) -> tuple[list[Outcome], object]:
+    """farm.run's comparison: the shared judge_with_rerun with the farm's rerun of outcomes."""
+    return judge_with_rerun({"digits/pixel/cpu": base.to_json()}, outcomes, lambda o: job_result(o).to_json(),
+                            _rerun(again), DiffOptions(), base_name="b", new_name="n")
 
 
 @pytest.mark.parametrize(("first_runs", "rerun_scale", "verdict"), [
@@ -205,7 +220,7 @@ def test_farm_reruns_an_undecided_or_regressed_job_once_and_judges_both_runs(fir
     task = Task(id="digits/pixel/cpu", profile="pixel", model="digits", runtime="cpu")
     outcomes = [Outcome(task, "passed", [Attempt("emu-1", 0.0, 1.0, "passed")], result=first)]
     again = _Again({task.id: _result("cpu", _latency(rng, 3, rerun_scale, 1.0), 1e-4, 1)})
-    judged, diff = _judge(outcomes, {"digits/pixel/cpu": base.to_json()}, DiffOptions(), again, ("b", "n"))
+    judged, diff = _judged(outcomes, base, again)
     assert again.asked == [task.id]
     (outcome,) = judged
     runs = first_runs + 3
@@ -223,5 +238,5 @@ def test_farm_reruns_nothing_when_latency_is_not_in_question() -> None:
     outcomes = [Outcome(task, "passed", [Attempt("emu-1", 0.0, 1.0, "passed")],
                         result=_result("cpu", _latency(rng, 5, 1.0, 1.0), 1e-4, 1))]
     again = _Again({})
-    judged, diff = _judge(outcomes, {"digits/pixel/cpu": base.to_json()}, DiffOptions(), again, ("b", "n"))
+    judged, diff = _judged(outcomes, base, again)
     assert again.asked == [] and judged == outcomes and diff.findings == []

@@ -37,7 +37,7 @@ def test_report_json_says_where_latencies_were_measured(written) -> None:
     source, paths = written
     doc = json.loads(paths.json.read_text())
     jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker()).validate(doc)
-    assert doc["schema_version"] == SCHEMA_VERSION == 3
+    assert doc["schema_version"] == SCHEMA_VERSION == 4
     assert [r["timing_source"] for r in doc["results"]] == [source, source, None, source]
     result = doc["results"][0]
     validator = jsonschema.Draft202012Validator({"$defs": schema()["$defs"], "$ref": "#/$defs/result"})
