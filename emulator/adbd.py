@@ -249,11 +249,7 @@ class Connection:
         SyncSession(stream, self.device, self.max_payload).serve()
 
     def _shell(self, stream: Stream, service: str) -> None:
-        head, _, command = service.partition(":")
-        options = head.split(",")[1:]
-        run_shell(
-            stream, self.device, command, v2=head.startswith("shell") and "v2" in options, max_payload=self.max_payload
-        )
+        run_shell(stream, self.device, service, max_payload=self.max_payload)
 
     def _system(self, stream: Stream, service: str) -> None:
         """The services a user build answers without doing much: root, remount and the like refuse as

@@ -1,4 +1,5 @@
-"""The shell services: `shell,v2:` (framed stdin/stdout/stderr/exit), `shell:` and `exec:` (raw).
+"""The shell services: `shell,v2:` (framed stdin/stdout/stderr/exit), `shell:` and `exec:` (raw), each
+with or without a terminal (emulator.pty) as adbd decides.
 
 They connect an adb stream to the device's restricted shell (emulator.shell): the shell only runs
 its built-ins and the device's Python system programs, never a host program.
@@ -7,18 +8,23 @@ its built-ins and the device's Python system programs, never a host program.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import threading
 import traceback
 from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
 
 from emulator.device import EmulatedDevice
+from emulator.pty import Pty
 from emulator.shell import COMMANDS, Shell
 from emulator.stream import Stream, StreamClosed
 
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW = range(6)
 _PACKET = struct.Struct("<BI")
-INTERACTIVE = "sh"  # what an empty command runs: the shell reading commands from stdin
+INTERACTIVE = "sh"  # what an empty command runs without a terminal: the shell reading commands from stdin
+WINDOW = re.compile(rb"(\d+)x(\d+),(\d+)x(\d+)")  # adb's window-size packet: rows x cols, x px x y px
 
 
 STDIN_LIMIT = 1 << 20  # bytes of stdin a command may leave unread before the host's writes wait
@@ -102,8 +108,16 @@ class _StreamWriter(io.RawIOBase):
         return len(view)
 
 
-def _pump_v2(stream: Stream, stdin: _Pipe) -> None:
-    """Split the host's shell-v2 packets: stdin data, close-stdin; window sizes are ignored."""
+class _Input(Protocol):
+    """Where the host's stdin goes: a _Pipe, or a Pty's line discipline."""
+
+    def feed(self, data: bytes) -> None: ...
+    def end(self) -> None: ...
+    def close_reader(self) -> None: ...
+
+
+def _pump_v2(stream: Stream, stdin: _Input, pty: Pty | None) -> None:
+    """Split the host's shell-v2 packets: stdin data, close-stdin, window sizes (a pty's; else ignored)."""
     try:
         while True:
             packet_id, length = _PACKET.unpack(stream.read_exact(_PACKET.size))
@@ -114,36 +128,56 @@ def _pump_v2(stream: Stream, stdin: _Pipe) -> None:
                 stdin.feed(data)
             elif packet_id == ID_CLOSE_STDIN:
                 break
+            elif packet_id == ID_WINDOW and pty is not None and (size := WINDOW.fullmatch(data.rstrip(b"\0"))):
+                pty.resize(int(size[1]), int(size[2]))
     except StreamClosed:
         pass
     finally:
         stdin.end()
 
 
-def _pump_raw(stream: Stream, stdin: _Pipe) -> None:
+def _pump_raw(stream: Stream, stdin: _Input, _pty: Pty | None) -> None:
     while chunk := stream.recv():
         stdin.feed(chunk)
     stdin.end()
 
 
-def run_shell(stream: Stream, device: EmulatedDevice, command: str, *, v2: bool, max_payload: int) -> None:
+@dataclass(frozen=True)
+class ShellRequest:
+    """What a shell service asks for: `shell[,v2][,TERM=..][,raw|,pty]:CMD` or `exec:CMD`."""
+
+    command: str
+    v2: bool  # shell protocol v2: framed streams and an exit code
+    pty: bool  # a terminal: adbd's default for `shell` without a command, `pty` or `raw` decide
+
+    @classmethod
+    def parse(cls, service: str) -> ShellRequest:
+        head, _, command = service.partition(":")
+        name, *options = head.split(",")
+        if name != "shell":  # exec: raw bytes, never a terminal
+            return cls(command, v2=False, pty=False)
+        return cls(command, v2="v2" in options, pty="pty" in options or (not command and "raw" not in options))
+
+
+def run_shell(stream: Stream, device: EmulatedDevice, service: str, *, max_payload: int) -> None:
     """Run one command (or an interactive shell when empty) with the stream as its terminal."""
-    stdin = _Pipe()
-    pump = _pump_v2 if v2 else _pump_raw
-    threading.Thread(target=pump, args=(stream, stdin), daemon=True, name=f"stdin-{stream.local_id}").start()
+    request = ShellRequest.parse(service)
+    command = request.command
     lock = threading.Lock()
-    stdout = _StreamWriter(stream, lock, ID_STDOUT if v2 else None, max_payload)
-    stderr = _StreamWriter(stream, lock, ID_STDERR if v2 else None, max_payload)
-    device.log("shell", command=command, v2=v2)
+    stdout = _StreamWriter(stream, lock, ID_STDOUT if request.v2 else None, max_payload)
+    stderr = _StreamWriter(stream, lock, ID_STDERR if request.v2 else None, max_payload)
+    pty = Pty(stdout) if request.pty else None
+    stdin: _Input = pty or _Pipe()
+    pump = _pump_v2 if request.v2 else _pump_raw
+    threading.Thread(target=pump, args=(stream, stdin, pty), daemon=True, name=f"stdin-{stream.local_id}").start()
+    device.log("shell", command=command, v2=request.v2, pty=request.pty)
+    shell = Shell(device.fs, device, COMMANDS)
     try:
-        code = Shell(device.fs, device, COMMANDS).run(
-            command or INTERACTIVE,
-            stdin=io.BufferedReader(stdin),
-            stdout=stdout,
-            stderr=stderr,
-            cwd="/",
-            cancel=stream.cancel,
-        )
+        if pty is not None:
+            code = shell.run_terminal(pty, command, cancel=stream.cancel)
+        else:
+            code = shell.run(command or INTERACTIVE, stdin=io.BufferedReader(stdin), stdout=stdout, stderr=stderr,
+                             cancel=stream.cancel)
     except StreamClosed:
         code = 141  # SIGPIPE: the host went away mid-output
     except Exception as exc:  # a bug in a built-in must not take the device down
@@ -152,5 +186,5 @@ def run_shell(stream: Stream, device: EmulatedDevice, command: str, *, v2: bool,
         code = 1
     stdin.close_reader()
     device.log("shell-end", command=command, status=code, cancelled=stream.cancel.is_set())
-    if v2:
+    if request.v2:
         stream.write(_PACKET.pack(ID_EXIT, 1) + bytes([code & 0xFF]))

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 from emulator import cmd_services  # noqa: F401  (it registers the system programs cmd and pm)
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
+from emulator.pty import Pty
 from emulator.sandbox import DeviceOSError, Sandbox
 from emulator.shell.builtins import (
     OPTION_LETTERS,
@@ -30,6 +31,7 @@ from emulator.shell.builtins import (
     read_line,
 )
 from emulator.shell.cond import ConditionError, evaluate
+from emulator.shell.edit import Interrupted, LineEditor
 from emulator.shell.exec import SH, plan_exec
 from emulator.shell.expand import Expander, ExpansionError, arithmetic
 from emulator.shell.jobs import Jobs, run_pipeline, start_job
@@ -53,8 +55,10 @@ from emulator.shell.parse import (
     parse,
 )
 from emulator.shell.pipes import NullFile
-from emulator.shell.procs import Process, Session, table_for
+from emulator.shell.procs import Cancel, Process, Session, table_for
 
+PS2 = "> "  # the prompt of a command's continuation lines
+PROMPT_USER = "$"  # mkshrc's `#` is for root, and adbd here always runs the shell as uid 2000
 VALUE_LIMIT = 8 << 20  # bytes a variable or a $(...) may hold (docs/emulator.md)
 DEFAULT_PATH = (
     "/product/bin:/apex/com.android.runtime/bin:/apex/com.android.art/bin:/system_ext/bin:/system/bin:"
@@ -160,6 +164,7 @@ class Interp:
 
     def subshell(self) -> Interp:
         child = Interp(self.shell, self.state.copy(), self.process, self.script)
+        child.cancel = self.cancel  # the foreground line's token in a terminal session
         child.stderr = self.stderr
         return child
 
@@ -181,30 +186,80 @@ class Interp:
         return self.as_process(lambda: self.run_sequence(tree, fds), fds)
 
     def run_lines(self, stream: BinaryIO, fds: Fds) -> int:
-        """Read commands from a stream and run each as soon as it is complete, as an interactive
-        shell does (`adb shell` without a command); `exit` or the end of the stream ends it."""
-        fds = dict(fds)
+        """Read commands from a stream and run each as soon as it is complete, as a shell reading
+        stdin does (`adb shell` without a command and without a terminal); `exit` or the end of the
+        stream ends it."""
         self.interactive = True
 
-        def loop() -> int:
-            pending, status = "", 0
-            while (line := read_line(stream)) is not None:
-                pending += line.decode("utf-8", "replace") + "\n"
-                try:
-                    tree = parse(pending)
-                except ParseError as exc:
-                    if not exc.incomplete:
-                        self.line, pending, status = exc.line, "", 2
-                        self.error(fds, str(exc))
-                    continue
-                pending = ""
+        def next_line(_continued: bool) -> str | None:
+            line = read_line(stream)
+            return None if line is None else line.decode("utf-8", "replace")
+
+        fds = dict(fds)
+        run = lambda tree: self.run_sequence(tree, fds)  # noqa: E731
+        return self.as_process(lambda: self.command_loop(next_line, fds, run), fds)
+
+    def run_terminal(self, pty: Pty) -> int:
+        """`adb shell` in a terminal: a prompt, the line editor, each line run as the terminal's
+        foreground job (^C ends it with 130 and returns to the prompt), ^D or `exit` to leave."""
+        self.interactive = True
+        fds: Fds = {0: pty.input, 1: pty.output, 2: pty.output}
+        editor = LineEditor(pty)
+
+        def next_line(continued: bool) -> str | None:
+            rows, columns = pty.size  # as mksh keeps them after each SIGWINCH
+            self.state.vars.update(COLUMNS=str(columns), LINES=str(rows))
+            return editor.read_line(PS2 if continued else self.prompt())
+
+        def foreground(tree: Sequence) -> int:
+            line = pty.foreground = self.cancel = Cancel(self.process.cancel)
+            try:
                 status = self.run_sequence(tree, fds)
-            if pending.strip():  # the stream ended inside a command
-                self.error(fds, "syntax error: unexpected end of file")
-                return 2
+            except ShellExit:
+                if line.killed_with is None:
+                    raise
+                status = 0
+            finally:
+                pty.foreground, self.cancel = None, self.process.cancel
+            if line.killed_with is not None:  # as mksh after a job killed by ^C: a new line, then the prompt
+                write(fds[1], "\n")
+                status = self.state.status = line.killed_with
             return status
 
-        return self.as_process(loop, fds)
+        return self.as_process(lambda: self.command_loop(next_line, fds, foreground), fds)
+
+    def prompt(self) -> str:
+        """Android's PS1 (/system/etc/mkshrc): `$?|` when not 0, the device's name, the folder, `$`."""
+        status = f"{self.state.status}|" if self.state.status else ""
+        return f"{status}{self.state.vars.get('HOSTNAME', '')}:{self.cwd} {PROMPT_USER} "
+
+    def command_loop(self, next_line: Callable[[bool], str | None], fds: Fds, run: Callable[[Sequence], int]) -> int:
+        """Gather lines until they parse (`next_line(True)` asks for a continuation), run each
+        complete command; ^C while editing (Interrupted) drops what was gathered."""
+        pending, status = "", 0
+        while True:
+            try:
+                line = next_line(bool(pending))
+            except Interrupted:
+                pending, status = "", 130
+                self.state.status = status
+                continue
+            if line is None:
+                break
+            pending += line + "\n"
+            try:
+                tree = parse(pending)
+            except ParseError as exc:
+                if not exc.incomplete:
+                    self.line, pending, status = exc.line, "", 2
+                    self.error(fds, str(exc))
+                continue
+            pending = ""
+            status = run(tree)
+        if pending.strip():  # the stream ended inside a command
+            self.error(fds, "syntax error: unexpected end of file")
+            return 2
+        return status
 
     def as_process(self, body: Callable[[], int], fds: Fds) -> int:
         """Run the body of this shell process: `exit` (or a stray return or break) ends it with a
@@ -555,11 +610,15 @@ class Interp:
 
     def spawn(self, source: str | BinaryIO, name: str, args: list[str], env: dict[str, str], fds: Fds, *,
               script: str | None, options: set[str] | None = None) -> int:
-        """Run `source` (text, or a stream read line by line) in a new shell process that inherits
-        `env` and this shell's cwd."""
+        """Run `source` (text, or a stream read line by line) in a new shell process (its own pid,
+        `$$`, in the process list) that inherits `env` and this shell's cwd."""
         state = State(dict(env), set(env), self.cwd, list(args), name, options=set(options or ()))
-        child = Interp(self.shell, state, self.process, script)
-        return child.run_source(source, fds) if isinstance(source, str) else child.run_lines(source, fds)
+        how = [script] if script else ["-c", source] if isinstance(source, str) else []
+        with table_for(self.device).running(" ".join([SH, *how, *args]), self.process.session, self.cancel,
+                                            ppid=self.process.pid) as process:
+            child = Interp(self.shell, state, process, script)
+            status = child.run_source(source, fds) if isinstance(source, str) else child.run_lines(source, fds)
+            return process.cancel.killed_with or status
 
 
 def _held(name: str, value: str) -> str:
@@ -607,17 +666,37 @@ class Shell:
             env: dict[str, str] | None = None, cwd: str = "/", cancel: threading.Event | None = None) -> int:
         """Run a command line or script text like `sh -c`; the exit status comes back, errors go to stderr.
         Only a failing output stream itself (BrokenPipeError: the client is gone) propagates."""
-        variables = {**DEFAULT_ENV, **(env or {})}
-        state = State(variables, set(variables), self.fs.norm(cwd), [])
-        with table_for(self.device).running(f"{SH} -c {command}", Session(), cancel or threading.Event()) as process:
-            try:
-                status = Interp(self, state, process).run_source(command, {0: stdin, 1: stdout, 2: stderr})
-            except RecursionError:  # `f() { f; }; f` and the like
-                write(stderr, f"{SH}: recursion too deep\n")
-                status = 2
-            status = process.cancel.killed_with or status
+        status = self._session(f"{SH} -c {command}", lambda interp: interp.run_source(
+            command, {0: stdin, 1: stdout, 2: stderr}), env, cwd, cancel, stderr)
         for stream in (stdout, stderr):
             flush = getattr(stream, "flush", None)
             if flush is not None:
                 flush()
         return status
+
+    def run_terminal(self, terminal: Pty, command: str, *, env: dict[str, str] | None = None, cwd: str = "/",
+                     cancel: threading.Event | None = None) -> int:
+        """A session on a terminal: the interactive shell when `command` is empty (with mkshrc's
+        HOSTNAME, the device's name, for the prompt), else the command as its foreground job."""
+        if command:
+            def body(interp: Interp) -> int:
+                terminal.foreground = interp.process.cancel
+                return interp.run_source(command, {0: terminal.input, 1: terminal.output, 2: terminal.output})
+            return self._session(f"{SH} -c {command}", body, env, cwd, cancel, terminal.output)
+        interactive_env = {"HOSTNAME": self.device.props.get("ro.product.device", "android"), **(env or {})}
+        return self._session(f"{SH} -", lambda interp: interp.run_terminal(terminal), interactive_env, cwd, cancel,
+                             terminal.output)
+
+    def _session(self, cmdline: str, body: Callable[[Interp], int], env: dict[str, str] | None, cwd: str,
+                 cancel: threading.Event | None, stderr: BinaryIO) -> int:
+        """One top-level shell process (a session of its own in the process list) running `body`."""
+        variables = {**DEFAULT_ENV, **(env or {})}
+        state = State(variables, set(variables), self.fs.norm(cwd), [])
+        with table_for(self.device).running(cmdline, Session(), cancel or threading.Event()) as process:
+            try:
+                status = body(Interp(self, state, process))
+            except RecursionError:  # `f() { f; }; f` and the like
+                write(stderr, f"{SH}: recursion too deep\n")
+                status = 2
+            return process.cancel.killed_with or status
+
