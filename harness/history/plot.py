@@ -51,8 +51,9 @@ def _polylines(xs: Sequence[float], ys: Sequence[float | None], color: str) -> s
 
 
 def trend_chart(runs: Sequence[Run], lines: Sequence[Line], *, title: str, axis: str, unit: str, css_class: str,
-                from_zero: bool = False) -> str:
-    """One chart of `lines` over `runs` (oldest first); "" when no line has a value."""
+                from_zero: bool = False, x_axis: str | None = None) -> str:
+    """One chart of `lines` over `runs` (oldest first); "" when no line has a value. `x_axis` names the
+    runs (default: the history's, by time and commit; report.html draws a job's measured runs)."""
     values = [v for line in lines for v in (*line.values, *(line.upper or ())) if v is not None]
     if not values or not runs:
         return ""
@@ -75,7 +76,7 @@ def trend_chart(runs: Sequence[Run], lines: Sequence[Line], *, title: str, axis:
         parts.append(svg.text(xs[i], bottom + 20, runs[i].label, size=svg.SMALL, anchor="middle")
                      + svg.text(xs[i], bottom + 20 + svg.lines_height(1, svg.SMALL), runs[i].sublabel,
                                 size=svg.SMALL, anchor="middle", fill=svg.MUTED))
-    x_title = svg.wrap(f"run ({len(runs)}, oldest first: UTC time, commit)", plot_w)
+    x_title = svg.wrap(x_axis or f"run ({len(runs)}, oldest first: UTC time, commit)", plot_w)
     parts.append(svg.text(left + plot_w / 2, bottom + 60, x_title, anchor="middle"))
     for index, line, color in shown:
         radius = 3.5 + 1.5 * (len(lines) - 1 - index)  # lines drawn first have larger markers: equal values show

@@ -8,6 +8,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from harness.history.plot import Line, Run, trend_chart
 from harness.report import charts
 from harness.report.compare_runtimes import Comparison, Row, compare
 from harness.report.results import HOST, HOST_TIMING
@@ -30,7 +31,7 @@ def _ms_axis(what: str, host: bool) -> str:
 
 def _plots(result: dict[str, Any]) -> dict[str, Any]:
     """The SVG charts of one result, already escaped inside (marked safe for the template)."""
-    plots: dict[str, Any] = {"latency": "", "layers": "", "outputs": []}
+    plots: dict[str, Any] = {"latency": "", "layers": "", "outputs": [], "temperature": "", "memory": ""}
     latency, host = result["latency"], result["timing_source"] == HOST
     if latency and latency["inference_ms"]:
         count, runs = len(latency["inference_ms"]), len(latency["run_inferences"])
@@ -53,10 +54,29 @@ def _plots(result: dict[str, Any]) -> dict[str, Any]:
             hist.get("edges", []), hist.get("counts", []), title=f"|device − reference| of {output['name']}",
             axis=f"|device − reference| (units of {output['name']})", count_axis="elements",
             css_class="error-plot", color=charts.ERROR_COLOR))
+    plots.update(_device_plots(result))
     cosines = [o["metrics"]["cosine"] for o in result["outputs"]]
     worst = "-" if not cosines else "n/a" if None in cosines else f"{min(cosines):.6f}"
     safe = {k: Markup(v) if isinstance(v, str) else [Markup(x) for x in v] for k, v in plots.items()}
     return {"worst_cosine": worst, **safe}
+
+
+def _device_plots(result: dict[str, Any]) -> dict[str, str]:
+    """The device's temperature around each measured run and net-run's peak memory in it (schema 4)."""
+    thermal, memory = result.get("thermal"), result.get("memory")
+    count = len((thermal or {}).get("run_before_c") or (memory or {}).get("run_peak_kb") or [])
+    runs = [Run(str(n), "", f"run {n}", True) for n in range(1, count + 1)]
+    x_axis = f"measured run ({count}, in order)"
+    temperature = trend_chart(runs, [Line("before the run", thermal["run_before_c"]),
+                                     Line("after the run", thermal["run_after_c"])],
+                              title="Device temperature around each measured run (hottest CPU zone)",
+                              axis="temperature", unit="°C", css_class="temperature-plot",
+                              x_axis=x_axis) if thermal else ""
+    peak = trend_chart(runs, [Line("peak resident memory (VmHWM)",
+                                   [None if kb is None else kb / 1024 for kb in memory["run_peak_kb"]])],
+                       title="Peak memory of net-run in each measured run", axis="memory", unit="MiB",
+                       css_class="memory-plot", from_zero=True, x_axis=x_axis) if memory else ""
+    return {"temperature": temperature, "memory": peak}
 
 
 def _comparison_plots(comparison: Comparison) -> dict[str, Markup]:

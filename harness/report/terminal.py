@@ -29,7 +29,9 @@ def summary_table(results: list[JobResult], device: str) -> Table:
     host = any(r.timing_source == HOST for r in results)
     table = Table(title=f"edgeloop deploy · {escape(device)}", title_justify="left",
                   caption=HOST_TIMING if host else None, caption_justify="left")
-    for column in ("model", "runtime", "status", "worst cosine", "SQNR dB", "median ms", "pushed"):
+    measured = any(r.measures for r in results)  # the device's figures, once a job has them
+    for column in ("model", "runtime", "status", "worst cosine", "SQNR dB", "median ms",
+                   *(["peak MiB", "°C before → after"] if measured else []), "pushed"):
         table.add_column(column, overflow="fold")
     for r in results:
         cosines = [o.metrics.cosine for o in r.outputs]
@@ -37,8 +39,20 @@ def summary_table(results: list[JobResult], device: str) -> Table:
         median = r.latency.to_json()["median_ms"] if r.latency else None
         table.add_row(Text(r.model), r.runtime, Text(r.status, style=_COLORS[r.status]),
                       f"{min(cosines):.6f}" if cosines else "-", f"{min(sqnrs):.1f}" if sqnrs else "-",
-                      f"{median:.3f}" if median is not None else "-", human_size(r.bytes_pushed))
+                      f"{median:.3f}" if median is not None else "-", *(_measured(r) if measured else ()),
+                      human_size(r.bytes_pushed))
     return table
+
+
+def _measured(result: JobResult) -> tuple[str, str]:
+    """Peak memory and the temperatures around the measured runs, '-' for what the device did not show."""
+    memory = result.measures.memory_json() if result.measures else None
+    thermal = result.measures.thermal_json() if result.measures else None
+    peak = f"{memory['peak_kb'] / 1024:.1f}" if memory else "-"
+    heat = "-"
+    if thermal and thermal["before_c"] is not None and thermal["after_c"] is not None:
+        heat = f"{thermal['before_c']:.1f} → {thermal['after_c']:.1f}"
+    return peak, heat
 
 
 def failure_lines(results: list[JobResult]) -> list[str]:

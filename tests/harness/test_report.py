@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -14,8 +15,9 @@ import pytest
 
 from harness.compare import default_limits, error_histogram, judge, measure
 from harness.report import new_report_dir, write_reports
+from harness.report.diff import REGRESSION, STILL_FAILING, DiffReport, Finding
 from harness.report.document import schema
-from harness.report.results import ERROR, FAILED, PASSED, JobResult, LatencyStats, OutputResult
+from harness.report.results import ERROR, FAILED, PASSED, DeviceMeasures, JobResult, LatencyStats, OutputResult
 
 
 def _output(name: str, noise: float) -> OutputResult:
@@ -82,6 +84,38 @@ def test_junit_has_one_case_per_job(written) -> None:
     assert [c.get("name") for c in cases] == ["cpu", "gpu", "dsp", "gpu_fp16"]
     assert "warning: no latency figures" in cases[3].findtext("system-out") and cases[3].find("properties") is None
     assert cases[1].find("failure") is not None and cases[2].find("error").get("message").startswith("profile")
+
+
+def test_junit_and_html_carry_the_baseline_findings(tmp_path: Path) -> None:
+    """A passed job that regressed against the baseline is a failure in junit.xml, a job the baseline has and
+    the new run lacks a failing case of its own, and every finding a property of its case."""
+    results = sample_results()
+    results[0] = replace(results[0], measures=DeviceMeasures([31.25], [33.5], [40960], [4], [2.0], {"cpu": 31.25},
+                                                             {"cpu": 33.5}, 20.0),
+                         run_options={"cpu_mask": "f0", "perf_profile": "burst", "cooldown_c": 32.0})
+    findings = [Finding("digits/pixel/cpu", "latency", "median latency 1.000 → 1.500 ms, +50.0%", REGRESSION),
+                Finding("digits/pixel/gpu", "status", "still failing: failed: probs: cosine 0.5", STILL_FAILING),
+                Finding("digits/pixel/aip", "missing", "in the baseline but not in the new report", REGRESSION)]
+    diff = DiffReport("base/report.json", "new/report.json", 3, findings)
+    paths = write_reports(results, tmp_path / "r", devices={}, title="t", baseline=diff)  # validated: schema 4
+    suite = ET.parse(paths.junit).getroot().find("testsuite")
+    assert suite.get("tests") == "5" and suite.get("failures") == "3" and suite.get("errors") == "1"
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props["baseline"] == "base/report.json" and props["baseline.regressions"] == "2"
+    cpu, gpu, _, _, aip = suite.findall("testcase")
+    failure = cpu.find("failure")
+    assert failure.get("type") == "baseline regression" and "+50.0%" in failure.get("message")
+    cpu_props = {p.get("name"): p.get("value") for p in cpu.find("properties")}
+    assert cpu_props["baseline.latency"].startswith("regression: median latency")
+    assert {k: cpu_props[k] for k in ("peak_memory_kb", "temperature_before_c", "temperature_after_c", "cooldown_s",
+                                      "cpu_mask", "perf_profile", "cooldown_c")} == {
+        "peak_memory_kb": "40960", "temperature_before_c": "31.2", "temperature_after_c": "33.5",
+        "cooldown_s": "2.0", "cpu_mask": "f0", "perf_profile": "burst", "cooldown_c": "32.0"}
+    assert len(gpu.findall("failure")) == 1  # its own; still failing is no second one
+    assert gpu.find("properties/property").get("value").startswith("still failing: ")
+    assert (aip.get("classname"), aip.get("name")) == ("digits.pixel", "aip") and aip.find("failure") is not None
+    page = paths.html.read_text()
+    assert "Against the baseline" in page and "2 regression(s)" in page and "+50.0%" in page
 
 
 def test_report_dir_name_is_safe() -> None:

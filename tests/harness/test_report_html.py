@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,17 @@ from harness.report import ReportPaths, write_reports
 from harness.report.compare_runtimes import compare
 from harness.report.document import build_document
 from harness.report.html import render_html
-from harness.report.results import DEVICE, ERROR, FAILED, HOST, PASSED, JobResult, LatencyStats, OutputResult
+from harness.report.results import (
+    DEVICE,
+    ERROR,
+    FAILED,
+    HOST,
+    PASSED,
+    DeviceMeasures,
+    JobResult,
+    LatencyStats,
+    OutputResult,
+)
 from harness.report.svg import text_width, tick_format, ticks, wrap
 from tests.harness.chromium import assert_labels_clear, chromium, measure_plots
 
@@ -57,12 +68,18 @@ def _job(model: str, runtime: str, median: float, *, device: str = PHONE, source
                      latency=latency, timing_source=source, runs=runs)
 
 
+# what the phone showed around digits/cpu's three runs: it warms, net-run peaks at 40-42 MiB
+MEASURES = DeviceMeasures([31.0, 33.5, 35.0], [34.0, 36.0, 37.5], [40960, 43008, 41984], [5, 6, 5], [0.0, 0.0, 0.0],
+                          {"cpu-big": 31.0, "skin": 28.0}, {"cpu-big": 37.5, "skin": 30.0}, 20.0)
+
+
 def sample_results() -> list[JobResult]:
-    """digits on a phone (cpu 10 ms, gpu 4 ms, dsp 2 ms quantized with 2 of 8 wrong, aip that did not run),
-    a long-named model on the emulated device (host timings), and a farm's model on two devices with no
-    cpu job."""
+    """digits on a phone (cpu 10 ms with its memory and temperatures, gpu 4 ms, dsp 2 ms quantized with 2 of 8
+    wrong, aip that did not run), a long-named model on the emulated device (host timings), and a farm's model
+    on two devices with no cpu job."""
     aip = JobResult("digits", "aip", "pixel", PHONE, ERROR, "the bundle has no aip runtime")
-    return [_job("digits", "cpu", 10.0, layers=("conv1", LONG_LAYER, "fc")), _job("digits", "gpu", 4.0),
+    measured = replace(_job("digits", "cpu", 10.0, layers=("conv1", LONG_LAYER, "fc")), measures=MEASURES)
+    return [measured, _job("digits", "gpu", 4.0),
             _job("digits", "dsp", 2.0, wrong=2), aip,
             _job(LONG_MODEL, "cpu", 0.02, device=EMULATED, source=HOST),
             _job(LONG_MODEL, "gpu_fp16", 0.03, device=EMULATED, source=HOST),
@@ -137,7 +154,9 @@ def test_the_page_is_self_contained_and_has_every_chart(written: ReportPaths) ->
     page = written.html.read_text()
     assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "<script" not in page
     assert [len(_svgs(page, c)) for c in ("runtime-latency", "speedup-plot", "latency-plot", "layer-plot",
-                                           "error-plot")] == [3, 2, 9, 9, 9]
+                                           "error-plot", "temperature-plot", "memory-plot")] == [3, 2, 9, 9, 9, 1, 1]
+    summary = page.split('<table id="summary-table">')[1].split("</table>")[0]
+    assert "<th>peak MiB</th>" in summary and ">42.0</td>" in summary and "31.0 → 37.5" in summary
 
 
 def _axis_map(chart: ET.Element) -> tuple[float, float]:
@@ -167,16 +186,21 @@ def test_chromium_draws_every_chart_with_units_and_every_label_clear(written: Re
     for chart in charts:
         by_class.setdefault(chart["cls"].removeprefix("plot "), []).append(chart)
     assert {k: len(v) for k, v in by_class.items()} == {"runtime-latency": 3, "speedup-plot": 2, "latency-plot": 9,
-                                                        "layer-plot": 9, "error-plot": 9}
+                                                        "layer-plot": 9, "error-plot": 9, "temperature-plot": 1,
+                                                        "memory-plot": 1}
     units = {"runtime-latency": "(ms)", "speedup-plot": "(×, above 1 is faster)", "latency-plot": "(ms)",
-             "layer-plot": "(ms)", "error-plot": "(units of probs)"}
+             "layer-plot": "(ms)", "error-plot": "(units of probs)", "temperature-plot": "(°C)",
+             "memory-plot": "(MiB)"}
     for cls, found in by_class.items():
         for chart in found:
             assert chart["width"] > 0
             assert_labels_clear(chart)
             assert any(t.endswith(units[cls]) for t in chart["texts"]), (cls, chart["texts"])
             drawn = chart["marks"].get("bar", 0) + chart["marks"].get("sample", 0)
-            assert drawn >= 2, chart
+            assert drawn >= 2 or chart["drawn"] >= 3, chart  # the device's charts: a line and its points
+    (temperature,) = by_class["temperature-plot"]
+    assert temperature["drawn"] == 2 + 2 * 3  # a line and its 3 points before the runs, and after
+    assert {"before the run", "after the run", "measured run (3, in order)"} <= set(temperature["texts"])
     for chart in by_class["latency-plot"]:
         assert chart["marks"]["p50"] == chart["marks"]["p90"] == 1 and "inferences" in chart["texts"]
     for chart in by_class["error-plot"]:
