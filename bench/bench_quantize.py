@@ -2,14 +2,15 @@
 when it is installed) on real trained models, at 8-bit weights and activations.
 
 Models: the digits classifier of examples/digits (its own calibration and labelled validation
-digits) and three PaddleOCR models shipped in the `rapidocr-onnxruntime` wheel (`pip install
+digits), three PaddleOCR models shipped in the `rapidocr-onnxruntime` wheel (`pip install
 '.[bench]'`): text-line orientation (cls, 0/180 labels), text recognition (rec, CTC, exact-match
-accuracy) and text detection (det, DB probability map). Their inputs are text rendered with
+accuracy) and text detection (det, DB probability map), and ddddocr's glyph detector (YOLOX, 5.0 M
+parameters, from the ddddocr wheel, fetched with `pip download --no-deps`). Their inputs are text rendered with
 Pillow's built-in font, seeded, so every run sees the same images; calibration and evaluation
 sets are disjoint. Every quantized model is evaluated by the same onnxruntime session settings on
 the evaluation set: output SQNR and cosine against float, and task accuracy.
 
-    .venv/bin/python -m bench.bench_quantize [--models digits,ocr_cls,ocr_rec,ocr_det] [--repeat N]
+    .venv/bin/python -m bench.bench_quantize [--models digits,ocr_cls,ocr_rec,ocr_det,glyph_det] [--repeat N]
         [--settings "edgeloop tf + per-channel,onnxruntime MinMax per-channel"] [--json out.json]
         [--aimet-python /path/to/venv-with-aimet/bin/python]
 """
@@ -20,7 +21,9 @@ import argparse
 import importlib.util
 import json
 import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,9 +121,9 @@ def _write_set(folder: Path, arrays: list[np.ndarray], name: str = "x") -> Path:
     return folder / "input_list.txt"
 
 
-def _split(key: str, sets: list[np.ndarray], calib: int) -> tuple[Path, Path]:
+def _split(key: str, sets: list[np.ndarray], calib: int, name: str = "x") -> tuple[Path, Path]:
     """The first `calib` inputs calibrate, the rest evaluate: disjoint sets."""
-    return _write_set(WORK / key / "calib", sets[:calib]), _write_set(WORK / key / "eval", sets[calib:])
+    return _write_set(WORK / key / "calib", sets[:calib], name), _write_set(WORK / key / "eval", sets[calib:], name)
 
 
 def _ocr_model(name: str) -> Path:
@@ -223,7 +226,77 @@ def ocr_det_task(calib: int = CALIBRATION, count: int = EVALUATION, size: int = 
                 _box_recall([b for _, b in pages[calib:]]), "line recall", ("MinMax",))
 
 
-TASKS = {"digits": digits_task, "ocr_cls": ocr_cls_task, "ocr_rec": ocr_rec_task, "ocr_det": ocr_det_task}
+# ddddocr's character detector: a YOLOX-style network of 5.0 M parameters at 416x416, shipped in
+# the ddddocr wheel, which is only downloaded (its dependencies, OpenCV among them, are not needed).
+DDDDOCR = "ddddocr==1.6.1"
+GLYPHS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def _wheel_model(requirement: str, member: str) -> Path:
+    """`member` of the wheel of `requirement`, fetched once with `pip download --no-deps`."""
+    folder = WORK / "wheels"
+    target = folder / Path(member).name
+    if not target.exists():
+        name, version = requirement.split("==")
+        wheels = sorted(folder.glob(f"{name}-{version}-*.whl"))
+        if not wheels:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", requirement, "-d", str(folder)],
+                           check=True)
+            wheels = sorted(folder.glob(f"{name}-{version}-*.whl"))
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            target.write_bytes(wheel.read(member))
+    return target
+
+
+def _glyph_page(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A click-captcha-like picture: 3-6 coloured glyphs on a noisy gradient, no two overlapping;
+    returned as ddddocr feeds it (BGR, 0-255, CHW) with each glyph's box."""
+    base = rng.integers(90, 230, 3)
+    gradient = np.linspace(0, 1, size)[None, :, None] * rng.integers(-60, 60, 3)
+    picture = Image.fromarray(np.clip(base + gradient + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8))
+    draw, boxes = ImageDraw.Draw(picture), []
+    for _ in range(int(rng.integers(3, 7))):
+        glyph, font = str(rng.choice(list(GLYPHS))), _font(int(rng.integers(28, 56)))
+        at = (int(rng.integers(10, size - 60)), int(rng.integers(10, size - 60)))
+        box = draw.textbbox(at, glyph, font=font)
+        if any(box[0] <= b[2] and b[0] <= box[2] and box[1] <= b[3] and b[1] <= box[3] for b in boxes):
+            continue
+        draw.text(at, glyph, fill=tuple(int(v) for v in rng.integers(0, 256, 3)), font=font)
+        boxes.append(box)
+    return np.asarray(picture, np.float32)[:, :, ::-1].transpose(2, 0, 1).copy(), boxes
+
+
+def _glyph_recall(pages: list[list[tuple[int, int, int, int]]], size: int) -> Callable[[list[np.ndarray]], float]:
+    """A glyph counts as found when a prediction with score (objectness x class) above 0.3 has its
+    centre inside the glyph's box; centres decoded as ddddocr's demo_postprocess does."""
+    grids = [np.stack(np.meshgrid(np.arange(size // s), np.arange(size // s)), 2).reshape(-1, 2) * s
+             for s in (8, 16, 32)]
+    strides = np.concatenate([np.full(((size // s) ** 2, 1), s) for s in (8, 16, 32)])
+
+    def score(outputs: list[np.ndarray]) -> float:
+        found = total = 0
+        for out, boxes in zip(outputs, pages, strict=True):
+            centres = out[0, :, :2] * strides + np.concatenate(grids)
+            centres = centres[out[0, :, 4] * out[0, :, 5:].max(axis=-1) > 0.3]
+            for x0, y0, x1, y1 in boxes:
+                inside = (centres[:, 0] >= x0) & (centres[:, 0] <= x1) & (centres[:, 1] >= y0) & (centres[:, 1] <= y1)
+                found += bool(inside.any())
+                total += 1
+        return found / total
+    return score
+
+
+def glyph_det_task(calib: int = CALIBRATION, count: int = EVALUATION, size: int = 416) -> Task:
+    rng = np.random.default_rng(14)
+    pages = [_glyph_page(rng, size) for _ in range(calib + count)]
+    container = convert(_wheel_model(DDDDOCR, "ddddocr/common_det.onnx"), WORK / "glyph_det" / "float.onnx").path
+    return Task("glyph_det (ddddocr YOLOX detector, 5.0 M params)", container,
+                *_split("glyph_det", [p for p, _ in pages], calib, "images"),
+                _glyph_recall([b for _, b in pages[calib:]], size), "glyph recall", ("MinMax",))
+
+
+TASKS = {"digits": digits_task, "ocr_cls": ocr_cls_task, "ocr_rec": ocr_rec_task, "ocr_det": ocr_det_task,
+         "glyph_det": glyph_det_task}
 
 
 # ---- evaluation ---------------------------------------------------------------------------
@@ -259,6 +332,9 @@ EDGELOOP = {
     "edgeloop enhanced + per-channel + cle + bc": QuantizeOptions(
         param_quantizer="enhanced", act_quantizer="enhanced", use_per_channel_quantization=True,
         algorithms=("cle", "bc")),
+    **{f"edgeloop enhanced activations + tf per-channel weights + {' + '.join(algorithms)}": QuantizeOptions(
+        act_quantizer="enhanced", use_per_channel_quantization=True, algorithms=algorithms)
+       for algorithms in (("seqmse",), ("adaround",), ("seqmse", "adaround"))},
 }
 
 # Issue 13's time target: at most 1.0x onnxruntime quantize_static per-channel MinMax on the same
@@ -305,11 +381,11 @@ def run_onnxruntime(task: Task, method: str, per_channel: bool) -> tuple[onnx.Mo
     return onnx.load(str(target)), time.perf_counter() - start
 
 
-def run_aimet(task: Task, python: Path) -> tuple[onnx.ModelProto, float]:
-    """aimet-onnx QuantSim (tf_enhanced, per-channel weights), run by `python`, a separate
-    environment that has aimet-onnx: it is a peer, never an edgeloop dependency."""
-    target = WORK / task.name.split()[0] / "aimet.onnx"
-    done = subprocess.run([str(python), "-m", "bench.aimet_peer", str(task.container), str(task.calib),
+def run_aimet(task: Task, python: Path, mode: str) -> tuple[onnx.ModelProto, float]:
+    """aimet-onnx QuantSim (tf_enhanced, per-channel weights; `mode` adaround: AdaRound first), run by
+    `python`, a separate environment that has aimet-onnx: it is a peer, never an edgeloop dependency."""
+    target = WORK / task.name.split()[0] / f"aimet_{mode}.onnx"
+    done = subprocess.run([str(python), "-m", "bench.aimet_peer", mode, str(task.container), str(task.calib),
                            str(target)], cwd=ROOT, capture_output=True, text=True, check=True)
     return onnx.load(str(target)), json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
 
@@ -327,7 +403,8 @@ def bench(task: Task, repeat: int, aimet_python: Path | None, settings: set[str]
             runs[f"onnxruntime {method} {'per-channel' if per_channel else 'per-tensor'}"] = (
                 lambda m=method, p=per_channel: run_onnxruntime(task, m, p))
     if aimet_python is not None:
-        runs["aimet-onnx tf_enhanced per-channel"] = lambda: run_aimet(task, aimet_python)
+        runs["aimet-onnx tf_enhanced per-channel"] = lambda: run_aimet(task, aimet_python, "tf_enhanced")
+        runs["aimet-onnx tf_enhanced per-channel + adaround"] = lambda: run_aimet(task, aimet_python, "adaround")
     runs = {name: run for name, run in runs.items() if settings is None or name in settings}
     times: dict[str, list[float]] = {name: [] for name in runs}
     models: dict[str, onnx.ModelProto] = {}

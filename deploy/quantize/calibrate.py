@@ -15,6 +15,7 @@ import math
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import IO
 
 import numpy as np
@@ -180,13 +181,15 @@ BATCH_BYTES = 2 << 20
 
 
 def calibrate(model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[str, np.ndarray]], total: int,
-              histograms: bool, keep: list[str] | None = None) -> Calibration:
+              histograms: bool, keep: list[str] | None = None, keep_inputs: int | None = None) -> Calibration:
     """Run the float model over every feed and return statistics for each named tensor, and the
-    values of `keep` (the outputs, for the final SQNR pass)."""
+    values of `keep` (the outputs, for the final SQNR pass) for the first `keep_inputs` feeds (all
+    when None)."""
     keep = keep or []
     names = list(dict.fromkeys([*tensors, *keep]))
     stats = {name: TensorStats(histogram=histograms) for name in tensors}
     kept = Kept() if keep else None
+    keep_inputs = total if keep_inputs is None else keep_inputs
     pending: dict[str, list[np.ndarray]] = {name: [] for name in tensors}
     pending_bytes = 0
     with progress("calibrating") as bar:
@@ -201,7 +204,8 @@ def calibrate(model: onnx.ModelProto, tensors: list[str], feeds: Iterable[dict[s
                 _flush(stats, pending)
                 pending_bytes = 0
             if kept is not None:
-                for one in per_feed([(count, [by_name[name] for name in keep])]):
+                outputs = per_feed([(count, [by_name[name] for name in keep])])
+                for one in islice(outputs, max(0, keep_inputs - len(kept))):
                     kept.add(one)
             bar.advance(task, count)
     _flush(stats, pending)

@@ -111,3 +111,21 @@ def test_final_sqnr_is_the_same_with_outputs_kept_in_memory_or_on_disk(tmp_path,
     on_disk = pooled(quantize_model(model, feeds, 6, options)[2])
     assert on_disk.count == in_memory.count == 6 * 10
     assert (on_disk.signal, on_disk.noise) == (in_memory.signal, in_memory.noise)
+
+
+def test_final_sqnr_pass_runs_the_first_measured_inputs_and_calibration_all(tmp_path, monkeypatch) -> None:
+    from deploy.quantize import pipeline as pipeline_module
+
+    model = conv_net()
+    container = make_container(model, tmp_path / "float.onnx")
+    _, meta = load_container(container)
+    feeds = feeds_from(read_input_list(make_input_list(model, tmp_path, 6)), meta, "l")
+    options = QuantizeOptions(act_quantizer="enhanced")
+    _, full_plan, full = quantize_model(model, feeds, 6, options)
+    monkeypatch.setattr(pipeline_module, "MEASURED", 2)
+    _, plan, first = quantize_model(model, feeds, 6, options)
+    assert pooled(full).count == 6 * 10 and pooled(first).count == 2 * 10  # probs: 10 values per input
+    assert pooled(first).signal != pooled(full).signal
+    assert plan.activations == full_plan.activations  # encodings still from all 6 inputs
+    kept = calibrate(model, ["relu1"], feeds(), 6, histograms=False, keep=["probs"], keep_inputs=2).kept
+    assert kept is not None and len(kept) == 2
