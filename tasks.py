@@ -526,7 +526,6 @@ def _farm_collections() -> tuple[Collection, Collection]:
         """Run a regression matrix on every matching device of a farm; exit 1 on any failure or regression."""
         from rich.progress import Progress
 
-        from deploy.errors import CheckFailed, DeviceError
         from harness.farm import farm_run as run
         from harness.history.baseline import parse_baseline
         from harness.history.location import resolve
@@ -548,13 +547,11 @@ def _farm_collections() -> tuple[Collection, Collection]:
             console.print(line)
         if result.baseline:
             _print_findings(result.baseline)
-        console.print(f"report: {result.paths.html}", markup=False)
+        if result.unwritten is None:  # otherwise check() says why there is none
+            console.print(f"report: {result.paths.html}", markup=False)
         if result.history_note:
             console.print(result.history_note, markup=False, soft_wrap=True)
-        if result.server_lost:
-            raise DeviceError(result.server_lost, f"see {result.paths.html}")
-        if not result.passed:
-            raise CheckFailed("farm run failed", f"see {result.paths.html}")
+        result.check()
         console.print("[green]farm run passed[/]")
 
     @task(name="diff", klass=HelpfulTask, positional=["base", "new"],

@@ -15,6 +15,7 @@ devices that the inventory's adb servers report, with one combined report and a 
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
 import os
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.config import DEFAULT_CONFIG, load_config
-from deploy.errors import EdgeloopError, Interrupted
+from deploy.errors import CheckFailed, DeviceError, EdgeloopError, Interrupted
 from deploy.fsutil import flush_digests
 from deploy.profiles import load_profile
 from deploy.yamlnode import load_yaml
@@ -36,7 +37,7 @@ from harness.inventory import Discovery, FarmDevice, discover, load_inventory
 from harness.lease import LeaseBook
 from harness.measure import COOLDOWN_RANGE_C, RunOptions
 from harness.pipeline import plan, run_job
-from harness.report import ensure_report_root, new_report_dir
+from harness.report import ReportsNotWritten, ensure_report_root, new_report_dir, remove_temporaries
 from harness.report.diff import DiffOptions, DiffReport, judge_with_rerun
 from harness.report.farm import FarmPaths, job_result, write_farm_reports
 from harness.report.results import JobResult
@@ -183,6 +184,7 @@ class FarmRun:
     baseline: DiffReport | None
     wall_s: float
     history_note: str | None = None  # where the run was recorded, or why not
+    unwritten: ReportsNotWritten | None = None  # why `paths` are not there, if they are not
 
     @property
     def server_lost(self) -> str | None:
@@ -190,6 +192,18 @@ class FarmRun:
         gone = [e["detail"] for e in self.events if e["kind"] == "server-down"]
         ran = any(o.status in ("passed", "failed") for o in self.outcomes)
         return "; ".join(gone) + " before any job could run" if gone and not ran else None
+
+    def check(self) -> None:
+        """Raise DeviceError (exit 3) when nothing ran because adb servers went away, CheckFailed (exit 1) when
+        a job failed or regressed; with no report written their hint says why, and a run that passed raises
+        ReportsNotWritten (exit 2), as a deploy does (CI would find no junit.xml)."""
+        where = self.unwritten.message if self.unwritten else f"see {self.paths.html}"
+        if self.server_lost:
+            raise DeviceError(self.server_lost, where)
+        if not self.passed:
+            raise CheckFailed("farm run failed", where)
+        if self.unwritten:
+            raise self.unwritten
 
 
 def farm_run(
@@ -263,13 +277,26 @@ def farm_run(
         interrupted.set()
         outcomes = [finished.get(t.id) or Outcome(t, "interrupted", [], detail="interrupted before it finished")
                     for t in jobs]
-        written = write_farm_reports(outcomes, scheduler.events, found, out,
-                                     title=f"farm run {mat.path.name} (interrupted)", created=started,
-                                     wall_s=(dt.datetime.now(dt.UTC) - started).total_seconds())
-        raise Interrupted(str(written.html)) from None
+        try:
+            written = str(write_farm_reports(outcomes, scheduler.events, found, out,
+                                             title=f"farm run {mat.path.name} (interrupted)", created=started,
+                                             wall_s=(dt.datetime.now(dt.UTC) - started).total_seconds()).html)
+        except ReportsNotWritten as exc:
+            written = f"none written to {out}: {exc.why}"
+        # jobs still running are not waited for: what they were writing when the process ends is left half
+        # done under a temporary name (deploy.fsutil.atomic_path), so those go now and again at exit
+        remove_temporaries(out)
+        atexit.register(remove_temporaries, out)
+        raise Interrupted(written) from None
     wall_s = (dt.datetime.now(dt.UTC) - started).total_seconds()
-    paths = write_farm_reports(outcomes, scheduler.events, found, out, title=f"farm run {mat.path.name}",
-                               created=started, wall_s=wall_s, baseline=diff)
+    unwritten = None
+    try:
+        paths = write_farm_reports(outcomes, scheduler.events, found, out, title=f"farm run {mat.path.name}",
+                                   created=started, wall_s=wall_s, baseline=diff)
+    except ReportsNotWritten as exc:  # the run still ends on its verdict (FarmRun.check), in one line
+        paths, unwritten = FarmPaths.of(out), exc
     passed = all(o.status == "passed" for o in outcomes) and not (diff and diff.regressed)
-    note = record_run(history, paths.deploy.json, kind="farm", project=mat.config.parent) if history else None
-    return FarmRun(passed, outcomes, scheduler.events, found, paths, diff, wall_s, note)
+    note = None
+    if history and unwritten is None:
+        note = record_run(history, paths.deploy.json, kind="farm", project=mat.config.parent)
+    return FarmRun(passed, outcomes, scheduler.events, found, paths, diff, wall_s, note, unwritten)

@@ -22,8 +22,9 @@ from harness.report.html import render_html
 from harness.report.junit import junit_xml
 from harness.report.results import JobResult
 
-__all__ = ["JobResult", "ReportPaths", "ReportsNotWritten", "ensure_report_root", "new_report_dir", "unwritable",
-           "write_files", "write_reports"]
+__all__ = ["JobResult", "ReportPaths", "ReportsNotWritten", "ensure_report_root", "new_report_dir",
+           "remove_temporaries", "unwritable", "write_files", "write_reports"]
+TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")  # deploy.fsutil.atomic_path's name for a file being written
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,14 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
         raise ReportsNotWritten(folder, why.message, why.hint) from None
     except EdgeloopError as exc:  # atomic_path's: a folder where a report goes
         raise ReportsNotWritten(folder, exc.message) from None
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete the files under `folder` still being written under a temporary name (atomic_path's): after
+    Ctrl-C, a job thread the process does not wait for leaves its half-written file so."""
+    for path in folder.rglob(".*.tmp"):
+        if TEMPORARY.fullmatch(path.name):
+            path.unlink(missing_ok=True)
 
 
 def new_report_dir(root: Path, device: str, now: dt.datetime | None = None) -> Path:

@@ -34,6 +34,10 @@ class FarmPaths:
     html: Path
     deploy: ReportPaths  # report.json / report.html / junit.xml of every job
 
+    @classmethod
+    def of(cls, folder: Path) -> FarmPaths:
+        return cls(folder, folder / "farm.json", folder / "farm.html", ReportPaths.of(folder))
+
 
 def job_result(outcome: Outcome) -> JobResult:
     """The deploy result of a job; a job that never produced one (lost, hung, no device) becomes an error
@@ -122,9 +126,8 @@ def write_farm_reports(outcomes: list[Outcome], events: list[Event], discovery: 
     devices = {d.serial: {"ro.product.model": d.model, "edgeloop.adb_server": d.server.address,
                           "edgeloop.profiles": ",".join(d.profiles), "edgeloop.labels": ",".join(d.labels)}
                for d in discovery.devices}
-    deploy = write_reports([job_result(o) for o in outcomes], out_dir, devices=devices, title=title,
-                           baseline=baseline)
-    paths = FarmPaths(out_dir, out_dir / "farm.json", out_dir / "farm.html", deploy)
+    write_reports([job_result(o) for o in outcomes], out_dir, devices=devices, title=title, baseline=baseline)
+    paths = FarmPaths.of(out_dir)
     write_files(out_dir, {paths.json.name: (json.dumps(document, indent=2) + "\n").encode(),
                           paths.html.name: render_farm_html(document).encode()})
     return paths
