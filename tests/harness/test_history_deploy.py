@@ -41,6 +41,7 @@ def test_a_deploy_is_recorded_and_is_the_next_ones_baseline(adb_server, deploy_e
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     assert recorded.git_commit == head.stdout.strip()  # the deployment file's checkout
     assert recorded.result["latency"]["inference_ms"] == recorded.samples_ms
+    assert recorded.peak_memory_kb == recorded.result["memory"]["peak_kb"] > 10_000  # net-run's VmHWM on the device
 
     # The same deploy against the history: it compares with the first run, not with itself, and passes.
     # Sub-millisecond host latencies on a shared machine: a wide allowance (the verdict is diff's to test).
