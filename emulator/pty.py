@@ -76,6 +76,7 @@ class Pty:
         self._raw = False
         self._hung_up = False
         self._reader_gone = False
+        self._signals = 0  # signals sent so far: a read they interrupt returns
 
     def feed(self, data: bytes) -> None:
         """Keys from the host; waits while INPUT_LIMIT bytes are unread, as a pty's master does."""
@@ -113,6 +114,7 @@ class Pty:
             self._echo_control(byte)
             self._line.clear()
             self._lines.clear()
+            self._signals += 1
             if self.foreground is not None:
                 self.foreground.kill(128 + SIGNALS[byte])
         elif byte in ERASE:
@@ -142,9 +144,12 @@ class Pty:
 
     def read(self, size: int) -> bytes:
         """Up to `size` bytes: in raw mode what has come, in cooked mode (part of) the next line;
-        b"" for a ^D or once the host has gone."""
+        b"" for a ^D, once the host has gone, or when a signal interrupts the wait (the reader is
+        the foreground job it ends)."""
         with self._changed:
-            self._changed.wait_for(lambda: self._hung_up or (self._keys if self._raw else self._lines))
+            signals = self._signals
+            self._changed.wait_for(lambda: self._hung_up or self._signals != signals
+                                   or (self._keys if self._raw else self._lines))
             if self._raw and self._keys:
                 data = bytes(self._keys[:size])
                 del self._keys[:size]

@@ -7,6 +7,9 @@ one 0.5 % system and the rest idle), memory of a net-run from its engine's own m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from emulator.image.activity import Snapshot
@@ -18,6 +21,17 @@ if TYPE_CHECKING:
 USER_HZ = 100
 SYSTEM_THREADS = 1200  # threads of a booted phone's own daemons and apps, for /proc/loadavg
 SHELL_GROUPS = "1004 1007 1011 1015 1028 3001 3002 3003 3006 3009 3011"  # as `id` lists them
+_READER: ContextVar[int | None] = ContextVar("proc_reader", default=None)
+
+
+@contextmanager
+def reading_as(pid: int) -> Iterator[None]:
+    """What runs in the block reads /proc/self as process `pid` (set by the shell for each command)."""
+    token = _READER.set(pid)
+    try:
+        yield
+    finally:
+        _READER.reset(token)
 
 
 def tree(image: DeviceImage) -> Dir:
@@ -32,9 +46,12 @@ def tree(image: DeviceImage) -> Dir:
     def entries() -> dict[str, Node]:
         processes = image.processes()
         folders: dict[str, Node] = {str(p.pid): _process_dir(image, p.pid) for p in processes}
-        sessions = [p for p in processes if p.ppid == 1]
-        if sessions:  # the reader is not known to the files it reads: the newest adb shell session
-            folders["self"] = _process_dir(image, sessions[-1].pid)
+        reader = _READER.get()
+        sessions = [p.pid for p in processes if p.ppid == 1]
+        if reader is not None and str(reader) in folders:
+            folders["self"] = folders[str(reader)]
+        elif sessions:  # read by no process (sync's STAT and RECV, `adb pull`): the newest adb shell session
+            folders["self"] = folders[str(sessions[-1])]
         return {**files, **folders}
 
     return Dir(entries)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from emulator import cmd_services  # noqa: F401  (it registers the system programs cmd and pm)
+from emulator.image.procfs import reading_as
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
 from emulator.pty import Pty
 from emulator.sandbox import DeviceOSError, Sandbox
@@ -196,7 +197,10 @@ class Interp:
             return None if line is None else line.decode("utf-8", "replace")
 
         fds = dict(fds)
-        run = lambda tree: self.run_sequence(tree, fds)  # noqa: E731
+
+        def run(tree: Sequence) -> int:
+            return self.run_sequence(tree, fds)
+
         return self.as_process(lambda: self.command_loop(next_line, fds, run), fds)
 
     def run_terminal(self, pty: Pty) -> int:
@@ -207,11 +211,11 @@ class Interp:
         editor = LineEditor(pty)
 
         def next_line(continued: bool) -> str | None:
-            rows, columns = pty.size  # as mksh keeps them after each SIGWINCH
-            self.state.vars.update(COLUMNS=str(columns), LINES=str(rows))
             return editor.read_line(PS2 if continued else self.prompt())
 
         def foreground(tree: Sequence) -> int:
+            rows, columns = pty.size  # as mksh keeps them after each SIGWINCH
+            self.state.vars.update(COLUMNS=str(columns), LINES=str(rows))
             line = pty.foreground = self.cancel = Cancel(self.process.cancel)
             try:
                 status = self.run_sequence(tree, fds)
@@ -409,6 +413,11 @@ class Interp:
             raise ShellExit(self.cancel.status())
 
     def run_simple(self, node: Simple, fds: Fds) -> int:
+        """A simple command; what it reads as /proc/self is this shell process (builtins run in it)."""
+        with reading_as(self.process.pid):
+            return self._run_simple(node, fds)
+
+    def _run_simple(self, node: Simple, fds: Fds) -> int:
         self.check_cancel()
         self.line = node.line
         self.stderr = fds[2]
@@ -573,7 +582,8 @@ class Interp:
             with processes.running(" ".join(argv), self.process.session, self.cancel, ppid=self.process.pid) as proc:
                 context = ProgramContext(argv=argv, env=env, cwd=self.cwd, fs=self.fs, stdin=fds[0], stdout=fds[1],
                                          stderr=fds[2], device=self.device, cancel=proc.cancel)
-                status = int(SYSTEM_PROGRAMS[path](context))
+                with reading_as(proc.pid):
+                    status = int(SYSTEM_PROGRAMS[path](context))
                 status = proc.cancel.killed_with or status  # killed: the signal's status, whatever it returned
         except (BrokenPipeError, ConnectionError):
             raise  # the client is gone: not the program's fault

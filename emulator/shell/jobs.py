@@ -18,7 +18,7 @@ from emulator.shell.builtins import Invocation
 from emulator.shell.exec import SH
 from emulator.shell.parse import AndOr, Node, Pipeline
 from emulator.shell.pipes import SIGPIPE_STATUS, NullFile, Pipe, PipeClosed
-from emulator.shell.procs import table_for
+from emulator.shell.procs import POLL_S, Cancel, table_for
 
 if TYPE_CHECKING:
     from emulator.shell.interp import Interp
@@ -61,23 +61,31 @@ class Jobs:
             found = []
         return found[0].pid if found else None
 
-    def wait(self, pid: int) -> int:
-        """That job's status once it has ended (127 when it is not one of ours); it is then forgotten."""
+    def wait(self, pid: int, cancel: Cancel | None = None) -> int:
+        """That job's status once it has ended (127 when it is not one of ours); it is then forgotten.
+        With `cancel`, a signal to the waiting shell (^C in a terminal) ends the wait with its status."""
         job = next((j for j in self._jobs if j.pid == pid), None)
         if job is None:
             return NOT_A_CHILD
-        job.thread.join()
+        while job.thread.is_alive():
+            if cancel is not None and cancel.is_set():
+                return cancel.status()
+            job.thread.join(POLL_S)
         self._jobs.remove(job)
         return job.status if job.status is not None else 0
 
+    def pids(self) -> list[int]:
+        return [job.pid for job in self._jobs]
+
     def wait_all(self) -> None:
-        for job in list(self._jobs):
-            self.wait(job.pid)
+        for pid in self.pids():
+            self.wait(pid)
 
 
 def start_job(interp: Interp, node: AndOr, fds: Fds) -> int:
-    """`cmd &`: a subshell with its own process entry (a child of this shell's, so it ends with it),
-    stdin /dev/null as in a shell without job control; `$!` names it."""
+    """`cmd &`: a subshell with its own process entry (a child of this shell process's, so it ends with
+    it, but not of a terminal's foreground line: ^C leaves it running, as job control does), stdin
+    /dev/null; `$!` names it."""
     child = interp.subshell()
     started = threading.Event()
     job_fds = {**fds, 0: NullFile()}
@@ -85,7 +93,7 @@ def start_job(interp: Interp, node: AndOr, fds: Fds) -> int:
 
     def run() -> None:
         table = table_for(interp.device)
-        with table.running(SH, interp.process.session, interp.cancel, ppid=interp.process.pid) as process:
+        with table.running(SH, interp.process.session, interp.process.cancel, ppid=interp.process.pid) as process:
             child.process, child.cancel = process, process.cancel
             job.pid = process.pid
             started.set()
@@ -165,11 +173,15 @@ def cmd_wait(inv: Invocation) -> int:
     """wait [PID|%JOB...]: with operands, the status of the last one (127 for one that is not a job of
     this shell); without, every job, and 0."""
     jobs = inv.interp.jobs
+    cancel = inv.interp.cancel
     if not inv.args:
-        jobs.wait_all()
+        for pid in jobs.pids():
+            status = jobs.wait(pid, cancel)
+            if cancel.is_set():  # interrupted
+                return status
         return 0
     status = 0
     for operand in inv.args:
         pid = jobs.pid_of(operand) if operand.startswith("%") else int(operand) if operand.isdigit() else None
-        status = NOT_A_CHILD if pid is None else jobs.wait(pid)
+        status = NOT_A_CHILD if pid is None else jobs.wait(pid, cancel)
     return status
