@@ -319,7 +319,9 @@ _QUANTIZE_HELP = {
     "act_bitwidth": "8 or 16",
     "bias_bitwidth": "8 or 32 (32: scale = input scale x weight scale)",
     "use_per_channel_quantization": "one symmetric encoding per output channel of Conv/Gemm/MatMul weights",
-    "algorithms": "comma list: cle (cross-layer equalization), bc (bias correction)",
+    "algorithms": "comma list: cle (cross-layer equalization), bc (bias correction), adaround (adaptive "
+                  "rounding), seqmse (sequential MSE weight ranges)",
+    "adaround_iterations": "Adam steps per layer for adaround (default 1000)",
     "override_params": "AIMET encodings JSON (0.6.1, 1.0.0 or 2.0.0): full or partial overrides, float islands",
     "pack_4_bit_weights": "store 4-bit weights two per byte (low nibble first)",
     "encodings_out": "also write the encodings as AIMET 1.0.0 JSON",
@@ -336,7 +338,7 @@ def _quantize_collection() -> Collection:
     def quantize_task(c, container, input_list, output=None, param_quantizer="tf", act_quantizer="tf",
                       weights_bitwidth="8", act_bitwidth="8", bias_bitwidth="32", use_per_channel_quantization=False,
                       algorithms="", override_params=None, pack_4_bit_weights=False, encodings_out=None,
-                      min_range="0.0001", cache=True):
+                      min_range="0.0001", adaround_iterations="1000", cache=True):
         """Quantize a float container into a QDQ container with AIMET encodings; prints output SQNR and cosine."""
         # numeric defaults are strings so that invoke does not cast (and crash on) `--weights-bitwidth abc`:
         # from_mapping converts them with a one-line error
@@ -347,7 +349,7 @@ def _quantize_collection() -> Collection:
             "weights_bitwidth": weights_bitwidth, "act_bitwidth": act_bitwidth, "bias_bitwidth": bias_bitwidth,
             "use_per_channel_quantization": use_per_channel_quantization, "algorithms": algorithms,
             "override_params": override_params, "pack_4_bit_weights": pack_4_bit_weights,
-            "min_range": min_range}, "command line")
+            "min_range": min_range, "adaround_iterations": adaround_iterations}, "command line")
         result = quantize(container, input_list, output, options, encodings_out=encodings_out, cache=cache)
         console.print(f"{result.path}{' (cached)' if result.cached else ''}: output SQNR {result.sqnr_db:.2f} dB, "
                       f"cosine {result.cosine:.6f}")

@@ -64,6 +64,8 @@ def test_bad_flag_value_is_one_line_exit_2(tmp_path: Path) -> None:
      "error: command line: --algorithms must be one of cle, bc, adaround, seqmse, got 'adaroud'"),
     (("quantize", "--pack-4-bit-weights"), "error: command line: --pack-4-bit-weights needs --weights-bitwidth 4 "
      "(set --weights-bitwidth 4 or drop --pack-4-bit-weights)"),
+    (("quantize", "--adaround-iterations", "0"),
+     "error: command line: --adaround-iterations must be a whole number >= 1, got 0"),
     (("quantize", "--override-params", "binary.json"),
      "error: binary.json: the encodings file is not UTF-8 text"),
     (("quantize.debug", "--quantized", "float.onnx", "--inputs", "few"), "error: --inputs expects a number, got 'few'"),
