@@ -23,7 +23,7 @@ from deploy.fsutil import atomic_path, refuse_overwriting, sha256_file
 from deploy.inputlist import InputList, read_input_list, validate_input_list
 from deploy.quantize.aimet import export_encodings, plan_encodings, write_encodings
 from deploy.quantize.options import QuantizeOptions
-from deploy.quantize.pipeline import feeds_from, pooled, quantize_model
+from deploy.quantize.pipeline import MEASURED, feeds_from, pooled, quantize_model
 
 __all__ = ["QuantizeOptions", "QuantizeResult", "calibration_digest", "quantize"]
 
@@ -78,6 +78,7 @@ def _build(model: onnx.ModelProto, meta: ContainerMeta, list_path: Path, input_l
         options=meta.options, encodings=export_encodings(activations, params, "1.0.0", applied),
         quantization={**applied, "sqnr_db": round(total.sqnr_db, 4), "cosine": round(total.cosine, 6),
                       "calibration_inputs": len(input_list.entries), "calibration_sha256": calibration,
+                      "sqnr_inputs": min(len(input_list.entries), MEASURED),  # the figures' inputs
                       "outputs": {name: {"sqnr_db": round(a.sqnr_db, 4), "cosine": round(a.cosine, 6)}
                                   for name, a in agreements.items()},
                       "notes": plan.notes})

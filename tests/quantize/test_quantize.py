@@ -220,3 +220,12 @@ def test_final_sqnr_is_the_same_with_and_without_kept_calibration_values(tmp_pat
     streamed = pooled(quantize_model(model, feeds, 5, QuantizeOptions())[2])
     assert kept.count == streamed.count == 5 * 10
     assert streamed.sqnr_db == pytest.approx(kept.sqnr_db, abs=1e-3)  # two sessions: float rounding only
+
+
+def test_the_container_names_the_inputs_its_figures_come_from(tmp_path: Path) -> None:
+    """Calibration reads every input; the SQNR and cosine it records, only the first MEASURED."""
+    model = conv_net()
+    container = make_container(model, tmp_path / "float.onnx")
+    listing = make_input_list(model, tmp_path, 70)
+    summary = quantize(container, listing, tmp_path / "q.onnx", cache=False).meta.quantization
+    assert summary["calibration_inputs"] == 70 and summary["sqnr_inputs"] == 64
