@@ -143,5 +143,7 @@ def test_farm_run_survives_a_lost_device(tmp_path: Path, adb_server, second_adb_
     assert deploy_report["summary"] == {"total": 8, "passed": 8, "failed": 0, "errors": 0}
     case = next(c for c in ET.parse(run.paths.deploy.junit).getroot().iter("testcase")
                 if c.get("classname") == f"{moved.task.model}.pixel" and c.get("name") == moved.task.runtime)
-    assert {p.get("name"): p.get("value") for p in case.iter("property")} == {"attempts": "2", "retried": "true"}
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert {k: properties[k] for k in ("attempts", "retried")} == {"attempts": "2", "retried": "true"}
+    assert int(properties["peak_memory_kb"]) > 10_000  # the device's figures of the attempt that passed
     assert f"attempt 1 on {victim.serial}" in case.findtext("system-out")
