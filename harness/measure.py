@@ -65,7 +65,7 @@ class RunOptions:
             mask = str(self.cpu_mask).lower().removeprefix("0x")
             if not re.fullmatch(r"[0-9a-f]{1,16}", mask) or int(mask, 16) == 0:
                 raise EdgeloopError(f"--cpu-mask must be a hexadecimal mask of CPU cores, got {self.cpu_mask!r}",
-                                    "e.g. --cpu-mask f0 for cores 4-7 (taskset's form)")
+                                    "e.g. --cpu-mask f0: cores 4-7, as taskset writes it")
             object.__setattr__(self, "cpu_mask", mask)
         if not self.cooldown_timeout_s > 0:
             raise EdgeloopError(f"the cool-down timeout must be a positive number of seconds, got "
@@ -81,15 +81,17 @@ def zones_script(label: str) -> str:
 def probed_command(run: str, output_dir: str, program: str, cpu_mask: str | None) -> str:
     """`run` (`sh run.sh OUT ...`, in the job's folder) measured: zones before, VmHWM sampled while net-run
     (the process named `program` whose command line names `output_dir`) runs, zones after, the run's exit
-    status kept. One line: the emulated device's adbd takes no newline in a command."""
+    status kept; nothing on stderr, whose last line says why a run failed. A `sleep` without fractions
+    (before toybox) samples every second. One line: the emulated device's adbd takes no newline in a command."""
     pinned = f"taskset {cpu_mask} {run}" if cpu_mask else run
     out = shell_quote(output_dir)
     find = (f"if [ -z \"$p\" ]; then for q in $(pidof {shell_quote(program)} 2>/dev/null); do "
             f"grep -qF -- {out} /proc/$q/cmdline 2>/dev/null && p=$q; done; fi")
     sample = ("if [ -n \"$p\" ]; then while read -r k v u; do if [ \"$k\" = VmHWM: ]; then s=$((s+1)); "
               "[ \"$v\" -gt \"$h\" ] && h=$v; fi; done 2>/dev/null < /proc/$p/status; fi")
+    pause = f"sleep {SAMPLE_S:g} 2>/dev/null || sleep 1"
     return "; ".join([zones_script("before"), f"{pinned} & r=$!", "p=; h=0; s=0",
-                      f"while kill -0 $r 2>/dev/null; do {find}; {sample}; sleep {SAMPLE_S:g}; done",
+                      f"while kill -0 $r 2>/dev/null; do {find}; {sample}; {pause}; done",
                       "wait $r; c=$?", zones_script("after"), f"echo \"{MARK} vmhwm $h $s\"", "exit $c"])
 
 

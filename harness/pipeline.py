@@ -272,7 +272,7 @@ def _run(job: Job, session: DeviceSession, runs: int, timeout: float | None, wor
                           "perf_profile": _bundle_options(art.bundle).get("perf_profile")}
     probe = Probe(PurePosixPath(packs.load_pack(job.pack).program.source).name, options.cpu_mask)
     timings, measured, outputs_dir, unreadable = _execute(session, art, pushed.remote_dir, runs, timeout, work_dir,
-                                                          clock, inferences, _Measuring(probe, options))
+                                                          clock, inferences, probe, options)
     result.runs = runs
     result.measures = device_measures(measured)
     if unreadable:
@@ -296,12 +296,6 @@ def _bundle_options(built: Bundle) -> dict[str, str]:
     return json.loads((built.path / "manifest.json").read_text()).get("options") or {}
 
 
-@dataclass(frozen=True)
-class _Measuring:
-    probe: Probe
-    options: RunOptions
-
-
 def _cool_down(session: DeviceSession, options: RunOptions, clock: _Clock) -> float:
     """Seconds waited for the device to cool below --cooldown-temp (0 without it)."""
     if options.cooldown_c is None:
@@ -311,26 +305,26 @@ def _cool_down(session: DeviceSession, options: RunOptions, clock: _Clock) -> fl
 
 
 def _execute(session: DeviceSession, art: Artifacts, job_dir: PurePosixPath, runs: int,
-             timeout: float | None, work_dir: Path, clock: _Clock, inferences: int,
-             measuring: _Measuring) -> tuple[list[Timings], list[RunMeasure], Path, EdgeloopError | None]:
+             timeout: float | None, work_dir: Path, clock: _Clock, inferences: int, probe: Probe,
+             options: RunOptions) -> tuple[list[Timings], list[RunMeasure], Path, EdgeloopError | None]:
     """A warm-up run when runs > 1, then `runs` measured runs, each into a run folder of its own on the
-    device and measured there (after waiting for the device to cool, when asked); pull every run's
-    timings and the last run's outputs. Returns the timings, the measurements, the local folder holding
-    the outputs to compare, and why the timings could not be read (a vendor's binary log without its
-    SDK's host tool, a malformed file), if so: the outputs are still compared and the missing latency
-    is reported as a warning. A run folder goes with the request that pulled it whole; whatever is left
+    device and measured there by `probe` (after waiting for the device to cool, when `options` ask); pull
+    every run's timings and the last run's outputs. Returns the timings, the measurements, the local
+    folder holding the outputs to compare, and why the timings could not be read (a vendor's binary log
+    without its SDK's host tool, a malformed file), if so: the outputs are still compared and the missing
+    latency is reported as a warning. A run folder goes with the request that pulled it whole; whatever is left
     goes when the session ends."""
     labels = (["warmup"] if runs > 1 else []) + [f"run-{n}" for n in range(1, runs + 1)]
     timings: list[Timings] = []
     measured: list[RunMeasure] = []
     unreadable: EdgeloopError | None = None
     for label in labels:
-        waited = 0.0 if label == "warmup" else _cool_down(session, measuring.options, clock)
+        waited = 0.0 if label == "warmup" else _cool_down(session, options, clock)
         remote = session.new_run(label)
         output_dir = posixpath.relpath(remote, job_dir)  # the run contract: relative to the job's folder
         with clock.phase("warm-up" if label == "warmup" else "run"):
             outcome = run_bundle(session.device, job_dir, output_dir, work_dir / label, timeout=timeout,
-                                 probe=measuring.probe)
+                                 probe=probe)
         if outcome.exit_code != 0:
             raise _JobFailed(outcome.describe())
         if label == "warmup":

@@ -3,6 +3,8 @@ engine measured it, temperatures before and after from its thermal model, CPU af
 and --cooldown-temp waiting on a device kept hot by a run of its own."""
 
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from deploy.config import load_config
 from deploy.errors import EdgeloopError
 from deploy.profiles import load_profile
+from harness.farm import load_matrix
 from harness.measure import RunOptions, cool_down, device_temperature, parse_zones, read_temperature
 from harness.pipeline import plan, prepare, run_job
 from harness.report.results import PASSED
@@ -18,6 +21,8 @@ from harness.run import shell_v2
 from harness.transfer import DEVICE_ROOT
 from tests.conftest import wait_until
 from tests.harness.conftest import CONFIG, open_session
+
+EDGELOOP = str(Path(sys.executable).parent / "edgeloop")
 
 
 @pytest.fixture
@@ -104,6 +109,21 @@ def test_bad_cooldown_temperatures_are_refused_in_one_line(value, said) -> None:
 def test_bad_cpu_masks_are_refused_in_one_line(mask) -> None:
     with pytest.raises(EdgeloopError, match="--cpu-mask must be a hexadecimal mask of CPU cores"):
         RunOptions(cpu_mask=mask)
+
+
+def test_the_command_line_and_matrix_yaml_refuse_bad_values_in_one_line_before_any_work(tmp_path: Path) -> None:
+    done = subprocess.run([EDGELOOP, "deploy", "--config", str(CONFIG), "--cooldown-temp", "hot"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and done.stdout == "" and list(tmp_path.iterdir()) == []  # no report folder
+    assert done.stderr == ("error: --cooldown-temp must be a temperature in °C from 1 to 120, got 'hot' "
+                           "(e.g. --cooldown-temp 40)\n")
+    matrix = tmp_path / "matrix.yaml"
+    for line, said in (("cooldown_temp: 300", "matrix.yaml:2: cooldown_temp: "),
+                       ("cpu_mask: '0'", "cpu_mask must be a hexadecimal mask of CPU cores, got '0'")):
+        matrix.write_text(f"profiles: [pixel]\n{line}\n")
+        with pytest.raises(EdgeloopError) as info:
+            load_matrix(matrix)
+        assert said in info.value.message and "\n" not in info.value.message
 
 
 def test_zones_that_report_nonsense_are_left_out() -> None:
