@@ -173,4 +173,4 @@ def cool_down(device: adbutils.AdbDevice, below_c: float, *, timeout_s: float = 
         now = read_temperature(device)
         if now is None:
             raise EdgeloopError(f"device {device.serial} stopped showing its temperature while cooling down")
-    return Cooled(first, clock() - started)
+    return Cooled(first, clock() - started if first >= below_c else 0.0)  # reading once is no wait
