@@ -49,12 +49,12 @@ class DevicePaths(NamedTuple):
     log: Path
     faults: Path
     process_log: Path
+    adb_servers: Path  # the ports of the adb servers `connect` reached, so `stop` can disconnect it there
 
 
 def device_paths(state: Path) -> DevicePaths:
-    return DevicePaths(
-        state / "device.json", state / "sandbox", state / "device.log", state / "faults.json", state / "process.log"
-    )
+    return DevicePaths(state / "device.json", state / "sandbox", state / "device.log", state / "faults.json",
+                       state / "process.log", state / "adb_servers.json")
 
 
 def emulators_home(home: Path | None = None) -> Path:
@@ -142,6 +142,25 @@ class RunningDevice:
             raise DeviceError(f"adb server on port {adb_port} cannot connect {self.serial}: {exc}") from None
         if "connected" not in answer:
             raise DeviceError(f"adb server on port {adb_port} cannot connect {self.serial}: {answer}")
+        with FileLock(self.state.parent / ".lock"):
+            ports = sorted({*self._adb_servers(), adb_port})
+            atomic_write_text(device_paths(self.state).adb_servers, json.dumps(ports) + "\n")
+
+    def _adb_servers(self) -> list[int]:
+        try:
+            return [int(port) for port in json.loads(device_paths(self.state).adb_servers.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def _disconnect(self) -> None:
+        """`adb disconnect` from every server `connect` reached: a stopped device would otherwise stay
+        listed there as `offline` (adb keeps trying to reconnect it). A server that has gone is skipped."""
+        import adbutils
+
+        for port in self._adb_servers():
+            with contextlib.suppress(adbutils.AdbError, OSError):
+                adbutils.AdbClient(host="127.0.0.1", port=port, socket_timeout=5).disconnect(self.serial)
+        device_paths(self.state).adb_servers.unlink(missing_ok=True)
 
     def announce(self, adb_port: int = 5037) -> None:
         """Tell a running adb server about this device the way Android's emulator does
@@ -156,8 +175,10 @@ class RunningDevice:
             ) from None
 
     def stop(self) -> None:
-        """Stop the device process (SIGTERM, then SIGKILL after STOP_TIMEOUT_S); idempotent."""
+        """Disconnect it from the adb servers it was connected to, then stop the device process
+        (SIGTERM, then SIGKILL after STOP_TIMEOUT_S); idempotent."""
         process = self._process or _children.get(self.pid)
+        self._disconnect()
         if _serves(self.pid, self.state):  # never signal a process that merely reuses a dead device's pid
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)

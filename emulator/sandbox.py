@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import secrets
 import shutil
 import stat as statmod
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -168,6 +169,47 @@ class _QuotaWriter:
             self.abort()
 
 
+class _OwnerBits:
+    """The owner permission bits the device gave its files and folders where the host file cannot
+    carry them: a host file always lets its owner (the device process) read and write it, and enter a
+    folder, so the device can manage its own tree whatever a client's chmod said (`chmod 444`, `chmod
+    0`). Kept by inode, so a hard link shares them and a rename keeps them, as the kernel keeps a
+    mode; saved beside the sandbox (`<sandbox>.modes.json`) so they survive a restart with the storage."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._bits: dict[tuple[int, int], int] = {}
+        with suppress(OSError, ValueError, TypeError):  # none saved yet (or unreadable): none kept
+            self._bits = {(int(dev), int(ino)): int(bits) for dev, ino, bits in json.loads(path.read_text())}
+
+    def record(self, host: Path, mode: int) -> None:
+        """`host` now has the device mode `mode` (a new file, or a chmod)."""
+        st = os.lstat(host)
+        key, bits = (st.st_dev, st.st_ino), mode & 0o700
+        with self._lock:
+            if bits == st.st_mode & 0o700:
+                if self._bits.pop(key, None) is None:
+                    return
+            else:
+                self._bits[key] = bits
+            tmp = self._path.with_name(self._path.name + ".tmp")
+            tmp.write_text(json.dumps([[dev, ino, value] for (dev, ino), value in self._bits.items()]))
+            os.replace(tmp, self._path)
+
+    def apply(self, st: os.stat_result) -> os.stat_result:
+        """The stat the device reports: the host's, with the device's owner bits."""
+        bits = self._bits.get((st.st_dev, st.st_ino))
+        if bits is None:
+            return st
+        extra = {name: getattr(st, name) for name in _STAT_EXTRA}
+        return os.stat_result(((st.st_mode & ~0o700) | bits, *st[1:]), extra)
+
+
+_STAT_EXTRA = ("st_atime", "st_mtime", "st_ctime", "st_atime_ns", "st_mtime_ns", "st_ctime_ns", "st_blksize",
+               "st_blocks")
+
+
 class Sandbox:
     """An Android-like tree under `root` with a storage quota (bytes of regular files)."""
 
@@ -182,6 +224,7 @@ class Sandbox:
             (self.root / area.lstrip("/")).mkdir(parents=True, exist_ok=True)
         self._real_root = os.path.realpath(self.root)
         self._used = self._scan()
+        self._owner_bits = _OwnerBits(self.root.with_name(self.root.name + ".modes.json"))
 
     def _scan(self) -> int:
         """Total size of the tree (a file with several hard links counted once), removing partial files
@@ -260,7 +303,7 @@ class Sandbox:
             return virtual.stat(device)
         host = self.host(device)
         with _device_errors(device):
-            return _image_fallback(device, os.stat, host)
+            return self._owner_bits.apply(_image_fallback(device, os.stat, host))
 
     def lstat(self, path: str, cwd: str = "/") -> os.stat_result:
         """Of the entry itself: a symlink is described, not followed (its folder is checked)."""
@@ -270,7 +313,7 @@ class Sandbox:
         folder, name = device.rsplit("/", 1)
         host = self.host(folder or "/") / name
         with _device_errors(device):
-            return _image_fallback(device, os.lstat, host)
+            return self._owner_bits.apply(_image_fallback(device, os.lstat, host))
 
     def owner(self, path: str, cwd: str = "/") -> tuple[int, int]:
         """The uid and gid the device reports (host files all belong to the host user): the writable
@@ -321,6 +364,7 @@ class Sandbox:
                 raise DeviceOSError(device, ISDIR)
             if not os.path.lexists(host) and device in system_image():
                 return io.BytesIO()  # an image executable reads as the empty file its stat describes
+            self._check_access(device, host, 0o400)
             return open(host, "rb")
 
     def open_write(
@@ -338,13 +382,15 @@ class Sandbox:
             if atomic:
                 tmp = host.parent / f"{PARTIAL_PREFIX}{secrets.token_hex(6)}"
                 f = open(tmp, "wb")  # noqa: SIM115 - owned by the writer
-                os.chmod(tmp, _host_mode(mode))
+                self._chmod(tmp, mode)
                 return _QuotaWriter(self, device, f, tmp, host)
             existed = host.is_file()
+            if existed:
+                self._check_access(device, host, 0o200)
             old_size = host.stat().st_size if existed else 0
             f = open(host, "ab" if append else "wb")  # noqa: SIM115 - owned by the writer
             if not existed:
-                os.chmod(host, _host_mode(mode))
+                self._chmod(host, mode)
             if not append:
                 self._charge(device, -old_size, check=False)
             return _QuotaWriter(self, device, f, None, host)
@@ -366,6 +412,7 @@ class Sandbox:
                 os.makedirs(host, mode=_host_mode(mode, folder=True), exist_ok=True)
             else:
                 os.mkdir(host, mode=_host_mode(mode, folder=True))
+            self._owner_bits.record(host, mode)  # a new inode: no bits of an old file that had it
 
     def remove(self, path: str, cwd: str = "/", *, recursive: bool = False) -> None:
         device = self.norm(path, cwd)
@@ -416,7 +463,17 @@ class Sandbox:
         device = self.norm(path, cwd)
         host = self.host(device, write=True)
         with _device_errors(device):
-            os.chmod(host, _host_mode(mode, folder=host.is_dir()))
+            self._chmod(host, mode)
+
+    def _chmod(self, host: Path, mode: int) -> None:
+        os.chmod(host, _host_mode(mode, folder=host.is_dir()))
+        self._owner_bits.record(host, mode)
+
+    def _check_access(self, device: str, host: Path, bit: int) -> None:
+        """The shell user owns its files, and the kernel checks an owner's bits: a file it made
+        read-only (or unreadable) refuses it too."""
+        if not self._owner_bits.apply(os.stat(host)).st_mode & bit:
+            raise DeviceOSError(device, ACCES)
 
 
 def _image_fallback(device: str, stat: Callable[[Path], os.stat_result], host: Path) -> os.stat_result:

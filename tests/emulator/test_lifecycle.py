@@ -219,6 +219,20 @@ def test_cli_start_list_fault_stop(tmp_path: Path) -> None:
         device.stop()
 
 
+def test_stop_disconnects_it_from_the_adb_servers_it_was_connected_to(adb_server, new_adb_server,
+                                                                      tmp_path: Path) -> None:
+    """Else adb lists a stopped device as `offline` until someone runs `adb disconnect`."""
+    with new_adb_server() as other:
+        device = start_device("pixel", home=tmp_path, exit_with_parent=True, adb_port=adb_server.port)
+        device.connect(other.port)
+        listed = [server.run("devices").stdout.decode() for server in (adb_server, other)]
+        assert all(f"{device.serial}\tdevice" in text for text in listed)
+        stop_device(device.name, home=tmp_path)  # as `invoke emulator.stop` does, from the registry
+        for server in (adb_server, other):
+            assert device.serial not in server.run("devices").stdout.decode()
+    device.stop()  # again, with one of the servers gone: nothing left to do, no error
+
+
 def test_stop_cancels_a_hung_net_run_promptly(adb_server, start_emulated) -> None:
     """SIGTERM ends the device's connections, which cancels what they run: no wait for the SIGKILL deadline."""
     model = conv_net()

@@ -165,6 +165,20 @@ def test_chmod_modes(spec: str, before: int, after: str, sh: ShellRunner) -> Non
     assert (result.out, result.err) == (after + "\n", "")
 
 
+def test_owner_bits_a_chmod_takes_away_show_and_hold(sh: ShellRunner, tmp_path: Path) -> None:
+    """The host file keeps its owner's read and write (the device manages its own tree), the device
+    reports and enforces the bits its chmod gave: `ls -ld`, `stat`, a write to a read-only file."""
+    listing = sh(f"cd {TMP} && mkdir d && chmod 500 d && touch f && chmod 444 f && ls -ld d f | cut -c1-10")
+    assert listing.out == "dr-x------\n-r--r--r--\n"
+    assert sh(f"echo x >{TMP}/f").err == f"/system/bin/sh: can't create {TMP}/f: Permission denied\n"
+    assert sh(f"chmod 0 {TMP}/f && cat {TMP}/f; stat -c %A {TMP}/f").out == "----------\n"
+    assert sh(f"ln {TMP}/f {TMP}/g && mv {TMP}/g {TMP}/h && stat -c %a {TMP}/h").out == "0\n"  # one inode's mode
+    restarted = ShellRunner(tmp_path)  # the same storage after a restart
+    assert restarted(f"stat -c %a {TMP}/f {TMP}/d; chmod 640 {TMP}/f && echo y >{TMP}/f && cat {TMP}/f").out == (
+        "0\n500\ny\n")
+    restarted.close()
+
+
 def test_chmod_errors(sh: ShellRunner) -> None:
     assert sh("chmod 755 /data/local/tmp/none").err == "chmod: /data/local/tmp/none: No such file or directory\n"
     assert sh("chmod q+z /data/local/tmp").err == "chmod: bad mode 'q+z'\n"
