@@ -20,6 +20,7 @@ import secrets
 import shutil
 import stat as statmod
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -35,6 +36,10 @@ ISDIR = "Is a directory"
 EXIST = "File exists"
 ROFS = "Read-only file system"
 NOTEMPTY = "Directory not empty"
+INVAL = "Invalid argument"
+LOOP = "Too many symbolic links encountered"  # bionic's strerror(ELOOP)
+MAX_LINKS = 40  # links followed in one path before ELOOP, as Linux's MAXSYMLINKS
+LINK_PREFIX = ".edgeloop-link:"  # what a device symlink's host link points at, before its encoded target
 
 WRITABLE = ("/data/local/tmp", "/sdcard")
 READ_ONLY = ("/system", "/vendor")
@@ -57,7 +62,7 @@ _ERRNO_MESSAGES = {
     errno.EEXIST: EXIST,
     errno.EROFS: ROFS,
     errno.ENOTEMPTY: NOTEMPTY,
-    errno.ELOOP: ACCES,
+    errno.ELOOP: LOOP,
     errno.ENAMETOOLONG: NOENT,
 }
 
@@ -200,14 +205,19 @@ class _OwnerBits:
     def apply(self, st: os.stat_result) -> os.stat_result:
         """The stat the device reports: the host's, with the device's owner bits."""
         bits = self._bits.get((st.st_dev, st.st_ino))
-        if bits is None:
-            return st
-        extra = {name: getattr(st, name) for name in _STAT_EXTRA}
-        return os.stat_result(((st.st_mode & ~0o700) | bits, *st[1:]), extra)
+        return st if bits is None else _changed(st, mode=(st.st_mode & ~0o700) | bits)
 
 
 _STAT_EXTRA = ("st_atime", "st_mtime", "st_ctime", "st_atime_ns", "st_mtime_ns", "st_ctime_ns", "st_blksize",
                "st_blocks")
+
+
+def _changed(st: os.stat_result, *, mode: int | None = None, size: int | None = None) -> os.stat_result:
+    """A copy of `st` with another mode or size (every other field, nanosecond times included, kept)."""
+    fields = list(st)
+    fields[statmod.ST_MODE] = st.st_mode if mode is None else mode
+    fields[statmod.ST_SIZE] = st.st_size if size is None else size
+    return os.stat_result(fields, {name: getattr(st, name) for name in _STAT_EXTRA})
 
 
 class Sandbox:
@@ -258,13 +268,55 @@ class Sandbox:
             return self.virtual
         return None
 
-    def host(self, path: str, cwd: str = "/", *, write: bool = False) -> Path:
-        """Map a device path to its host path; refuse escapes and writes outside writable areas."""
-        device = self.norm(path, cwd)
+    def resolve(self, path: str, cwd: str = "/", *, follow: bool = True) -> str:
+        """The device path `path` names once its symbolic links are followed (the last component's
+        only with `follow`), component by component as the kernel does: an absolute target starts
+        again at the device's `/` and `..` never climbs above it, so no link leads out of the device."""
+        pending = (path if path.startswith("/") else f"{cwd}/{path}").split("/")
+        resolved: list[str] = []
+        links = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                del resolved[-1:]
+                continue
+            last = all(p in ("", ".") for p in pending) and not path.endswith("/")
+            target = None if last and not follow else self._link_target("/" + "/".join([*resolved, part]))
+            if target is None:
+                resolved.append(part)
+                continue
+            links += 1
+            if links > MAX_LINKS:
+                raise DeviceOSError(self.norm(path, cwd), LOOP)
+            if target.startswith("/"):
+                resolved = []
+            pending = target.split("/") + pending
+        return "/" + "/".join(resolved)
+
+    def _link_target(self, device: str) -> str | None:
+        """The target of the device's symbolic link at `device` (normalised, its folders resolved), or
+        None. A host symlink the device did not make is no device link: host() judges where it leads."""
+        if self._virtual(device):
+            return None
+        try:
+            raw = os.readlink(os.path.join(self._real_root, device.lstrip("/")))
+        except (OSError, ValueError):
+            return None
+        return urllib.parse.unquote(raw[len(LINK_PREFIX):]) if raw.startswith(LINK_PREFIX) else None
+
+    def host(self, path: str, cwd: str = "/", *, write: bool = False, follow: bool = True) -> Path:
+        """Map a device path to its host path (links followed, the last one only with `follow`);
+        refuse escapes and writes outside writable areas."""
+        device = self.resolve(path, cwd, follow=follow)
         if "\0" in device:
             raise DeviceOSError(device, NOENT)
         host = os.path.join(self._real_root, device.lstrip("/")) if device != "/" else self._real_root
-        real = os.path.realpath(host)
+        if follow or device == "/":
+            real = os.path.realpath(host)
+        else:  # the entry itself (a link is not followed): where its folder really is
+            real = os.path.join(os.path.realpath(os.path.dirname(host)), os.path.basename(host))
         if real != self._real_root and not real.startswith(self._real_root + os.sep):
             raise DeviceOSError(device, ACCES)
         if write:
@@ -298,7 +350,7 @@ class Sandbox:
         return statmod.S_ISREG(self._mode(path, cwd) or 0)
 
     def stat(self, path: str, cwd: str = "/") -> os.stat_result:
-        device = self.norm(path, cwd)
+        device = self.resolve(path, cwd)
         if virtual := self._virtual(device):
             return virtual.stat(device)
         host = self.host(device)
@@ -307,19 +359,48 @@ class Sandbox:
 
     def lstat(self, path: str, cwd: str = "/") -> os.stat_result:
         """Of the entry itself: a symlink is described, not followed (its folder is checked)."""
-        device = self.norm(path, cwd)
+        device = self.resolve(path, cwd, follow=False)
         if device == "/" or self._virtual(device):  # virtual files have no symlinks
             return self.stat(device)
-        folder, name = device.rsplit("/", 1)
-        host = self.host(folder or "/") / name
+        host = self.host(device, follow=False)
         with _device_errors(device):
-            return self._owner_bits.apply(_image_fallback(device, os.lstat, host))
+            st = _image_fallback(device, os.lstat, host)
+        target = self._link_target(device)
+        if target is not None:  # the size of its target's text, as Linux reports
+            return _changed(st, size=len(target.encode("utf-8", "surrogateescape")))
+        return self._owner_bits.apply(st)
+
+    def is_link(self, path: str, cwd: str = "/") -> bool:
+        try:
+            return statmod.S_ISLNK(self.lstat(path, cwd).st_mode)
+        except DeviceOSError:
+            return False
+
+    def readlink(self, path: str, cwd: str = "/") -> str:
+        """What the symbolic link at `path` holds; `Invalid argument` for anything else, as readlink(2)."""
+        device = self.resolve(path, cwd, follow=False)
+        target = self._link_target(device)
+        if target is None:
+            self.lstat(device)  # no such entry at all: that error
+            raise DeviceOSError(device, INVAL)
+        return target
+
+    def symlink(self, target: str, path: str, cwd: str = "/") -> None:
+        """A symbolic link at `path` (in a writable area) holding `target`, a device path that is only
+        read when the link is followed. On the host it is a link to a name with no `/` in it
+        (LINK_PREFIX and the target, percent-encoded): whatever follows it on the host stays in its folder."""
+        device = self.resolve(path, cwd, follow=False)
+        host = self.host(device, write=True, follow=False)
+        if not target or "\0" in target:
+            raise DeviceOSError(device, NOENT)
+        with _device_errors(device):
+            os.symlink(LINK_PREFIX + urllib.parse.quote(target, safe=""), host)
 
     def owner(self, path: str, cwd: str = "/") -> tuple[int, int]:
         """The uid and gid the device reports (host files all belong to the host user): the writable
         areas are the shell user's (shared storage with group sdcard_rw), the image's executables
         root:shell, everything else root's. One answer for the shell's ls/stat and sync's STA2."""
-        device = self.norm(path, cwd)
+        device = self.resolve(path, cwd)
         if virtual := self._virtual(device):
             st = virtual.stat(device)
             return st.st_uid, st.st_gid
@@ -330,7 +411,7 @@ class Sandbox:
         return ROOT_ID, SHELL_ID if _under(device, "/system/bin") else ROOT_ID
 
     def listdir(self, path: str, cwd: str = "/") -> list[str]:
-        device = self.norm(path, cwd)
+        device = self.resolve(path, cwd)
         if virtual := self._virtual(device):
             return virtual.listdir(device)
         host = self.host(device)
@@ -355,7 +436,7 @@ class Sandbox:
             self._used += n
 
     def open_read(self, path: str, cwd: str = "/") -> BinaryIO:
-        device = self.norm(path, cwd)
+        device = self.resolve(path, cwd)
         if virtual := self._virtual(device):
             return io.BytesIO(virtual.read(device))  # the text as of opening, as seq_file gives it
         host = self.host(device)
@@ -372,7 +453,7 @@ class Sandbox:
     ) -> _QuotaWriter:
         """Open for writing. atomic=True writes a hidden temp file renamed over `path` on close();
         abort() (or an exception in a `with` block) removes it."""
-        device = self.norm(path, cwd)
+        device = self.resolve(path, cwd)
         host = self.host(device, write=True)
         with _device_errors(device):
             if host.is_dir():
@@ -396,7 +477,7 @@ class Sandbox:
             return _QuotaWriter(self, device, f, None, host)
 
     def mkdir(self, path: str, cwd: str = "/", *, parents: bool = False, mode: int = 0o755) -> None:
-        device = self.norm(path, cwd)
+        device = self.resolve(path, cwd)
         if self._virtual(device) and self.exists(device):
             if parents and self.is_dir(device):
                 return
@@ -415,8 +496,8 @@ class Sandbox:
             self._owner_bits.record(host, mode)  # a new inode: no bits of an old file that had it
 
     def remove(self, path: str, cwd: str = "/", *, recursive: bool = False) -> None:
-        device = self.norm(path, cwd)
-        host = self.host(device, write=True)
+        device = self.resolve(path, cwd, follow=False)  # a link goes, not what it leads to
+        host = self.host(device, write=True, follow=False)
         with _device_errors(device):
             st = os.lstat(host)
             if not statmod.S_ISDIR(st.st_mode):
@@ -430,9 +511,9 @@ class Sandbox:
         self._charge(device, -freed, check=False)
 
     def rename(self, src: str, dst: str, cwd: str = "/") -> None:
-        src_dev, dst_dev = self.norm(src, cwd), self.norm(dst, cwd)
-        src_host = self.host(src_dev, write=True)
-        dst_host = self.host(dst_dev, write=True)
+        src_dev, dst_dev = self.resolve(src, cwd, follow=False), self.resolve(dst, cwd, follow=False)
+        src_host = self.host(src_dev, write=True, follow=False)
+        dst_host = self.host(dst_dev, write=True, follow=False)
         with _device_errors(src_dev):
             if not os.path.lexists(src_host):
                 raise DeviceOSError(src_dev, NOENT)
@@ -443,9 +524,9 @@ class Sandbox:
     def link(self, src: str, dst: str, cwd: str = "/") -> None:
         """A hard link `dst` to the regular file `src`, both in the writable areas (so no link can reach
         the system image or outside the sandbox); costs no storage. An existing `dst` is an error."""
-        src_dev, dst_dev = self.norm(src, cwd), self.norm(dst, cwd)
+        src_dev, dst_dev = self.resolve(src, cwd), self.resolve(dst, cwd, follow=False)
         src_host = self.host(src_dev, write=True)
-        dst_host = self.host(dst_dev, write=True)
+        dst_host = self.host(dst_dev, write=True, follow=False)
         with _device_errors(src_dev):
             if not statmod.S_ISREG(os.lstat(src_host).st_mode):
                 raise DeviceOSError(src_dev, ACCES if not src_host.is_dir() else ISDIR)
@@ -460,7 +541,7 @@ class Sandbox:
                 writer.write(chunk)
 
     def chmod(self, path: str, mode: int, cwd: str = "/") -> None:
-        device = self.norm(path, cwd)
+        device = self.resolve(path, cwd)
         host = self.host(device, write=True)
         with _device_errors(device):
             self._chmod(host, mode)

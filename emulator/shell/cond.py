@@ -41,7 +41,9 @@ class _Files:
             return fs.is_file(path, cwd) and fs.stat(path, cwd).st_size > 0
         if op == "-w":
             return fs.exists(path, cwd) and self.writable(path)
-        return False  # -L -h (no symlinks), devices, pipes, sockets, terminals
+        if op in ("-L", "-h"):
+            return fs.is_link(path, cwd)
+        return False  # devices, pipes, sockets, terminals
 
     def mode(self, path: str) -> int:
         return self.fs.stat(path, self.cwd).st_mode

@@ -38,11 +38,12 @@ def cmd_rm(inv: Invocation) -> int:
     flags, operands = split_flags(inv.args, "rRfiv")
     recursive = bool(flags & {"r", "R"})
 
-    def remove(operand: str) -> None:
-        if not inv.fs.exists(operand, inv.cwd):
+    def remove(operand: str) -> None:  # a link goes itself, even a dangling one or one to a folder
+        link = inv.fs.is_link(operand, inv.cwd)
+        if not link and not inv.fs.exists(operand, inv.cwd):
             if "f" not in flags:
                 raise DeviceOSError(operand, NOENT)
-        elif inv.fs.is_dir(operand, inv.cwd) and not recursive:
+        elif not link and inv.fs.is_dir(operand, inv.cwd) and not recursive:
             raise DeviceOSError(operand, ISDIR)
         else:
             inv.fs.remove(operand, inv.cwd, recursive=recursive)
@@ -63,13 +64,14 @@ def cmd_rmdir(inv: Invocation) -> int:
     return inv.each(operands, remove)
 
 
-def _destination(inv: Invocation, operands: list[str]) -> tuple[list[str], str, bool] | None:
-    """cp/mv operands -> (sources, destination, destination is a folder), or None after an error."""
+def _destination(inv: Invocation, operands: list[str], enter_links: bool = True) -> tuple[list[str], str, bool] | None:
+    """cp/mv operands -> (sources, destination, destination is a folder), or None after an error.
+    Without `enter_links` a link to a folder is a destination, not a folder (ln -n)."""
     if len(operands) < 2:
         inv.err("needs 2 arguments")
         return None
     *sources, target = operands
-    into = inv.fs.is_dir(target, inv.cwd)
+    into = inv.fs.is_dir(target, inv.cwd) and (enter_links or not inv.fs.is_link(target, inv.cwd))
     if len(sources) > 1 and not into:
         inv.err(f"'{target}' not directory")
         return None
@@ -81,10 +83,11 @@ def _target_path(inv: Invocation, source: str, target: str, into: bool) -> str:
     return join_path(target, name) if into else target
 
 
-def _each_destination(inv: Invocation, operands: list[str], action: Callable[[str, str], int]) -> int:
+def _each_destination(inv: Invocation, operands: list[str], action: Callable[[str, str], int],
+                      enter_links: bool = True) -> int:
     """cp and ln: `action(source, destination)` for each source (its status, 0 or 1); a failure names
     the path at fault (the source, or the new name) and the others still run."""
-    plan = _destination(inv, operands)
+    plan = _destination(inv, operands, enter_links)
     if plan is None:
         return 1
     sources, target, into = plan
@@ -134,20 +137,18 @@ def cmd_mv(inv: Invocation) -> int:
 
 
 def cmd_ln(inv: Invocation) -> int:
-    """ln [-f] SOURCE... TARGET: hard links (the sandbox has no symlinks: -s is refused, as a filesystem
-    without them refuses symlink(2))."""
+    """ln [-sfn] SOURCE... TARGET: hard links, or with -s symbolic links holding SOURCE as given (the
+    Sandbox follows them inside the device only). -n: a TARGET that is a link to a folder is replaced,
+    not entered."""
     flags, operands = split_flags(inv.args, "fsnvT")
-    if "s" in flags:
-        inv.err("symlinks are not supported on this filesystem")
-        return 1
 
     def link(source: str, dest: str) -> int:
-        if "f" in flags and inv.fs.exists(dest, inv.cwd) and not inv.fs.is_dir(dest, inv.cwd):
+        if "f" in flags and (inv.fs.is_link(dest, inv.cwd) or inv.fs.is_file(dest, inv.cwd)):
             inv.fs.remove(dest, inv.cwd)
-        inv.fs.link(source, dest, inv.cwd)
+        (inv.fs.symlink if "s" in flags else inv.fs.link)(source, dest, inv.cwd)
         return 0
 
-    return _each_destination(inv, operands, link)
+    return _each_destination(inv, operands, link, enter_links="n" not in flags)
 
 
 def parse_mode(spec: str, current: int, is_dir: bool) -> int:

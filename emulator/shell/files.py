@@ -28,11 +28,13 @@ def join_path(folder: str, name: str) -> str:
 
 
 def _long_line(inv: Invocation, path: str, label: str) -> str:
-    st = inv.fs.stat(path, inv.cwd)
+    """One `ls -l` line; a symbolic link is described itself, with `-> target`."""
+    st = inv.fs.lstat(path, inv.cwd)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime))
     size = st.st_size if not statmod.S_ISDIR(st.st_mode) else 4096
     uid, gid = inv.fs.owner(path, inv.cwd)
-    return f"{statmod.filemode(st.st_mode)} 1 {ID_NAMES[uid]} {ID_NAMES[gid]} {size} {when} {label}"
+    link = f" -> {inv.fs.readlink(path, inv.cwd)}" if statmod.S_ISLNK(st.st_mode) else ""
+    return f"{statmod.filemode(st.st_mode)} 1 {ID_NAMES[uid]} {ID_NAMES[gid]} {size} {when} {label}{link}"
 
 
 # ---- listing and reading -------------------------------------------------------------------
@@ -43,12 +45,14 @@ def cmd_ls(inv: Invocation) -> int:
     status = 0
     files, folders = [], []
     for operand in operands or ["."]:
-        try:
-            st = inv.fs.stat(operand, inv.cwd)
+        try:  # with -l or -d a link operand is listed itself, else what it leads to
+            st = (inv.fs.lstat if flags & {"l", "d"} else inv.fs.stat)(operand, inv.cwd)
         except DeviceOSError as exc:
             status = inv.fail(operand, exc)
             continue
         (folders if statmod.S_ISDIR(st.st_mode) and "d" not in flags else files).append(operand)
+    files.sort()  # as toybox sorts its operands
+    folders.sort()
     for path in files:
         inv.out((_long_line(inv, path, path) if "l" in flags else path) + "\n")
     for k, folder in enumerate(folders):
@@ -73,7 +77,7 @@ def _list_folder(inv: Invocation, folder: str, flags: set[str]) -> int:
     if "R" in flags:
         for name in shown:
             path = join_path(folder, name)
-            if name not in (".", "..") and inv.fs.is_dir(path, inv.cwd):
+            if name not in (".", "..") and inv.fs.is_dir(path, inv.cwd) and not inv.fs.is_link(path, inv.cwd):
                 inv.out(f"\n{path}:\n")
                 status = _list_folder(inv, path, flags) or status
     return status
@@ -358,8 +362,8 @@ def walk(inv: Invocation, top: str, depth: int = 0, max_depth: int | None = None
 
 
 def walk_kinds(inv: Invocation, top: str, depth: int = 0, max_depth: int | None = None) -> Iterator[tuple[str, bool]]:
-    """walk(), with whether each path is a folder: each entry's stat is taken once."""
-    folder = inv.fs.is_dir(top, inv.cwd)
+    """walk(), with whether each path is a folder to descend into (a link to one is not followed)."""
+    folder = inv.fs.is_dir(top, inv.cwd) and not inv.fs.is_link(top, inv.cwd)
     yield top, folder
     if (max_depth is not None and depth >= max_depth) or not folder:
         return
@@ -454,21 +458,27 @@ def _find_test(inv: Invocation, path: str, folder: bool, test: tuple[str, str]) 
         return fnmatch.fnmatchcase(path, value)
     if value == "d":
         return folder
-    if value == "f":
-        return not folder
-    if value in "lbcps":
+    if value in "fl":
+        return (value == "l") == inv.fs.is_link(path, inv.cwd) and not folder
+    if value in "bcps":
         return False
     raise UsageError(f"bad -type '{value}'")
 
 
 def cmd_realpath(inv: Invocation) -> int:
-    """Canonical device paths (the sandbox has no symlinks to follow); plain readlink prints nothing."""
+    """realpath and readlink -f/-e/-m: canonical device paths, links followed; plain readlink: what a
+    link holds (exit 1, silent, for anything else)."""
     flags, operands = split_flags(inv.args, "fenmq")
     if inv.name == "readlink" and not flags & {"f", "e", "m"}:
-        return 1
+        try:
+            targets = [inv.fs.readlink(operand, inv.cwd) for operand in operands]
+        except DeviceOSError:
+            return 1
+        inv.out("".join(f"{target}\n" for target in targets))
+        return 0 if targets else 1
     status = 0
     for operand in operands:
-        path = inv.fs.norm(operand, inv.cwd)
+        path = inv.fs.resolve(operand, inv.cwd)
         if "m" not in flags and not inv.fs.exists(path):
             status = inv.fail(operand, DeviceOSError(operand, "No such file or directory"))
             continue

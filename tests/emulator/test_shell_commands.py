@@ -148,10 +148,26 @@ def test_ln_makes_hard_links_that_cost_no_storage(sh: ShellRunner) -> None:
     assert sh.fs.used_bytes() == before
     sh(f"rm {TMP}/big2")
     assert sh.fs.used_bytes() == before - 5000
-    # no symlinks, no links to or into the system image
-    assert sh(f"ln -s {TMP}/blob {TMP}/sym").err == "ln: symlinks are not supported on this filesystem\n"
+    # no hard links to or into the system image
     assert sh(f"ln /system/bin/sh {TMP}/sh").status == 1
     assert sh(f"ln {TMP}/blob /system/bin/x").err == "ln: /system/bin/x: Read-only file system\n"
+
+
+def test_symbolic_links(sh: ShellRunner) -> None:
+    sh(f"mkdir -p {TMP}/d && echo hi >{TMP}/d/f")
+    made = sh(f"cd {TMP} && ln -s d/f lf && ln -s /proc/cpuinfo cpu && ln -s {TMP}/d ld && ln -s gone dangling")
+    assert (made.status, made.err) == (0, "")
+    assert sh(f"cd {TMP} && ls -l lf | cut -d' ' -f1,5,8-").out == "lrwxrwxrwx 3 lf -> d/f\n"
+    assert sh(f"cd {TMP} && cat lf ld/f && head -1 cpu && readlink lf && realpath ld/f").out == (
+        f"hi\nhi\nprocessor\t: 0\nd/f\n{TMP}/d/f\n")
+    assert sh(f"cd {TMP} && stat -c %s ld/f && find . -type l | sort").out == "3\n./cpu\n./dangling\n./ld\n./lf\n"
+    assert sh(f"cd {TMP} && ls -d ld/ && rm ld dangling && ls d").out == "ld/\nf\n"  # rm takes the links only
+    # through a link as through its target: a read-only area stays read-only, a loop ends
+    assert sh(f"ln -s /system/bin/sh {TMP}/sh && echo x >{TMP}/sh").err == (
+        f"/system/bin/sh: can't create {TMP}/sh: Read-only file system\n")
+    assert sh(f"ln -s a {TMP}/b && ln -s b {TMP}/a && cat {TMP}/a").err == (
+        f"cat: {TMP}/a: Too many symbolic links encountered\n")
+    assert sh("ln -s x /system/bin/y").err == "ln: /system/bin/y: Read-only file system\n"
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,24 @@ def test_setuid_setgid_and_sticky_bits_never_reach_a_host_file(adb_server, start
     assert not _host(running, f"{TMP}/dir").stat().st_mode & stat.S_ISVTX
 
 
+@pytest.mark.parametrize("target", ["/etc/hostname", "../../../../../../../../etc/hostname", "/",
+                                    str(Path(__file__).resolve())])
+def test_a_symbolic_link_never_leads_out_of_the_device(tmp_path: Path, target: str) -> None:
+    """`ln -s` with any target: followed inside the device only (`/` is the device's, `..` stops at
+    it), and the host link itself points at a name without a `/` in its folder, so whatever on the
+    host follows it (a race, a tool walking the sandbox) stays there too."""
+    from tests.emulator.test_shell_support import ShellRunner
+
+    sh = ShellRunner(tmp_path)
+    assert sh(f"ln -s {target} {TMP}/l").status == 0
+    read = sh(f"cat {TMP}/l/ 2>&1; cat {TMP}/l 2>&1; ls {TMP}/l/data/local")
+    assert "tmp" in read.out if target == "/" else "No such file or directory" in read.out
+    host_link = sh.fs.root / TMP.lstrip("/") / "l"
+    assert "/" not in os.readlink(host_link)
+    assert os.path.dirname(os.path.realpath(host_link)) == str(host_link.parent.resolve())
+    sh.close()
+
+
 def test_edgeloop_home_and_every_device_state_are_private(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
