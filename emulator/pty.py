@@ -68,7 +68,8 @@ class Pty:
         self.output = _Onlcr(host)
         self.input = _Reader(self)
         self.size = DEFAULT_SIZE
-        self.foreground: Killable | None = None  # what ^C signals while a command runs
+        self._foreground: Killable | None = None  # what ^C signals while a command runs
+        self._pending: int | None = None  # a signal typed before the command it is for had started
         self._changed = threading.Condition()
         self._line = bytearray()  # cooked: the line being typed
         self._lines: deque[bytes] = deque()  # cooked: finished lines, b"" for a ^D
@@ -109,14 +110,26 @@ class Pty:
     def resize(self, rows: int, columns: int) -> None:
         self.size = (rows, columns)
 
+    def set_foreground(self, process: Killable | None) -> None:
+        """The job ^C and ^\\ signal from now on (None: the shell's editor is next). A signal typed
+        between the editor's Enter and this call is its: the kernel would have signalled the shell,
+        which then abandons the command."""
+        with self._changed:
+            self._foreground = process
+            if process is not None and self._pending is not None:
+                process.kill(self._pending)
+            self._pending = None
+
     def _cooked(self, byte: int) -> None:
         if byte in SIGNALS:
             self._echo_control(byte)
             self._line.clear()
             self._lines.clear()
             self._signals += 1
-            if self.foreground is not None:
-                self.foreground.kill(128 + SIGNALS[byte])
+            if self._foreground is not None:
+                self._foreground.kill(128 + SIGNALS[byte])
+            else:
+                self._pending = 128 + SIGNALS[byte]
         elif byte in ERASE:
             if self._line:
                 self._line.pop()
@@ -172,6 +185,7 @@ class Pty:
             self._lines.clear()
             self._line.clear()
             self._raw = True
+            self._pending = None  # typed at no command: the editor shows a fresh prompt anyway
         try:
             yield
         finally:

@@ -216,7 +216,8 @@ class Interp:
         def foreground(tree: Sequence) -> int:
             rows, columns = pty.size  # as mksh keeps them after each SIGWINCH
             self.state.vars.update(COLUMNS=str(columns), LINES=str(rows))
-            line = pty.foreground = self.cancel = Cancel(self.process.cancel)
+            line = self.cancel = Cancel(self.process.cancel)
+            pty.set_foreground(line)
             try:
                 status = self.run_sequence(tree, fds)
             except ShellExit:
@@ -224,7 +225,8 @@ class Interp:
                     raise
                 status = 0
             finally:
-                pty.foreground, self.cancel = None, self.process.cancel
+                pty.set_foreground(None)
+                self.cancel = self.process.cancel
             if line.killed_with is not None:  # as mksh after a job killed by ^C: a new line, then the prompt
                 write(fds[1], "\n")
                 status = self.state.status = line.killed_with
@@ -690,7 +692,7 @@ class Shell:
         HOSTNAME, the device's name, for the prompt), else the command as its foreground job."""
         if command:
             def body(interp: Interp) -> int:
-                terminal.foreground = interp.process.cancel
+                terminal.set_foreground(interp.process.cancel)
                 return interp.run_source(command, {0: terminal.input, 1: terminal.output, 2: terminal.output})
             return self._session(f"{SH} -c {command}", body, env, cwd, cancel, terminal.output)
         interactive_env = {"HOSTNAME": self.device.props.get("ro.product.device", "android"), **(env or {})}

@@ -100,6 +100,7 @@ def test_ctrl_c_ends_the_foreground_job_only(terminal: _Session) -> None:
     terminal.type(b"x\x04", b"x")  # ^D after text hands the text over without a newline
     terminal.type(b"\x04", b"xpanther:/ $ ")  # ^D on an empty line: cat's end of input
     terminal.type(b"kill $bg; wait $bg; echo $?\r", b"143\r\n")
+    terminal.type(b"sleep 100\r\x03", b"sleep 100\r\n^C\r\n130|panther:/ $ ")  # ^C before sleep started: still its
 
 
 def test_window_size_and_exit(sh: ShellRunner) -> None:
