@@ -54,11 +54,15 @@ def cmd_gzip(inv: Invocation) -> int:
 
 
 def _member(inv: Invocation, path: str, folder: bool) -> tuple[tarfile.TarInfo, BinaryIO | None]:
-    st = inv.fs.stat(path, inv.cwd)
+    """A file, folder or symbolic link (stored as a link, as tar does without -h)."""
+    st = inv.fs.lstat(path, inv.cwd)
     info = tarfile.TarInfo(path.lstrip("/") or ".")
     info.mode, info.mtime = statmod.S_IMODE(st.st_mode), int(st.st_mtime)
     info.uname = info.gname = "shell"
     info.uid = info.gid = 2000
+    if statmod.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, inv.fs.readlink(path, inv.cwd)
+        return info, None
     if folder:
         info.type = tarfile.DIRTYPE
         return info, None
