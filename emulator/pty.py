@@ -93,7 +93,7 @@ class Pty:
             self._changed.notify_all()
 
     def _unread(self) -> int:
-        return len(self._keys) + sum(map(len, self._lines))
+        return len(self._keys) + sum(len(line) + 1 for line in self._lines)  # a ^D's empty line counts too
 
     def end(self) -> None:
         """The host closed its side: every read from now on is the end of the input."""
