@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import random
+import signal
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -232,7 +233,14 @@ class Interp:
                 status = self.state.status = line.killed_with
             return status
 
-        return self.as_process(lambda: self.command_loop(next_line, fds, foreground), fds)
+        def session() -> int:
+            try:
+                return self.command_loop(next_line, fds, foreground)
+            finally:  # the terminal goes with its shell: SIGHUP for the jobs it leaves, so the session ends
+                for pid in self.jobs.pids():
+                    table_for(self.device).kill(pid, signal.SIGHUP)
+
+        return self.as_process(session, fds)
 
     def prompt(self) -> str:
         """Android's PS1 (/system/etc/mkshrc): `$?|` when not 0, the device's name, the folder, `$`."""
@@ -258,6 +266,7 @@ class Interp:
             except ParseError as exc:
                 if not exc.incomplete:
                     self.line, pending, status = exc.line, "", 2
+                    self.state.status = status
                     self.error(fds, str(exc))
                 continue
             pending = ""

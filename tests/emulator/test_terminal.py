@@ -108,7 +108,8 @@ def test_window_size_and_exit(sh: ShellRunner) -> None:
     assert session.screen.shows(b"$ ")
     session.pty.resize(50, 132)
     session.type(b"echo $COLUMNS $LINES\r", b"132 50\r\n")
-    session.type(b"\x04", b"")  # ^D on an empty line leaves the shell
+    session.type(b"sleep 100 &\r", b"&\r\npanther:/ $ ")
+    session.type(b"\x04", b"")  # ^D on an empty line leaves the shell; its job is hung up, not waited for
     assert session.ended() == 0
 
 
