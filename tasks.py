@@ -476,31 +476,33 @@ _BASELINE_HELP = ("compare with a previous report.json or farm.json, or with his
     "serial": "adb serial of the device when several match the profile",
     "adb": "adb server HOST:PORT (default 127.0.0.1:5037 or $ANDROID_ADB_SERVER_PORT; started if local)",
     "emulate": "start an emulated device of the profile for this deploy, and stop it afterwards",
-    "runs": "measured runs for latency (a warm-up run is added when more than 1)",
+    "runs": "measured runs for latency (a warm-up run is added when more than 1; default: the file's run.runs, "
+            "else 1)",
     "report-dir": "where the reports/<timestamp>-<device>/ folders go (default: reports)",
-    "timeout": "seconds a run may go without finishing before it is stopped (default 600)",
+    "timeout": "seconds a run may go without finishing before it is stopped (default: the file's run.timeout_s, "
+               "else 600)",
     "lease-timeout": "seconds to wait while another deploy or farm run holds the device (default 600)",
     "history": _HISTORY_HELP, "baseline": _BASELINE_HELP, **_DIFF_HELP, **_RUN_HELP})
 @user_errors
-def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs="1",
-           report_dir="reports", timeout="600", lease_timeout="600", history=None, baseline=None, latency_pct=None,
+def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, adb=None, emulate=False, runs=None,
+           report_dir="reports", timeout=None, lease_timeout="600", history=None, baseline=None, latency_pct=None,
            alpha=None, cosine_margin=None, sqnr_margin=None, top1_margin=None, cooldown_temp=None, cpu_mask=None):
     """Convert, quantize, bundle, push, run, pull, compare and report on a phone or the emulated device."""
     from harness.history.baseline import parse_baseline
-    from harness.history.location import resolve
-    from harness.measure import RunOptions
     from harness.pipeline import deploy as deploy_loop
     from harness.report.terminal import failure_lines, summary_table
+    from harness.settings import deploy_settings
 
-    location = resolve(history)
-    base = parse_baseline(baseline, location) if baseline else None
+    config_path = Path(config) if config else None
+    settings = deploy_settings(config_path, runs=runs, timeout=timeout, cooldown_temp=cooldown_temp,
+                               cpu_mask=cpu_mask, history=history)
+    base = parse_baseline(baseline, settings.history) if baseline else None
     options = _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin)
-    outcome = deploy_loop(device, config_path=Path(config) if config else None, models=list(model or []) or None,
+    outcome = deploy_loop(device, config_path=config_path, models=list(model or []) or None,
                           runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
-                          runs=number(runs, "--runs", int), timeout=number(timeout, "--timeout"),
-                          report_root=Path(report_dir), console=err_console,
-                          lease_timeout=number(lease_timeout, "--lease-timeout"), history=location, baseline=base,
-                          diff_options=options, options=RunOptions(cooldown_c=cooldown_temp, cpu_mask=cpu_mask))
+                          runs=settings.runs, timeout=settings.timeout_s, report_root=Path(report_dir),
+                          console=err_console, lease_timeout=number(lease_timeout, "--lease-timeout"),
+                          history=settings.history, baseline=base, diff_options=options, options=settings.options)
     console.print(summary_table(outcome.results, outcome.device))
     for line in failure_lines(outcome.results):
         console.print(line, style="red", markup=False, soft_wrap=True)
@@ -529,11 +531,12 @@ def _farm_collections() -> tuple[Collection, Collection]:
         from rich.progress import Progress
 
         from harness.farm import farm_run as run
+        from harness.farm import load_matrix
         from harness.history.baseline import parse_baseline
-        from harness.history.location import resolve
         from harness.report.terminal import discovery_lines, event_line, farm_table
+        from harness.settings import history_location
 
-        location = resolve(history)
+        location = history_location(history, load_matrix(Path(matrix)).config)
         base = parse_baseline(baseline, location) if baseline else None
         with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
             bar = progress.add_task("farm jobs", total=None)
@@ -568,10 +571,10 @@ def _farm_collections() -> tuple[Collection, Collection]:
             return
         from deploy.errors import CheckFailed
         from harness.history.baseline import diff_report, parse_baseline
-        from harness.history.location import resolve
+        from harness.settings import history_location
 
         options = _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin)  # before any file
-        report = diff_report(parse_baseline(base, resolve(history)), Path(new), options)
+        report = diff_report(parse_baseline(base, history_location(history, None)), Path(new), options)
         _print_findings(report)
         if report.regressed:
             raise CheckFailed(f"{len(report.regressions)} regression(s) against {base}")
@@ -612,38 +615,76 @@ def profiles(c):
     console.print(table)
 
 
-@task(name="history", help={
-    "model": "only this model", "device": "only this device profile (as deploy's --device) or adb serial",
-    "runtime": "only this runtime", "last": "the newest N jobs of each model × device × runtime (default 20; 0: all)",
-    "since": "only runs since a UTC date or time (2025-01-31, 2025-01-31T12:00) or an age (7d, 12h)",
-    "json": "print the jobs as JSON",
-    "html": "write a self-contained trend page (latency, accuracy, memory) here, not the table",
-    "history": _HISTORY_HELP})
-@user_errors
-def history_task(c, model=None, device=None, runtime=None, last="20", since=None, json=False, html=None,
-                 history=None):
-    """Show the recorded deploy and farm runs (a table, or --json), or write their trend page (--html)."""
-    import json as json_module
+_CONFIG_HISTORY_HELP = "deployment file whose run.history is used (default: ./edgeloop.yaml when there is one)"
 
-    from deploy.errors import EdgeloopError
-    from harness.history.location import describe, required
-    from harness.history.query import Filters, parse_since, select_jobs
-    from harness.history.table import history_table
-    from harness.history.trend import write_trend
 
-    location = required(history)
-    newest = number(last, "--last", int)
-    if newest < 0:
-        raise EdgeloopError(f"--last must be 0 (all) or more, got {newest}")
-    records = select_jobs(location, Filters(model=model, device=device, runtime=runtime, last=newest or None,
-                                            since=parse_since(since) if since else None))
-    if json:
-        console.print_json(json_module.dumps([r.to_json() for r in records]))
-    elif not html:
-        console.print(history_table(records, describe(location)))
-    if html:
-        page = write_trend(records, Path(html), where=describe(location))
-        (err_console if json else console).print(f"trend page: {page} ({len(records)} jobs)", markup=False)
+def _history_collection() -> Collection:
+    """history (its default task shows the runs) and history.import (defined here so they are not also
+    top-level tasks)."""
+
+    @task(name="show", help={
+        "model": "only this model", "device": "only this device profile (as deploy's --device) or adb serial",
+        "runtime": "only this runtime",
+        "last": "the newest N jobs of each model × device × runtime (default 20; 0: all)",
+        "since": "only runs since a UTC date or time (2025-01-31, 2025-01-31T12:00) or an age (7d, 12h)",
+        "json": "print the jobs as JSON",
+        "html": "write a self-contained trend page (latency, accuracy, memory) here, not the table",
+        "history": _HISTORY_HELP, "config": _CONFIG_HISTORY_HELP})
+    @user_errors
+    def history_show(c, model=None, device=None, runtime=None, last="20", since=None, json=False, html=None,
+                     history=None, config=None):
+        """Show the recorded deploy and farm runs (a table, or --json), or write their trend page (--html)."""
+        import json as json_module
+
+        from deploy.errors import EdgeloopError
+        from harness.history.location import describe
+        from harness.history.query import Filters, parse_since, select_jobs
+        from harness.history.table import history_table
+        from harness.history.trend import write_trend
+        from harness.settings import required_history
+
+        location = required_history(history, Path(config) if config else None)
+        newest = number(last, "--last", int)
+        if newest < 0:
+            raise EdgeloopError(f"--last must be 0 (all) or more, got {newest}")
+        records = select_jobs(location, Filters(model=model, device=device, runtime=runtime, last=newest or None,
+                                                since=parse_since(since) if since else None))
+        if json:
+            console.print_json(json_module.dumps([r.to_json() for r in records]))
+        elif not html:
+            console.print(history_table(records, describe(location)))
+        if html:
+            page = write_trend(records, Path(html), where=describe(location))
+            (err_console if json else console).print(f"trend page: {page} ({len(records)} jobs)", markup=False)
+
+    @task(name="import", iterable=["reports"], help={
+        "reports": "a report.json or farm.json, or a folder searched for them (repeatable; or give them as words "
+                   "after the task: `edgeloop history import reports/`)",
+        "history": _HISTORY_HELP, "config": _CONFIG_HISTORY_HELP})
+    @user_errors
+    def history_import(c, reports=None, history=None, config=None):
+        """Record existing reports (report.json or farm.json, any schema version) in the history, each run once."""
+        from deploy.errors import EdgeloopError
+        from harness.history.location import describe
+        from harness.history.record import import_reports
+        from harness.settings import required_history
+
+        if not reports:
+            raise EdgeloopError("history import: no report given", "edgeloop history import REPORT_DIR_OR_FILE...")
+        location = required_history(history, Path(config) if config else None)
+        for imported in import_reports(location, [Path(r) for r in reports]):
+            said = f"recorded as run {imported.run_id}" if imported.new else f"already recorded (run {imported.run_id})"
+            console.print(f"{imported.path}: {imported.kind} run {said} in {describe(location)}", markup=False,
+                          soft_wrap=True)
+
+    history_import.body.variadic = "reports"  # harness.console.VARIADIC: `history import A B` gives A and B
+    collection = Collection("history")
+    collection.add_task(history_show, default=True)
+    collection.add_task(history_import)
+    return collection
+
+
+history_collection = _history_collection()
 
 
 @task
@@ -657,6 +698,7 @@ ns = Collection.from_module(__import__(__name__))
 ns.add_collection(farm_collection)
 ns.add_collection(emulator_collection)
 ns.add_collection(report_collection)
+ns.add_collection(history_collection)
 ns.add_collection(quantize_collection)
 
 

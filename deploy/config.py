@@ -7,6 +7,8 @@ are documented in docs/config.md.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,21 @@ _MODEL = {
         "runtimes": _RUNTIMES,
     },
 }
+# The run settings: edgeloop.yaml's `run:` keys, matrix.yaml's keys of the same names and deploy's flags.
+# The schema checks their types only; run_setting checks their values, the same for a file and a flag.
+RUN_FLAGS = {"runs": "--runs", "timeout_s": "--timeout", "cooldown_temp": "--cooldown-temp", "cpu_mask": "--cpu-mask"}
+COOLDOWN_RANGE_C = (1.0, 120.0)  # a cool-down limit outside it is a mistake (a phone idles at 25-40 °C)
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+RUN_PROPERTIES: dict[str, Any] = {
+    "runs": {"type": "integer"},
+    "timeout_s": {"type": "number"},
+    "cooldown_temp": {"type": "number"},
+    "cpu_mask": {"type": "string", "description": "a hexadecimal mask of CPU cores, quoted where YAML would "
+                                                  "read a number: cpu_mask: '10'"},
+}
+_HISTORY = {"type": ["string", "boolean"], "minLength": 1,  # YAML reads an unquoted `off` as false
+            "description": "an SQLite file (relative to the deployment file's folder), a postgresql:// URL, or off"}
+_RUN = {"type": "object", "additionalProperties": False, "properties": RUN_PROPERTIES | {"history": _HISTORY}}
 SCHEMA: dict[str, Any] = {  # edgeloop.yaml (docs/config.md)
     "type": "object", "required": ["models"], "additionalProperties": False, "properties": {
         "version": {"type": "integer", "const": CONFIG_VERSION,
@@ -95,8 +112,50 @@ SCHEMA: dict[str, Any] = {  # edgeloop.yaml (docs/config.md)
         "pack": _NAME,
         "pack_options": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"],
                                                                     "minLength": 1}},
+        "run": _RUN,
     },
 }
+
+
+def _as_number(value: Any, kind: type[int] | type[float]) -> float:
+    """A flag's text or a file's number as `kind`; NaN for anything else, which every rule below refuses."""
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+    return number if kind is float or number == value or isinstance(value, str) else math.nan
+
+
+def _run_rule(key: str, value: Any) -> tuple[Any, str | None, str]:
+    """(the normalised value or None when it breaks the rule, the rule in words, an example value)."""
+    if key == "runs":
+        runs = _as_number(value, int)
+        return (int(runs) if runs >= 1 else None), "must be an integer of at least 1", "5"
+    if key == "timeout_s":
+        seconds = _as_number(value, float)
+        return (seconds if 0 < seconds <= MAX_TIMEOUT_S else None), \
+            f"must be a positive number of seconds (at most {MAX_TIMEOUT_S:g})", "600"
+    if key == "cooldown_temp":
+        low, high = COOLDOWN_RANGE_C
+        celsius = _as_number(value, float)
+        return (celsius if low <= celsius <= high else None), \
+            f"must be a temperature in °C from {low:g} to {high:g}", "40"
+    mask = str(value).lower().removeprefix("0x") if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    valid = re.fullmatch(r"[0-9a-f]{1,16}", mask) is not None and int(mask, 16) != 0
+    return (mask if valid else None), "must be a hexadecimal mask of CPU cores", "f0: cores 4-7, as taskset writes it"
+
+
+def run_setting(key: str, value: Any, where: str | None = None) -> Any:
+    """One run setting (a key of RUN_FLAGS) checked and normalised: the rule for deploy's flag, the
+    `run:` section and matrix.yaml. `where` names the file's key (`file:line: run.runs`); None, the flag."""
+    checked, rule, example = _run_rule(key, value)
+    if checked is None:
+        if where is None:
+            raise EdgeloopError(f"{RUN_FLAGS[key]} {rule}, got {value!r}", f"e.g. {RUN_FLAGS[key]} {example}")
+        raise EdgeloopError(f"{where}: {rule}, got {value!r}", f"e.g. {key}: {example}")
+    return checked
 
 
 @dataclass(frozen=True)
@@ -134,6 +193,18 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """The `run:` section as written (None where a key is absent: the flag, else the default, applies);
+    `history` an absolute SQLite path, a URL, or `off`."""
+
+    runs: int | None = None
+    timeout_s: float | None = None
+    cooldown_temp: float | None = None
+    cpu_mask: str | None = None
+    history: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     models: dict[str, ModelConfig]
@@ -141,6 +212,7 @@ class Config:
     devices: list[str]  # device profile names
     pack: str = "builtin"  # a pack name, or the absolute folder of a pack given relative to the file
     pack_options: dict[str, str] = field(default_factory=dict)  # for bundle(options=...), checked against the pack
+    run: RunSettings = field(default_factory=RunSettings)
 
 
 def find_config(path: Path | None = None) -> Path:
@@ -158,9 +230,8 @@ def load_config(path: Path) -> Config:
     """Read `path`, check it against SCHEMA, then what a schema cannot know: the files, the
     profiles and pack named, and each source model's graph."""
     path = Path(path).resolve()
-    root = load_yaml_node(path, "deployment file")
-    data = root.data()
-    validate(root, data, SCHEMA)
+    root, data = _read(path)
+    run = _run(root, data.get("run", {}), path.parent)
     runtimes = _unique(data.get("runtimes", "cpu"))
     if "devices" in data:
         _check_devices(root.at(["devices"]), listed(data["devices"]))
@@ -168,7 +239,38 @@ def load_config(path: Path) -> Config:
     models = {name: _model(name, root.at(["models", name]), spec, path.parent, runtimes)
               for name, spec in data["models"].items()}
     return Config(path=path, models=models, runtimes=runtimes, devices=_unique(data.get("devices", [])), pack=pack,
-                  pack_options=pack_options)
+                  pack_options=pack_options, run=run)
+
+
+def read_run_settings(path: Path) -> RunSettings:
+    """The `run:` section alone (the file's structure checked, its models not): what deploy needs to
+    know before it builds anything, such as where the history is."""
+    path = Path(path).resolve()
+    root, data = _read(path)
+    return _run(root, data.get("run", {}), path.parent)
+
+
+def _read(path: Path) -> tuple[Node, dict[str, Any]]:
+    root = load_yaml_node(path, "deployment file")
+    data = root.data()
+    validate(root, data, SCHEMA)
+    return root, data
+
+
+def _run(root: Node, spec: dict[str, Any], base: Path) -> RunSettings:
+    """The run section valid by SCHEMA, its values checked by run_setting at their lines."""
+    values = {}
+    for key, value in spec.items():
+        node = root.at(["run", key])
+        if key == "history":  # a URL or `off` as written (harness.history.location reads them), else a file
+            if value is True:
+                node.fail("must be an SQLite file, a postgresql:// URL or off, got true", _HISTORY["description"])
+            value = "off" if value is False else value
+            plain = "://" in value or value.strip().lower() == "off"
+            values[key] = value if plain else str((base / Path(value).expanduser()).resolve())
+        else:
+            values[key] = run_setting(key, value, f"{node.file}:{node.line}: {node.key}")
+    return RunSettings(**values)
 
 
 def _check_devices(node: Node, names: list[str]) -> None:

@@ -123,6 +123,9 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+VARIADIC = "variadic"  # a task body's attribute: the iterable option its positional words are given to
+
+
 class EdgeloopProgram(Program):
     """invoke's Program, except that a command line it cannot parse (a misspelt task or option, an option
     without its value) is bad input like any other: one `error:` line, exit 2. invoke itself exits 1,
@@ -146,11 +149,34 @@ class EdgeloopProgram(Program):
             os.environ[DEBUG_ENV] = "1"
 
     def parse_tasks(self) -> None:
+        self._spelled_out()
         self._config_to_task()
         try:
             super().parse_tasks()
         except ParseError as exc:
             raise Exit(f"error: {self._explain(exc)}", code=2) from None
+
+    def _spelled_out(self) -> None:
+        """`edgeloop history import a.json b/` is `history.import --reports a.json --reports b/`: a namespace and
+        its task may be two words, and the words after a task whose body names a VARIADIC option (an iterable
+        one) that are neither options nor their values are that option's values."""
+        unparsed = self.core.unparsed
+        if len(unparsed) >= 2 and f"{unparsed[0]}.{unparsed[1]}" in self.collection.task_names:
+            unparsed[:2] = [f"{unparsed[0]}.{unparsed[1]}"]
+        name = unparsed[0] if unparsed else None
+        variadic = getattr(self.collection[name].body, VARIADIC, None) if name in self.collection.task_names else None
+        if variadic is None:
+            return
+        valued = {flag for argument in self.collection[name].get_arguments() if argument.takes_value
+                  for n in argument.names for flag in (f"--{n.replace('_', '-')}", f"-{n}")}
+        words, rest = unparsed[1:], [name]
+        while words:
+            word = words.pop(0)
+            if word.startswith("-"):
+                rest += [word, words.pop(0)] if word in valued and words else [word]
+            else:
+                rest += [f"--{variadic.replace('_', '-')}", word]
+        self.core.unparsed = rest
 
     def _config_to_task(self) -> None:
         """`edgeloop --config X deploy` means the deployment file X, as `edgeloop deploy --config X` does:

@@ -25,17 +25,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from deploy.config import DEFAULT_CONFIG, load_config
+from deploy.config import DEFAULT_CONFIG, RUN_PROPERTIES, load_config, run_setting
 from deploy.errors import CheckFailed, DeviceError, EdgeloopError, Interrupted
 from deploy.fsutil import flush_digests
 from deploy.profiles import load_profile
-from deploy.yamlnode import load_yaml
+from deploy.yamlnode import Node, load_yaml_node, validate
 from harness.history.baseline import Baseline, load_baseline
 from harness.history.record import record_run
 from harness.history.store import ensure as ensure_history
 from harness.inventory import Discovery, FarmDevice, discover, load_inventory
 from harness.lease import LeaseBook
-from harness.measure import COOLDOWN_RANGE_C, RunOptions
+from harness.measure import RunOptions
 from harness.pipeline import plan, run_job
 from harness.report import ReportsNotWritten, ensure_report_root, new_report_dir, remove_temporaries
 from harness.report.diff import DiffOptions, DiffReport, judge_with_rerun
@@ -72,13 +72,8 @@ MATRIX_SCHEMA: dict[str, Any] = {  # matrix.yaml (this module's docstring, docs/
         "models": _NAMES,
         "runtimes": _NAMES,
         "labels": _NAMES,
-        "runs": {"type": "integer", "minimum": 1},
-        "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 7 * 24 * 3600},
         "max_tries": {"type": "integer", "minimum": 1},
-        "cooldown_temp": {"type": "number", "minimum": COOLDOWN_RANGE_C[0], "maximum": COOLDOWN_RANGE_C[1],
-                          "description": "a temperature in °C"},
-        "cpu_mask": {"type": "string", "pattern": "^(0x)?[0-9a-fA-F]{1,16}$",
-                     "description": "a hexadecimal mask of CPU cores, e.g. f0"},
+        **RUN_PROPERTIES,  # runs, timeout_s, cooldown_temp, cpu_mask: their values checked by run_setting
     },
 }
 
@@ -86,11 +81,12 @@ MATRIX_SCHEMA: dict[str, Any] = {  # matrix.yaml (this module's docstring, docs/
 def load_matrix(path: Path) -> Matrix:
     """Read and validate `matrix.yaml` (MATRIX_SCHEMA); profiles are checked to exist."""
     try:
-        data = load_yaml(Path(path), "matrix", MATRIX_SCHEMA)
+        root = load_yaml_node(Path(path), "matrix")
+        data = root.data()
+        validate(root, data, MATRIX_SCHEMA)
+        run = _run_settings(root, data)
     except EdgeloopError as exc:
         raise EdgeloopError(exc.message, exc.hint or MATRIX_HINT) from None
-    if not isinstance(data, dict):
-        raise EdgeloopError(f"{path}: the matrix must be a mapping with 'profiles'", MATRIX_HINT)
     profiles = tuple(data["profiles"])
     for name in profiles:
         if name.endswith((".yaml", ".yml")):  # devices are matched to profiles by name: a file is none of them
@@ -103,15 +99,15 @@ def load_matrix(path: Path) -> Matrix:
     config = Path(path).parent / str(data.get("config", DEFAULT_CONFIG))
     optional = {key: tuple(data[key]) if key in data else None for key in ("models", "runtimes")}
     return Matrix(path=Path(path), config=config, profiles=profiles, labels=tuple(data.get("labels", ())),
-                  runs=data.get("runs", 5), timeout_s=float(data.get("timeout_s", 300.0)),
-                  max_tries=data.get("max_tries", 3), run=_run_options(path, data), **optional)
+                  runs=run.get("runs", 5), timeout_s=float(run.get("timeout_s", 300.0)),
+                  max_tries=data.get("max_tries", 3),
+                  run=RunOptions(cooldown_c=run.get("cooldown_temp"), cpu_mask=run.get("cpu_mask")), **optional)
 
 
-def _run_options(path: Path, data: dict[str, Any]) -> RunOptions:
-    try:
-        return RunOptions(cooldown_c=data.get("cooldown_temp"), cpu_mask=data.get("cpu_mask"))
-    except EdgeloopError as exc:  # a mask naming no core: the schema cannot tell
-        raise EdgeloopError(f"{path}: {exc.message.replace('--cpu-mask', 'cpu_mask')}", MATRIX_HINT) from None
+def _run_settings(root: Node, data: dict[str, Any]) -> dict[str, Any]:
+    """The matrix's run settings given, checked at their lines by the deployment file's rule."""
+    return {key: run_setting(key, data[key], f"{node.file}:{node.line}: {node.key}")
+            for key in RUN_PROPERTIES if key in data for node in [root.at([key])]}
 
 
 def plan_tasks(matrix: Matrix) -> list[Task]:

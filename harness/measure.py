@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import adbutils
 
+from deploy.config import run_setting
 from deploy.errors import EdgeloopError
 from harness.report.results import DeviceMeasures
 from harness.transfer import device_shell, shell_quote
@@ -32,16 +33,7 @@ MARK = "@@edgeloop@@"
 SAMPLE_S = 0.02  # between VmHWM samples: the peak of a run's last SAMPLE_S may be missed
 COOLDOWN_POLL_S = 1.0  # between temperature reads while waiting for the device to cool
 COOLDOWN_TIMEOUT_S = 300.0  # how long a cool-down may take before the job ends as an error
-COOLDOWN_RANGE_C = (1.0, 120.0)  # a --cooldown-temp outside it is a mistake (a phone idles at 25-40 °C)
 PLAUSIBLE_C = (-40.0, 150.0)
-
-
-def _number(value: object) -> float:
-    """A number, or NaN for anything that is none (which every range check then refuses)."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
 
 
 @dataclass(frozen=True)
@@ -54,19 +46,10 @@ class RunOptions:
     cooldown_timeout_s: float = COOLDOWN_TIMEOUT_S
 
     def __post_init__(self) -> None:
-        low, high = COOLDOWN_RANGE_C
-        if self.cooldown_c is not None:
-            value = _number(self.cooldown_c)
-            if not low <= value <= high:
-                raise EdgeloopError(f"--cooldown-temp must be a temperature in °C from {low:g} to {high:g}, "
-                                    f"got {self.cooldown_c!r}", "e.g. --cooldown-temp 40")
-            object.__setattr__(self, "cooldown_c", value)
-        if self.cpu_mask is not None:
-            mask = str(self.cpu_mask).lower().removeprefix("0x")
-            if not re.fullmatch(r"[0-9a-f]{1,16}", mask) or int(mask, 16) == 0:
-                raise EdgeloopError(f"--cpu-mask must be a hexadecimal mask of CPU cores, got {self.cpu_mask!r}",
-                                    "e.g. --cpu-mask f0: cores 4-7, as taskset writes it")
-            object.__setattr__(self, "cpu_mask", mask)
+        """Checked by the rule of the flags, the deployment file's `run:` section and matrix.yaml (run_setting)."""
+        for name, key in (("cooldown_c", "cooldown_temp"), ("cpu_mask", "cpu_mask")):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, run_setting(key, getattr(self, name)))
         if not self.cooldown_timeout_s > 0:
             raise EdgeloopError(f"the cool-down timeout must be a positive number of seconds, got "
                                 f"{self.cooldown_timeout_s!r}")

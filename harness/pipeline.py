@@ -26,7 +26,7 @@ from rich.progress import Progress as RichProgress
 
 from deploy import packs
 from deploy.bundle import Bundle, bundle
-from deploy.config import Config, ModelConfig, find_config, load_config
+from deploy.config import Config, ModelConfig, find_config, load_config, run_setting
 from deploy.container import ContainerMeta, TensorInfo
 from deploy.convert import convert
 from deploy.errors import CheckFailed, DeviceError, EdgeloopError, Interrupted
@@ -349,10 +349,10 @@ def _execute(session: DeviceSession, art: Artifacts, job_dir: PurePosixPath, run
 
 
 def _check_runs(runs: int, timeout: float | None = None) -> None:
-    if runs < 1:
-        raise EdgeloopError(f"--runs must be at least 1, got {runs}")
-    if timeout is not None and not timeout > 0:  # NaN included: every run would be stopped at once
-        raise EdgeloopError(f"--timeout must be a positive number of seconds, got {timeout}")
+    """The rule of the flags and the deployment file's `run:` section (NaN refused: every run would stop at once)."""
+    run_setting("runs", runs)
+    if timeout is not None:
+        run_setting("timeout_s", timeout)
 
 
 def _check_runner(session: DeviceSession, pack_name: str) -> None:

@@ -1,6 +1,6 @@
-"""Where the history is: `--history`, else $EDGELOOP_HISTORY, else `.edgeloop/history.sqlite` in the current
-folder (beside `build/` and `reports/`). A value is an SQLite file's path or a `postgresql://` URL; `off`
-records nothing."""
+"""Where the history is: `--history`, else $EDGELOOP_HISTORY, else the deployment file's `run.history`, else
+`.edgeloop/history.sqlite` in the current folder (beside `build/` and `reports/`). A value is an SQLite
+file's path or a `postgresql://` URL; `off` records nothing."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ OFF = "off"
 _URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 
 
-def resolve(option: str | None) -> str | None:
-    """The history to use, or None when it is turned off."""
-    value = option or os.environ.get(ENV) or str(DEFAULT)
+def resolve(option: str | None, configured: str | None = None) -> str | None:
+    """The history to use (`configured`: the deployment file's), or None when it is turned off."""
+    value = option or os.environ.get(ENV) or configured or str(DEFAULT)
     return None if value.strip().lower() == OFF else value
 
 
@@ -31,10 +31,11 @@ def describe(location: str) -> str:
     return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", location) if is_postgres(location) else location
 
 
-def required(option: str | None) -> str:
-    """The history, for a command that reads it: turned off, there is none to read."""
-    location = resolve(option)
+def required(option: str | None, configured: str | None = None, file: Path | None = None) -> str:
+    """The history, for a command that reads or imports into it (`configured`: the deployment file `file`'s):
+    turned off, there is none."""
+    location = resolve(option, configured)
     if location is None:
-        raise EdgeloopError(f"the history is off ({'--history' if option else '$' + ENV} {OFF})",
-                            "give --history PATH or URL")
+        said = "--history" if option else f"${ENV}" if os.environ.get(ENV) else f"{file}: run.history:"
+        raise EdgeloopError(f"the history is off ({said} {OFF})", "give --history PATH or URL")
     return location

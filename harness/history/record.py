@@ -1,19 +1,25 @@
 """A run's report.json becomes one `runs` row and a `jobs` row per result, in one transaction: a history
 never holds half a run. Recorded from the report file itself, so a deploy and a farm run (whose
-report.json holds every job) are recorded the same way, with exactly what their reports say."""
+report.json holds every job) are recorded the same way, with exactly what their reports say.
+
+A run is recorded once: its identity (run_identity) is a column with a unique index, so `edgeloop history
+import` of a report the history already holds, by its run or an earlier import, records nothing."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import socket
 import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deploy.errors import EdgeloopError
 from harness.history.location import describe
-from harness.history.store import open_store
+from harness.history.store import Store, open_store
 
 GIT_TIMEOUT_S = 10.0
 # report.json's figures of a job that are columns of their own (for queries and the trend page); the
@@ -76,31 +82,129 @@ def job_row(result: dict[str, Any], devices: dict[str, dict[str, str]]) -> dict[
     }
 
 
-def run_row(document: dict[str, Any], *, kind: str, report: Path, project: Path) -> dict[str, Any]:
-    """The `runs` columns of a report.json: when, what tool, which commit of the project, which host."""
-    commit, dirty = git_state(project)
+def run_identity(document: dict[str, Any]) -> str:
+    """What makes a run itself: the sha256 of its time and its results as the report lists them (every job's
+    device, run folder and figures), the same for its report.json and a farm.json beside it."""
+    canonical = json.dumps({"created": utc(document["created"]), "results": document["results"]}, sort_keys=True,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def run_row(document: dict[str, Any], *, kind: str, report: Path, project: Path | None) -> dict[str, Any]:
+    """The `runs` columns of a report.json: when, what tool, which commit of the project, which host (an
+    imported report, `project` None, says neither)."""
+    commit, dirty = git_state(project) if project is not None else (None, None)
     return {"created": utc(document["created"]), "kind": kind, "title": document.get("title", ""),
             "tool_version": document.get("tool_version", ""), "git_commit": commit,
-            "git_dirty": None if dirty is None else int(dirty), "host": socket.gethostname(),
-            "report": str(report.resolve()), "devices": json.dumps(document.get("devices") or {})}
+            "git_dirty": None if dirty is None else int(dirty), "host": socket.gethostname() if project else "",
+            "report": str(report.resolve()), "devices": json.dumps(_devices(document)),
+            "identity": run_identity(document)}
+
+
+def _devices(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """serial -> properties: report.json's mapping, or farm.json's list of devices."""
+    devices = document.get("devices") or {}
+    if isinstance(devices, list):
+        return {d["serial"]: {"ro.product.model": d.get("model")} for d in devices if isinstance(d, dict)
+                and "serial" in d}
+    return devices
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A report.json or farm.json of any schema version, checked for what recording needs; else one line."""
+    hint = "give a report.json or farm.json, or a folder holding them (docs/report-schema.md)"
+    try:
+        document = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise EdgeloopError(f"cannot read {path}: {exc.strerror}", hint) from None
+    except ValueError as exc:
+        raise EdgeloopError(f"{path} is not JSON ({exc})", hint) from None
+    results = document.get("results") if isinstance(document, dict) else None
+    if not isinstance(results, list) or not all(isinstance(r, dict) and {"model", "profile", "runtime", "status"}
+                                                <= set(r) for r in results):
+        raise EdgeloopError(f"{path} is not an edgeloop report (no 'results' list of jobs)", hint)
+    try:
+        utc(document["created"])
+    except (KeyError, TypeError, ValueError):
+        raise EdgeloopError(f"{path} is not an edgeloop report (no 'created' time)", hint) from None
+    return document
+
+
+def _insert(store: Store, run: dict[str, Any], jobs: list[dict[str, Any]]) -> tuple[int, bool]:
+    """Insert a run and its jobs unless the history holds it: (its id, whether it is new). A run recorded
+    before identities were kept is recognised by its time and report folder, and given its identity."""
+    found = store.execute("SELECT id FROM runs WHERE identity = ?", [run["identity"]]) or store.execute(
+        "SELECT id FROM runs WHERE identity IS NULL AND created = ? AND report = ?", [run["created"], run["report"]])
+    if found:
+        store.execute("UPDATE runs SET identity = ? WHERE id = ?", [run["identity"], found[0]["id"]])
+        return int(found[0]["id"]), False
+    run_id = store.insert("runs", run)
+    for job in jobs:
+        store.insert("jobs", {"run_id": run_id, **job})
+    return run_id, True
+
+
+def record_document(location: str, document: dict[str, Any], *, kind: str, report: Path,
+                    project: Path | None) -> tuple[int, bool]:
+    """Record a report read by read_report (`report`: its folder), in one transaction: (run id, new)."""
+    run = run_row(document, kind=kind, report=report, project=project)
+    jobs = [job_row(result, _devices(document)) for result in document["results"]]
+    with open_store(location) as store, store.transaction():
+        return _insert(store, run, jobs)
 
 
 def record_report(location: str, report_json: Path, *, kind: str, project: Path) -> int:
     """Record a written report.json (kind `deploy` or `farm`; `project` is the checkout whose commit is
-    noted); the new run's id."""
-    try:
-        document = json.loads(Path(report_json).read_text())
-    except (OSError, ValueError) as exc:
-        raise EdgeloopError(f"cannot read {report_json}: {exc}") from None
-    run = run_row(document, kind=kind, report=Path(report_json).parent, project=project)
-    jobs = [job_row(result, document.get("devices") or {}) for result in document["results"]]
-    with open_store(location) as store, store.transaction():
-        run_id = store.insert("runs", run)
-        for job in jobs:
-            store.insert("jobs", {"run_id": run_id, **job})
-    return run_id
+    noted); the run's id."""
+    document = read_report(report_json)
+    return record_document(location, document, kind=kind, report=Path(report_json).parent, project=project)[0]
 
 
+@dataclass(frozen=True)
+class Imported:
+    path: Path  # the file recorded from
+    kind: str  # deploy or farm
+    run_id: int
+    new: bool  # False: the history already held this run
+
+
+def _in_folder(folder: Path) -> tuple[Path, str] | None:
+    """The report of a report folder: its report.json (a farm run's when farm.json is beside it), else a
+    farm.json alone."""
+    if (folder / "report.json").is_file():
+        return folder / "report.json", "farm" if (folder / "farm.json").is_file() else "deploy"
+    return (folder / "farm.json", "farm") if (folder / "farm.json").is_file() else None
+
+
+def report_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
+    """The report files named by `paths` (files, or folders searched below), each with its run's kind."""
+    found: list[tuple[Path, str]] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            folders = sorted({p.parent for name in ("report.json", "farm.json") for p in path.rglob(name)})
+            reports = [r for r in map(_in_folder, folders) if r is not None]
+            if not reports:
+                raise EdgeloopError(f"{path}: no report.json or farm.json in this folder or below it")
+            found += reports
+        elif not path.exists():
+            raise EdgeloopError(f"{path}: no such file or folder")
+        else:
+            beside = _in_folder(path.parent)
+            # a farm.json stands for the report.json beside it, the one farm.run records
+            found.append(beside if beside and path.name in ("report.json", "farm.json") else (path, "deploy"))
+    return found
+
+
+def import_reports(location: str, paths: Iterable[Path]) -> list[Imported]:
+    """Record existing reports (any schema version); every file is read and checked before any is recorded,
+    and a run the history holds is not recorded again."""
+    documents = [(path, kind, read_report(path)) for path, kind in report_files(paths)]
+    imported = []
+    for path, kind, document in documents:
+        kind = "farm" if document.get("kind") == "edgeloop-farm" else kind
+        run_id, new = record_document(location, document, kind=kind, report=path.parent, project=None)
+        imported.append(Imported(path, kind, run_id, new))
+    return imported
 def record_run(location: str, report_json: Path, *, kind: str, project: Path) -> str:
     """Record a finished run; the line that says where, or why not. A history that cannot be written at
     the end (a server gone, a full disk) does not change the run's verdict, which its reports hold."""

@@ -52,5 +52,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_series ON jobs (model, profile, runtime, status)",
         "CREATE INDEX jobs_run ON jobs (run_id)",
     ),
+    (  # 2: a run's identity (record.run_identity), so importing a report it already holds records nothing
+        "ALTER TABLE runs ADD COLUMN identity TEXT",
+        "CREATE UNIQUE INDEX runs_identity ON runs (identity)",
+    ),
 )
 LATEST = len(MIGRATIONS)

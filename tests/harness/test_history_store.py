@@ -78,7 +78,8 @@ def _record_many(where: str, folder: str, worker: int, count: int) -> list[int]:
     """In a process of its own: record `count` runs one after the other."""
     ids = []
     for i in range(count):
-        path = report(Path(folder) / f"w{worker}-{i}", [job("digits", "cpu"), job("digits", "gpu")], at(1 + i))
+        made = at(1 + i, 8 + worker)  # a run of its own: the same report twice is one run (record.run_identity)
+        path = report(Path(folder) / f"w{worker}-{i}", [job("digits", "cpu"), job("digits", "gpu")], made)
         ids.append(record_report(where, path, kind="farm", project=Path(folder)))
     return ids
 

@@ -119,7 +119,7 @@ def test_the_command_line_and_matrix_yaml_refuse_bad_values_in_one_line_before_a
                            "(e.g. --cooldown-temp 40)\n")
     matrix = tmp_path / "matrix.yaml"
     for line, said in (("cooldown_temp: 300", "matrix.yaml:2: cooldown_temp: "),
-                       ("cpu_mask: '0'", "cpu_mask must be a hexadecimal mask of CPU cores, got '0'")):
+                       ("cpu_mask: '0'", "matrix.yaml:2: cpu_mask: must be a hexadecimal mask of CPU cores, got '0'")):
         matrix.write_text(f"profiles: [pixel]\n{line}\n")
         with pytest.raises(EdgeloopError) as info:
             load_matrix(matrix)
