@@ -46,17 +46,18 @@ class _Onlcr(io.RawIOBase):
         return len(raw)
 
 
-class _Reader(io.RawIOBase):
-    """The terminal's input side as the shell's stdin: a cooked read returns one line at most."""
+class TerminalInput(io.RawIOBase):
+    """The terminal's input side as the shell's stdin: a cooked read returns one line at most. A
+    shell started with it as stdin (`sh` at the prompt) is interactive on that terminal."""
 
     def __init__(self, pty: Pty) -> None:
-        self._pty = pty
+        self.pty = pty
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._pty.read(len(buffer))
+        data = self.pty.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
@@ -66,7 +67,7 @@ class Pty:
 
     def __init__(self, host: io.RawIOBase) -> None:
         self.output = _Onlcr(host)
-        self.input = _Reader(self)
+        self.input = TerminalInput(self)
         self.size = DEFAULT_SIZE
         self._foreground: Killable | None = None  # what ^C signals while a command runs
         self._pending: int | None = None  # a signal typed before the command it is for had started

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from emulator import cmd_services  # noqa: F401  (it registers the system programs cmd and pm)
 from emulator.image.procfs import reading_as
 from emulator.programs import SYSTEM_PROGRAMS, ProgramContext
-from emulator.pty import Pty
+from emulator.pty import Pty, TerminalInput
 from emulator.sandbox import DeviceOSError, Sandbox
 from emulator.shell.builtins import (
     OPTION_LETTERS,
@@ -638,7 +638,12 @@ class Interp:
         with table_for(self.device).running(" ".join([SH, *how, *args]), self.process.session, self.cancel,
                                             ppid=self.process.pid) as process:
             child = Interp(self.shell, state, process, script)
-            status = child.run_source(source, fds) if isinstance(source, str) else child.run_lines(source, fds)
+            if isinstance(source, str):
+                status = child.run_source(source, fds)
+            elif isinstance(source, TerminalInput):  # `sh` typed at a terminal's prompt: interactive there
+                status = child.run_terminal(source.pty)
+            else:
+                status = child.run_lines(source, fds)
             return process.cancel.killed_with or status
 
 

@@ -89,6 +89,8 @@ def test_line_editing_keys(terminal: _Session) -> None:
     terminal.type(b"if true\r", b"\r\n> ")  # a continuation line gets PS2
     terminal.type(b"then echo y; fi\r", b"y\r\npanther:/ $ ")
     terminal.type(b"ab\x03", b"ab^C\r\n130|panther:/ $ ")  # ^C abandons the line
+    terminal.type(b"sh\r", b"sh\r\npanther:/ $ ")  # a shell started on the terminal is interactive there
+    terminal.type(b"echo $$; exit 5\r", b"\r\n5|panther:/ $ ")
 
 
 def test_ctrl_c_ends_the_foreground_job_only(terminal: _Session) -> None:
