@@ -124,31 +124,42 @@ def test_a_command_on_a_terminal(sh: ShellRunner) -> None:
 
 def test_adb_shell_in_tmux(server: AdbServer, emulated_pixel: RunningDevice) -> None:
     """The real clients (adb 36, adb 29) in a real pty: `adb shell` in a detached tmux session on the
-    tests' own adb server."""
+    tests' own adb server, with shell protocol v2 (`shell,v2,TERM=..,pty:`), then the legacy `shell:`
+    (`adb shell -x`)."""
     socket = f"edgeloop-test-{uuid.uuid4().hex[:12]}"  # a tmux server of the test's own
 
     def tmux(*args: str) -> str:
         return subprocess.run(["tmux", "-L", socket, *args], check=True, capture_output=True, text=True,
                               timeout=10).stdout
 
-    def screen() -> str:
-        return tmux("capture-pane", "-p", "-t", "adb")
+    def start(session: str, *options: str) -> None:
+        adb = " ".join([shlex.quote(server.adb), "-s", emulated_pixel.serial, "shell", *options])
+        tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-e",
+             f"ANDROID_ADB_SERVER_PORT={server.port}", adb, ";", "set-option", "-t", session, "remain-on-exit", "on")
+        # capture-pane drops trailing blanks: the prompt is `panther:/ $ `
+        wait_until(lambda: screen(session).startswith("panther:/ $\n"), "the prompt")
 
-    def typed(*keys: str, then: str) -> None:
-        tmux("send-keys", "-t", "adb", *keys)
-        wait_until(lambda: then in screen(), f"{then!r} on the screen")
+    def screen(session: str) -> str:
+        return tmux("capture-pane", "-p", "-t", session)
 
-    adb = f"{shlex.quote(server.adb)} -s {emulated_pixel.serial} shell"
-    tmux("new-session", "-d", "-s", "adb", "-x", "100", "-y", "30", "-e", f"ANDROID_ADB_SERVER_PORT={server.port}",
-         adb, ";", "set-option", "-t", "adb", "remain-on-exit", "on")
+    def typed(session: str, *keys: str, then: str) -> None:
+        tmux("send-keys", "-t", session, *keys)
+        wait_until(lambda: then in screen(session), f"{then!r} on the screen")
+
+    def dead(session: str) -> list[str]:
+        return tmux("display-message", "-p", "-t", session, "#{pane_dead} #{pane_dead_status}").split()
+
     try:
-        wait_until(lambda: screen().startswith("panther:/ $\n"), "the prompt")  # (capture-pane drops trailing blanks)
-        typed("echo $((6 * 7))", "Enter", then="$ echo $((6 * 7))\n42\npanther:/ $\n")
-        typed("echo abcx", "BSpace", "d", "Enter", then="$ echo abcd\nabcd\n")
-        typed("sleep 100", "Enter", then="$ sleep 100\n")
-        typed("C-c", then="$ sleep 100\n^C\n130|panther:/ $\n")
-        typed("exit 3", "Enter", then="Pane is dead")
-        dead = tmux("display-message", "-p", "-t", "adb", "#{pane_dead} #{pane_dead_status}").split()
-        assert dead == ["1", "3"]  # the exit code came through shell protocol v2
+        start("v2")
+        typed("v2", "echo $((6 * 7))", "Enter", then="$ echo $((6 * 7))\n42\npanther:/ $\n")
+        typed("v2", "echo abcx", "BSpace", "d", "Enter", then="$ echo abcd\nabcd\n")
+        typed("v2", "sleep 100", "Enter", then="$ sleep 100\n")
+        typed("v2", "C-c", then="$ sleep 100\n^C\n130|panther:/ $\n")
+        typed("v2", "exit 3", "Enter", then="Pane is dead")
+        assert dead("v2") == ["1", "3"]  # the exit code came through shell protocol v2
+        start("legacy", "-x")
+        typed("legacy", "echo $((1 + 2))", "Enter", then="$ echo $((1 + 2))\n3\npanther:/ $\n")
+        typed("legacy", "exit", "Enter", then="Pane is dead")
+        assert dead("legacy")[0] == "1"
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
