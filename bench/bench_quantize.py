@@ -335,6 +335,9 @@ EDGELOOP = {
     **{f"edgeloop enhanced activations + tf per-channel weights + {' + '.join(algorithms)}": QuantizeOptions(
         act_quantizer="enhanced", use_per_channel_quantization=True, algorithms=algorithms)
        for algorithms in (("seqmse",), ("adaround",), ("seqmse", "adaround"))},
+    "edgeloop enhanced activations + tf per-channel weights + adaround (5000 iterations)": QuantizeOptions(
+        act_quantizer="enhanced", use_per_channel_quantization=True, algorithms=("adaround",),
+        adaround_iterations=5000),
 }
 
 # Issue 13's time target: at most 1.0x onnxruntime quantize_static per-channel MinMax on the same
