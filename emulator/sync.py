@@ -14,7 +14,7 @@ import stat as statmod
 import struct
 
 from emulator.device import EmulatedDevice
-from emulator.sandbox import ACCES, EXIST, ISDIR, NOENT, NOSPC, NOTDIR, NOTEMPTY, ROFS, DeviceOSError
+from emulator.sandbox import ACCES, EXIST, ISDIR, LOOP, NOENT, NOSPC, NOTDIR, NOTEMPTY, ROFS, DeviceOSError
 from emulator.stream import Stream
 
 SYNC_DATA_MAX = 64 * 1024
@@ -34,6 +34,7 @@ _ERRNO = {
     EXIST: errno.EEXIST,
     ROFS: errno.EROFS,
     NOTEMPTY: errno.ENOTEMPTY,
+    LOOP: errno.ELOOP,
 }
 
 
@@ -93,8 +94,8 @@ class SyncSession:
     # ---- requests ----------------------------------------------------------------------
 
     def _stat(self, _ident: bytes, path: str) -> None:
-        try:
-            st = self.fs.stat(path)
+        try:  # lstat, as adbd's v1 STAT and LIST (adb asks `link/` to learn whether it leads to a folder)
+            st = self.fs.lstat(path)
             self._emit(_STAT_V1.pack(b"STAT", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime)))
         except DeviceOSError:
             self._emit(_STAT_V1.pack(b"STAT", 0, 0, 0))
@@ -131,7 +132,7 @@ class SyncSession:
         folder = self.fs.norm(path)
         for name in names:
             try:
-                st = self.fs.stat(name, folder)
+                st = self.fs.lstat(name, folder)
             except DeviceOSError:
                 continue  # e.g. a symlink pointing out of the sandbox: not the client's business
             encoded = name.encode("utf-8", "surrogateescape")

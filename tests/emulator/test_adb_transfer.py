@@ -84,6 +84,24 @@ def test_folder_push_and_pull(server, emulated_pixel: RunningDevice, tmp_path: P
     assert got == files
 
 
+def test_symbolic_links_through_sync(server, emulated_pixel: RunningDevice, tmp_path: Path) -> None:
+    """LIST and v1 STAT describe a link itself, as adbd's lstat does; adb then asks `link/` to learn
+    that one leads to a folder, and pulls what links lead to."""
+    remote = f"/data/local/tmp/links-{Path(server.adb).parent.name}"
+    made = server.run("-s", emulated_pixel.serial, "shell",
+                      f"rm -rf {remote} && mkdir -p {remote}/d && echo hi >{remote}/d/f && cd {remote} && "
+                      "ln -s d ld && ln -s d/f lf && ln -s /etc/passwd out")
+    assert made.returncode == 0, made.stderr
+    listing = server.run("-s", emulated_pixel.serial, "ls", remote).stdout.decode().splitlines()
+    assert {line.split()[-1]: line.split()[0] for line in listing if line.split()[-1] in ("ld", "lf", "d")} == {
+        "ld": "0000a1ff", "lf": "0000a1ff", "d": "000041ed"}  # S_IFLNK | 0777, S_IFDIR | 0755
+    pulled = server.run("-s", emulated_pixel.serial, "pull", remote, str(tmp_path / "back"))
+    assert pulled.returncode == 0, pulled.stderr
+    got = {str(p.relative_to(tmp_path / "back")): p.read_bytes() for p in (tmp_path / "back").rglob("*") if p.is_file()}
+    # `out` leads to the device's /etc/passwd, which does not exist: skipped, never the host's
+    assert got == {name: b"hi\n" for name in ("d/f", "ld/f", "lf")}
+
+
 def test_escape_attempts_are_refused(adb_server, emulated_pixel: RunningDevice, tmp_path: Path) -> None:
     serial = emulated_pixel.serial
     payload = tmp_path / "payload"
