@@ -574,7 +574,7 @@ def _farm_collections() -> tuple[Collection, Collection]:
         from harness.settings import history_location
 
         options = _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin)  # before any file
-        report = diff_report(parse_baseline(base, history_location(history, None)), Path(new), options)
+        report = diff_report(parse_baseline(base, history_location(history)), Path(new), options)
         _print_findings(report)
         if report.regressed:
             raise CheckFailed(f"{len(report.regressions)} regression(s) against {base}")
@@ -615,9 +615,6 @@ def profiles(c):
     console.print(table)
 
 
-_CONFIG_HISTORY_HELP = "deployment file whose run.history is used (default: ./edgeloop.yaml when there is one)"
-
-
 def _history_collection() -> Collection:
     """history (its default task shows the runs) and history.import (defined here so they are not also
     top-level tasks)."""
@@ -629,10 +626,10 @@ def _history_collection() -> Collection:
         "since": "only runs since a UTC date or time (2025-01-31, 2025-01-31T12:00) or an age (7d, 12h)",
         "json": "print the jobs as JSON",
         "html": "write a self-contained trend page (latency, accuracy, memory) here, not the table",
-        "history": _HISTORY_HELP, "config": _CONFIG_HISTORY_HELP})
+        "history": _HISTORY_HELP})
     @user_errors
     def history_show(c, model=None, device=None, runtime=None, last="20", since=None, json=False, html=None,
-                     history=None, config=None):
+                     history=None):
         """Show the recorded deploy and farm runs (a table, or --json), or write their trend page (--html)."""
         import json as json_module
 
@@ -643,7 +640,7 @@ def _history_collection() -> Collection:
         from harness.history.trend import write_trend
         from harness.settings import required_history
 
-        location = required_history(history, Path(config) if config else None)
+        location = required_history(history)
         newest = number(last, "--last", int)
         if newest < 0:
             raise EdgeloopError(f"--last must be 0 (all) or more, got {newest}")
@@ -660,9 +657,9 @@ def _history_collection() -> Collection:
     @task(name="import", iterable=["reports"], help={
         "reports": "a report.json or farm.json, or a folder searched for them (repeatable; or give them as words "
                    "after the task: `edgeloop history import reports/`)",
-        "history": _HISTORY_HELP, "config": _CONFIG_HISTORY_HELP})
+        "history": _HISTORY_HELP})
     @user_errors
-    def history_import(c, reports=None, history=None, config=None):
+    def history_import(c, reports=None, history=None):
         """Record existing reports (report.json or farm.json, any schema version) in the history, each run once."""
         from deploy.errors import EdgeloopError
         from harness.history.location import describe
@@ -671,7 +668,7 @@ def _history_collection() -> Collection:
 
         if not reports:
             raise EdgeloopError("history import: no report given", "edgeloop history import REPORT_DIR_OR_FILE...")
-        location = required_history(history, Path(config) if config else None)
+        location = required_history(history)
         for imported in import_reports(location, [Path(r) for r in reports]):
             said = f"recorded as run {imported.run_id}" if imported.new else f"already recorded (run {imported.run_id})"
             console.print(f"{imported.path}: {imported.kind} run {said} in {describe(location)}", markup=False,

@@ -46,21 +46,21 @@ def deploy_settings(config: Path | None, *, runs: str | None, timeout: str | Non
 
 
 def _configured(config: Path | None) -> tuple[RunSettings, Path | None]:
-    """The run section of `config`, or of ./edgeloop.yaml when there is one (a command that only reads the
-    history needs no deployment file)."""
+    """The run section of `config`, else of ./edgeloop.yaml when there is one (a command that only reads
+    the history needs no deployment file)."""
     if config is None and not Path(DEFAULT_CONFIG).is_file():
         return RunSettings(), None
     path = find_config(config)
     return read_run_settings(path), path
 
 
-def history_location(option: str | None, config: Path | None) -> str | None:
+def history_location(option: str | None, config: Path | None = None) -> str | None:
     """Where a run is recorded, or None: `--history`, else $EDGELOOP_HISTORY, else `config`'s (or
     ./edgeloop.yaml's) run.history, else the default."""
     return resolve(option, _configured(config)[0].history)
 
 
-def required_history(option: str | None, config: Path | None) -> str:
-    """As history_location, for a command that needs a history: turned off is an error."""
-    settings, path = _configured(config)
+def required_history(option: str | None) -> str:
+    """As history_location, for a command that needs a history (`edgeloop history`, its import): off is an error."""
+    settings, path = _configured(None)
     return required(option, settings.history, path)

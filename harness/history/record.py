@@ -112,7 +112,7 @@ def _devices(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def read_report(path: Path) -> dict[str, Any]:
     """A report.json or farm.json of any schema version, checked for what recording needs; else one line."""
-    hint = "give a report.json or farm.json, or a folder holding them (docs/report-schema.md)"
+    hint = "give a report.json or farm.json, or a folder holding them; docs/report-schema.md"
     try:
         document = json.loads(Path(path).read_text())
     except OSError as exc:

@@ -7,7 +7,7 @@ import pytest
 
 from deploy.config import RunSettings, load_config, read_run_settings, run_setting
 from deploy.errors import EdgeloopError
-from tests.deploy.test_config import _error, _project
+from tests.deploy.test_config import REPO, _error, _project
 
 RUN = """\
 run:
@@ -74,3 +74,19 @@ def _project_models() -> str:
     input_list: data/list.txt
     input_dims: {image: [1, 3, 16, 16]}
 """
+
+
+@pytest.mark.parametrize(("old", "new"), [("cooldown_temp: 40", "cooldown_temp: 300"),
+                                          ("cpu_mask: f0", "cpu_mask: '0'"), ("runs: 5", "runs: 0"),
+                                          ("cooldown_temp: 40", "cooldwn_temp: 40")])
+def test_documented_run_messages_are_what_the_code_says(tmp_path, old, new) -> None:
+    """docs/config.md's run: example with one mistake each gives the message the page shows."""
+    doc = (REPO / "docs/config.md").read_text()
+    run = doc.split("```yaml\nrun:\n", 1)[1].split("```", 1)[0]
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert old in run
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    (tmp_path / "edgeloop.yaml").write_text("run:\n" + run.replace(old, new, 1) + example)
+    with pytest.raises(EdgeloopError) as info:
+        load_config(tmp_path / "edgeloop.yaml")
+    assert f"\n{str(info.value).replace(f'{tmp_path.resolve()}/', '')}\n" in doc

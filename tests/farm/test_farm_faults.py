@@ -246,7 +246,7 @@ def farm_devices(inventory: Path) -> list:
     (load_matrix, "models: [digits]", ":1: missing required key 'profiles'"),
     (load_matrix, "profiles: [pixel, nokia]", "unknown device profile 'nokia'"),
     (load_matrix, "profiles: [my/phone.yaml]", "'my/phone.yaml' is a file; the matrix names profiles (put the YAML"),
-    (load_matrix, "profiles: [pixel]\nruns: 0", ":2: runs: must be at least 1, got 0"),
+    (load_matrix, "profiles: [pixel]\nruns: 0", ":2: runs: must be an integer of at least 1, got 0"),
     (load_matrix, "profiles: [pixel]\nruns: .inf", ":2: runs: must be an integer, got inf"),
     (load_matrix, "profiles: [pixel]\ntimeout: 5", ":2: timeout: unknown key (did you mean 'timeout_s'?"),
     (load_matrix, "profiles: pixel", ":1: profiles: must be a list, got 'pixel'"),

@@ -11,6 +11,7 @@ import pytest
 from harness.history.record import import_reports, record_report
 from harness.history.store import open_store
 from harness.report.results import DEVICE
+from tests.harness.conftest import config_with
 from tests.harness.history_fixtures import (  # noqa: F401  (fixtures)
     at,
     history_fixture,
@@ -124,3 +125,12 @@ def test_a_folder_without_a_report_is_one_line(tmp_path: Path) -> None:
     done = edgeloop("history", "import", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr == f"error: {tmp_path}: no report.json or farm.json in this folder or below it\n"
+
+
+def test_import_and_history_use_the_deployment_files_history_key(tmp_path: Path, reports) -> None:
+    config_with(tmp_path, run="{history: shared/runs.sqlite}")
+    done = edgeloop("history", "import", str(reports[1]), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"in {tmp_path / 'shared' / 'runs.sqlite'}" in done.stdout and not (tmp_path / ".edgeloop").exists()
+    shown = edgeloop("history", "--json", cwd=tmp_path)
+    assert [r["runtime"] for r in json.loads(shown.stdout)] == ["cpu"]

@@ -59,10 +59,10 @@ def test_a_bad_flag_is_refused_even_where_the_file_has_a_good_value(tmp_path) ->
 def test_the_history_task_reads_the_files_history_key(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("EDGELOOP_HISTORY", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert history_location(None, None) == ".edgeloop/history.sqlite"  # no ./edgeloop.yaml: the default
+    assert history_location(None) == ".edgeloop/history.sqlite"  # no ./edgeloop.yaml: the default
     config_with(tmp_path, run="{history: off}")
-    assert history_location(None, None) is None  # ./edgeloop.yaml turns it off
-    assert history_location("x.sqlite", None) == "x.sqlite"
+    assert history_location(None) is None  # ./edgeloop.yaml turns it off
+    assert history_location("x.sqlite") == "x.sqlite"
 
 
 def test_deploy_refuses_a_bad_run_section_in_one_line_before_any_work(tmp_path) -> None:
