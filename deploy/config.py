@@ -142,7 +142,7 @@ def _run_rule(key: str, value: Any) -> tuple[Any, str | None, str]:
         celsius = _as_number(value, float)
         return (celsius if low <= celsius <= high else None), \
             f"must be a temperature in °C from {low:g} to {high:g}", "40"
-    mask = str(value).lower().removeprefix("0x") if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    mask = value.lower().removeprefix("0x") if isinstance(value, str) else ""  # 240 or 0xf0 in YAML: a number
     valid = re.fullmatch(r"[0-9a-f]{1,16}", mask) is not None and int(mask, 16) != 0
     return (mask if valid else None), "must be a hexadecimal mask of CPU cores", "f0: cores 4-7, as taskset writes it"
 

@@ -132,13 +132,18 @@ def read_report(path: Path) -> dict[str, Any]:
 
 def _insert(store: Store, run: dict[str, Any], jobs: list[dict[str, Any]]) -> tuple[int, bool]:
     """Insert a run and its jobs unless the history holds it: (its id, whether it is new). A run recorded
-    before identities were kept is recognised by its time and report folder, and given its identity."""
-    found = store.execute("SELECT id FROM runs WHERE identity = ?", [run["identity"]]) or store.execute(
-        "SELECT id FROM runs WHERE identity IS NULL AND created = ? AND report = ?", [run["created"], run["report"]])
-    if found:
-        store.execute("UPDATE runs SET identity = ? WHERE id = ?", [run["identity"], found[0]["id"]])
-        return int(found[0]["id"]), False
-    run_id = store.insert("runs", run)
+    before identities were kept is recognised by its time and report folder, and given its identity. Two
+    writers importing one report at once: the unique index lets one in, the other finds its row."""
+    legacy = store.execute("SELECT id FROM runs WHERE identity IS NULL AND created = ? AND report = ?",
+                           [run["created"], run["report"]])
+    if legacy:
+        store.execute("UPDATE runs SET identity = ? WHERE id = ?", [run["identity"], legacy[0]["id"]])
+        return int(legacy[0]["id"]), False
+    inserted = store.execute(f"INSERT INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))}) "
+                             "ON CONFLICT (identity) DO NOTHING RETURNING id", list(run.values()))
+    if not inserted:
+        return int(store.execute("SELECT id FROM runs WHERE identity = ?", [run["identity"]])[0]["id"]), False
+    run_id = int(inserted[0]["id"])
     for job in jobs:
         store.insert("jobs", {"run_id": run_id, **job})
     return run_id, True

@@ -4,6 +4,8 @@ each run once however often it is imported, and a file that is not a report refu
 from __future__ import annotations
 
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,17 @@ def test_import_and_history_use_the_deployment_files_history_key(tmp_path: Path,
     assert f"in {tmp_path / 'shared' / 'runs.sqlite'}" in done.stdout and not (tmp_path / ".edgeloop").exists()
     shown = edgeloop("history", "--json", cwd=tmp_path)
     assert [r["runtime"] for r in json.loads(shown.stdout)] == ["cpu"]
+
+
+def _import_in_process(where: str, path: str) -> list[int]:
+    return [i.run_id for i in import_reports(where, [Path(path)] * 3)]
+
+
+def test_writers_importing_one_report_at_once_record_it_once(history: str, reports) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(4, mp_context=spawn) as pool:
+        ids = [i for f in [pool.submit(_import_in_process, history, str(reports[1])) for _ in range(4)]
+               for i in f.result(timeout=240)]
+    assert len(ids) == 12 and len(set(ids)) == 1
+    with open_store(history) as store:
+        assert store.execute("SELECT COUNT(*) AS n FROM jobs")[0]["n"] == 1
