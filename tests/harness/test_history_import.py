@@ -150,3 +150,11 @@ def test_writers_importing_one_report_at_once_record_it_once(history: str, repor
     assert len(ids) == 12 and len(set(ids)) == 1
     with open_store(history) as store:
         assert store.execute("SELECT COUNT(*) AS n FROM jobs")[0]["n"] == 1
+
+
+def test_reports_are_words_among_the_options(tmp_path: Path, reports) -> None:
+    old, new = reports
+    done = edgeloop("history", "import", str(old), "--history", "elsewhere.sqlite", str(new), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("recorded as run") == 2 and "in elsewhere.sqlite" in done.stdout
+    assert (tmp_path / "elsewhere.sqlite").is_file() and not (tmp_path / ".edgeloop").exists()
