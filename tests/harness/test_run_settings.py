@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +88,30 @@ def test_matrix_yaml_shares_the_rule_and_names_the_line(tmp_path, line, said) ->
     with pytest.raises(EdgeloopError) as info:
         load_matrix(matrix)
     assert said in info.value.message and "\n" not in info.value.message
+
+
+@pytest.mark.e2e
+def test_a_deploy_runs_by_the_file_with_a_flag_over_it_and_its_import_is_no_second_run(adb_server, deploy_env,
+                                                                                       tmp_path: Path) -> None:
+    """One emulated deploy: `--runs 3` over the file's runs: 2, the file's cpu_mask and history used;
+    importing its report afterwards finds the run its deploy recorded."""
+    config = config_with(tmp_path, run="{runs: 2, cpu_mask: '3', history: h/runs.sqlite}")
+    env = {**{k: v for k, v in os.environ.items() if k != "EDGELOOP_HISTORY"},
+           "EDGELOOP_BUILD": str(deploy_env["build"]), "EDGELOOP_HOME": str(deploy_env["home"])}
+
+    def edgeloop(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([EDGELOOP, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,
+                              stdin=subprocess.DEVNULL)
+
+    done = edgeloop("deploy", "--config", str(config), "--emulate", "--adb", f"127.0.0.1:{adb_server.port}",
+                    "--runtime", "cpu", "--runs", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    where = tmp_path / "h" / "runs.sqlite"
+    assert f"history: run 1 recorded in {where}" in done.stderr and not (tmp_path / ".edgeloop").exists()
+    (report_json,) = (tmp_path / "reports").glob("*/report.json")
+    (result,) = json.loads(report_json.read_text())["results"]
+    assert result["runs"] == 3 and len(result["latency"]["run_inferences"]) == 3
+    assert result["run_options"]["cpu_mask"] == "3" and result["run_options"]["cooldown_c"] is None
+    again = edgeloop("history", "import", str(report_json.parent))
+    assert again.returncode == 0, again.stderr
+    assert f"deploy run already recorded (run 1) in {where}" in again.stdout
