@@ -93,10 +93,15 @@ def build_outputs(root: Path | None = None) -> list[Path]:
 
 def clean(folders: list[Path]) -> list[Path]:
     """Delete build output folders (cache, bundles, runs); returns those that existed. Refuses a
-    folder that holds the working directory, so a stray $EDGELOOP_BUILD=. cannot wipe a project."""
+    folder that holds the working directory, so a stray $EDGELOOP_BUILD=. cannot wipe a project.
+    A symbolic link in a folder's place is removed itself: what it leads to is not edgeloop's."""
     removed = []
     cwd = Path.cwd().resolve()
     for folder in folders:
+        if folder.is_symlink():
+            folder.unlink()
+            removed.append(folder)
+            continue
         resolved = folder.resolve()
         if cwd.is_relative_to(resolved):
             raise EdgeloopError(f"refusing to delete {resolved}: it holds the working directory",

@@ -71,6 +71,19 @@ def test_clean_removes_folders_but_never_the_working_directory(tmp_path: Path,
     assert tmp_path.is_dir()
 
 
+def test_clean_removes_a_link_in_a_folders_place_not_what_it_leads_to(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "victim" / "keep.txt").write_text("precious")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "cache").symlink_to(tmp_path / "victim")
+    (tmp_path / "reports").symlink_to(tmp_path / "victim")
+    monkeypatch.chdir(tmp_path)
+    assert clean([Path("build/cache"), Path("reports")]) == [Path("build/cache"), Path("reports")]
+    assert not (tmp_path / "build" / "cache").is_symlink() and not (tmp_path / "reports").is_symlink()
+    assert (tmp_path / "victim" / "keep.txt").read_text() == "precious"
+
+
 def test_cached_copy_writes_the_output_and_keeps_the_cache_entry(tmp_path: Path) -> None:
     calls: list[Path] = []
     first = cached_copy("thing", {"sha": "c"}, _writer(calls), "out.bin", tmp_path / "o" / "a.bin", root=tmp_path)
