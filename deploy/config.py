@@ -128,7 +128,7 @@ def _as_number(value: Any, kind: type[int] | type[float]) -> float:
     return number if kind is float or number == value or isinstance(value, str) else math.nan
 
 
-def _run_rule(key: str, value: Any) -> tuple[Any, str | None, str]:
+def _run_rule(key: str, value: Any) -> tuple[Any, str, str]:
     """(the normalised value or None when it breaks the rule, the rule in words, an example value)."""
     if key == "runs":
         runs = _as_number(value, int)
