@@ -493,15 +493,16 @@ def deploy(c, device=None, config=None, model=None, runtime=None, serial=None, a
     from harness.report.terminal import failure_lines, summary_table
     from harness.settings import deploy_settings
 
+    options = _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin)  # before any file
+    wait_s = number(lease_timeout, "--lease-timeout", low=0)
     config_path = Path(config) if config else None
     settings = deploy_settings(config_path, runs=runs, timeout=timeout, cooldown_temp=cooldown_temp,
                                cpu_mask=cpu_mask, history=history)
     base = parse_baseline(baseline, settings.history) if baseline else None
-    options = _diff_options(latency_pct, alpha, cosine_margin, sqnr_margin, top1_margin)
     outcome = deploy_loop(device, config_path=config_path, models=list(model or []) or None,
                           runtimes=list(runtime or []) or None, serial=serial, adb=adb, emulate=emulate,
                           runs=settings.runs, timeout=settings.timeout_s, report_root=Path(report_dir),
-                          console=err_console, lease_timeout=number(lease_timeout, "--lease-timeout"),
+                          console=err_console, lease_timeout=wait_s,
                           history=settings.history, baseline=base, diff_options=options, options=settings.options)
     console.print(summary_table(outcome.results, outcome.device))
     for line in failure_lines(outcome.results):

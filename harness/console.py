@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import re
 import sys
@@ -40,13 +41,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 N = TypeVar("N", int, float)
 
 
-def number(value: Any, option: str, kind: Callable[[Any], N] = float) -> N:
+def number(value: Any, option: str, kind: Callable[[Any], N] = float, *, low: float | None = None,
+           high: float | None = None) -> N:
     """A command-line value as a number: invoke passes options as strings, and `--runs x` must be
-    one line of error, not a ValueError's traceback."""
+    one line of error, not a ValueError's traceback. Never NaN or infinite (a NaN margin compares
+    false with everything, which switched regression checks off), and within [low, high] if given."""
     try:
-        return kind(value)
+        parsed = kind(value)
     except (TypeError, ValueError):
         raise EdgeloopError(f"{option} expects a number, got {value!r}") from None
+    check_range(parsed, option, low, high, given=repr(value))
+    return parsed
+
+
+def check_range(value: float, option: str, low: float | None = None, high: float | None = None, *,
+                given: str | None = None) -> None:
+    """Refuse NaN, an infinity or a value outside [low, high] (either end optional) in one line naming
+    the option: the one check of every numeric flag and of the diff margins however they are given."""
+    if not math.isfinite(value):
+        raise EdgeloopError(f"{option} expects a finite number, got {given or value}")
+    if low is not None and high is not None and not low <= value <= high:
+        raise EdgeloopError(f"{option} must be between {low:g} and {high:g}, got {value:g}")
+    if low is not None and value < low:
+        raise EdgeloopError(f"{option} must be at least {low:g}, got {value:g}")
+    if high is not None and value > high:
+        raise EdgeloopError(f"{option} must be at most {high:g}, got {value:g}")
 
 
 def _check_adb_port_variable() -> None:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from deploy.errors import EdgeloopError
+from harness.console import check_range
 from harness.stats import mann_whitney_greater, smallest_p
 
 REGRESSION, UNDECIDED, STILL_FAILING, NOTE = "regression", "undecided", "still failing", "note"
@@ -38,10 +39,14 @@ class DiffOptions:
     top1_margin: float = 0.01  # allowed drop of top-1 agreement / accuracy (fractions)
 
     def __post_init__(self) -> None:
+        """Each option in its range, NaN and infinities refused: a NaN margin compared false with every
+        drop, which silently switched the check off."""
         if not 0 < self.alpha < 1:
             raise EdgeloopError(f"--alpha must be between 0 and 1, got {self.alpha:g}", "the default is 0.01")
-        if not self.latency_pct >= 0:
-            raise EdgeloopError(f"--latency-pct must be at least 0, got {self.latency_pct:g}")
+        check_range(self.latency_pct, "--latency-pct", low=0)
+        check_range(self.cosine_margin, "--cosine-margin", low=0, high=2)  # cosines lie in [-1, 1]
+        check_range(self.sqnr_margin_db, "--sqnr-margin", low=0)
+        check_range(self.top1_margin, "--top1-margin", low=0, high=1)  # a fraction
 
     @property
     def min_runs(self) -> int:
