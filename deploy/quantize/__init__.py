@@ -7,6 +7,7 @@ raw file it names, and the options.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import onnx
 
-from deploy.cache import build_root, cached_copy
+from deploy.cache import build_root, cached
 from deploy.container import ContainerMeta, load_container, save_container
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_path, refuse_overwriting, sha256_file
@@ -58,6 +59,17 @@ def _key_parts(container: Path, calibration: str, options: QuantizeOptions) -> d
     return {"container": sha256_file(container), "calibration": calibration, "options": opts}
 
 
+def _refuse_overwriting_inputs(output: str | os.PathLike[str] | None, encodings_out: str | os.PathLike[str] | None,
+                               sources: list[str | os.PathLike[str]]) -> None:
+    """Neither written file may be one that quantize reads (the container, the list, a raw input, the
+    overrides), nor may both be the same file."""
+    for written, option in ((output, "--output"), (encodings_out, "--encodings-out")):
+        for source in sources if written is not None else ():
+            refuse_overwriting(written, source, option)
+    if output is not None and encodings_out is not None and Path(output).resolve() == Path(encodings_out).resolve():
+        raise EdgeloopError(f"--output and --encodings-out both name {output}", "give the encodings another file name")
+
+
 def _check_batch(meta: ContainerMeta, container: Path) -> None:
     for tensor in meta.inputs:
         if tensor.layout.startswith("N") and tensor.shape and tensor.shape[0] != 1:
@@ -94,10 +106,6 @@ def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[st
     encodings as AIMET 1.0.0 JSON (what `--quantization_overrides` of the vendor tools reads).
     """
     container, list_path = Path(container), Path(input_list)
-    sources = [container, list_path, *([options.override_params] if options.override_params else [])]
-    for written, option in ((output, "--output"), (encodings_out, "--encodings-out")):
-        for source in sources if written is not None else ():
-            refuse_overwriting(written, source, option)
     model, meta = load_container(container)
     if meta.quantized:
         raise EdgeloopError(f"{container}: already a quantized container", "quantize the float container instead")
@@ -106,24 +114,35 @@ def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[st
     validate_input_list(parsed, meta.inputs, str(list_path))
     if options.override_params is not None and not Path(options.override_params).is_file():
         raise EdgeloopError(f"{options.override_params}: no such encodings file")
+    raw = [parsed.resolve(path) for entry in parsed.entries for path in entry.values()]
+    _refuse_overwriting_inputs(output, encodings_out, [container, list_path, *raw,
+                                                       *([options.override_params] if options.override_params else [])])
 
     calibration = calibration_digest(list_path, parsed)
-    if cache:
-        result = cached_copy("quantize", _key_parts(container, calibration, options),
-                             lambda tmp: _build(model, meta, list_path, parsed, options, calibration, tmp / ARTIFACT),
-                             ARTIFACT,
-                             Path(output) if output is not None else None)
-        path, hit = result.path, result.hit
-    else:
-        path = Path(output) if output is not None else build_root() / "quantized" / f"{container.stem}.onnx"
-        with tempfile.TemporaryDirectory() as tmp:
-            _build(model, meta, list_path, parsed, options, calibration, Path(tmp) / ARTIFACT)
+
+    def build(folder: Path) -> None:
+        _build(model, meta, list_path, parsed, options, calibration, folder / ARTIFACT)
+
+    # the encodings' folder is checked and their file prepared before the container is written, and
+    # renamed into place after it: a failure leaves the earlier pair as it was, never a mixed one
+    with contextlib.ExitStack() as stack:
+        encodings_tmp = stack.enter_context(atomic_path(encodings_out)) if encodings_out is not None else None
+        if cache:
+            result = cached("quantize", _key_parts(container, calibration, options), build, ARTIFACT)
+            built, hit = result.path, result.hit
+        else:
+            built, hit = Path(stack.enter_context(tempfile.TemporaryDirectory())) / ARTIFACT, False
+            build(built.parent)
+        _, qmeta = load_container(built)
+        if encodings_tmp is not None:
+            write_encodings(encodings_tmp, qmeta.encodings)
+        path = Path(output) if output is not None else None
+        if path is None and not cache:
+            path = build_root() / "quantized" / f"{container.stem}.onnx"
+        if path is not None:
             with atomic_path(path) as target:
-                shutil.move(Path(tmp) / ARTIFACT, target)
-        hit = False
-    _, qmeta = load_container(path)
-    if encodings_out is not None:
-        write_encodings(encodings_out, qmeta.encodings)
+                shutil.copyfile(built, target)
+        path = path or built
     summary = qmeta.quantization or {}
     return QuantizeResult(path=path, meta=qmeta, sqnr_db=summary.get("sqnr_db", 0.0),
                           cosine=summary.get("cosine", 0.0), cached=hit, notes=summary.get("notes", []))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import EdgeloopError
-from deploy.quantize import QuantizeOptions
+from deploy.quantize import QuantizeOptions, quantize
 from tests.deploy.models import conv_net
 from tests.quantize.util import make_container, make_input_list
 
@@ -98,14 +98,43 @@ def test_options_from_a_config_file_name_its_keys(options: dict, message: str) -
 
 
 @pytest.mark.parametrize("flag", ["--output", "--encodings-out"])
-@pytest.mark.parametrize("source", ["float.onnx", "input_list.txt"])
+@pytest.mark.parametrize("source", ["float.onnx", "input_list.txt", "raw"])
 def test_quantize_never_writes_over_its_inputs(tmp_path: Path, flag: str, source: str) -> None:
     model = conv_net()
     make_container(model, tmp_path / "float.onnx")
-    make_input_list(model, tmp_path, 1)
+    make_input_list(model, tmp_path, 2)
+    if source == "raw":  # a calibration input the list names
+        source = f"{model.graph.input[0].name}_1.raw"
     before = (tmp_path / source).read_bytes()
     done = _edgeloop("quantize", "--container", "float.onnx", "--input-list", "input_list.txt", flag, source,
                      cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {flag} {source} is the input file itself (write the result to another file)"
     assert (tmp_path / source).read_bytes() == before
+
+
+def test_output_and_encodings_out_cannot_be_one_file(tmp_path: Path) -> None:
+    model = conv_net()
+    make_container(model, tmp_path / "float.onnx")
+    make_input_list(model, tmp_path, 1)
+    done = _edgeloop("quantize", "--container", "float.onnx", "--input-list", "input_list.txt", "--output", "q.onnx",
+                     "--encodings-out", "./q.onnx", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: --output and --encodings-out both name q.onnx "
+                                   "(give the encodings another file name)")
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_a_failed_encodings_write_leaves_the_earlier_pair(tmp_path: Path) -> None:
+    """The encodings' folder is checked before the container is replaced: never a new container beside
+    old encodings."""
+    model = conv_net()
+    container = make_container(model, tmp_path / "float.onnx")
+    listing = make_input_list(model, tmp_path, 2)
+    quantize(container, listing, tmp_path / "q.onnx", encodings_out=tmp_path / "e.json", cache=False)
+    before = (tmp_path / "q.onnx").read_bytes()
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    with pytest.raises(EdgeloopError, match="cannot create its folder"):
+        quantize(container, listing, tmp_path / "q.onnx", QuantizeOptions(act_bitwidth=16),
+                 encodings_out=tmp_path / "blocker" / "e.json", cache=False)
+    assert (tmp_path / "q.onnx").read_bytes() == before
