@@ -43,13 +43,17 @@ class _PositionalArgument(Argument):
         self.set_value(arg, cast=True)
 
 
+_NOT_SHORT_FLAGS = frozenset("h-0123456789")  # `-h` means help; `-1` is a negative number; `--` is no flag
+
+
 class EdgeloopTask(Task):
-    """invoke's Task with two fixes: `-h` is never given to an option as its short flag (it means help
-    everywhere; `inputs -h` was `--check`), and the help texts survive a second look (invoke consumes
-    them while building the arguments, so a task's `--help` printed by a second parser had none)."""
+    """invoke's Task with two fixes: its automatic short flags are letters other than `h` (it means help
+    everywhere; `inputs -h` was `--check`; deploy's `-1` for --top1-margin made `--runs -1` lack its value
+    and cpu-mask's was `--`), and the help texts survive a second look (invoke consumes them while
+    building the arguments, so a task's `--help` printed by a second parser had none)."""
 
     def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
-        return super().arg_opts(name, default, {*taken_names, "h"})
+        return super().arg_opts(name, default, {*taken_names, *_NOT_SHORT_FLAGS})
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         kept = dict(self.help)

@@ -216,6 +216,23 @@ class EdgeloopProgram(Program):
                        f"{', '.join(with_config)})", code=2)
         self.core.unparsed = [name, "--config", value, *unparsed[1:]]
 
+    def _given_twice(self, task: str, word: str) -> str | None:
+        """The single-value option given again just before `word`, which invoke then took as an argument
+        (`--runtime cpu --runtime dsp`: 'dsp' unexpected), or None."""
+        argv = self.core.unparsed
+        spelled = {f"-{n}" if len(n) == 1 else f"--{n}": next(n for n in a.names if len(n) > 1)
+                   for a in self.collection[task].get_arguments() if a.takes_value and a.kind is not list
+                   for n in a.names}
+        seen: list[str] = []
+        for i, token in enumerate(argv):
+            flag, sep, value = token.partition("=")
+            if flag in spelled:
+                seen.append(spelled[flag])
+                given = value if sep else argv[i + 1] if i + 1 < len(argv) else None
+                if given == word and seen.count(seen[-1]) > 1:
+                    return f"--{seen[-1]}"
+        return None
+
     def _explain(self, exc: ParseError) -> str:
         task = getattr(exc.context, "name", None)
         flags = list(getattr(exc.context, "flags", {}))
@@ -226,6 +243,9 @@ class EdgeloopProgram(Program):
             if word.startswith("-"):
                 return f"{where}unknown option {word} ({did_you_mean(word, flags) if task else help_hint})"
             if task:
+                twice = self._given_twice(task, word)
+                if twice:
+                    return f"{task}: {twice} was given twice, and it takes one value ({help_hint})"
                 return f"{task}: unexpected argument '{word}' ({help_hint})"
             return f"unknown task '{word}' ({did_you_mean(word, self.collection.task_names)})"
         needs = re.match(r"Flag <Argument: (\w+)", str(exc))
