@@ -21,7 +21,7 @@ from typing import Any
 
 from deploy import TOOL_VERSION
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_path, build_root
+from deploy.fsutil import atomic_path, build_root, unwritable, writing
 
 
 @dataclass(frozen=True)
@@ -39,16 +39,19 @@ def cache_key(kind: str, key_parts: dict[str, Any]) -> str:
 @contextlib.contextmanager
 def staging_dir(target: Path) -> Iterator[Path]:
     """Yield an empty folder beside `target`; it becomes `target` if the block succeeds and
-    `target` does not exist yet (another process may have won the race: its result is kept)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    `target` does not exist yet (another process may have won the race: its result is kept). Failing
+    to write there is one line naming `target` (fsutil.writing), not the temporary folder."""
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        yield tmp
+        with writing(target, tmp):
+            yield tmp
         try:
             os.rename(tmp, target)
-        except OSError:
+        except OSError as exc:
             if not target.is_dir():
-                raise
+                raise unwritable(target, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -4,6 +4,7 @@ hashed twice while it stays the same."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -27,20 +28,72 @@ def build_root(root: Path | None = None) -> Path:
     return Path(os.environ.get("EDGELOOP_BUILD") or "build")
 
 
+SHOWN = 80  # characters of a user's path or word kept in a message; the rest is an ellipsis
+
+
+def shortened(text: object, limit: int = SHOWN) -> str:
+    """`text` as a message shows it: a 100000-character name would drown the line it is in."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def unwritable(target: Path, exc: OSError) -> EdgeloopError:
+    """Why `target` could not be written, as one line naming it (never the temporary it was written
+    as): a full disk names the folder it goes to, a regular file in the way is named, otherwise the
+    system's reason."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return EdgeloopError(f"cannot write {shortened(target)}: no space left on the disk of "
+                             f"{shortened(target.parent)}", "free some space there, or write elsewhere")
+    blocker = next((p for p in target.parents if _present(p)), None)
+    if blocker is not None and not blocker.is_dir():
+        why = f"{shortened(blocker)} is a file, not a folder"
+    elif exc.errno == errno.ENAMETOOLONG:
+        why = "the name is too long"
+    elif blocker is not None and exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS):
+        why = f"the folder {shortened(blocker)} cannot take new files ({exc.strerror})"
+    else:
+        why = exc.strerror or str(exc)
+    return EdgeloopError(f"cannot write {shortened(target)}: {why}", "write it somewhere else")
+
+
+def _present(path: Path) -> bool:
+    try:
+        return path.exists() or path.is_symlink()
+    except OSError:  # a name too long to look up
+        return False
+
+
+@contextlib.contextmanager
+def writing(target: Path, scratch: Path | None = None) -> Iterator[None]:
+    """Turn the OSError of writing `target` into one EdgeloopError line (unwritable). Within the block,
+    only errors of writing are: a full disk or read-only file system, or any error about `scratch`
+    (the temporary being written) or a path in it; reading a missing source stays its own error."""
+    try:
+        yield
+    except OSError as exc:
+        named = Path(exc.filename) if exc.filename else None
+        ours = scratch is None or (named is not None and (named == scratch or named.is_relative_to(scratch)))
+        if ours or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise unwritable(target, exc) from None
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds."""
+    """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds.
+    The parent folder is created as needed; failing to write is one line (unwritable)."""
     target = Path(target)
-    if target.is_dir():
-        raise EdgeloopError(f"{target}: is a folder, not a file name", "give the path of the file to write")
-    try:
+    with writing(target):
+        if target.is_dir():
+            raise EdgeloopError(f"{shortened(target)}: is a folder, not a file name",
+                                "give the path of the file to write")
         target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a file stands where a folder should be, or no permission
-        raise EdgeloopError(f"{target}: cannot create its folder ({exc.strerror})") from None
-    tmp_path = _new_temp_file(target)
+        tmp_path = _new_temp_file(target)
     try:
-        yield tmp_path
-        os.replace(tmp_path, target)
+        with writing(target, tmp_path):
+            yield tmp_path
+        with writing(target):
+            os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
 

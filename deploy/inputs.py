@@ -23,7 +23,8 @@ from PIL import Image, UnidentifiedImageError
 
 from deploy.container import TensorInfo, load_container
 from deploy.errors import EdgeloopError
-from deploy.inputlist import iter_feeds, read_input_list, refuse_nonfinite, validate_input_list, write_input_list
+from deploy.fsutil import writing
+from deploy.inputlist import format_input_list, iter_feeds, read_input_list, refuse_nonfinite, validate_input_list
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 LAYOUTS = ("NCHW", "NHWC")
@@ -128,19 +129,23 @@ def write_raw_sets(groups: Mapping[str | None, tuple[list[np.ndarray], list[str]
     nested = len(groups) > 1
     relative = {name: [f"{name}/{stem}.raw" if nested else f"{stem}.raw" for stem in stems]
                 for name, (_, stems) in groups.items()}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    list_path = out_dir / list_name
+    with writing(list_path):
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        for name, (arrays, _) in groups.items():
-            for array, rel in zip(arrays, relative[name], strict=True):
-                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-                array.astype(array.dtype.newbyteorder("<"), copy=False).tofile(staging / rel)
-        lines = [{name or "": relative[name][i] for name in groups} for i in range(next(iter(counts.values())))]
-        write_input_list(staging / list_name, lines)
+        with writing(list_path, staging):
+            for name, (arrays, _) in groups.items():
+                for array, rel in zip(arrays, relative[name], strict=True):
+                    (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                    array.astype(array.dtype.newbyteorder("<"), copy=False).tofile(staging / rel)
+            lines = [{name or "": relative[name][i] for name in groups} for i in range(next(iter(counts.values())))]
+            (staging / list_name).write_text(format_input_list(lines))  # the staging folder is the atomic part
         files = [out_dir / rel for rels in relative.values() for rel in rels]
-        for target in [*files, out_dir / list_name]:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / target.relative_to(out_dir), target)
+        with writing(list_path):
+            for target in [*files, list_path]:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / target.relative_to(out_dir), target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return PreparedInputs(out_dir / list_name, files)

@@ -1,6 +1,7 @@
 """Atomic writes: a target that cannot be a file is one clear error, nothing is left beside it, and
 artifacts get ordinary permissions."""
 
+import errno
 import json
 import os
 import stat
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.cache import staging_dir
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_path, atomic_write_text
 
@@ -21,8 +23,51 @@ def test_a_folder_as_target_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_file_standing_for_the_parent_folder_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("")
-    with pytest.raises(EdgeloopError, match="cannot create its folder"):
+    with pytest.raises(EdgeloopError, match=f"{tmp_path / 'plain'} is a file, not a folder"):
         atomic_write_text(tmp_path / "plain" / "sub" / "c.onnx", "x")
+
+
+@pytest.mark.parametrize("target", ["/proc/x.onnx", "/sys/x.onnx", "/proc/new/x.onnx"])
+def test_a_folder_that_takes_no_files_is_one_line_naming_it(target: str) -> None:
+    """/proc and /sys refuse new files even to root (a chmod 0555 folder would not)."""
+    with pytest.raises(EdgeloopError) as info:
+        atomic_write_text(target, "x")
+    assert info.value.message.startswith(f"cannot write {target}: the folder /") and "\n" not in str(info.value)
+    assert ".tmp" not in str(info.value)
+
+
+@pytest.mark.parametrize(("code", "words"), [(errno.ENOSPC, "no space left on the disk of {folder}"),
+                                             (errno.EDQUOT, "no space left on the disk of {folder}"),
+                                             (errno.EROFS, "Read-only file system"),
+                                             (errno.EACCES, "Permission denied")])
+def test_a_failed_write_names_the_target_and_its_folder_not_the_temporary(tmp_path: Path, code: int,
+                                                                          words: str) -> None:
+    target = tmp_path / "out" / "c.onnx"
+    with pytest.raises(EdgeloopError) as info, atomic_path(target) as tmp:
+        raise OSError(code, os.strerror(code), str(tmp))
+    assert info.value.message.startswith(f"cannot write {target}: ")
+    assert words.format(folder=target.parent) in info.value.message and ".tmp" not in str(info.value)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_source_missing_inside_the_block_stays_its_own_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "c.onnx"):
+        (tmp_path / "source.onnx").read_bytes()
+
+
+def test_a_staging_folder_that_fills_the_disk_names_the_cache_folder(tmp_path: Path) -> None:
+    entry = tmp_path / "cache" / "convert" / "key"
+    with pytest.raises(EdgeloopError) as info, staging_dir(entry) as tmp:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "m.onnx"))
+    assert f"no space left on the disk of {entry.parent}" in info.value.message
+    assert list(entry.parent.iterdir()) == []
+
+
+def test_a_long_name_is_shortened_in_the_message(tmp_path: Path) -> None:
+    target = tmp_path / ("x" * 300)
+    with pytest.raises(EdgeloopError) as info:
+        atomic_write_text(target, "x")
+    assert "the name is too long" in info.value.message and len(info.value.message) < 200
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
