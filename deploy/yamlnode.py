@@ -5,8 +5,9 @@ plain data and checked against its reader's JSON Schema (`validate`), and every 
 schema's or a reader's own (`Node.fail`), is an EdgeloopError `file:line: key: what is wrong`, with
 a did-you-mean for a misspelt key or value. Every YAML file edgeloop reads comes through here (the
 deployment file, packs, profiles, farm files, matrices, op tables), so all are read alike: UTF-8
-text of at most MAX_BYTES, nested at most MAX_DEPTH deep, safe tags only, no key given twice;
-anything else is one error that names the file.
+text of at most MAX_BYTES, nested at most MAX_DEPTH deep, safe tags only, no key given twice, no
+alias inside the collection it names and at most MAX_ALIASED values added by aliases (a "billion
+laughs" file would otherwise hang the reader); anything else is one error that names the file.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "boo
 
 MAX_BYTES = 4 << 20  # no configuration file edgeloop reads comes near this
 MAX_DEPTH = 64
+MAX_ALIASED = 10_000  # values aliases may add to a file's own: a shared default list, never an exponential
 
 
 def read_text(path: Path, what: str, max_bytes: int = MAX_BYTES) -> str:
@@ -102,7 +104,7 @@ def load_yaml_node(path: Path, what: str) -> Node:
         raise EdgeloopError(f"{path}: the {what} is nested too deeply (at most {MAX_DEPTH} levels)") from None
     if root is None:
         raise EdgeloopError(f"{path}: the {what} is empty")
-    _check_depth(root, path, what)
+    _check_aliases(root, path, what, _check_depth(root, path, what))
     return Node(root, path, "")
 
 
@@ -220,7 +222,14 @@ _PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "b
 _FORMATS = {"regex": "regular expression"}
 
 
-def _check_depth(root: yaml.Node, path: Path, what: str) -> None:
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _check_depth(root: yaml.Node, path: Path, what: str) -> int:
+    """Refuse a file nested more than MAX_DEPTH deep as written; the number of its nodes, each alias's once."""
     pending, seen = [(root, 1)], set()
     while pending:
         node, depth = pending.pop()
@@ -230,10 +239,36 @@ def _check_depth(root: yaml.Node, path: Path, what: str) -> None:
         if id(node) in seen:  # an alias: its node was checked where it was anchored
             continue
         seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            pending += [(n, depth + 1) for pair in node.value for n in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            pending += [(n, depth + 1) for n in node.value]
+        pending += [(n, depth + 1) for n in _children(node)]
+    return len(seen)
+
+
+def _check_aliases(root: yaml.Node, path: Path, what: str, written: int) -> None:
+    """Refuse what aliases would make of the file once expanded (as reading it into data does): a
+    collection holding an alias of itself (endless), more than MAX_ALIASED values beyond the `written`
+    ones, or more than MAX_DEPTH levels. One pass over the written nodes, each alias's size known once."""
+    size: dict[int, tuple[int, int]] = {}  # id -> (values once expanded, levels once expanded)
+    started: set[int] = set()  # collections entered and not yet finished: the ancestors of the next one
+    pending: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while pending:
+        node, finished = pending.pop()
+        line = node.start_mark.line + 1
+        if finished:
+            below = [size[id(n)] for n in _children(node)]
+            count, depth = 1 + sum(c for c, _ in below), 1 + max((d for _, d in below), default=0)
+            if count > written + MAX_ALIASED or depth > MAX_DEPTH:
+                raise EdgeloopError(f"{path}:{line}: the {what} grows too large through its aliases (*name): more "
+                                    f"than {MAX_ALIASED} values beyond those written, or {MAX_DEPTH} levels deep",
+                                    "write the values out, or alias smaller ones")
+            size[id(node)] = (count, depth)
+            started.discard(id(node))
+        elif id(node) in started:
+            raise EdgeloopError(f"{path}:{line}: this value holds an alias of itself, which never ends",
+                                "an alias (*name) may not stand inside the value it names")
+        elif id(node) not in size:
+            started.add(id(node))
+            pending.append((node, True))
+            pending += [(n, False) for n in _children(node)]
 
 
 MAX_LISTED = 12  # beyond this many known names (a model's tensors), a hint shows the nearest few instead

@@ -38,6 +38,12 @@ MALFORMED: dict[str, bytes] = {
     "empty": b"",
     "a scalar": b"42\n",
     "unterminated": b"models: {digits: [\n",
+    "an alias inside itself": b"a: &a [*a]\n",
+    "an alias inside itself, a level down": b"a: &a {b: [1, {c: *a}]}\n",
+    "billion laughs": b"l0: &l0 [x, x, x, x, x, x, x, x, x]\n" + b"".join(
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n".encode() for i in range(1, 24)),
+    "aliases nested beyond the depth": b"l0: &l0 [x]\n" + b"".join(
+        f"l{i}: &l{i} [[[[*l{i - 1}]]]]\n".encode() for i in range(1, 20)),
 }
 _rng = random.Random(14)
 MALFORMED |= {f"random bytes {i}": _rng.randbytes(_rng.randint(1, 400)) for i in range(12)}
@@ -163,3 +169,19 @@ def test_a_fuzzed_file_through_the_command_line_is_one_line_exit_2_and_no_artifa
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert str(bad) in result.stderr
     assert not list(tmp_path.glob("out.onnx*")) and not (tmp_path / "build" / "quantized").exists()
+
+
+def test_aliases_are_refused_on_the_line_at_fault_and_small_ones_still_read(tmp_path: Path) -> None:
+    """A recursive alias names the line of the collection it is in; an exponential one, the first value
+    that grows beyond the budget; an alias of a list used a few times is as YAML reads it."""
+    from deploy.yamlnode import load_yaml
+
+    path = tmp_path / "f.yaml"
+    path.write_bytes(b"ok: 1\na: &a\n  - [*a]\n")
+    with pytest.raises(EdgeloopError, match=rf"^{path}:2: this value holds an alias of itself"):
+        load_yaml(path, "file")
+    path.write_bytes(MALFORMED["billion laughs"])
+    with pytest.raises(EdgeloopError, match=rf"^{path}:5: the file grows too large through its aliases"):
+        load_yaml(path, "file")
+    path.write_bytes(b"d: &d [1, 2, 3]\nx: [*d, *d]\ny: {<<: {k: *d}}\n")
+    assert load_yaml(path, "file") == {"d": [1, 2, 3], "x": [[1, 2, 3], [1, 2, 3]], "y": {"k": [1, 2, 3]}}
