@@ -20,9 +20,39 @@ import onnx
 from deploy import TOOL_VERSION
 from deploy.errors import EdgeloopError
 from deploy.fsutil import atomic_path
+from deploy.yamlnode import problem
 
 META_KEY = "edgeloop"
 META_SCHEMA = 1
+MAX_DIM = 2**31 - 1  # what runtimes index a dimension with (int32)
+MAX_TENSOR_BYTES = 1 << 31  # 2 GiB: one input or output of a model meant for a phone, far beyond any real one
+DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32",
+          "float64")
+_TENSOR = {"type": "object", "required": ["name", "shape"], "properties": {
+    "name": {"type": "string", "minLength": 1},
+    "shape": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_DIM}},
+    "dtype": {"enum": list(DTYPES)},
+    "layout": {"type": "string"}}}
+META_JSON_SCHEMA: dict[str, Any] = {"type": "object", "required": ["kind", "inputs", "outputs"], "properties": {
+    "schema": {"type": "integer"},
+    "kind": {"enum": ["float", "quantized"]},
+    "inputs": {"type": "array", "items": _TENSOR},
+    "outputs": {"type": "array", "items": _TENSOR},
+    "source_sha256": {"type": "string"},
+    "tool_version": {"type": "string"},
+    "options": {"type": "object"},
+    "encodings": {"type": ["object", "null"]},
+    "quantization": {"type": ["object", "null"]}}}
+
+
+def shape_problem(shape: tuple[int, ...] | list[int], dtype: str = "float32") -> str | None:
+    """What is wrong with a tensor's shape (a dim beyond MAX_DIM, more than MAX_TENSOR_BYTES in all),
+    or None: convert's --input-dim and a container's metadata are held to the same bounds."""
+    if any(d < 1 or d > MAX_DIM for d in shape):
+        return f"dims must be from 1 to {MAX_DIM}"
+    if math.prod(shape) * np.dtype(dtype).itemsize > MAX_TENSOR_BYTES:
+        return f"a tensor of shape {list(shape)} ({dtype}) would hold more than {MAX_TENSOR_BYTES >> 30} GiB"
+    return None
 
 
 @dataclass(frozen=True)
@@ -117,11 +147,33 @@ def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
 
 
 def read_meta(model: onnx.ModelProto, path: str | os.PathLike[str] = "<model>") -> ContainerMeta:
+    """The container's metadata, checked once here against META_JSON_SCHEMA and the shape bounds, so
+    no later stage meets a damaged entry (a list, an unknown dtype, a negative shape)."""
     for prop in model.metadata_props:
         if prop.key == META_KEY:
-            return ContainerMeta.from_json(json.loads(prop.value))
+            return ContainerMeta.from_json(_checked_meta(prop.value, path))
     raise EdgeloopError(f"{path}: not an edgeloop container (no '{META_KEY}' metadata)",
                         "make one with `invoke convert`")
+
+
+def _checked_meta(text: str, path: str | os.PathLike[str]) -> dict[str, Any]:
+    def damaged(why: str) -> EdgeloopError:
+        return EdgeloopError(f"{path}: not an edgeloop container (its '{META_KEY}' metadata {why})",
+                             "convert the model again")
+
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise damaged(f"is not valid JSON: {str(exc).splitlines()[0][:80]}") from None
+    why = problem(data, META_JSON_SCHEMA)
+    if why is not None:
+        raise damaged(why)
+    for group in ("inputs", "outputs"):
+        for i, tensor in enumerate(data[group]):
+            why = shape_problem(tensor["shape"], tensor.get("dtype", "float32"))
+            if why is not None:
+                raise damaged(f"{group}[{i}].shape: {why}")
+    return data
 
 
 def load_container(path: str | os.PathLike[str]) -> tuple[onnx.ModelProto, ContainerMeta]:

@@ -141,6 +141,16 @@ def validate(root: Node, data: Any, schema: dict[str, Any]) -> None:
     node.fail(_schema_message(error), error.schema.get("description"))
 
 
+def problem(data: Any, schema: dict[str, Any]) -> str | None:
+    """The first problem of data that came from no file of its own (a container's metadata), in the
+    words `validate` uses, led by the key path at fault; None when the data is valid."""
+    error = _schema_error(data, schema)
+    if error is None:
+        return None
+    key = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in error.absolute_path).lstrip(".")
+    return f"{key}: {_schema_message(error)}" if key else _schema_message(error)
+
+
 def one_or_list(item: dict[str, Any], **array: Any) -> dict[str, Any]:
     """A schema for one `item` or a list of them (`runtimes: cpu` or `runtimes: [cpu, gpu]`); `array`
     adds keywords for the list form (minItems); `listed` turns the value into a list."""
