@@ -168,9 +168,11 @@ class LeaseBook:
 # -- the lease on the device itself ----------------------------------------------------------------
 
 DEVICE_LEASE_TTL_S = 60.0  # a holder that has not renewed its lease for this long is taken as gone
+UNREADABLE_GRACE_S = 5.0  # a lease whose owner record cannot be read (an older edgeloop cut off) is gone after this
 HEARTBEAT_S = 10.0
 POLL_S = 0.5
 _ACQUIRED, _BUSY = "@@edgeloop-lease-acquired@@", "@@edgeloop-lease-busy@@"
+_UNWRITABLE = "@@edgeloop-lease-unwritable@@"
 
 
 @dataclass(frozen=True)
@@ -191,8 +193,8 @@ class DeviceHolder:
             data = json.loads(record)
             return cls(str(data["token"]), str(data["host"]), int(data["pid"]), str(data["job"]),
                        float(data["ttl_s"]), idle_s)
-        except (ValueError, KeyError, TypeError):  # being written, or damaged: judged by its age alone
-            return cls("", "?", 0, "?", DEVICE_LEASE_TTL_S, idle_s)
+        except (ValueError, KeyError, TypeError):  # damaged, or left half-made: judged by its age alone
+            return cls("", "?", 0, "?", UNREADABLE_GRACE_S, idle_s)
 
     @property
     def expired(self) -> bool:
@@ -229,20 +231,33 @@ class DeviceLease:
                             "taking the device's lease").stdout
 
     def try_acquire(self, then: str = "") -> tuple[str | None, DeviceHolder | None]:
-        """One round trip: (output of `then`, run only once the lease is taken, None) or (None, holder)."""
-        out = self._shell(f"if mkdir lease 2>/dev/null; then printf '%s\\n' {shell_quote(self.record)} > lease/owner; "
-                          f"echo {_ACQUIRED}; {then or 'true'}; else echo {_BUSY}; date +%s; stat -c %Y lease; "
-                          f"cat lease/owner 2>/dev/null; fi")
+        """One round trip: (output of `then`, run only once the lease is taken, None) or (None, holder).
+        The lease folder is made aside with its owner record and renamed into place, so no one ever sees
+        a lease without its owner; the owner check tells who won a race (a rename onto a lease made
+        meanwhile fails, or moves into it: that leftover is removed). A record that cannot be written (a full
+        device) is a DeviceError with the device's own message."""
+        new, record = shell_quote(f".lease-new-{self.token}"), shell_quote(self.record)
+        out = self._shell(f"rm -rf {new}; if ! {{ mkdir {new} && printf '%s\\n' {record} > {new}/owner; }} 2>&1; "
+                          f"then echo; echo {_UNWRITABLE}; rm -rf {new}; "
+                          f"else [ -e lease ] || mv {new} lease 2>/dev/null; rm -rf {new}; "
+                          f"[ -e lease/{new} ] && rm -rf lease/{new}; "
+                          f"if [ \"$(cat lease/owner 2>/dev/null)\" = {record} ]; "
+                          f"then echo {_ACQUIRED}; {then or 'true'}; "
+                          f"else echo {_BUSY}; date +%s; stat -c %Y lease; cat lease/owner 2>/dev/null; fi; fi")
+        why, unwritable, _ = out.partition(f"\n{_UNWRITABLE}")
+        if unwritable:
+            raise DeviceError(f"device {self.device.serial}: could not take its lease: {why.strip()[:200]}",
+                              "free some space on the device (or fix what the message says) and run again")
         head, _, rest = out.partition("\n")
         if head == _ACQUIRED:
             self._beat = threading.Thread(target=self._renew, name="edgeloop-lease", daemon=True)
             self._beat.start()
             return rest, None
-        now, beat, *record = [*rest.split("\n"), "", ""]
+        now, beat, *lines = [*rest.split("\n"), "", ""]
         idle = float(int(now) - int(beat)) if now.isdigit() and beat.isdigit() else 0.0
-        holder = DeviceHolder.parse("\n".join(record).strip(), idle)
+        holder = DeviceHolder.parse("\n".join(lines).strip(), idle)
         if holder.expired:
-            self._reap(beat, "\n".join(record).strip())
+            self._reap(beat, "\n".join(lines).strip())
         return None, holder
 
     def _reap(self, beat: str, record: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -26,6 +27,8 @@ from harness.store import BLOBS, INDEX, JOBS, RUNS, SNAPSHOT, TMP_PREFIX, Instal
 from harness.transfer import DEVICE_ROOT, Progress, batches, device_shell, shell_quote
 
 LEASE_TIMEOUT_S = 600.0  # how long a session waits for a device another session holds (--lease-timeout)
+RECONNECT_S = 10.0  # how long a closing session waits for its device to come back to free the lease
+RETRY_S = 0.5
 _NETRUN_MARK = "@@edgeloop-netrun@@"
 
 
@@ -77,12 +80,14 @@ class DeviceSession:
 
     def close(self) -> None:
         """Collect garbage, write the store's index, remove this session's runs and free the lease. Best
-        effort: on a device that went away, the lease expires by itself."""
+        effort, except for the lease: when the device went away, it is freed once adb has it back (within
+        RECONNECT_S), and otherwise expires by itself."""
         self.lease.stop()
         doomed = [*self.store.collect(self.budget, self.id), f"{RUNS}/{self.id}"]
         steps = [f"rm -rf {' '.join(map(shell_quote, batch))}" for batch in batches(doomed)]
         # by serial too: a device that reconnected mid-session has a new transport id
-        for device in (self.device, adbutils.AdbDevice(self.device._client, serial=self.serial)):
+        by_serial = adbutils.AdbDevice(self.device._client, serial=self.serial)
+        for device in (self.device, by_serial):
             self.store.device = device
             indexed = True
             try:
@@ -97,6 +102,7 @@ class DeviceSession:
                 return
             except DeviceError:
                 continue
+        _release(by_serial, self.lease, RECONNECT_S)
 
 
 class DeviceBusy(DeviceError):
@@ -117,18 +123,44 @@ def device_session(found: FoundDevice, job: str, *, lease_timeout: float = LEASE
             on_wait(holder)
 
     probe = f"mkdir -p {BLOBS} {JOBS} {RUNS}; test -x {NETRUN} && echo {_NETRUN_MARK}; {SNAPSHOT}"
-    out = lease.acquire(lease_timeout, probe, waiting)
+    try:
+        out = lease.acquire(lease_timeout, probe, waiting)
+    except BaseException:  # Ctrl-C while the answer was on its way: the lease may be ours already
+        lease.stop()
+        _release(found.device, lease)
+        raise
     if out is None:
         held = f" by {holders[-1].describe()}" if holders else ""
         raise DeviceBusy(f"device {found.serial} stayed leased{held} for {lease_timeout:.0f} s",
                          "wait for that session to end, or give a longer --lease-timeout")
-    emulated = out.startswith(_NETRUN_MARK + "\n")
-    store = Store.parse(found.device, out.removeprefix(_NETRUN_MARK + "\n"))
-    session = DeviceSession(found, emulated, store, lease)
+    try:
+        emulated = out.startswith(_NETRUN_MARK + "\n")
+        session = DeviceSession(found, emulated, Store.parse(found.device, out.removeprefix(_NETRUN_MARK + "\n")),
+                                lease)
+    except BaseException:
+        lease.stop()
+        _release(found.device, lease)
+        raise
     try:
         yield session
     finally:
         session.close()
+
+
+def _release(device: adbutils.AdbDevice, lease: DeviceLease, within_s: float = 0.0) -> None:
+    """Free `lease` in a request of its own, small enough to get through where a longer one failed,
+    retried for `within_s` seconds while adb reconnects the device (a cut TCP connection is back in
+    about 2 s); a device that stays away lets the lease expire by itself."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            device_shell(device, f"cd {shell_quote(str(DEVICE_ROOT))} && {lease.release_command()}; true",
+                         "freeing the device's lease")
+            return
+        except DeviceError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(RETRY_S)
 
 
 @contextlib.contextmanager
