@@ -208,7 +208,7 @@ def convert(c, model, output=None, input_dim=None, out_node=None, cache=True):
     from deploy.opsupport import render_unsupported
 
     dims = dict(parse_input_dim(text) for text in input_dim or [])
-    result = convert_model(Path(model), Path(output) if output else None, input_dims=dims,
+    result = convert_model(model, Path(output) if output else None, input_dims=dims,
                            out_nodes=list(out_node or []), cache=cache)
     table = render_unsupported(result.ops)
     if table is not None:

@@ -51,7 +51,7 @@ def shape_problem(shape: tuple[int, ...] | list[int], dtype: str = "float32") ->
     if any(d < 1 or d > MAX_DIM for d in shape):
         return f"dims must be from 1 to {MAX_DIM}"
     if math.prod(shape) * np.dtype(dtype).itemsize > MAX_TENSOR_BYTES:
-        return f"a tensor of shape {list(shape)} ({dtype}) would hold more than {MAX_TENSOR_BYTES >> 30} GiB"
+        return f"a tensor of shape {list(shape)} would hold more than {MAX_TENSOR_BYTES >> 30} GiB"
     return None
 
 

@@ -23,9 +23,9 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from deploy.cache import build_root, cached_copy
-from deploy.container import ContainerMeta, TensorInfo, load_container, load_model, save_container
+from deploy.container import ContainerMeta, TensorInfo, load_container, load_model, save_container, shape_problem
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_path, refuse_overwriting, sha256_file
+from deploy.fsutil import atomic_path, refuse_overwriting, sha256_file, shortened
 from deploy.opsupport import OpSupport, check_graph
 from deploy.subgraphs import inline_constant_ifs, undefined_read
 from deploy.yamlnode import did_you_mean
@@ -79,19 +79,26 @@ def parse_input_dim(text: str) -> tuple[str, list[int]]:
     return name, values
 
 
-def convert(model: Path, output: Path | None = None, *, input_dims: dict[str, list[int]] | None = None,
+def convert(model: str | Path, output: Path | None = None, *, input_dims: dict[str, list[int]] | None = None,
             out_nodes: list[str] | None = None, cache: bool = True) -> ConvertResult:
     """Convert `model` (ONNX, or TorchScript with `input_dims`) into a float container.
 
     With `output=None` the cached artifact is returned (or, with `cache=False`,
     `build/containers/<stem>.onnx`); otherwise the container is also written to `output`.
     """
+    if not str(model).strip():  # Path("") is ".", which would be "no such file" of the working folder
+        raise EdgeloopError("the model path is empty", "give the path of an .onnx or TorchScript .pt file")
     model = Path(model)
     if not model.is_file():
-        raise EdgeloopError(f"{model}: no such file", "give the path of an .onnx or TorchScript .pt file")
+        raise EdgeloopError(f"{shortened(model)}: no such file", "give the path of an .onnx or TorchScript .pt file")
     if output is not None:
         refuse_overwriting(output, model)
     input_dims = {name: [int(d) for d in dims] for name, dims in (input_dims or {}).items()}
+    for name, dims in input_dims.items():
+        why = shape_problem(dims, "uint8")  # the input's dtype is not known yet: its bytes are checked at the end
+        if why is not None:
+            raise EdgeloopError(f"input dims {shortened(name)}={','.join(map(str, dims))}: {why}",
+                                "give the dims the model runs with")
     out_nodes = list(out_nodes or [])
     options = {"input_dims": dict(sorted(input_dims.items())), "out_nodes": out_nodes}
     source_sha256 = sha256_file(model)
@@ -511,6 +518,9 @@ def _tensor_info(value: onnx.ValueInfoProto, model: onnx.ModelProto) -> TensorIn
         raise EdgeloopError(f"tensor '{value.name}' has no concrete shape after inference ({dims})",
                             "give every dynamic input dim with --input-dim")
     dtype = np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)).name
+    why = shape_problem(dims, dtype)
+    if why is not None:
+        raise EdgeloopError(f"tensor '{value.name}': {why}", "give smaller dims with --input-dim")
     return TensorInfo(value.name, tuple(int(d) for d in dims), dtype, _guess_layout(value.name, len(dims), model))
 
 

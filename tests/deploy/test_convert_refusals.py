@@ -106,3 +106,24 @@ def test_cli_refuses_opset_99_with_exit_2_and_one_line(tmp_path: Path) -> None:
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith(f"error: {source}: opset 99 is newer than") and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "c.onnx").exists()
+
+
+@pytest.mark.parametrize(("dims", "words"), [
+    ("99999999999999999999,1,8,8", "dims must be from 1 to 2147483647"),
+    ("9223372036854775807,1,8,8", "dims must be from 1 to 2147483647"),
+    ("65536,65536,1,1", "would hold more than 2 GiB"),
+])
+def test_input_dims_beyond_any_runtime_are_one_line(tmp_path: Path, dims: str, words: str) -> None:
+    source = save(conv_net(), tmp_path / "m.onnx")
+    name = conv_net().graph.input[0].name
+    result = subprocess.run([str(EDGELOOP), "convert", "-m", str(source), "-i", f"{name}={dims}", "-o",
+                             str(tmp_path / "c.onnx")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: input dims {name}={dims}: ") and words in result.stderr
+    assert not (tmp_path / "c.onnx").exists()
+
+
+def test_an_empty_model_path_is_named_so(tmp_path: Path) -> None:
+    result = subprocess.run([str(EDGELOOP), "convert", "--model", ""], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("error: the model path is empty"), result.stderr
