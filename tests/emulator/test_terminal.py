@@ -139,7 +139,8 @@ def test_adb_shell_in_tmux(server: AdbServer, emulated_pixel: RunningDevice, tmp
         status = tmp_path / f"{session}.status"
         adb = " ".join([shlex.quote(server.adb), "-s", emulated_pixel.serial, "shell", *options])
         tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-e",
-             f"ANDROID_ADB_SERVER_PORT={server.port}", f"{adb}; echo $? >{shlex.quote(str(status))}")
+             f"ANDROID_ADB_SERVER_PORT={server.port}", f"{adb}; echo $? >{shlex.quote(str(status))}",
+             ";", "set-option", "-g", "exit-empty", "off")  # the server outlives a session that ended
         # capture-pane drops trailing blanks: the prompt is `panther:/ $ `
         wait_until(lambda: screen(session).startswith("panther:/ $\n"), "the prompt")
         return status
