@@ -10,7 +10,6 @@ import io
 import shlex
 import subprocess
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,10 +126,10 @@ def test_adb_shell_in_tmux(server: AdbServer, emulated_pixel: RunningDevice, tmp
     """The real clients (adb 36, adb 29) in a real pty: `adb shell` in a detached tmux session on the
     tests' own adb server, with shell protocol v2 (`shell,v2,TERM=..,pty:`), then the legacy `shell:`
     (`adb shell -x`)."""
-    socket = f"edgeloop-test-{uuid.uuid4().hex[:12]}"  # a tmux server of the test's own
+    socket = str(tmp_path / "tmux.sock")  # a tmux server of the test's own (its socket goes with tmp_path)
 
     def tmux(*args: str) -> str:
-        return subprocess.run(["tmux", "-L", socket, *args], check=True, capture_output=True, text=True,
+        return subprocess.run(["tmux", "-S", socket, *args], check=True, capture_output=True, text=True,
                               timeout=10).stdout
 
     def start(session: str, *options: str) -> Path:
@@ -172,4 +171,4 @@ def test_adb_shell_in_tmux(server: AdbServer, emulated_pixel: RunningDevice, tmp
         tmux("send-keys", "-t", "legacy", "exit", "Enter")
         exit_status(legacy)  # adb ends when the device closes the stream (v1 carries no exit code)
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, timeout=10)
