@@ -661,9 +661,11 @@ def _target_device(client: adbutils.AdbClient, profile: Profile, serial: str | N
         return
     running = booting.result()
     kept = running.sandbox_root.joinpath(*DEVICE_ROOT.parts[1:])
-    reused = (f" (bundles kept from an earlier run; after this deploy, `invoke emulator.reset -n {running.name}` "
-              f"empties it)") if kept.is_dir() else ""
-    console.print(f"emulated {profile.name} started as {running.serial}{reused}")
+    reused = (f"; bundles kept from an earlier run, after this deploy `invoke emulator.reset -n {running.name}` "
+              f"empties it") if kept.is_dir() else ""
+    # the device's own name: concurrent deploys get one each (pixel, pixel-2, ...), never a shared state
+    console.print(f"emulated {profile.name} started as {running.serial} (device {running.name}{reused})",
+                  markup=False, soft_wrap=True)
     device = connect(client, running.serial)
     try:
         yield FoundDevice(running.serial, device_props(device), device)
