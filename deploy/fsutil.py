@@ -28,13 +28,14 @@ def build_root(root: Path | None = None) -> Path:
     return Path(os.environ.get("EDGELOOP_BUILD") or "build")
 
 
-SHOWN = 80  # characters of a user's path or word kept in a message; the rest is an ellipsis
+SHOWN = 80, 40  # characters of a long path or word a message keeps from its start and its end
 
 
-def shortened(text: object, limit: int = SHOWN) -> str:
-    """`text` as a message shows it: a 100000-character name would drown the line it is in."""
-    text = str(text)
-    return text if len(text) <= limit else text[:limit] + "…"
+def shortened(text: object) -> str:
+    """`text` as a message shows it: a 100000-character name would drown the line it is in, so a long
+    one keeps its start and its end (a path's file name) around an ellipsis."""
+    text, (head, tail) = str(text), SHOWN
+    return text if len(text) <= head + tail else f"{text[:head]}…{text[-tail:]}"
 
 
 def unwritable(target: Path, exc: OSError) -> EdgeloopError:

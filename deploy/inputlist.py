@@ -7,7 +7,9 @@ the working folder of net-run (the bundle root), which is how bundles lay them o
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -16,7 +18,7 @@ import numpy as np
 
 from deploy.container import TensorInfo
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_write_text
+from deploy.fsutil import atomic_write_text, shortened
 from deploy.yamlnode import read_text
 
 MAX_LIST_BYTES = 64 << 20  # an input list of a million inferences stays under this
@@ -35,8 +37,10 @@ class InputList:
 
 
 def parse_input_list_text(text: str, source: str = "<input list>", base: Path = Path(".")) -> InputList:
+    """SNPE's input list: one inference a line, its items separated by spaces (bare paths, or
+    name:=path); a UTF-8 byte order mark, which Windows editors write, is read as nothing."""
     result = InputList(entries=[], base=base)
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
         line = raw.strip()
         if not line:
             continue
@@ -49,10 +53,14 @@ def parse_input_list_text(text: str, source: str = "<input list>", base: Path = 
             name, sep, path = item.partition(":=")
             if not sep:
                 name, path = "", item
+            if name in entry and not name:
+                raise EdgeloopError(f"{source}:{lineno}: two paths on one line ('{shortened(entry[name])}' and "
+                                    f"'{shortened(path)}')", "items are separated by spaces, so a file name "
+                                    "cannot hold one: rename the file; several inputs take name:=path items")
             if name in entry:
-                raise EdgeloopError(f"{source}:{lineno}: input '{name}' given twice on one line")
+                raise EdgeloopError(f"{source}:{lineno}: input '{shortened(name)}' given twice on one line")
             if not path:
-                raise EdgeloopError(f"{source}:{lineno}: empty path for input '{name}'")
+                raise EdgeloopError(f"{source}:{lineno}: empty path for input '{shortened(name)}'")
             entry[name] = path
         if "" in entry and len(entry) > 1:
             raise EdgeloopError(f"{source}:{lineno}: mix of bare paths and name:=path items",
@@ -79,7 +87,7 @@ def bind_entry(entry: dict[str, str], inputs: list[TensorInfo], where: str) -> d
     names = {t.name for t in inputs}
     unknown = [n for n in entry if n not in names]
     if unknown:
-        raise EdgeloopError(f"{where}: unknown input tensor '{unknown[0]}'",
+        raise EdgeloopError(f"{where}: unknown input tensor '{shortened(unknown[0])}'",
                             f"the model's inputs are: {', '.join(sorted(names))}")
     missing = [t.name for t in inputs if t.name not in entry]
     if missing:
@@ -87,15 +95,32 @@ def bind_entry(entry: dict[str, str], inputs: list[TensorInfo], where: str) -> d
     return entry
 
 
+def raw_size(path: Path, where: str = "") -> int:
+    """The size of a raw input file, or one line saying what stands there instead: nothing, a folder, a
+    device such as /dev/zero (endless), a name too long for the system; the name shortened."""
+    lead = f"{where}: " if where else ""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+        raise EdgeloopError(f"{lead}{shortened(path)}: " + ("input file not found" if missing else
+                            f"cannot read the input file ({exc.strerror})"), "check the paths in the input list"
+                            ) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise EdgeloopError(f"{lead}{shortened(path)}: is a folder, not a raw input file",
+                            "check the paths in the input list")
+    if not stat.S_ISREG(st.st_mode):
+        raise EdgeloopError(f"{lead}{shortened(path)}: is a device or pipe, not a raw input file",
+                            "give a file written by `edgeloop inputs`")
+    return st.st_size
+
+
 def load_raw(path: Path, tensor: TensorInfo) -> np.ndarray:
     """Read one raw file (little-endian, C order, no header) and check its size first."""
-    try:
-        actual = path.stat().st_size
-    except OSError:
-        raise EdgeloopError(f"{path}: input file not found", "check the paths in the input list") from None
+    actual = raw_size(path)
     if actual != tensor.nbytes:
         raise EdgeloopError(
-            f"{path}: wrong size for input '{tensor.name}': expected {tensor.nbytes} bytes "
+            f"{shortened(path)}: wrong size for input '{tensor.name}': expected {tensor.nbytes} bytes "
             f"({tensor.dtype} {list(tensor.shape)}), got {actual}")
     dtype = np.dtype(tensor.dtype).newbyteorder("<")
     return np.fromfile(path, dtype=dtype).reshape(tensor.shape).astype(tensor.dtype, copy=False)
@@ -133,13 +158,11 @@ def validate_input_list(input_list: InputList, inputs: list[TensorInfo], source:
     for i, entry in enumerate(input_list.entries, 1):
         for name, path in bind_entry(entry, inputs, f"{source} line {i}").items():
             resolved = input_list.resolve(path)
-            if not resolved.is_file():
-                raise EdgeloopError(f"{source} line {i}: {resolved}: input file not found")
-            actual = resolved.stat().st_size
+            actual = raw_size(resolved, f"{source} line {i}")
             expected = by_name[name].nbytes
             if actual != expected:
-                raise EdgeloopError(f"{resolved}: wrong size for input '{name}': expected {expected} bytes, "
-                                    f"got {actual}")
+                raise EdgeloopError(f"{shortened(resolved)}: wrong size for input '{name}': expected {expected} "
+                                    f"bytes, got {actual}")
 
 
 LABELS_HINT = "write one integer class per line of the input list"
