@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from deploy.container import TensorInfo, load_container
 from deploy.errors import EdgeloopError
-from deploy.fsutil import writing
+from deploy.fsutil import shortened, writing
 from deploy.inputlist import format_input_list, iter_feeds, read_input_list, refuse_nonfinite, validate_input_list
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
@@ -81,8 +81,6 @@ def load_image(path: Path, pre: Preprocess) -> np.ndarray:
             channels = "1 channel" if pre.channels == 1 else f"{pre.channels} channels"
             raise EdgeloopError(f"--{what} has {len(values)} values but the input has {channels}",
                                 "give 1 value" + ("" if pre.channels == 1 else f", or {pre.channels}"))
-    if min(pre.std) == 0:
-        raise EdgeloopError("--std must not contain 0")
     hwc = (hwc * pre.scale - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
     tensor = hwc.transpose(2, 0, 1) if pre.layout == "NCHW" else hwc
     return tensor[np.newaxis].astype(pre.dtype)
@@ -162,6 +160,7 @@ def prepare_inputs(sources: Sequence[Path] | Mapping[str, Sequence[Path]], out_d
     validated against it.
     """
     groups = dict(sources) if isinstance(sources, Mapping) else {input_name: list(sources)}
+    _check_preprocess(pre)  # the user's settings, before a container's layout and dtype stand in for them
     tensors = _container_inputs(container, list(groups)) if container is not None else {}
     arrays: dict[str | None, tuple[list[np.ndarray], list[str]]] = {}
     for name, paths in groups.items():
@@ -169,6 +168,7 @@ def prepare_inputs(sources: Sequence[Path] | Mapping[str, Sequence[Path]], out_d
         own = _preprocess_for(tensor, pre) if tensor is not None else pre
         _check_preprocess(own)
         files = source_files(paths)
+        _refuse_normalising_arrays(files, pre)
         loaded = [load_array(p, own.dtype) if p.suffix.lower() == ".npy" else load_image(p, own) for p in files]
         if tensor is not None:
             loaded = [fit_to(a, tensor, p) for a, p in zip(loaded, files, strict=True)]
@@ -217,6 +217,17 @@ def validate(input_list: Path, container: Path) -> int:
     return len(parsed.entries)
 
 
+def _refuse_normalising_arrays(files: list[Path], pre: Preprocess) -> None:
+    """--scale, --mean and --std describe pixels: a .npy array is written as it is, so asking to
+    normalise one is refused rather than silently not done."""
+    plain = Preprocess()
+    given = [f"--{option}" for option in ("scale", "mean", "std") if getattr(pre, option) != getattr(plain, option)]
+    arrays = [p for p in files if p.suffix.lower() == ".npy"]
+    if given and arrays:
+        raise EdgeloopError(f"{' and '.join(given)} apply to images only, and {shortened(arrays[0])} is a .npy array "
+                            "(written as it is)", "normalise the array before saving it, or leave out the option")
+
+
 def _check_preprocess(pre: Preprocess) -> None:
     """Refuse settings that numpy or Pillow would only trip over with a traceback."""
     if pre.layout not in LAYOUTS:
@@ -230,6 +241,9 @@ def _check_preprocess(pre: Preprocess) -> None:
     for option, values in (("mean", pre.mean), ("std", pre.std), ("scale", (pre.scale,))):
         if not all(map(math.isfinite, values)):
             raise EdgeloopError(f"--{option} {','.join(map(str, values))}: every value must be a finite number")
+    if 0 in pre.std:
+        raise EdgeloopError(f"--std {','.join(map(str, pre.std))}: a std of 0 divides by zero",
+                            "give the channel's standard deviation, 1 to leave it as it is")
     if pre.size is not None and (len(pre.size) != 2 or min(pre.size) < 1):
         raise EdgeloopError(f"--size {','.join(map(str, pre.size))}: expected HEIGHT,WIDTH (two positive integers)")
 

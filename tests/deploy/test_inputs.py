@@ -159,3 +159,19 @@ def test_bad_preprocessing_is_one_line_and_writes_nothing(pre: Preprocess, messa
     with pytest.raises(EdgeloopError, match=message):
         prepare_inputs([tmp_path / "x.png"], tmp_path / "out", pre=pre)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("pre", "message"), [
+    (Preprocess(layout="XYZW"), "unknown layout 'XYZW'"),
+    (Preprocess(std=(0.0,)), "--std 0.0: a std of 0 divides by zero"),
+    (Preprocess(mean=(0.5,)), r"--mean apply to images only, and .*a\.npy is a \.npy array"),
+    (Preprocess(scale=0.5, std=(2.0,)), r"--scale and --std apply to images only"),
+])
+def test_settings_a_container_or_an_array_would_hide_are_refused(pre: Preprocess, message: str, tmp_path: Path,
+                                                                 container: Path) -> None:
+    """A container's layout stands in for --layout, and a .npy array is written as it is: a bad or
+    unused setting is still refused rather than silently dropped."""
+    np.save(tmp_path / "a.npy", np.zeros((1, 3, 16, 16), np.float32))
+    with pytest.raises(EdgeloopError, match=message):
+        prepare_inputs([tmp_path / "a.npy"], tmp_path / "out", container=container, pre=pre)
+    assert not (tmp_path / "out").exists()
