@@ -73,9 +73,10 @@ def _refuse_overwriting_inputs(output: str | os.PathLike[str] | None, encodings_
 def _check_batch(meta: ContainerMeta, container: Path) -> None:
     for tensor in meta.inputs:
         if tensor.layout.startswith("N") and tensor.shape and tensor.shape[0] != 1:
+            dims = ",".join(["1", *map(str, tensor.shape[1:])])
             raise EdgeloopError(f"{container}: input '{tensor.name}' has batch {tensor.shape[0]}; "
                                 "the model to quantize must have batch 1",
-                                "convert with --input-dims setting the batch to 1")
+                                f"convert with --input-dim {tensor.name}={dims}")
 
 
 def _build(model: onnx.ModelProto, meta: ContainerMeta, list_path: Path, input_list: InputList,

@@ -20,6 +20,7 @@ WEIGHT_BITWIDTHS = (4, 8, 16)
 ACT_BITWIDTHS = (8, 16)
 BIAS_BITWIDTHS = (8, 32)
 ALGORITHMS = ("cle", "bc", "adaround", "seqmse")
+MAX_MIN_RANGE = 100.0  # a wider least range makes 8-bit steps of 0.4 and more for every tensor: no model wants it
 COMMAND_LINE = "command line"  # the source tasks.py passes: errors then name flags, not keys
 
 
@@ -64,8 +65,9 @@ class QuantizeOptions:
                                                               and self.adaround_iterations >= 1):
             raise EdgeloopError(f"{source}: {_spelled(source, 'adaround_iterations')} must be a whole number >= 1, "
                                 f"got {self.adaround_iterations!r}")
-        if not self.min_range > 0:
-            raise EdgeloopError(f"{source}: {_spelled(source, 'min_range')} must be > 0, got {self.min_range}")
+        if not 0 < self.min_range <= MAX_MIN_RANGE:  # also refuses inf and nan
+            raise EdgeloopError(f"{source}: {_spelled(source, 'min_range')} must be more than 0 and at most "
+                                f"{MAX_MIN_RANGE:g}, got {self.min_range}", "usual values are 0.0001 to 0.01")
         if self.pack_4_bit_weights and self.weights_bitwidth != 4:
             pack = _spelled(source, "pack_4_bit_weights")
             raise EdgeloopError(f"{source}: {pack} needs {_spelled(source, 'weights_bitwidth')} 4",

@@ -59,7 +59,14 @@ def test_bad_flag_value_is_one_line_exit_2(tmp_path: Path) -> None:
      "error: command line: --weights-bitwidth must be an integer, got 'abc'"),
     (("quantize", "--act-bitwidth", "8.5"), "error: command line: --act-bitwidth must be an integer, got '8.5'"),
     (("quantize", "--min-range", "tiny"), "error: command line: --min-range must be a number, got 'tiny'"),
-    (("quantize", "--min-range", "0"), "error: command line: --min-range must be > 0, got 0.0"),
+    (("quantize", "--min-range", "0"), "error: command line: --min-range must be more than 0 and at most 100, got 0.0 "
+     "(usual values are 0.0001 to 0.01)"),
+    (("quantize", "--min-range", "1e38"), "error: command line: --min-range must be more than 0 and at most 100, "
+     "got 1e+38 (usual values are 0.0001 to 0.01)"),
+    (("quantize", "--min-range", "inf"), "error: command line: --min-range must be more than 0 and at most 100, "
+     "got inf (usual values are 0.0001 to 0.01)"),
+    (("quantize", "--min-range", "nan"), "error: command line: --min-range must be more than 0 and at most 100, "
+     "got nan (usual values are 0.0001 to 0.01)"),
     (("quantize", "--algorithms", "cle,adaroud"),
      "error: command line: --algorithms must be one of cle, bc, adaround, seqmse, got 'adaroud'"),
     (("quantize", "--pack-4-bit-weights"), "error: command line: --pack-4-bit-weights needs --weights-bitwidth 4 "
@@ -138,3 +145,18 @@ def test_a_failed_encodings_write_leaves_the_earlier_pair(tmp_path: Path) -> Non
         quantize(container, listing, tmp_path / "q.onnx", QuantizeOptions(act_bitwidth=16),
                  encodings_out=tmp_path / "blocker" / "e.json", cache=False)
     assert (tmp_path / "q.onnx").read_bytes() == before
+
+
+def test_a_batch_above_1_names_the_convert_option_as_it_is_spelt(tmp_path: Path) -> None:
+    from deploy.container import ContainerMeta, TensorInfo, save_container
+
+    model = conv_net()
+    listing = make_input_list(model, tmp_path, 1)
+    shape = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim)
+    name = model.graph.input[0].name
+    meta = ContainerMeta("float", [TensorInfo(name, (2, *shape[1:]), layout="NCHW")],
+                         [TensorInfo(model.graph.output[0].name, (2, 10))])
+    container = save_container(model, meta, tmp_path / "b2.onnx")
+    with pytest.raises(EdgeloopError) as info:
+        quantize(container, listing, tmp_path / "q.onnx", cache=False)
+    assert info.value.hint == f"convert with --input-dim {name}={','.join(['1', *map(str, shape[1:])])}"
