@@ -56,6 +56,34 @@ def parse_public_key(text: str) -> PublicKey:
     return PublicKey(modulus, exponent, comment.strip())
 
 
+MAX_KEY_FILE = 64 << 10  # an adbkey.pub is one 700-byte line; /dev/zero would never end
+
+
+def key_file_problem(path: Path) -> str | None:
+    """Why `path`, given to accept its holder's key, is no adb public key file (None when it holds at
+    least one key): missing, a folder or device, the private half (`adbkey` rather than `adbkey.pub`),
+    or text of another kind (/etc/passwd)."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_KEY_FILE + 1)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    if len(raw) > MAX_KEY_FILE:
+        return f"larger than {MAX_KEY_FILE >> 10} KiB, so not an adbkey.pub"
+    text = raw.decode("utf-8", "replace")
+    if "PRIVATE KEY-----" in text:
+        return "a private key; give its public half, the adbkey.pub beside it"
+    for line in filter(str.strip, text.splitlines()):
+        try:
+            parse_public_key(line)
+            return None
+        except ValueError:  # binascii.Error is one
+            continue
+    return "holds no adb public key (a line of base64 RSA-2048 key, then user@host, as adb writes adbkey.pub)"
+
+
 def user_key_files() -> list[Path]:
     """The public keys of the user who runs the device, as their adb server finds its private keys."""
     files = [Path.home() / ".android" / "adbkey.pub"]

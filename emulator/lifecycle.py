@@ -34,6 +34,7 @@ from filelock import FileLock
 from deploy.errors import DeviceError, EdgeloopError
 from deploy.fsutil import atomic_write_text
 from deploy.profiles import NAME, load_profile
+from emulator.auth import key_file_problem
 from emulator.device import Faults, read_faults, write_faults
 
 START_TIMEOUT_S = 30.0
@@ -310,9 +311,9 @@ def start_device(
     for option, value, free in (("port", port, "; leave --port out for a free one"), ("adb port", adb_port, "")):
         if value is not None and not 0 < value < 65536:
             raise EdgeloopError(f"invalid {option} {value}", f"a TCP port is 1-65535{free}")
-    missing = [key for key in adb_keys if not Path(key).is_file()]
-    if missing:
-        raise EdgeloopError(f"no adb public key file {missing[0]}", "give the path of an adbkey.pub")
+    for key in adb_keys:
+        if (problem := key_file_problem(Path(key))) is not None:
+            raise EdgeloopError(f"--adb-key {key}: {problem}", "give the path of an adbkey.pub")
     root = emulators_home(home)
     for folder in (root.parent, root):  # other users of the machine see nothing of any device's state
         _private(folder)
