@@ -156,6 +156,7 @@ class Prepared:
 
     session: ort.InferenceSession
     graph: bytes
+    resident_kb: int = 0  # what creating it added to the engine's resident size (RunMemory)
 
 
 class SessionCache:
@@ -176,8 +177,10 @@ class SessionCache:
             if key in self._prepared:
                 self._prepared.move_to_end(key)
                 return self._prepared[key], True
+        before = memory_kb(False)["VmRSS"]
         graph = prepare(model, quantized, mode).SerializeToString()
-        prepared = Prepared(new_session(graph), graph)
+        session = new_session(graph)
+        prepared = Prepared(session, graph, max(0, memory_kb(False)["VmRSS"] - before))
         with self._lock:
             self._prepared[key] = prepared
             while len(self._prepared) > self.capacity:
@@ -285,13 +288,14 @@ def serve(conn: Any, ram_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ram_bytes, ram_bytes))
     conn.send(("ok", "ready"))
     held: dict[str, Prepared] = {}
+    memory = RunMemory()
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            answer: tuple[str, Any] = ("ok", _answer(request, held))
+            answer: tuple[str, Any] = ("ok", _answer(request, held, memory))
         except MemoryError:
             answer = ("oom", "")
         except Exception as exc:  # onnxruntime's refusals and failures: one line for the device to report
@@ -314,16 +318,50 @@ def memory_kb(reset: bool) -> dict[str, int]:
     return {key: int(value) for key, value in re.findall(r"^(VmPeak|VmSize|VmHWM|VmRSS):\s+(\d+) kB", status, re.M)}
 
 
-def _answer(request: tuple[Any, ...], held: dict[str, Prepared]) -> Any:
+class RunMemory:
+    """A net-run's memory as its own process would show it. On a phone every net-run is a new process;
+    here one engine serves them all and keeps their sessions, so its raw figures grow with whatever
+    ran before (a gpu_fp16 job's peak stayed in every later cpu job's). A run's figures are the
+    engine's size when it started serving (the program and onnxruntime loaded), plus the sessions
+    the run reuses from earlier runs (what creating them added), plus what the engine grew by since
+    the run began (a session it creates, its tensors)."""
+
+    def __init__(self) -> None:
+        self.base = memory_kb(False)
+        self.start = self.base
+        self.reused_kb = 0
+
+    def reset(self) -> None:
+        """A new run: its peak starts now."""
+        self.start = memory_kb(True)
+        self.reused_kb = 0
+
+    def reuse(self, prepared: Prepared) -> None:
+        self.reused_kb += prepared.resident_kb
+
+    def figures(self) -> dict[str, int]:
+        now = memory_kb(False)
+        rss = self.base["VmRSS"] + self.reused_kb
+        size = self.base["VmSize"] + self.reused_kb
+        peak_growth = max(0, now["VmHWM"] - self.start["VmRSS"])
+        return {"VmRSS": rss + max(0, now["VmRSS"] - self.start["VmRSS"]), "VmHWM": rss + peak_growth,
+                "VmSize": size + max(0, now["VmSize"] - self.start["VmSize"]), "VmPeak": size + peak_growth}
+
+
+def _answer(request: tuple[Any, ...], held: dict[str, Prepared], memory: RunMemory) -> Any:
     """("session", container bytes, quantized, mode) -> (key, output names, warm);
     ("run", key, feeds, ramp, slowdown) -> (outputs per feed, ms per feed, ramp ms, host reference ms per feed);
-    ("layers", key, feeds) -> per-layer ms; ("memory", reset) -> memory_kb(reset)."""
+    ("layers", key, feeds) -> per-layer ms; ("memory", reset) -> the run's memory (RunMemory)."""
     kind = request[0]
     if kind == "memory":
-        return memory_kb(request[1])
+        if request[1]:
+            memory.reset()
+        return memory.figures()
     if kind == "session":
         _, model_bytes, quantized, mode = request
         prepared, warm = SESSIONS.get(onnx.load_from_string(model_bytes), model_bytes, quantized, mode)
+        if warm:
+            memory.reuse(prepared)
         key = f"{hashlib.sha256(model_bytes).hexdigest()}/{mode}"
         held[key] = prepared
         return key, [o.name for o in prepared.session.get_outputs()], warm

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import adbutils
+import numpy as np
 import pytest
-from onnx import ModelProto
+from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 from deploy.container import write_meta
 from deploy.profiles import load_profile
@@ -42,17 +43,19 @@ def device(adb_server: AdbServer, emulated_pixel: RunningDevice) -> adbutils.Adb
     return adb_server.client.device(emulated_pixel.serial)
 
 
-def install_model(device: adbutils.AdbDevice, inputs: int = 60) -> None:
-    """A small classifier with `inputs` inputs in RUN_DIR, pushed as the harness pushes a bundle."""
-    model = conv_net()
+def install_model(device: adbutils.AdbDevice, inputs: int = 60, model: ModelProto | None = None,
+                  folder: str = RUN_DIR) -> None:
+    """A model (default: a small classifier) with `inputs` inputs in `folder`, pushed as the harness
+    pushes a bundle."""
+    model = model or conv_net()
     write_meta(model, meta_for(model))
-    device.sync.push(model.SerializeToString(), f"{RUN_DIR}/m.onnx")
+    device.sync.push(model.SerializeToString(), f"{folder}/m.onnx")
     lines = []
     for i, feeds in enumerate(feeds_for(model, inputs)):
         [(name, array)] = feeds.items()
-        device.sync.push(array.tobytes(), f"{RUN_DIR}/in{i}.raw")
+        device.sync.push(array.tobytes(), f"{folder}/in{i}.raw")
         lines.append(f"{name}:=in{i}.raw")
-    device.sync.push(("\n".join(lines) + "\n").encode(), f"{RUN_DIR}/list.txt")
+    device.sync.push(("\n".join(lines) + "\n").encode(), f"{folder}/list.txt")
 
 
 def cpu_lines(stat_text: str) -> dict[str, list[int]]:
@@ -164,6 +167,32 @@ def test_a_net_run_advances_jiffies_heats_the_die_and_logs_its_lines(device: adb
     assert re.fullmatch(rf"I/{netrun.TAG}\( *\d+\): start: --container m.onnx .*", start)
     peak = re.fullmatch(rf"I/{netrun.TAG}\( *\d+\): finished: exit 0 after \d+\.\d+ s, VmHWM (\d+) kB", finish)
     assert peak and int(peak.group(1)) > 10_000  # the engine's own resident peak: onnxruntime and the network
+
+
+def _peak_kb(device: adbutils.AdbDevice, folder: str) -> int:
+    """net-run's VmHWM in its finishing log line, for one run in `folder`."""
+    device.shell("logcat -c")
+    assert device.shell2(f"cd {folder} && {netrun.TAG} --container m.onnx --input_list list.txt "
+                         "--output_dir out").returncode == 0
+    finish = device.shell(f"logcat -d -v brief -s {netrun.TAG}").splitlines()[-1]
+    return int(re.search(r"VmHWM (\d+) kB", finish).group(1))
+
+
+def test_each_run_has_its_own_peak_memory(device: adbutils.AdbDevice) -> None:
+    """As a new process per net-run on a phone: a 32 MiB network run in between neither stays in a
+    small network's peak nor is missing from its own."""
+    install_model(device, inputs=3)
+    weight = numpy_helper.from_array(np.full((2048, 4096), 0.01, np.float32), "w")
+    big = helper.make_model(helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2048])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4096])], [weight]))
+    install_model(device, inputs=3, model=big, folder=f"{RUN_DIR}/big")
+    small = _peak_kb(device, RUN_DIR)
+    large = _peak_kb(device, f"{RUN_DIR}/big")
+    again = _peak_kb(device, RUN_DIR)
+    assert large > small + 32_768  # its weights are resident in its own run
+    assert abs(again - small) < 8_192, (small, large, again)
 
 
 def test_after_a_net_run_the_die_cools_as_the_model_says(device: adbutils.AdbDevice) -> None:
