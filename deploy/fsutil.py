@@ -84,12 +84,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds.
     The parent folder is created as needed; failing to write is one line (unwritable)."""
     target = Path(target)
-    with writing(target):
-        if target.is_dir():
-            raise EdgeloopError(f"{shortened(target)}: is a folder, not a file name",
-                                "give the path of the file to write")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = _new_temp_file(target)
+    tmp_path = _temp_beside(target)
     try:
         with writing(target, tmp_path):
             yield tmp_path
@@ -97,6 +92,21 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def check_writable(target: str | os.PathLike[str]) -> None:
+    """Fail now, as atomic_path would, where a file is to be written after minutes of work."""
+    _temp_beside(Path(target)).unlink()
+
+
+def _temp_beside(target: Path) -> Path:
+    """A new temporary file beside `target`, its folder created as needed; failing is one line."""
+    with writing(target):
+        if target.is_dir():
+            raise EdgeloopError(f"{shortened(target)}: is a folder, not a file name",
+                                "give the path of the file to write")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return _new_temp_file(target)
 
 
 def refuse_overwriting(output: str | os.PathLike[str], source: str | os.PathLike[str],

@@ -31,7 +31,7 @@ from onnx import helper, numpy_helper
 
 from deploy.container import load_container
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_write_text
+from deploy.fsutil import atomic_write_text, check_writable
 from deploy.inputlist import read_input_list, validate_input_list
 from deploy.profiles import Profile
 from deploy.quantize import calibration_digest, quantize
@@ -235,6 +235,8 @@ def debug(container: str | os.PathLike[str], quantized: str | os.PathLike[str], 
     refusal = promotion_refusal(device, runtime or default_runtime(device), promote) if device else None
     if refusal is not None and (target_sqnr is not None or overrides_out is not None):
         raise refusal
+    if overrides_out is not None:
+        check_writable(overrides_out)
     model, meta = load_container(container)
     qmodel, qmeta = load_container(quantized)
     if meta.quantized or not qmeta.quantized or not qmeta.encodings:

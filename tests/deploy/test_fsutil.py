@@ -11,7 +11,7 @@ import pytest
 
 from deploy.cache import staging_dir
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_path, atomic_write_text
+from deploy.fsutil import atomic_path, atomic_write_text, check_writable
 
 
 def test_a_folder_as_target_is_a_clear_error(tmp_path: Path) -> None:
@@ -48,6 +48,13 @@ def test_a_failed_write_names_the_target_and_its_folder_not_the_temporary(tmp_pa
     assert info.value.message.startswith(f"cannot write {target}: ")
     assert words.format(folder=target.parent) in info.value.message and ".tmp" not in str(info.value)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_place_is_checked_before_the_work_and_left_as_it_was(tmp_path: Path) -> None:
+    check_writable(tmp_path / "new" / "x.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["new"] and not list((tmp_path / "new").iterdir())
+    with pytest.raises(EdgeloopError, match=r"^cannot write /proc/x\.json: the folder /proc cannot take new files"):
+        check_writable("/proc/x.json")
 
 
 def test_a_source_missing_inside_the_block_stays_its_own_error(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deploy.quantize import quantize
 from tests.deploy.models import conv_net
 from tests.quantize.util import make_container, make_input_list
 
@@ -32,6 +33,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = conv_net()
     make_container(model, folder / "float.onnx")
     make_input_list(model, folder, 2)
+    quantize(folder / "float.onnx", folder / "input_list.txt", folder / "q.onnx", cache=False)
     np.save(folder / "a.npy", np.zeros(model_input_shape(), np.float32))
     (folder / "afile").write_text("a file, not a folder")
     return folder
@@ -51,6 +53,8 @@ def model_input_shape() -> tuple[int, ...]:
      "/proc/q.onnx", "build"),
     (["quantize", "--container", "float.onnx", "--input-list", "input_list.txt", "--encodings-out",
       "afile/e.json"], "afile/e.json", "build"),
+    (["quantize.debug", "--container", "float.onnx", "--quantized", "q.onnx", "--input-list", "input_list.txt",
+      "--overrides-out", "/proc/x.json"], "/proc/x.json", "build"),
     (["bundle", "--container", "float.onnx", "--device", "pixel", "--runtime", "cpu", "--input-list",
       "input_list.txt"], "afile/b/bundles/", "afile/b"),
 ])
