@@ -81,7 +81,11 @@ def load_image(path: Path, pre: Preprocess) -> np.ndarray:
             channels = "1 channel" if pre.channels == 1 else f"{pre.channels} channels"
             raise EdgeloopError(f"--{what} has {len(values)} values but the input has {channels}",
                                 "give 1 value" + ("" if pre.channels == 1 else f", or {pre.channels}"))
-    hwc = (hwc * pre.scale - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    with np.errstate(all="ignore"):  # an overflow is the user's values, said below rather than warned of
+        hwc = (hwc * pre.scale - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+    if not np.isfinite(hwc).all():
+        raise EdgeloopError(f"{shortened(path)}: --scale {pre.scale:g}, --mean and --std make pixels beyond float32's "
+                            "range", "give the usual values, e.g. --scale 0.00392 --mean 0.485 --std 0.229")
     tensor = hwc.transpose(2, 0, 1) if pre.layout == "NCHW" else hwc
     return tensor[np.newaxis].astype(pre.dtype)
 

@@ -175,3 +175,12 @@ def test_settings_a_container_or_an_array_would_hide_are_refused(pre: Preprocess
     with pytest.raises(EdgeloopError, match=message):
         prepare_inputs([tmp_path / "a.npy"], tmp_path / "out", container=container, pre=pre)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("pre", [Preprocess(scale=1e38), Preprocess(std=(1e-45,))])
+def test_settings_that_overflow_float32_are_one_line_without_a_numpy_warning(pre: Preprocess, tmp_path: Path,
+                                                                            recwarn: pytest.WarningsRecorder) -> None:
+    rgb_image(tmp_path / "x.png")
+    with pytest.raises(EdgeloopError, match="make pixels beyond float32's range"):
+        prepare_inputs([tmp_path / "x.png"], tmp_path / "out", pre=pre)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
