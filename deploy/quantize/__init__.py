@@ -20,7 +20,7 @@ import onnx
 from deploy.cache import build_root, cached
 from deploy.container import ContainerMeta, load_container, save_container
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_path, refuse_overwriting, sha256_file
+from deploy.fsutil import atomic_path, check_writable, refuse_overwriting, sha256_file
 from deploy.inputlist import InputList, read_input_list, validate_input_list
 from deploy.quantize.aimet import export_encodings, plan_encodings, write_encodings
 from deploy.quantize.options import QuantizeOptions
@@ -118,6 +118,8 @@ def quantize(container: str | os.PathLike[str], input_list: str | os.PathLike[st
     raw = [parsed.resolve(path) for entry in parsed.entries for path in entry.values()]
     _refuse_overwriting_inputs(output, encodings_out, [container, list_path, *raw,
                                                        *([options.override_params] if options.override_params else [])])
+    if output is not None:
+        check_writable(output)  # before calibrating, not after
 
     calibration = calibration_digest(list_path, parsed)
 

@@ -160,3 +160,14 @@ def test_a_batch_above_1_names_the_convert_option_as_it_is_spelt(tmp_path: Path)
     with pytest.raises(EdgeloopError) as info:
         quantize(container, listing, tmp_path / "q.onnx", cache=False)
     assert info.value.hint == f"convert with --input-dim {name}={','.join(['1', *map(str, shape[1:])])}"
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_calibrating(tmp_path: Path, monkeypatch) -> None:
+    import deploy.quantize as quantize_module
+
+    model = conv_net()
+    container = make_container(model, tmp_path / "float.onnx")
+    listing = make_input_list(model, tmp_path, 1)
+    monkeypatch.setattr(quantize_module, "_build", lambda *args: pytest.fail("calibrated before the check"))
+    with pytest.raises(EdgeloopError, match=r"^cannot write /proc/q\.onnx: the folder /proc cannot take new files"):
+        quantize(container, listing, "/proc/q.onnx", cache=False)
