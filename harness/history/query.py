@@ -37,7 +37,10 @@ def parse_since(text: str, now: dt.datetime | None = None) -> str:
     ago = _AGO.fullmatch(text.strip())
     if ago:
         hours = int(ago[1]) * (24 if ago[2] == "d" else 1)
-        return ((now or dt.datetime.now(dt.UTC)) - dt.timedelta(hours=hours)).isoformat(timespec="seconds")
+        try:
+            return ((now or dt.datetime.now(dt.UTC)) - dt.timedelta(hours=hours)).isoformat(timespec="seconds")
+        except OverflowError:  # before year 1: every run is younger
+            raise EdgeloopError(f"--since {text!r} reaches back before the year 1", SINCE_HINT) from None
     try:
         return utc(text.strip())
     except ValueError:

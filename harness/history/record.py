@@ -20,6 +20,7 @@ from typing import Any
 from deploy.errors import EdgeloopError
 from harness.history.location import describe
 from harness.history.store import Store, open_store
+from harness.report import reading
 
 GIT_TIMEOUT_S = 10.0
 # report.json's figures of a job that are columns of their own (for queries and the trend page); the
@@ -111,22 +112,12 @@ def _devices(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def read_report(path: Path) -> dict[str, Any]:
-    """A report.json or farm.json of any schema version, checked for what recording needs; else one line."""
-    hint = "give a report.json or farm.json, or a folder holding them; docs/report-schema.md"
-    try:
-        document = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise EdgeloopError(f"cannot read {path}: {exc.strerror}", hint) from None
-    except ValueError as exc:
-        raise EdgeloopError(f"{path} is not JSON ({exc})", hint) from None
-    results = document.get("results") if isinstance(document, dict) else None
-    if not isinstance(results, list) or not all(isinstance(r, dict) and {"model", "profile", "runtime", "status"}
-                                                <= set(r) for r in results):
-        raise EdgeloopError(f"{path} is not an edgeloop report (no 'results' list of jobs)", hint)
+    """A report.json or farm.json of any schema version (harness.report.reading), with the time it was made."""
+    document = reading.read_report(path)
     try:
         utc(document["created"])
     except (KeyError, TypeError, ValueError):
-        raise EdgeloopError(f"{path} is not an edgeloop report (no 'created' time)", hint) from None
+        raise EdgeloopError(f"{path} is not an edgeloop report (no 'created' time)", reading.HINT) from None
     return document
 
 

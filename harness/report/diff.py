@@ -13,7 +13,6 @@ the host's speed at the time (`host_reference_ms`), and never with a phone's.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
@@ -111,17 +110,9 @@ def job_key(result: dict[str, Any]) -> str:
 
 def load_results(path: Path) -> dict[str, dict[str, Any]]:
     """The `results` of a deploy report.json or a farm.json, keyed by model/profile/runtime."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise EdgeloopError(f"cannot read report {path}: {exc.strerror}", "pass a report.json or farm.json") from None
-    except ValueError as exc:
-        raise EdgeloopError(f"{path} is not JSON: {exc}", "pass a report.json or farm.json") from None
-    results = document.get("results") if isinstance(document, dict) else None
-    if not isinstance(results, list) or not all(isinstance(r, dict) and {"model", "profile", "runtime"} <= set(r)
-                                                for r in results):
-        raise EdgeloopError(f"{path} has no edgeloop 'results' list", "pass a report.json or farm.json")
-    return {job_key(r): r for r in results}
+    from harness.report.reading import read_report  # here: reading imports document, which imports this module
+
+    return {job_key(r): r for r in read_report(path)["results"]}
 
 
 @dataclass(frozen=True)

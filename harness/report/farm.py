@@ -17,10 +17,10 @@ from deploy import TOOL_VERSION
 from harness.inventory import Discovery
 from harness.report import ReportPaths, write_files, write_reports
 from harness.report.diff import DiffReport
+from harness.report.reading import FARM_KIND, FARM_SCHEMA_VERSION
 from harness.report.results import ERROR, JobResult
 from harness.scheduler import Event, Outcome
 
-FARM_SCHEMA_VERSION = 1
 FARM_SCHEMA_PATH = Path(__file__).with_name("farm.schema.json")
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "."), autoescape=True,
                           undefined=jinja2.StrictUndefined)
@@ -67,7 +67,7 @@ def build_farm_document(outcomes: list[Outcome], events: list[Event], discovery:
     statuses = [o.status for o in outcomes]
     passed = statuses.count("passed") == len(statuses) and not (baseline and baseline.regressed)
     return {
-        "kind": "edgeloop-farm",
+        "kind": FARM_KIND,
         "schema_version": FARM_SCHEMA_VERSION,
         "tool_version": TOOL_VERSION,
         "created": created.isoformat(timespec="seconds"),

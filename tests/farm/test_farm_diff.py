@@ -172,7 +172,7 @@ def test_missing_job_and_bad_input(tmp_path: Path) -> None:
     assert [f.kind for f in report.regressions] == ["missing", "missing"]
     (tmp_path / "junk.json").write_text("not json")
     bad = _diff_cli(base, tmp_path / "junk.json")
-    assert bad.returncode == 2 and "is not JSON" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "junk.json:1: not valid JSON" in bad.stderr and "Traceback" not in bad.stderr
     alpha = _diff_cli(base, base, "--alpha", "1.5")
     assert alpha.returncode == 2 and "--alpha must be between 0 and 1" in alpha.stderr
 

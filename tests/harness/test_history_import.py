@@ -106,11 +106,11 @@ def test_a_farm_json_alone_is_recorded_from_its_own_results(history: str, tmp_pa
 
 
 @pytest.mark.parametrize("content, said", [
-    ("not json", "is not JSON"),
-    ('{"results": 3}', "is not an edgeloop report (no 'results' list of jobs)"),
+    ("not json", ":1: not valid JSON"),
+    ('{"results": 3}', ":1: results: must be a list, got 3"),
     ('{"created": "2025-01-01T00:00:00+00:00", "results": [{"model": "m"}]}',
-     "is not an edgeloop report (no 'results' list of jobs)"),
-    ('{"results": [], "schema_version": 4}', "is not an edgeloop report (no 'created' time)"),
+     ":1: results[0]: missing required key 'profile'"),
+    ('{"results": [], "schema_version": 4}', " is not an edgeloop report (no 'created' time)"),
 ])
 def test_a_file_that_is_not_a_report_is_one_line_and_nothing_is_recorded(tmp_path: Path, reports, content,
                                                                          said) -> None:
@@ -119,7 +119,7 @@ def test_a_file_that_is_not_a_report_is_one_line_and_nothing_is_recorded(tmp_pat
     bad.write_text(content)
     done = edgeloop("history", "import", str(new), str(bad), cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith(f"error: {bad} {said}") and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {bad}{said}") and done.stderr.count("\n") == 1
     assert not (tmp_path / ".edgeloop").exists()  # checked before anything is recorded
 
 
