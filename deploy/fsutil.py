@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from deploy.errors import EdgeloopError
+from deploy.errors import EdgeloopError, disk_full
 
 CHUNK = 1 << 20
 DIGESTS = "digests.json"  # under <build>/cache: the digest of each file hashed, by its stat
@@ -40,11 +40,11 @@ def shortened(text: object) -> str:
 
 def unwritable(target: Path, exc: OSError) -> EdgeloopError:
     """Why `target` could not be written, as one line naming it (never the temporary it was written
-    as): a full disk names the folder it goes to, a regular file in the way is named, otherwise the
-    system's reason."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return EdgeloopError(f"cannot write {shortened(target)}: no space left on the disk of "
-                             f"{shortened(target.parent)}", "free some space there, or write elsewhere")
+    as): a full disk names the folder it goes to (deploy.errors.disk_full), a regular file in the way
+    is named, otherwise the system's reason."""
+    full = disk_full(OSError(exc.errno, exc.strerror, str(target)))  # the command line's words for it
+    if full is not None:
+        return full
     blocker = next((p for p in target.parents if _present(p)), None)
     if blocker is not None and not blocker.is_dir():
         why = f"{shortened(blocker)} is a file, not a folder"

@@ -45,7 +45,7 @@ def test_a_failed_write_names_the_target_and_its_folder_not_the_temporary(tmp_pa
     target = tmp_path / "out" / "c.onnx"
     with pytest.raises(EdgeloopError) as info, atomic_path(target) as tmp:
         raise OSError(code, os.strerror(code), str(tmp))
-    assert info.value.message.startswith(f"cannot write {target}: ")
+    assert info.value.message.startswith(f"cannot write {target}: " if "space" not in words else "no space")
     assert words.format(folder=target.parent) in info.value.message and ".tmp" not in str(info.value)
     assert list((tmp_path / "out").iterdir()) == []
 
