@@ -37,10 +37,9 @@ class InputList:
 
 
 def parse_input_list_text(text: str, source: str = "<input list>", base: Path = Path(".")) -> InputList:
-    """SNPE's input list: one inference a line, its items separated by spaces (bare paths, or
-    name:=path); a UTF-8 byte order mark, which Windows editors write, is read as nothing."""
+    """SNPE's input list: one inference a line, its items separated by spaces (bare paths, or name:=path)."""
     result = InputList(entries=[], base=base)
-    for lineno, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
+    for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
             continue
@@ -206,7 +205,7 @@ def read_labels(path: str | os.PathLike[str]) -> Labels:
         try:
             values.append(int(line.split()[0]))
         except ValueError:
-            raise EdgeloopError(f"{path} line {number}: '{line.strip()}' is not an integer class",
+            raise EdgeloopError(f"{path} line {number}: '{shortened(line.strip())}' is not an integer class",
                                 LABELS_HINT) from None
         lines.append(number)
     return Labels(tuple(values), tuple(lines), str(path))

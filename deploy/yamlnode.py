@@ -37,7 +37,8 @@ MAX_ALIASED = 10_000  # values aliases may add to a file's own: a shared default
 
 
 def read_text(path: Path, what: str, max_bytes: int = MAX_BYTES) -> str:
-    """The UTF-8 text of a file edgeloop reads; a missing, oversized or non-UTF-8 file is one clear error."""
+    """The UTF-8 text of a file edgeloop reads, without the byte order mark Windows editors put first;
+    a missing, oversized or non-UTF-8 file is one clear error."""
     try:
         with path.open("rb") as f:
             raw = f.read(max_bytes + 1)
@@ -46,7 +47,7 @@ def read_text(path: Path, what: str, max_bytes: int = MAX_BYTES) -> str:
     if len(raw) > max_bytes:
         raise EdgeloopError(f"{path}: the {what} is larger than {max_bytes >> 20} MiB", "is it the right file?")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise EdgeloopError(f"{path}: the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
                             f"{exc.start})", "save it as UTF-8") from None

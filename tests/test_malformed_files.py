@@ -185,3 +185,23 @@ def test_aliases_are_refused_on_the_line_at_fault_and_small_ones_still_read(tmp_
         load_yaml(path, "file")
     path.write_bytes(b"d: &d [1, 2, 3]\nx: [*d, *d]\ny: {<<: {k: *d}}\n")
     assert load_yaml(path, "file") == {"d": [1, 2, 3], "x": [[1, 2, 3], [1, 2, 3]], "y": {"k": [1, 2, 3]}}
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_a_byte_order_mark_is_read_as_nothing(tmp_path: Path, reader: str) -> None:
+    """Windows editors start UTF-8 files with one: the file reads as without it (here to the same error)."""
+    path = tmp_path / reader
+    path.write_bytes(b"42\n")
+    with pytest.raises(EdgeloopError) as plain:
+        READERS[reader](path)
+    path.write_bytes(b"\xef\xbb\xbf42\n")
+    with pytest.raises(EdgeloopError) as marked:
+        READERS[reader](path)
+    assert str(marked.value) == str(plain.value)
+
+
+def test_an_encodings_file_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    """JSON's parser refuses the mark ("Unexpected UTF-8 BOM"): read_text drops it for every reader."""
+    (tmp_path / "plain.json").write_bytes(_encodings_example())
+    (tmp_path / "marked.json").write_bytes(b"\xef\xbb\xbf" + _encodings_example())
+    assert read_encodings(tmp_path / "marked.json", {"w"}) == read_encodings(tmp_path / "plain.json", {"w"})
