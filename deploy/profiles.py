@@ -91,9 +91,13 @@ SCHEMA: dict = {  # a device profile (docs/emulator.md, "What is emulated"; depl
         "match": {"type": "object", "additionalProperties": {"type": "string"},
                   "description": "property name -> regular expression its value must match"},
         "props": {"type": "object", "additionalProperties": _TEXT},
-        "storage_mb": {"type": "integer", "minimum": 1, "description": "the emulated device's storage, in MiB"},
-        "ram_mb": {"type": "integer", "minimum": 64, "description": "what net-run may use, in MiB"},
-        "run_limit_s": {"type": "number", "exclusiveMinimum": 0, "description": "how long one run may take"},
+        # bounded as a phone's are: a number past any device is a typo, and too large for the emulator's sums
+        "storage_mb": {"type": "integer", "minimum": 1, "maximum": 16 << 20,
+                       "description": "the emulated device's storage, in MiB (at most 16 TiB)"},
+        "ram_mb": {"type": "integer", "minimum": 64, "maximum": 1 << 20, "description": "what net-run may use, in MiB "
+                   "(at most 1 TiB)"},
+        "run_limit_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400,
+                        "description": "how long one run may take, in seconds (at most a day)"},
         "packages": {"type": "array", "items": {"type": "string"}},
     },
 }

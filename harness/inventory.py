@@ -130,7 +130,8 @@ def _profiles(names: list[str] | None) -> list[Profile]:
 
 
 def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discovery:
-    """Ask every server for its ready devices and match each to the given profiles (default: all known)."""
+    """Ask every server for its ready devices and match each to the given profiles (default: all known).
+    No server answering at all is bad input (a wrong farm.yaml, or servers not started): one line, exit 2."""
     candidates = _profiles(profiles)
     found = Discovery(devices=[], unreachable={}, unmatched=[])
     for entry in inventory.servers:
@@ -163,6 +164,10 @@ def discover(inventory: Inventory, profiles: list[str] | None = None) -> Discove
                 found.unmatched.append(f"{name} ({model})")
                 continue
             found.devices.append(FarmDevice(server, info.serial, names, spec.labels, model))
+    if inventory.servers and len(found.unreachable) == len(inventory.servers):
+        raise EdgeloopError(f"no adb server of {inventory.path} answered: "
+                            + "; ".join(f"{s}: {why}" for s, why in found.unreachable.items()),
+                            "start them with `adb -a -P PORT nodaemon server` (docs/farm.md)")
     return found
 
 

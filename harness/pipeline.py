@@ -456,14 +456,15 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
     runnable = [j for j in jobs if not j.unsupported]
     if not runnable:
         _nothing_to_run(profile, jobs)
-    missing = left_out(config, profile, models) if not runtimes else []
-    if missing:
-        console.print(f"{profile.name} has no {', '.join(missing)} runtime: those jobs of {config.path} are left "
-                      f"out (name them with --runtime to have them reported as errors)", markup=False, soft_wrap=True)
     base = load_baseline(baseline, [(j.model.name, profile.name, j.runtime) for j in jobs]) if baseline else None
+    address = parse_adb_address(adb)
     ensure_report_root(report_root, "--report-dir")  # bad input first, then the folder, then any device
     if history is not None:
         ensure_history(history)
+    missing = left_out(config, profile, models) if not runtimes else []
+    if missing:  # a note once the input is known good: an error is then its one line
+        console.print(f"{profile.name} has no {', '.join(missing)} runtime: those jobs of {config.path} are left "
+                      f"out (name them with --runtime to have them reported as errors)", markup=False, soft_wrap=True)
     booting = _boot(str(profile.path)) if emulate else None  # starts while the host builds; a profile YAML too
     try:
         with _progress(console) as progress:
@@ -475,7 +476,7 @@ def deploy(profile_name: str | None, *, config_path: Path | None = None, models:
                 built[job.name] = prepare(job), time.perf_counter() - start
                 progress.advance(task)
         flush_digests()
-        client = ensure_server(parse_adb_address(adb))
+        client = ensure_server(address)
         with _target_device(client, profile, serial, booting, console) as found, \
                 device_session(found, f"deploy {profile.name}", lease_timeout=lease_timeout,
                                on_wait=_say_waiting(console, found.serial, lease_timeout)) as session:

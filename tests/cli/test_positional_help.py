@@ -34,4 +34,4 @@ def test_emulator_fault_help_and_positionals_still_positional(tmp_path: Path) ->
     assert helped.returncode == 0 and "--clear" in helped.stdout
     compared = run(EDGELOOP, "report.diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
     assert compared.returncode == 2
-    assert compared.stderr.startswith(f"error: cannot read report {tmp_path / 'a.json'}")
+    assert compared.stderr.startswith(f"error: {tmp_path / 'a.json'}: cannot read report")
