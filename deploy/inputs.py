@@ -228,7 +228,8 @@ def _refuse_normalising_arrays(files: list[Path], pre: Preprocess) -> None:
     given = [f"--{option}" for option in ("scale", "mean", "std") if getattr(pre, option) != getattr(plain, option)]
     arrays = [p for p in files if p.suffix.lower() == ".npy"]
     if given and arrays:
-        raise EdgeloopError(f"{' and '.join(given)} apply to images only, and {shortened(arrays[0])} is a .npy array "
+        verb = "apply" if len(given) > 1 else "applies"
+        raise EdgeloopError(f"{' and '.join(given)} {verb} to images only, and {shortened(arrays[0])} is a .npy array "
                             "(written as it is)", "normalise the array before saving it, or leave out the option")
 
 

@@ -164,7 +164,7 @@ def test_bad_preprocessing_is_one_line_and_writes_nothing(pre: Preprocess, messa
 @pytest.mark.parametrize(("pre", "message"), [
     (Preprocess(layout="XYZW"), "unknown layout 'XYZW'"),
     (Preprocess(std=(0.0,)), "--std 0.0: a std of 0 divides by zero"),
-    (Preprocess(mean=(0.5,)), r"--mean apply to images only, and .*a\.npy is a \.npy array"),
+    (Preprocess(mean=(0.5,)), r"--mean applies to images only, and .*a\.npy is a \.npy array"),
     (Preprocess(scale=0.5, std=(2.0,)), r"--scale and --std apply to images only"),
 ])
 def test_settings_a_container_or_an_array_would_hide_are_refused(pre: Preprocess, message: str, tmp_path: Path,
