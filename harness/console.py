@@ -7,8 +7,10 @@ import inspect
 import math
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -109,6 +111,16 @@ def _save_traceback(exc: BaseException) -> Path | None:
         return None
 
 
+_SIGINT_SEEN = threading.Event()
+
+
+def _note_sigint(signum: int, frame: Any) -> None:
+    """Python's own Ctrl-C handling (KeyboardInterrupt), remembered: a C extension being imported turns
+    it into an ImportError ('initialization failed'), which is then an interruption, not a bug."""
+    _SIGINT_SEEN.set()
+    signal.default_int_handler(signum, frame)
+
+
 def user_errors(fn: F) -> F:
     """Print an EdgeloopError as `error: message (hint)` and exit with its code (a full disk is one
     too); any other exception is an internal error: one line naming the file its traceback went to,
@@ -124,6 +136,9 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            _SIGINT_SEEN.clear()
+            signal.signal(signal.SIGINT, _note_sigint)
         try:
             missing = [name for name in required if kwargs.get(name) is None]
             if missing and len(args) <= 1:
@@ -140,6 +155,9 @@ def user_errors(fn: F) -> F:
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
+            if _SIGINT_SEEN.is_set():  # Ctrl-C inside an extension's import surfaces as its ImportError
+                err_console.print("interrupted", markup=False)
+                sys.exit(130)
             error = exc if isinstance(exc, EdgeloopError) else disk_full(exc)
             if error is None:
                 saved = _save_traceback(exc)
