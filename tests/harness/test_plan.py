@@ -29,18 +29,29 @@ def test_explicit_runtimes_the_profile_lacks_are_reported_not_dropped() -> None:
     assert jobs[0].name == "digits/cpu"
 
 
-def test_runtimes_the_profile_lacks_are_said_when_left_out(tmp_path, capsys) -> None:
-    """They were dropped silently: a deploy to pixel of a file asking for dsp now says it leaves dsp out."""
+def test_runtimes_the_profile_lacks_are_said_when_left_out(tmp_path, monkeypatch) -> None:
+    """They were dropped silently: a deploy to pixel of a file asking for dsp now says it leaves dsp out,
+    once its input is known good (a usage error is then its one line, with no note before it)."""
     from rich.console import Console
+
+    from harness import pipeline
 
     config = load_config(CONFIG)
     assert left_out(config, load_profile("pixel")) == ["dsp"]
     assert left_out(config, load_profile("generic-arm64")) == ["gpu", "gpu_fp16", "dsp"]
     assert left_out(config, load_profile("galaxy-s23")) == []
     said = Console(file=io.StringIO(), width=300)
-    (tmp_path / "file").touch()  # a report root that is a file: the deploy stops there, before any device
-    with pytest.raises(EdgeloopError):
+    (tmp_path / "file").touch()  # a report root that is a file: bad input, said alone
+    with pytest.raises(EdgeloopError, match="--report-dir"):
         deploy("pixel", config_path=CONFIG, report_root=tmp_path / "file", console=said)
+    assert said.file.getvalue() == ""
+
+    def built(_job: object) -> None:  # the deploy's first work after its checks: stop it there
+        raise EdgeloopError("stopped before building")
+
+    monkeypatch.setattr(pipeline, "prepare", built)
+    with pytest.raises(EdgeloopError, match="stopped before building"):
+        deploy("pixel", config_path=CONFIG, report_root=tmp_path / "reports", console=said)
     assert "pixel has no dsp runtime: those jobs of" in said.file.getvalue()
     assert "--runtime" in said.file.getvalue()
 
