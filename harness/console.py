@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.text import Text
 
 from deploy.errors import EdgeloopError, InternalError, Interrupted, disk_full
+from deploy.fsutil import SHOWN, shortened
 from deploy.yamlnode import did_you_mean
 
 PIPED_WIDTH = 160  # columns when no terminal says how wide it is
@@ -70,16 +71,14 @@ def check_range(value: float, option: str, low: float | None = None, high: float
         raise EdgeloopError(f"{option} must be at most {high:g}, got {value:g}")
 
 
-QUOTED_MAX = 80  # characters of a quoted value an error line shows
 # a value as repr() quotes it, not an apostrophe (`device's`): no letter just outside its quotes
-_QUOTED = re.compile(r"(?<!\w)(['\"])((?:(?!\1)[^\\]|\\.){" + str(QUOTED_MAX + 1) + r",})\1(?!\w)")
+_QUOTED = re.compile(r"(?<!\w)(['\"])((?:(?!\1)[^\\]|\\.){" + str(sum(SHOWN) + 1) + r",})\1(?!\w)")
 
 
-def shortened(message: str) -> str:
-    """`message` with each long quoted value cut to its start and its length: an error quoting what it
-    found (a matrix's `config:` naming /etc/passwd, a file given for another) stays one line, and does
-    not echo a file's content."""
-    return _QUOTED.sub(lambda m: f"{m[1]}{m[2][:QUOTED_MAX]}…{m[1]} ({len(m[2])} characters)", message)
+def quotes_shortened(message: str) -> str:
+    """`message` with each long quoted value shortened (deploy.fsutil.shortened) and its length said: an
+    error quoting what it found (a matrix's `config:` naming /etc/passwd) does not echo a file's content."""
+    return _QUOTED.sub(lambda m: f"{m[1]}{shortened(m[2])}{m[1]} ({len(m[2])} characters)", message)
 
 
 def _check_adb_port_variable() -> None:
@@ -164,7 +163,7 @@ def user_errors(fn: F) -> F:
                 where = f"traceback in {saved}" if saved else "no traceback could be saved"
                 error = InternalError(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0],
                                       f"{where}; `edgeloop --debug ...` prints it; please report it")
-            err_console.print(Text.assemble(("error:", "bold red"), f" {shortened(str(error))}"),
+            err_console.print(Text.assemble(("error:", "bold red"), f" {quotes_shortened(str(error))}"),
                               soft_wrap=True)  # text, not markup
             sys.exit(error.exit_code)
 

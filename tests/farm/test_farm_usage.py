@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import EdgeloopError
+from deploy.fsutil import SHOWN
 from deploy.profiles import load_profile_file
-from harness.console import QUOTED_MAX, shortened
+from harness.console import quotes_shortened
 from tests.conftest import free_port
 from tests.harness.conftest import CONFIG, ROOT
 
@@ -48,8 +49,9 @@ def test_an_error_quoting_a_file_shortens_it(tmp_path: Path) -> None:
     said = _one_line(_run("farm.run", "--inventory", "farm.yaml", "--matrix", "matrix.yaml", cwd=tmp_path))
     assert said.startswith("error: /etc/passwd:1: must be a mapping") and len(said) < 250
     assert said.count("\n") == 1 and "characters)" in said
-    assert shortened("job 'deploy pixel' on the device's lease") == "job 'deploy pixel' on the device's lease"
-    assert len(shortened(repr("x" * 5000))) < QUOTED_MAX + 30
+    kept = "job 'deploy pixel' on the device's lease, " + "a long explanation " * 10 + "of 'x'"
+    assert quotes_shortened(kept) == kept  # apostrophes are not quotes
+    assert len(quotes_shortened(repr("x" * 5000))) < sum(SHOWN) + 30
 
 
 def test_a_profile_size_past_any_device_is_refused(tmp_path: Path) -> None:
