@@ -62,7 +62,12 @@ def test_corpus_matches_mksh_and_toybox(adb_server: AdbServer, emulated_pixel: R
     hosts = [run_on_host(s, tmp_path / "host", path_folder) for s in scripts]
     with ThreadPoolExecutor(WORKERS) as pool:
         devices = list(pool.map(lambda s: run_on_device(device, s), scripts))
-    mismatches = {s.name: (h, d) for s, h, d in zip(scripts, hosts, devices, strict=True) if h != d}
+    # a difference must survive a second host run: under load toybox's tar z (gzip as its child) has
+    # now and then listed nothing on the host, while the device was right
+    mismatches = {}
+    for script, host, dev in zip(scripts, hosts, devices, strict=True):
+        if host != dev and (again := run_on_host(script, tmp_path / "host-again", path_folder)) != dev:
+            mismatches[script.name] = (again, dev)
     report = "\n".join(
         f"{name}: exit {h.status} on mksh, {d.status} on the device\n" + "".join(difflib.unified_diff(
             h.stdout.splitlines(True), d.stdout.splitlines(True), "mksh+toybox", "device", n=1))
