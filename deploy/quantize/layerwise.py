@@ -162,8 +162,6 @@ def find_layers(model: onnx.ModelProto, plan: Plan) -> list[Layer]:
     return layers
 
 
-
-
 def _batches(layers: list[Layer]) -> Iterator[list[Layer]]:
     """Consecutive layers whose G matrices (float64) fit GRAM_BUDGET together: one pass each."""
     batch: list[Layer] = []
