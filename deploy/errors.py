@@ -48,9 +48,10 @@ class Interrupted(KeyboardInterrupt):
         self.reports = reports
 
 
-def disk_full(exc: BaseException) -> EdgeloopError | None:
-    """A full disk or quota as one line naming the folder (it is the environment, not a bug); None otherwise."""
+def disk_full(exc: BaseException, where: Path | str | None = None) -> EdgeloopError | None:
+    """A full disk or quota as one line naming the folder (`where`, else that of the file the error
+    names): it is the environment, not a bug; None otherwise."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = Path(exc.filename).parent if exc.filename else "the output folder"
+        where = where or (Path(exc.filename).parent if exc.filename else "the output folder")
         return EdgeloopError(f"no space left on the disk of {where}", "free some space there, or write elsewhere")
     return None

@@ -39,22 +39,29 @@ def shortened(text: object) -> str:
 
 
 def unwritable(target: Path, exc: OSError) -> EdgeloopError:
-    """Why `target` could not be written, as one line naming it (never the temporary it was written
-    as): a full disk names the folder it goes to (deploy.errors.disk_full), a regular file in the way
-    is named, otherwise the system's reason."""
-    full = disk_full(OSError(exc.errno, exc.strerror, str(target)))  # the command line's words for it
+    """Why the file `target` could not be written, as one line naming it (never the temporary it was
+    written as); a full disk in the command line's words for it (deploy.errors.disk_full)."""
+    full = disk_full(exc, target.parent)
     if full is not None:
         return full
-    blocker = next((p for p in target.parents if _present(p)), None)
+    return EdgeloopError(f"cannot write {shortened(target)}: {write_reason(target, exc)}", "write it somewhere else")
+
+
+def write_reason(target: Path, exc: OSError, *, folder: bool = False) -> str:
+    """Why `target` (a file, or with `folder` a folder to write in) could not be written, for a line of
+    the caller's: a full disk names the folder, a regular file in the way is named, a folder that
+    takes no files too, otherwise the system's reason."""
+    full = disk_full(exc, target if folder else target.parent)
+    if full is not None:
+        return full.message
+    blocker = next((p for p in ((target, *target.parents) if folder else target.parents) if _present(p)), None)
     if blocker is not None and not blocker.is_dir():
-        why = f"{shortened(blocker)} is a file, not a folder"
-    elif exc.errno == errno.ENAMETOOLONG:
-        why = "the name is too long"
-    elif blocker is not None and exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS):
-        why = f"the folder {shortened(blocker)} cannot take new files ({exc.strerror})"
-    else:
-        why = exc.strerror or str(exc)
-    return EdgeloopError(f"cannot write {shortened(target)}: {why}", "write it somewhere else")
+        return f"{shortened(blocker)} is a file, not a folder"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the name is too long"
+    if blocker is not None and exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"the folder {shortened(blocker)} cannot take new files ({exc.strerror})"
+    return exc.strerror or str(exc)
 
 
 def _present(path: Path) -> bool:

@@ -30,7 +30,7 @@ from deploy.config import Config, ModelConfig, find_config, load_config, run_set
 from deploy.container import ContainerMeta, TensorInfo
 from deploy.convert import convert
 from deploy.errors import CheckFailed, DeviceError, EdgeloopError, Interrupted
-from deploy.fsutil import atomic_write_text, flush_digests, sha256_file
+from deploy.fsutil import atomic_write_text, flush_digests, sha256_file, write_reason
 from deploy.inputlist import Labels, read_input_list, read_labels, result_path
 from deploy.profiles import QUANTIZED_RUNTIMES, RUNTIME_UNITS, Profile, available_profiles, load_profile
 from deploy.quantize import quantize
@@ -57,7 +57,6 @@ from harness.report import (
     ReportsNotWritten,
     ensure_report_root,
     new_report_dir,
-    unwritable,
     write_reports,
 )
 from harness.report.diff import DiffOptions, DiffReport, judge_with_rerun
@@ -232,7 +231,7 @@ def run_job(job: Job, session: DeviceSession, *, runs: int = 1, timeout: float |
         if not _in_run_folder(exc, work_dir):
             raise
         result.status = ERROR
-        result.failure = f"cannot write its run folder {work_dir} ({unwritable(work_dir, exc).message})"
+        result.failure = f"cannot write its run folder {work_dir} ({write_reason(work_dir, exc, folder=True)})"
     result.phases_s = {k: round(v, 4) for k, v in clock.phases.items()}
     return result
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from deploy.errors import EdgeloopError
+from deploy.fsutil import write_reason
 from harness.history.location import describe, is_postgres
 from harness.history.schema import LATEST, MIGRATIONS
-from harness.report import unwritable
 
 BUSY_TIMEOUT_S = 30.0  # how long an SQLite writer waits for another one
 CONNECT_TIMEOUT_S = 10
@@ -112,8 +112,8 @@ def _sqlite(location: str, create: bool) -> Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise EdgeloopError(f"history {path}: cannot create its folder ({unwritable(path.parent, exc).message})",
-                                HINT) from None
+            why = write_reason(path.parent, exc, folder=True)
+            raise EdgeloopError(f"history {path}: cannot create its folder ({why})", HINT) from None
     try:
         connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     except sqlite3.Error as exc:

@@ -13,10 +13,9 @@ import jinja2
 from markupsafe import Markup
 
 from deploy.errors import EdgeloopError
-from deploy.fsutil import atomic_write_text
+from deploy.fsutil import atomic_write_text, write_reason
 from harness.history.plot import Line, Run, trend_chart
 from harness.history.query import JobRecord
-from harness.report import unwritable
 from harness.report.results import HOST, HOST_TIMING, PASSED
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness.history", "."), autoescape=True,
@@ -82,5 +81,5 @@ def write_trend(records: list[JobRecord], path: Path, *, where: str) -> Path:
     try:
         atomic_write_text(path, render_trend(records, where=where))
     except OSError as exc:
-        raise EdgeloopError(f"--html {path}: cannot write it ({unwritable(path, exc).message})") from None
+        raise EdgeloopError(f"--html {path}: cannot write it ({write_reason(path, exc)})") from None
     return path

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.errors import EdgeloopError, disk_full
-from deploy.fsutil import atomic_path
+from deploy.fsutil import atomic_path, write_reason
 from harness.report.diff import DiffReport
 from harness.report.document import build_document, validate_document
 from harness.report.html import render_html
@@ -48,18 +48,6 @@ class ReportsNotWritten(EdgeloopError):
         self.folder, self.why = folder, why
 
 
-def unwritable(path: Path, exc: OSError) -> EdgeloopError:
-    """Why `path` (or a file in it) cannot be written, as one line: a full disk as the command line says
-    it (deploy.errors.disk_full), a regular file in the way by its name, otherwise the system's reason."""
-    full = disk_full(exc)
-    if full is not None:
-        return full
-    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        return EdgeloopError(f"{blocker} is a file, not a folder")
-    return EdgeloopError(exc.strerror or str(exc))
-
-
 def ensure_report_root(root: Path, option: str) -> None:
     """Create `root` and make sure a folder can be made in it, before any device work: reports are
     written last, and a path that cannot hold them (a regular file, /proc) must fail first, in one line."""
@@ -67,7 +55,7 @@ def ensure_report_root(root: Path, option: str) -> None:
         root.mkdir(parents=True, exist_ok=True)
         Path(tempfile.mkdtemp(prefix=".probe-", dir=root)).rmdir()
     except OSError as exc:
-        raise EdgeloopError(f"{option} {root}: cannot write reports there ({unwritable(root, exc).message})",
+        raise EdgeloopError(f"{option} {root}: cannot write reports there ({write_reason(root, exc, folder=True)})",
                             "choose a writable folder") from None
 
 
@@ -80,8 +68,8 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
             for name, data in files.items():
                 stack.enter_context(atomic_path(folder / name)).write_bytes(data)
     except OSError as exc:
-        why = unwritable(folder, exc)
-        raise ReportsNotWritten(folder, why.message, why.hint) from None
+        full = disk_full(exc, folder)
+        raise ReportsNotWritten(folder, write_reason(folder, exc, folder=True), full.hint if full else None) from None
     except EdgeloopError as exc:  # atomic_path's: a folder where a report goes
         raise ReportsNotWritten(folder, exc.message) from None
 
