@@ -322,11 +322,14 @@ class RunMemory:
     """A net-run's memory as its own process would show it. On a phone every net-run is a new process;
     here one engine serves them all and keeps their sessions, so its raw figures grow with whatever
     ran before (a gpu_fp16 job's peak stayed in every later cpu job's). A run's figures are the
-    engine's size when it started serving (the program and onnxruntime loaded), plus the sessions
+    engine's size when it started serving (the program and onnxruntime loaded and set up by one
+    session, which every process pays), plus the sessions
     the run reuses from earlier runs (what creating them added), plus what the engine grew by since
     the run began (a session it creates, its tensors)."""
 
     def __init__(self) -> None:
+        session, feeds = _reference()  # onnxruntime's one-time set-up (arenas, threads), every process's cost
+        session.run(None, feeds)
         self.base = memory_kb(False)
         self.start = self.base
         self.reused_kb = 0

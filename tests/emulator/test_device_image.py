@@ -238,9 +238,13 @@ def test_a_running_net_run_shows_in_proc_with_its_memory_and_taskset_mask(
     meminfo = client.shell(f"dumpsys meminfo {netrun.TAG}")
     assert f"** MEMINFO in pid {pid} [{netrun.TAG[:15]}] **" in meminfo
     assert client.shell("cat /proc/cpuinfo | grep -c processor") == str(CORES)
-    cores = cpu_lines(client.shell("cat /proc/stat"))
-    busy = [c for c in range(CORES) if cores[f"cpu{c}"][0] > 0]
-    assert busy == [4, 5]  # the mask's cores, and only those
+
+    def busy_cores() -> list[int] | None:  # once two cores have a whole jiffy of user time
+        cores = cpu_lines(client.shell("cat /proc/stat"))
+        busy = [c for c in range(CORES) if cores[f"cpu{c}"][0] > 0]
+        return busy if len(busy) >= 2 else None
+
+    assert wait_until(busy_cores, "the run's cores to count user time") == [4, 5]  # the mask's, only those
     running.stop()
     thread.join(timeout=30)
 
