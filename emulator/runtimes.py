@@ -287,7 +287,7 @@ def serve(conn: Any, ram_bytes: int) -> None:
     answer is (kind, value): "ok", "error" with one line, or "oom" when memory ran out."""
     resource.setrlimit(resource.RLIMIT_AS, (ram_bytes, ram_bytes))
     conn.send(("ok", "ready"))
-    held: dict[str, Prepared] = {}
+    held: OrderedDict[str, Prepared] = OrderedDict()  # the sessions runs name by key, as many as SESSIONS keeps
     memory = RunMemory()
     while True:
         try:
@@ -351,7 +351,7 @@ class RunMemory:
                 "VmSize": size + max(0, now["VmSize"] - self.start["VmSize"]), "VmPeak": size + peak_growth}
 
 
-def _answer(request: tuple[Any, ...], held: dict[str, Prepared], memory: RunMemory) -> Any:
+def _answer(request: tuple[Any, ...], held: OrderedDict[str, Prepared], memory: RunMemory) -> Any:
     """("session", container bytes, quantized, mode) -> (key, output names, warm);
     ("run", key, feeds, ramp, slowdown) -> (outputs per feed, ms per feed, ramp ms, host reference ms per feed);
     ("layers", key, feeds) -> per-layer ms; ("memory", reset) -> the run's memory (RunMemory)."""
@@ -367,6 +367,9 @@ def _answer(request: tuple[Any, ...], held: dict[str, Prepared], memory: RunMemo
             memory.reuse(prepared)
         key = f"{hashlib.sha256(model_bytes).hexdigest()}/{mode}"
         held[key] = prepared
+        held.move_to_end(key)
+        while len(held) > SESSIONS.capacity:  # a session SESSIONS let go is not kept alive here
+            held.popitem(last=False)
         return key, [o.name for o in prepared.session.get_outputs()], warm
     if kind == "run":
         _, key, feeds, ramp, slowdown = request

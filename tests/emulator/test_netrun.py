@@ -509,3 +509,20 @@ def test_session_cache_is_bounded(model: onnx.ModelProto) -> None:
     assert len(cache) == 2
     assert cache.get(model, data, False, Mode("cpu"))[1] is True
     assert cache.get(model, data, False, Mode("gpu"))[1] is False
+
+
+def test_the_engine_holds_no_more_sessions_than_its_cache(model: onnx.ModelProto,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's key -> session table lets go of what the cache let go of: a long-lived device that
+    has run many containers keeps its memory bounded."""
+    from collections import OrderedDict
+
+    from emulator import runtimes
+
+    monkeypatch.setattr(runtimes, "SESSIONS", runtimes.SessionCache(capacity=2))
+    held: OrderedDict[str, runtimes.Prepared] = OrderedDict()
+    memory = runtimes.RunMemory()
+    data = model.SerializeToString()
+    keys = [runtimes._answer(("session", data, False, runtimes.Mode(r)), held, memory)[0]
+            for r in ("cpu", "gpu", "gpu_fp16")]
+    assert list(held) == keys[1:]
